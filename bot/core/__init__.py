@@ -1,0 +1,1 @@
+"""The domain: pure Python, no Slack, HTTP or SQL imports."""

@@ -1,0 +1,98 @@
+"""The proposal state machine: which state may follow which, and nothing else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from bot.core.errors import IllegalTransition
+
+
+class State(StrEnum):
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    EXECUTING = "executing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DENIED = "denied"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.PROPOSED: frozenset({State.APPROVED, State.DENIED, State.EXPIRED, State.CANCELLED}),
+    State.APPROVED: frozenset({State.EXECUTING}),
+    State.EXECUTING: frozenset({State.SUCCEEDED, State.FAILED}),
+    State.SUCCEEDED: frozenset(),
+    State.FAILED: frozenset(),
+    State.DENIED: frozenset(),
+    State.EXPIRED: frozenset(),
+    State.CANCELLED: frozenset(),
+}
+
+OPEN_STATES: frozenset[State] = frozenset({State.PROPOSED, State.APPROVED, State.EXECUTING})
+TERMINAL_STATES: frozenset[State] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+
+
+def can_transition(current: State, wanted: State) -> bool:
+    return wanted in TRANSITIONS[current]
+
+
+def check_transition(proposal_id: int, current: State, wanted: State) -> None:
+    """Raise IllegalTransition with both states named when ``wanted`` may not follow ``current``."""
+    if not can_transition(current, wanted):
+        raise IllegalTransition(proposal_id, current.value, wanted.value)
+
+
+class Kind(StrEnum):
+    ALERT = "alert"  # opened by an alert
+    MANUAL = "manual"  # asked for by a person (Slack or CLI)
+    UNDO = "undo"  # rolls an earlier rollback forward again
+
+
+@dataclass
+class Proposal:
+    """A read model of one proposal, as the store returns it."""
+
+    id: int
+    model: str
+    from_version: str
+    to_version: str
+    state: State
+    kind: Kind
+    requested_by: str
+    reason: str
+    target_note: str
+    severity: str
+    decision_reason: str
+    required_approvals: int
+    dry_run: bool
+    created_at: datetime
+    deadline_at: datetime | None = None
+    escalated: bool = False
+    reminded: bool = False
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    result: str | None = None
+    slack_channel: str | None = None
+    slack_ts: str | None = None
+    approvals: list[str] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    verification: str | None = None
+    verify_at: datetime | None = None
+    undo_of: int | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.state in OPEN_STATES
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None

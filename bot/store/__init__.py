@@ -1,0 +1,1 @@
+"""SQLModel tables and the queries the core needs; the schema changes only through migrations/."""

@@ -1,0 +1,627 @@
+"""SqlStore: every read and every atomic state change the core asks of the database.
+
+Each state change is one transaction that also appends its audit row, so a change without its audit row (or
+the reverse) cannot exist. Proposal transitions are compare-and-set (``UPDATE … WHERE state IN (…)``): of two
+replicas, a double click or a retried webhook, exactly one wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from bot.core.audit import GENESIS, AuditEvent, AuditRecord, chain_hash
+from bot.core.clock import Clock, SystemClock
+from bot.core.errors import NotFound
+from bot.core.policy import ModelState
+from bot.core.proposal import OPEN_STATES, Kind, Proposal, State
+from bot.core.selection import Deployment
+from bot.store.tables import (
+    ApprovalRow,
+    AuditHeadRow,
+    AuditRow,
+    DeploymentRow,
+    ModelRow,
+    ProposalRow,
+    SlackEventRow,
+)
+
+
+class OpenProposalExists(Exception):
+    """Another proposal for this model is still open; carries its id."""
+
+    def __init__(self, model: str, existing: Proposal | None) -> None:
+        super().__init__(model)
+        self.model = model
+        self.existing = existing
+
+
+@dataclass(frozen=True)
+class NewProposal:
+    model: str
+    from_version: str
+    to_version: str
+    kind: Kind
+    requested_by: str
+    reason: str
+    target_note: str
+    severity: str
+    decision_reason: str
+    required_approvals: int
+    dry_run: bool
+    deadline_at: datetime | None
+    summary: dict[str, Any]
+    undo_of: int | None = None
+
+
+def _deployment(row: DeploymentRow) -> Deployment:
+    assert row.id is not None
+    return Deployment(
+        id=row.id,
+        model=row.model,
+        version=row.version,
+        deployed_at=row.deployed_at,
+        deployed_by=row.deployed_by,
+        source=row.source,
+        stable_at=row.stable_at,
+        rolled_back_at=row.rolled_back_at,
+    )
+
+
+def _proposal(row: ProposalRow, approvals: list[str]) -> Proposal:
+    assert row.id is not None
+    return Proposal(
+        id=row.id,
+        model=row.model,
+        from_version=row.from_version,
+        to_version=row.to_version,
+        state=State(row.state),
+        kind=Kind(row.kind),
+        requested_by=row.requested_by,
+        reason=row.reason,
+        target_note=row.target_note,
+        severity=row.severity,
+        decision_reason=row.decision_reason,
+        required_approvals=row.required_approvals,
+        dry_run=row.dry_run,
+        created_at=row.created_at,
+        deadline_at=row.deadline_at,
+        escalated=row.escalated,
+        reminded=row.reminded,
+        decided_by=row.decided_by,
+        decided_at=row.decided_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        error=row.error,
+        result=row.result,
+        slack_channel=row.slack_channel,
+        slack_ts=row.slack_ts,
+        approvals=approvals,
+        summary=dict(row.summary or {}),
+        verification=row.verification,
+        verify_at=row.verify_at,
+        undo_of=row.undo_of,
+    )
+
+
+def _record(row: AuditRow) -> AuditRecord:
+    return AuditRecord(
+        id=row.id,
+        at=row.at,
+        actor=row.actor,
+        action=row.action,
+        model=row.model,
+        proposal_id=row.proposal_id,
+        from_version=row.from_version,
+        to_version=row.to_version,
+        reason=row.reason,
+        inputs=dict(row.inputs or {}),
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+class SqlStore:
+    def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
+        self.engine = engine
+        self.clock: Clock = clock or SystemClock()
+
+    # ---- plumbing -------------------------------------------------------------------------------------
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def _audit(self, session: Session, event: AuditEvent, at: datetime | None = None) -> AuditRecord:
+        """Append one chained audit row inside the caller's transaction (the head row lock orders them)."""
+        at = at or self.clock.now()
+        head = session.exec(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).first()
+        if head is None:
+            head = AuditHeadRow(id=1, last_id=0, last_hash=GENESIS)
+            session.add(head)
+            session.flush()
+        digest = chain_hash(head.last_hash, at, event)
+        row = AuditRow(
+            id=head.last_id + 1,
+            at=at,
+            actor=event.actor,
+            action=event.action,
+            model=event.model,
+            proposal_id=event.proposal_id,
+            from_version=event.from_version,
+            to_version=event.to_version,
+            reason=event.reason,
+            inputs=event.inputs,
+            prev_hash=head.last_hash,
+            hash=digest,
+        )
+        session.add(row)
+        head.last_id = row.id
+        head.last_hash = digest
+        session.add(head)
+        session.flush()
+        return _record(row)
+
+    def append_audit(self, event: AuditEvent) -> AuditRecord:
+        with self.session() as s:
+            return self._audit(s, event)
+
+    def ping(self) -> None:
+        with Session(self.engine) as s:
+            s.exec(select(1)).one()
+
+    # ---- models and deployments -----------------------------------------------------------------------
+
+    def ensure_model(self, session: Session, model: str) -> ModelRow:
+        row = session.get(ModelRow, model)
+        if row is None:
+            row = ModelRow(name=model, created_at=self.clock.now())
+            session.add(row)
+            session.flush()
+        return row
+
+    def model_state(self, model: str) -> ModelState:
+        with Session(self.engine) as s:
+            row = s.get(ModelRow, model)
+        if row is None:
+            return ModelState()
+        return ModelState(
+            frozen_until=row.frozen_until,
+            frozen_reason=row.frozen_reason,
+            frozen_by=row.frozen_by,
+            last_rollback_at=row.last_rollback_at,
+            auto_blocked_reason=row.auto_blocked_reason,
+        )
+
+    def history(self, model: str) -> list[Deployment]:
+        with Session(self.engine) as s:
+            rows = s.exec(
+                select(DeploymentRow).where(DeploymentRow.model == model).order_by(col(DeploymentRow.id))
+            ).all()
+        return [_deployment(r) for r in rows]
+
+    def record_deployment(
+        self,
+        model: str,
+        version: str,
+        *,
+        deployed_by: str | None,
+        source: str | None,
+        metadata: dict[str, Any],
+        stable: bool,
+        set_served: bool,
+        audit: AuditEvent,
+    ) -> Deployment:
+        now = self.clock.now()
+        with self.session() as s:
+            mrow = self.ensure_model(s, model)
+            row = DeploymentRow(
+                model=model,
+                version=version,
+                deployed_at=now,
+                deployed_by=deployed_by,
+                source=source,
+                meta=metadata,
+                stable_at=now if stable else None,
+            )
+            s.add(row)
+            if set_served:
+                mrow.served_version = version
+                s.add(mrow)
+            s.flush()
+            self._audit(s, audit, now)
+            return _deployment(row)
+
+    def served_version(self, model: str) -> str | None:
+        with Session(self.engine) as s:
+            row = s.get(ModelRow, model)
+        return row.served_version if row else None
+
+    def set_served_version(self, model: str, version: str) -> None:
+        with self.session() as s:
+            row = self.ensure_model(s, model)
+            row.served_version = version
+            s.add(row)
+
+    def set_freeze(self, model: str, until: datetime | None, reason: str | None, by: str | None,
+                   audit: AuditEvent) -> None:
+        with self.session() as s:
+            row = self.ensure_model(s, model)
+            row.frozen_until = until
+            row.frozen_reason = reason
+            row.frozen_by = by
+            s.add(row)
+            self._audit(s, audit)
+
+    def set_auto_blocked(self, model: str, reason: str | None, audit: AuditEvent) -> None:
+        with self.session() as s:
+            row = self.ensure_model(s, model)
+            row.auto_blocked_reason = reason
+            s.add(row)
+            self._audit(s, audit)
+
+    def mark_stable_due(self, due: dict[str, datetime], audit_actor: str) -> list[Deployment]:
+        """Mark each model's current deployment stable if it is still the one in ``due``'s view.
+
+        ``due`` maps deployment id → the quiet-since time the caller computed; the update re-checks that the
+        row is still unmarked, so two sweepers running at once mark it once.
+        """
+        marked: list[Deployment] = []
+        now = self.clock.now()
+        for dep_id_text, quiet_since in due.items():
+            dep_id = int(dep_id_text)
+            with self.session() as s:
+                result = s.exec(  # type: ignore[call-overload]
+                    update(DeploymentRow)
+                    .where(col(DeploymentRow.id) == dep_id, col(DeploymentRow.stable_at).is_(None),
+                           col(DeploymentRow.rolled_back_at).is_(None))
+                    .values(stable_at=now)
+                )
+                if result.rowcount != 1:
+                    continue
+                row = s.get(DeploymentRow, dep_id)
+                assert row is not None
+                self._audit(
+                    s,
+                    AuditEvent(
+                        actor=audit_actor,
+                        action="deployment.stable",
+                        model=row.model,
+                        to_version=row.version,
+                        reason=f"served with no firing alert since {quiet_since:%Y-%m-%d %H:%M:%S} UTC",
+                    ),
+                    now,
+                )
+                marked.append(_deployment(row))
+        return marked
+
+    def current_deployments(self, models: Sequence[str]) -> list[Deployment]:
+        """The newest deployment of each named model."""
+        with Session(self.engine) as s:
+            newest = (
+                select(DeploymentRow.model, func.max(DeploymentRow.id).label("mid"))
+                .where(col(DeploymentRow.model).in_(list(models)))
+                .group_by(DeploymentRow.model)
+                .subquery()
+            )
+            rows = s.exec(select(DeploymentRow).join(newest, col(DeploymentRow.id) == newest.c.mid)).all()
+        return [_deployment(r) for r in rows]
+
+    # ---- proposals --------------------------------------------------------------------------------------
+
+    def _approvals(self, s: Session, proposal_id: int) -> list[str]:
+        return list(
+            s.exec(
+                select(ApprovalRow.user_id)
+                .where(ApprovalRow.proposal_id == proposal_id, ApprovalRow.decision == "approve")
+                .order_by(col(ApprovalRow.id))
+            ).all()
+        )
+
+    def get_proposal(self, proposal_id: int) -> Proposal:
+        with Session(self.engine) as s:
+            row = s.get(ProposalRow, proposal_id)
+            if row is None:
+                raise NotFound(f"no proposal #{proposal_id}")
+            return _proposal(row, self._approvals(s, proposal_id))
+
+    def open_proposal(self, model: str) -> Proposal | None:
+        with Session(self.engine) as s:
+            row = s.exec(
+                select(ProposalRow).where(
+                    ProposalRow.model == model, col(ProposalRow.state).in_([x.value for x in OPEN_STATES])
+                )
+            ).first()
+            if row is None or row.id is None:
+                return None
+            return _proposal(row, self._approvals(s, row.id))
+
+    def proposals(self, *, model: str | None = None, states: Sequence[State] | None = None,
+                  limit: int = 50) -> list[Proposal]:
+        with Session(self.engine) as s:
+            q = select(ProposalRow)
+            if model:
+                q = q.where(ProposalRow.model == model)
+            if states:
+                q = q.where(col(ProposalRow.state).in_([x.value for x in states]))
+            rows = s.exec(q.order_by(col(ProposalRow.id).desc()).limit(limit)).all()
+            return [_proposal(r, self._approvals(s, r.id)) for r in rows if r.id is not None]
+
+    def create_proposal(self, new: NewProposal, audit: AuditEvent) -> Proposal:
+        """Insert a proposal and its audit row; raise OpenProposalExists if the model already has one."""
+        now = self.clock.now()
+        try:
+            with self.session() as s:
+                self.ensure_model(s, new.model)
+                row = ProposalRow(
+                    model=new.model,
+                    from_version=new.from_version,
+                    to_version=new.to_version,
+                    state=State.PROPOSED.value,
+                    kind=new.kind.value,
+                    requested_by=new.requested_by,
+                    reason=new.reason,
+                    target_note=new.target_note,
+                    severity=new.severity,
+                    decision_reason=new.decision_reason,
+                    required_approvals=new.required_approvals,
+                    dry_run=new.dry_run,
+                    created_at=now,
+                    updated_at=now,
+                    deadline_at=new.deadline_at,
+                    summary=new.summary,
+                    undo_of=new.undo_of,
+                    card_version=1,
+                )
+                s.add(row)
+                s.flush()
+                assert row.id is not None
+                self._audit(
+                    s,
+                    AuditEvent(**{**audit.__dict__, "proposal_id": row.id}),
+                    now,
+                )
+                return _proposal(row, [])
+        except IntegrityError as exc:
+            if "one_open_per_model" not in str(exc) and "UNIQUE" not in str(exc).upper():
+                raise
+            raise OpenProposalExists(new.model, self.open_proposal(new.model)) from None
+
+    def transition(
+        self,
+        proposal_id: int,
+        from_states: Sequence[State],
+        to_state: State,
+        audit: AuditEvent,
+        **updates: Any,
+    ) -> Proposal | None:
+        """Compare-and-set the state; on success write ``updates`` and the audit row. None if it lost."""
+        now = self.clock.now()
+        with self.session() as s:
+            result = s.exec(  # type: ignore[call-overload]
+                update(ProposalRow)
+                .where(
+                    col(ProposalRow.id) == proposal_id,
+                    col(ProposalRow.state).in_([x.value for x in from_states]),
+                )
+                .values(
+                    state=to_state.value,
+                    updated_at=now,
+                    card_version=ProposalRow.card_version + 1,  # type: ignore[operator]
+                    **updates,
+                )
+            )
+            if result.rowcount != 1:
+                return None
+            self._audit(s, AuditEvent(**{**audit.__dict__, "proposal_id": proposal_id}), now)
+            row = s.get(ProposalRow, proposal_id)
+            assert row is not None
+            s.refresh(row)
+            return _proposal(row, self._approvals(s, proposal_id))
+
+    def update_open(self, proposal_id: int, audit: AuditEvent | None, **updates: Any) -> Proposal | None:
+        """Change fields of a still-open proposal (deadline, escalation, severity) without changing state."""
+        now = self.clock.now()
+        with self.session() as s:
+            result = s.exec(  # type: ignore[call-overload]
+                update(ProposalRow)
+                .where(
+                    col(ProposalRow.id) == proposal_id,
+                    col(ProposalRow.state).in_([x.value for x in OPEN_STATES]),
+                )
+                .values(updated_at=now, card_version=ProposalRow.card_version + 1,  # type: ignore[operator]
+                        **updates)
+            )
+            if result.rowcount != 1:
+                return None
+            if audit is not None:
+                self._audit(s, AuditEvent(**{**audit.__dict__, "proposal_id": proposal_id}), now)
+            row = s.get(ProposalRow, proposal_id)
+            assert row is not None
+            s.refresh(row)
+            return _proposal(row, self._approvals(s, proposal_id))
+
+    def add_approval(self, proposal_id: int, user: str, audit: AuditEvent) -> tuple[bool, list[str]]:
+        """Record one person's approval of a still-proposed proposal. Returns (new?, all approvers)."""
+        now = self.clock.now()
+        try:
+            with self.session() as s:
+                row = s.exec(
+                    select(ProposalRow).where(ProposalRow.id == proposal_id).with_for_update()
+                ).first()
+                if row is None or row.state != State.PROPOSED.value:
+                    return False, self._approvals(s, proposal_id)
+                s.add(ApprovalRow(proposal_id=proposal_id, user_id=user, decision="approve", at=now))
+                row.card_version += 1
+                row.updated_at = now
+                s.add(row)
+                s.flush()
+                self._audit(s, AuditEvent(**{**audit.__dict__, "proposal_id": proposal_id}), now)
+                return True, self._approvals(s, proposal_id)
+        except IntegrityError:
+            with Session(self.engine) as s:
+                return False, self._approvals(s, proposal_id)
+
+    def complete_rollback(self, proposal_id: int, *, result: str, served: str | None,
+                          set_local: bool, verify_at: datetime | None, audit: AuditEvent,
+                          deployed_by: str) -> Proposal | None:
+        """executing → succeeded, plus the new deployment row, the bad mark and the cooldown, atomically."""
+        now = self.clock.now()
+        with self.session() as s:
+            res = s.exec(  # type: ignore[call-overload]
+                update(ProposalRow)
+                .where(col(ProposalRow.id) == proposal_id, ProposalRow.state == State.EXECUTING.value)
+                .values(state=State.SUCCEEDED.value, finished_at=now, updated_at=now, result=result,
+                        verify_at=verify_at,
+                        card_version=ProposalRow.card_version + 1)  # type: ignore[operator]
+            )
+            if res.rowcount != 1:
+                return None
+            row = s.get(ProposalRow, proposal_id)
+            assert row is not None
+            s.refresh(row)
+            if not row.dry_run:
+                s.exec(  # type: ignore[call-overload]
+                    update(DeploymentRow)
+                    .where(col(DeploymentRow.model) == row.model,
+                           col(DeploymentRow.version) == row.from_version,
+                           col(DeploymentRow.rolled_back_at).is_(None))
+                    .values(rolled_back_at=now)
+                )
+                s.add(DeploymentRow(model=row.model, version=row.to_version, deployed_at=now,
+                                    deployed_by=deployed_by, source=f"rollback #{proposal_id}", meta={},
+                                    stable_at=None))
+                mrow = self.ensure_model(s, row.model)
+                mrow.last_rollback_at = now
+                if set_local:
+                    mrow.served_version = row.to_version
+                s.add(mrow)
+            self._audit(s, AuditEvent(**{**audit.__dict__, "proposal_id": proposal_id}), now)
+            return _proposal(row, self._approvals(s, proposal_id))
+
+    def record_denial(self, proposal_id: int, user: str, reason: str | None) -> None:
+        with self.session() as s:
+            s.add(ApprovalRow(proposal_id=proposal_id, user_id=user, decision="deny", reason=reason,
+                              at=self.clock.now()))
+
+    def set_slack_ref(self, proposal_id: int, channel: str, ts: str) -> None:
+        with self.session() as s:
+            s.exec(  # type: ignore[call-overload]
+                update(ProposalRow)
+                .where(col(ProposalRow.id) == proposal_id, col(ProposalRow.slack_ts).is_(None))
+                .values(slack_channel=channel, slack_ts=ts)
+            )
+
+    def mark_card_synced(self, proposal_id: int, version: int) -> None:
+        with self.session() as s:
+            s.exec(  # type: ignore[call-overload]
+                update(ProposalRow)
+                .where(col(ProposalRow.id) == proposal_id, col(ProposalRow.card_synced) < version)
+                .values(card_synced=version)
+            )
+
+    def card_version(self, proposal_id: int) -> int:
+        with Session(self.engine) as s:
+            row = s.get(ProposalRow, proposal_id)
+            return row.card_version if row else 0
+
+    def cards_to_sync(self, limit: int = 50) -> list[int]:
+        with Session(self.engine) as s:
+            return [
+                i
+                for i in s.exec(
+                    select(ProposalRow.id)
+                    .where(col(ProposalRow.card_synced) < col(ProposalRow.card_version))
+                    .order_by(col(ProposalRow.id))
+                    .limit(limit)
+                ).all()
+                if i is not None
+            ]
+
+    def due_deadlines(self, now: datetime) -> list[Proposal]:
+        with Session(self.engine) as s:
+            rows = s.exec(
+                select(ProposalRow).where(
+                    ProposalRow.state == State.PROPOSED.value,
+                    col(ProposalRow.deadline_at).is_not(None),
+                )
+            ).all()
+            return [_proposal(r, self._approvals(s, r.id)) for r in rows if r.id is not None]
+
+    def due_verifications(self, now: datetime) -> list[Proposal]:
+        with Session(self.engine) as s:
+            rows = s.exec(
+                select(ProposalRow).where(
+                    ProposalRow.state == State.SUCCEEDED.value,
+                    col(ProposalRow.verify_at).is_not(None),
+                    col(ProposalRow.verify_at) <= now,
+                    col(ProposalRow.verification).is_(None),
+                )
+            ).all()
+            return [_proposal(r, self._approvals(s, r.id)) for r in rows if r.id is not None]
+
+    def stuck_executing(self, older_than: datetime) -> list[Proposal]:
+        with Session(self.engine) as s:
+            rows = s.exec(
+                select(ProposalRow).where(
+                    ProposalRow.state == State.EXECUTING.value,
+                    col(ProposalRow.started_at) < older_than,
+                )
+            ).all()
+            return [_proposal(r, []) for r in rows]
+
+    def set_verification(self, proposal_id: int, text: str, audit: AuditEvent) -> bool:
+        with self.session() as s:
+            res = s.exec(  # type: ignore[call-overload]
+                update(ProposalRow)
+                .where(col(ProposalRow.id) == proposal_id, col(ProposalRow.verification).is_(None))
+                .values(verification=text, card_version=ProposalRow.card_version + 1)  # type: ignore[operator]
+            )
+            if res.rowcount != 1:
+                return False
+            self._audit(s, AuditEvent(**{**audit.__dict__, "proposal_id": proposal_id}))
+            return True
+
+    # ---- slack event dedup ------------------------------------------------------------------------------
+
+    def first_time_event(self, event_id: str) -> bool:
+        try:
+            with self.session() as s:
+                s.add(SlackEventRow(event_id=event_id, received_at=self.clock.now()))
+            return True
+        except IntegrityError:
+            return False
+
+    # ---- audit reads ------------------------------------------------------------------------------------
+
+    def audit_records(self, *, model: str | None = None, since: datetime | None = None,
+                      actor: str | None = None, proposal_id: int | None = None,
+                      limit: int | None = None, newest_first: bool = False) -> list[AuditRecord]:
+        with Session(self.engine) as s:
+            q = select(AuditRow)
+            if model:
+                q = q.where(AuditRow.model == model)
+            if since:
+                q = q.where(AuditRow.at >= since)
+            if actor:
+                q = q.where(AuditRow.actor == actor)
+            if proposal_id is not None:
+                q = q.where(AuditRow.proposal_id == proposal_id)
+            q = q.order_by(col(AuditRow.id).desc() if newest_first else col(AuditRow.id))
+            if limit:
+                q = q.limit(limit)
+            return [_record(r) for r in s.exec(q).all()]
+
+    def audit_head(self) -> tuple[int, str]:
+        with Session(self.engine) as s:
+            head = s.get(AuditHeadRow, 1)
+            return (head.last_id, head.last_hash) if head else (0, GENESIS)

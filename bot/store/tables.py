@@ -1,0 +1,171 @@
+"""SQLModel tables. Alembic migrations under migrations/ are the only way this schema reaches a database."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, MetaData, Text, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+SQLModel.metadata = MetaData(naming_convention=NAMING_CONVENTION)
+OPEN_STATES_SQL = "state IN ('proposed', 'approved', 'executing')"
+
+
+class ModelRow(SQLModel, table=True):
+    __tablename__ = "models"
+
+    name: str = Field(primary_key=True, max_length=200)
+    frozen_until: datetime | None = None
+    frozen_reason: str | None = Field(default=None, sa_column=Column(Text))
+    frozen_by: str | None = Field(default=None, max_length=200)
+    last_rollback_at: datetime | None = None
+    auto_blocked_reason: str | None = Field(default=None, sa_column=Column(Text))
+    served_version: str | None = Field(default=None, max_length=200)  # the `local` target's registry
+    created_at: datetime
+
+
+class DeploymentRow(SQLModel, table=True):
+    __tablename__ = "deployments"
+    __table_args__ = (Index("ix_deployments_model_id", "model", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(foreign_key="models.name", max_length=200)
+    version: str = Field(max_length=200)
+    deployed_at: datetime
+    deployed_by: str | None = Field(default=None, max_length=200)
+    source: str | None = Field(default=None, max_length=200)
+    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column("metadata", JSON, nullable=False))
+    stable_at: datetime | None = None
+    rolled_back_at: datetime | None = None
+
+
+class AlertRow(SQLModel, table=True):
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("source", "fingerprint", "starts_at", name="uq_alerts_identity"),
+        Index("ix_alerts_model_status", "model", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=40)
+    fingerprint: str = Field(max_length=200)
+    starts_at: datetime
+    ends_at: datetime | None = None
+    status: str = Field(max_length=20)
+    name: str = Field(max_length=500)
+    model: str | None = Field(default=None, max_length=200)
+    severity: str = Field(max_length=20)
+    labels: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    annotations: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    links: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    values: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    proposal_id: int | None = Field(default=None, foreign_key="proposals.id")
+    received_at: datetime
+    resolved_at: datetime | None = None
+
+
+class ProposalRow(SQLModel, table=True):
+    __tablename__ = "proposals"
+    __table_args__ = (
+        # At most one open proposal per model: the database itself refuses a second concurrent rollback.
+        Index(
+            "uq_proposals_one_open_per_model",
+            "model",
+            unique=True,
+            sqlite_where=text(OPEN_STATES_SQL),
+            postgresql_where=text(OPEN_STATES_SQL),
+        ),
+        Index("ix_proposals_state_deadline", "state", "deadline_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(foreign_key="models.name", max_length=200)
+    from_version: str = Field(max_length=200)
+    to_version: str = Field(max_length=200)
+    state: str = Field(max_length=20)
+    kind: str = Field(max_length=20)
+    requested_by: str = Field(max_length=200)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    target_note: str = Field(default="", sa_column=Column(Text, nullable=False))
+    severity: str = Field(max_length=20)
+    decision_reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    required_approvals: int = 1
+    dry_run: bool = False
+    created_at: datetime
+    updated_at: datetime
+    deadline_at: datetime | None = None
+    escalated: bool = False
+    reminded: bool = False
+    decided_by: str | None = Field(default=None, max_length=200)
+    decided_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    result: str | None = Field(default=None, sa_column=Column(Text))
+    slack_channel: str | None = Field(default=None, max_length=40)
+    slack_ts: str | None = Field(default=None, max_length=40)
+    card_version: int = 0  # bumped on every change the card must show
+    card_synced: int = 0  # the card_version Slack last showed
+    summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    verify_at: datetime | None = None
+    verification: str | None = Field(default=None, sa_column=Column(Text))
+    undo_of: int | None = Field(default=None, foreign_key="proposals.id")
+
+
+class ApprovalRow(SQLModel, table=True):
+    __tablename__ = "approvals"
+    __table_args__ = (UniqueConstraint("proposal_id", "user_id", name="uq_approvals_proposal_user"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    proposal_id: int = Field(foreign_key="proposals.id")
+    user_id: str = Field(max_length=200)
+    decision: str = Field(max_length=20)  # approve | deny
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    at: datetime
+
+
+class AuditRow(SQLModel, table=True):
+    """Append-only and hash-chained; ids are assigned in order under a lock, so a gap means a deletion."""
+
+    __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_model_at", "model", "at"),)
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    at: datetime
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=80)
+    model: str | None = Field(default=None, max_length=200)
+    proposal_id: int | None = None
+    from_version: str | None = Field(default=None, max_length=200)
+    to_version: str | None = Field(default=None, max_length=200)
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    inputs: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditHeadRow(SQLModel, table=True):
+    """The newest audit row's id and hash, so deleting the newest rows is noticed too."""
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(default=1, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    last_id: int = 0
+    last_hash: str = Field(max_length=64)
+
+
+class SlackEventRow(SQLModel, table=True):
+    """Slack event ids already handled, so a retried delivery does nothing twice."""
+
+    __tablename__ = "slack_events"
+
+    event_id: str = Field(primary_key=True, max_length=100)
+    received_at: datetime
