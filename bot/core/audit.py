@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 GENESIS = "0" * 64
@@ -42,7 +42,9 @@ class AuditRecord:
 
 
 def canonical_time(at: datetime) -> str:
-    """Microsecond ISO time without zone: the same string on SQLite and PostgreSQL."""
+    """Microsecond ISO time in UTC: the same string whichever database returned it."""
+    if at.utcoffset() is not None:
+        at = at.astimezone(UTC)
     return at.replace(tzinfo=None).isoformat(timespec="microseconds")
 
 

@@ -1,4 +1,4 @@
-"""Time, injected so tests can move it. All times are naive UTC, the same on SQLite and PostgreSQL."""
+"""Time, injected so tests can move it. All times are timezone-aware UTC."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Protocol
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    return datetime.now(UTC)
 
 
 class Clock(Protocol):
@@ -24,6 +24,7 @@ class ManualClock:
 
     def __init__(self, start: datetime | None = None) -> None:
         self._now = start or utcnow()
+        assert self._now.utcoffset() is not None, "ManualClock needs an aware datetime"
 
     def now(self) -> datetime:
         return self._now

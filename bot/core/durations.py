@@ -28,7 +28,7 @@ def parse_duration(text: str) -> timedelta:
 
 def format_duration(delta: timedelta) -> str:
     """Render a duration the short way people read it (``1h30m``, ``45s``)."""
-    total = int(round(delta.total_seconds()))
+    total = round(delta.total_seconds())
     if total <= 0:
         return "0s"
     parts = []

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
+
+from bot.core.audit import AuditEvent, AuditRecord
+from bot.core.policy import ModelState
+from bot.core.proposal import Kind, Proposal, State
+from bot.core.selection import Deployment
 
 
 @dataclass(frozen=True)
@@ -46,3 +52,88 @@ class DeploymentTarget(Protocol):
     def describe(self, request: SwitchRequest) -> str:
         """What switch() would call, for dry-run; calls nothing."""
         ...
+
+
+@dataclass(frozen=True)
+class NewProposal:
+    model: str
+    from_version: str
+    to_version: str
+    kind: Kind
+    requested_by: str
+    reason: str
+    target_note: str
+    severity: str
+    decision_reason: str
+    required_approvals: int
+    dry_run: bool
+    deadline_at: datetime | None
+    summary: dict[str, Any]
+    undo_of: int | None = None
+
+
+class OpenProposalExists(Exception):
+    """Another proposal for this model is still open; carries it."""
+
+    def __init__(self, model: str, existing: Proposal | None) -> None:
+        super().__init__(model)
+        self.model = model
+        self.existing = existing
+
+
+class Notifier(Protocol):
+    """Tells people about a proposal (Slack in production). Must never raise into the core."""
+
+    def changed(self, proposal: Proposal, event: str, detail: str | None = None) -> None: ...
+
+
+class ApproverDirectory(Protocol):
+    """Resolves a user group (Slack `S…` id) to its members."""
+
+    def members(self, group_id: str) -> set[str]: ...
+
+
+class NullNotifier:
+    def changed(self, proposal: Proposal, event: str, detail: str | None = None) -> None:
+        return None
+
+
+class StaticDirectory:
+    """A directory with fixed groups: tests, and deployments without Slack."""
+
+    def __init__(self, groups: Mapping[str, set[str]] | None = None) -> None:
+        self.groups = dict(groups or {})
+
+    def members(self, group_id: str) -> set[str]:
+        return set(self.groups.get(group_id, set()))
+
+
+class Store(Protocol):
+    """What the core needs from persistence; every mutating call is one transaction with its audit row."""
+
+    def append_audit(self, event: AuditEvent) -> AuditRecord: ...
+    def model_state(self, model: str) -> ModelState: ...
+    def history(self, model: str) -> list[Deployment]: ...
+    def record_deployment(self, model: str, version: str, *, deployed_by: str | None, source: str | None,
+                          metadata: dict[str, Any], stable: bool, set_served: bool,
+                          audit: AuditEvent) -> Deployment: ...
+    def set_freeze(self, model: str, until: datetime | None, reason: str | None, by: str | None,
+                   audit: AuditEvent) -> None: ...
+    def set_auto_blocked(self, model: str, reason: str | None, audit: AuditEvent) -> None: ...
+    def mark_stable_due(self, due: dict[str, datetime], audit_actor: str) -> list[Deployment]: ...
+    def current_deployments(self, models: Sequence[str]) -> list[Deployment]: ...
+    def get_proposal(self, proposal_id: int) -> Proposal: ...
+    def open_proposal(self, model: str) -> Proposal | None: ...
+    def create_proposal(self, new: NewProposal, audit: AuditEvent) -> Proposal: ...
+    def transition(self, proposal_id: int, from_states: Sequence[State], to_state: State,
+                   audit: AuditEvent, **updates: Any) -> Proposal | None: ...
+    def update_open(self, proposal_id: int, audit: AuditEvent | None, expect: Mapping[str, Any] | None = None,
+                    **updates: Any) -> Proposal | None: ...
+    def add_approval(self, proposal_id: int, user: str, audit: AuditEvent) -> tuple[bool, list[str]]: ...
+    def record_denial(self, proposal_id: int, user: str, reason: str | None) -> None: ...
+    def complete_rollback(self, proposal_id: int, *, result: str, served: str | None,
+                          verify_at: datetime | None, audit: AuditEvent,
+                          deployed_by: str) -> Proposal | None: ...
+    def due_deadlines(self, now: datetime) -> list[Proposal]: ...
+    def stuck_executing(self, older_than: datetime) -> list[Proposal]: ...
+    def quiet_since(self, model: str, since: datetime) -> datetime | None: ...

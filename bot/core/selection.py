@@ -61,7 +61,8 @@ def choose_target(model: str, history: Sequence[Deployment], requested: str | No
     good = [d for d in earlier if d.version not in bad]
     for dep in reversed(good):
         if dep.stable_at is not None:
-            return Choice(current.version, dep.version, f"last stable version (stable since {dep.stable_at:%Y-%m-%d %H:%M})")
+            since = f"{dep.stable_at:%Y-%m-%d %H:%M}"
+            return Choice(current.version, dep.version, f"last stable version (stable since {since} UTC)")
     if good:
         return Choice(
             current.version,

@@ -7,9 +7,8 @@ replicas, a double click or a retried webhook, exactly one wins.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,9 +21,11 @@ from bot.core.audit import GENESIS, AuditEvent, AuditRecord, chain_hash
 from bot.core.clock import Clock, SystemClock
 from bot.core.errors import NotFound
 from bot.core.policy import ModelState
+from bot.core.ports import NewProposal, OpenProposalExists
 from bot.core.proposal import OPEN_STATES, Kind, Proposal, State
 from bot.core.selection import Deployment
 from bot.store.tables import (
+    AlertRow,
     ApprovalRow,
     AuditHeadRow,
     AuditRow,
@@ -33,33 +34,6 @@ from bot.store.tables import (
     ProposalRow,
     SlackEventRow,
 )
-
-
-class OpenProposalExists(Exception):
-    """Another proposal for this model is still open; carries its id."""
-
-    def __init__(self, model: str, existing: Proposal | None) -> None:
-        super().__init__(model)
-        self.model = model
-        self.existing = existing
-
-
-@dataclass(frozen=True)
-class NewProposal:
-    model: str
-    from_version: str
-    to_version: str
-    kind: Kind
-    requested_by: str
-    reason: str
-    target_note: str
-    severity: str
-    decision_reason: str
-    required_approvals: int
-    dry_run: bool
-    deadline_at: datetime | None
-    summary: dict[str, Any]
-    undo_of: int | None = None
 
 
 def _deployment(row: DeploymentRow) -> Deployment:
@@ -240,6 +214,22 @@ class SqlStore:
             s.flush()
             self._audit(s, audit, now)
             return _deployment(row)
+
+    def quiet_since(self, model: str, since: datetime) -> datetime | None:
+        """Since when no alert of this model has fired (not before ``since``); None while one fires."""
+        with Session(self.engine) as s:
+            firing = s.exec(
+                select(func.count()).select_from(AlertRow).where(
+                    AlertRow.model == model, AlertRow.status == "firing")
+            ).one()
+            if firing:
+                return None
+            last_end = s.exec(
+                select(func.max(AlertRow.resolved_at)).where(AlertRow.model == model)
+            ).one()
+        if last_end is not None and last_end > since:
+            return last_end  # type: ignore[no-any-return]
+        return since
 
     def served_version(self, model: str) -> str | None:
         with Session(self.engine) as s:
@@ -428,15 +418,22 @@ class SqlStore:
             s.refresh(row)
             return _proposal(row, self._approvals(s, proposal_id))
 
-    def update_open(self, proposal_id: int, audit: AuditEvent | None, **updates: Any) -> Proposal | None:
-        """Change fields of a still-open proposal (deadline, escalation, severity) without changing state."""
+    def update_open(self, proposal_id: int, audit: AuditEvent | None, expect: Mapping[str, Any] | None = None,
+                    **updates: Any) -> Proposal | None:
+        """Change fields of a still-open proposal without changing its state.
+
+        ``expect`` adds compare-and-set conditions (``{"escalated": False}``), so a sweeper that runs twice
+        escalates once.
+        """
         now = self.clock.now()
+        conditions = [col(getattr(ProposalRow, k)) == v for k, v in (expect or {}).items()]
         with self.session() as s:
             result = s.exec(  # type: ignore[call-overload]
                 update(ProposalRow)
                 .where(
                     col(ProposalRow.id) == proposal_id,
                     col(ProposalRow.state).in_([x.value for x in OPEN_STATES]),
+                    *conditions,
                 )
                 .values(updated_at=now, card_version=ProposalRow.card_version + 1,  # type: ignore[operator]
                         **updates)
@@ -472,14 +469,14 @@ class SqlStore:
                 return False, self._approvals(s, proposal_id)
 
     def complete_rollback(self, proposal_id: int, *, result: str, served: str | None,
-                          set_local: bool, verify_at: datetime | None, audit: AuditEvent,
+                          verify_at: datetime | None, audit: AuditEvent,
                           deployed_by: str) -> Proposal | None:
         """executing → succeeded, plus the new deployment row, the bad mark and the cooldown, atomically."""
         now = self.clock.now()
         with self.session() as s:
             res = s.exec(  # type: ignore[call-overload]
                 update(ProposalRow)
-                .where(col(ProposalRow.id) == proposal_id, ProposalRow.state == State.EXECUTING.value)
+                .where(col(ProposalRow.id) == proposal_id, col(ProposalRow.state) == State.EXECUTING.value)
                 .values(state=State.SUCCEEDED.value, finished_at=now, updated_at=now, result=result,
                         verify_at=verify_at,
                         card_version=ProposalRow.card_version + 1)  # type: ignore[operator]
@@ -502,8 +499,6 @@ class SqlStore:
                                     stable_at=None))
                 mrow = self.ensure_model(s, row.model)
                 mrow.last_rollback_at = now
-                if set_local:
-                    mrow.served_version = row.to_version
                 s.add(mrow)
             self._audit(s, AuditEvent(**{**audit.__dict__, "proposal_id": proposal_id}), now)
             return _proposal(row, self._approvals(s, proposal_id))

@@ -1,0 +1,88 @@
+"""The composition root: config, store, adapters, scheduler and Slack are wired here and nowhere else.
+
+Tests build the same graph through `build()` with fakes passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from adapters.targets.local import LocalTarget
+from bot.config import Settings
+from bot.core.clock import Clock, SystemClock
+from bot.core.policy import Policy
+from bot.core.ports import ApproverDirectory, DeploymentTarget, Notifier
+from bot.core.service import RollbackService
+from bot.policy_file import PolicyFileError, TargetValidator, load_policy
+from bot.store.db import make_engine
+from bot.store.repository import SqlStore
+
+log = logging.getLogger(__name__)
+
+
+def target_validators() -> dict[str, TargetValidator]:
+    from adapters.targets import local
+
+    validators: dict[str, TargetValidator] = {"local": local.validate}
+    try:
+        from adapters.targets import TARGET_VALIDATORS  # type: ignore[attr-defined]
+
+        validators.update(TARGET_VALIDATORS)
+    except ImportError:
+        pass
+    return validators
+
+
+def remote_targets() -> dict[str, DeploymentTarget]:
+    """Every target adapter that needs no database, from the registry in adapters/targets."""
+    try:
+        from adapters.targets import TARGET_FACTORIES  # type: ignore[attr-defined]
+    except ImportError:
+        return {}
+    return {name: factory() for name, factory in TARGET_FACTORIES.items()}
+
+
+def read_policy(path: str) -> Policy:
+    loaded = load_policy(path, target_validators())
+    if loaded.policy is None:
+        raise PolicyFileError(loaded.problems)
+    return loaded.policy
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: Engine
+    store: SqlStore
+    policy: Policy
+    service: RollbackService
+    clock: Clock
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build(
+    settings: Settings,
+    *,
+    policy: Policy | None = None,
+    clock: Clock | None = None,
+    engine: Engine | None = None,
+    targets: Mapping[str, DeploymentTarget] | None = None,
+    notifier: Notifier | None = None,
+    directory: ApproverDirectory | None = None,
+) -> Container:
+    clock = clock or SystemClock()
+    engine = engine or make_engine(settings.database_url)
+    store = SqlStore(engine, clock)
+    policy = policy or read_policy(settings.policy_path)
+    all_targets: dict[str, DeploymentTarget] = {"local": LocalTarget(store)}
+    all_targets.update(remote_targets() if targets is None else targets)
+    service = RollbackService(store, policy, all_targets, clock, notifier=notifier, directory=directory)
+    return Container(settings, engine, store, policy, service, clock)

@@ -1,0 +1,216 @@
+"""Read the TOML policy file into typed core objects, collecting every problem with file, key and reason."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.core.durations import parse_duration
+from bot.core.policy import ModelPolicy, NoData, OnTimeout, Policy
+from bot.core.severity import ALIASES, Severity, is_known_severity, parse_severity
+
+TARGETS = ("local", "webhook", "mlflow", "kubernetes", "argo-rollouts", "kserve", "unleash", "launchdarkly")
+DURATION_KEYS = ("approval_timeout", "cooldown", "stable_after", "verify_after")
+POLICY_KEYS = (
+    "channel", "min_severity", "auto_rollback_severity", "approvers", "required_approvals",
+    "allow_self_approval", "approval_timeout", "on_timeout", "escalate_to", "cooldown", "stable_after",
+    "dry_run", "verify_after", "no_data",
+)
+MODEL_ONLY_KEYS = ("target", "match", "metrics")
+
+TargetValidator = Callable[[Mapping[str, Any]], list[str]]
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    key: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.key}: {self.problem}"
+
+
+@dataclass
+class PolicyLoad:
+    policy: Policy | None
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    sources: dict[str, Any] = field(default_factory=dict)
+
+
+class PolicyFileError(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def severity_note() -> str:
+    aliases = ", ".join(f"{k}→{v}" for k, v in sorted(ALIASES.items()) if k != str(v))
+    return (f"severities low to high: info < warning < critical; aliases: {aliases}; "
+            "unknown severities read as warning")
+
+
+def load_policy(path: str | Path, target_validators: Mapping[str, TargetValidator] | None = None,
+                known_targets: Collection[str] = TARGETS) -> PolicyLoad:
+    """Parse and validate; never raises for content problems (they are all returned)."""
+    name = str(path)
+    file = Path(path)
+    if not file.is_file():
+        return PolicyLoad(None, [Problem(name, "(file)", "not found; set ROLLBACK_POLICY or create the file "
+                                              "(see the README's policy section)")])
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        return PolicyLoad(None, [Problem(name, "(syntax)", f"not valid TOML: {exc}")])
+    except UnicodeDecodeError:
+        return PolicyLoad(None, [Problem(name, "(file)", "not UTF-8 text")])
+    return parse_policy(data, name, target_validators, known_targets)
+
+
+def parse_policy(data: Mapping[str, Any], name: str = "<policy>",
+                 target_validators: Mapping[str, TargetValidator] | None = None,
+                 known_targets: Collection[str] = TARGETS) -> PolicyLoad:
+    problems: list[Problem] = []
+    notes: list[str] = [severity_note()]
+
+    def bad(key: str, problem: str) -> None:
+        problems.append(Problem(name, key, problem))
+
+    for key in data:
+        if key not in ("defaults", "models", "sources"):
+            bad(key, "unknown top-level table; expected [defaults], [models.NAME] or [sources.NAME]")
+    defaults_raw = data.get("defaults", {})
+    if not isinstance(defaults_raw, dict):
+        bad("defaults", "must be a table")
+        defaults_raw = {}
+    defaults = _policy_fields(defaults_raw, "defaults", bad, notes, allow_model_keys=False)
+    models_raw = data.get("models", {})
+    if not isinstance(models_raw, dict):
+        bad("models", "must be a table of [models.NAME] tables")
+        models_raw = {}
+    if not models_raw:
+        bad("models", "no model is configured; add a [models.NAME] table for each model the bot manages")
+    models: dict[str, ModelPolicy] = {}
+    for model_name, raw in models_raw.items():
+        prefix = f"models.{model_name}"
+        if not isinstance(raw, dict):
+            bad(prefix, "must be a table")
+            continue
+        fields = {**defaults, **_policy_fields(raw, prefix, bad, notes, allow_model_keys=True)}
+        for key, value in raw.items():
+            if isinstance(value, dict) and key not in MODEL_ONLY_KEYS and key not in known_targets:
+                bad(f"{prefix}.{key}", f"unknown table; target settings go in [{prefix}.<target>] with a "
+                                       f"target of {', '.join(known_targets)}")
+        target = raw.get("target", "local")
+        if target not in known_targets:
+            bad(f"{prefix}.target", f"'{target}' is not a target; use one of {', '.join(known_targets)}")
+            target = "local"
+        settings = raw.get(target, {})
+        if not isinstance(settings, dict):
+            bad(f"{prefix}.{target}", "must be a table of the target's settings")
+            settings = {}
+        for other in known_targets:
+            if other != target and other in raw:
+                bad(f"{prefix}.{other}", f"settings for target '{other}' but target is '{target}'")
+        if target_validators and target in target_validators:
+            for msg in target_validators[target](settings):
+                bad(f"{prefix}.{target}", msg)
+        match = raw.get("match", {"model": model_name})
+        if not isinstance(match, dict) or not all(isinstance(v, str) for v in match.values()) or not match:
+            bad(f"{prefix}.match", "must be a non-empty inline table of label = \"value\" strings")
+            match = {"model": model_name}
+        metrics = raw.get("metrics", {})
+        if not isinstance(metrics, dict) or not all(isinstance(v, str) for v in metrics.values()):
+            bad(f"{prefix}.metrics", "must be a table of name = 'PromQL expression' strings")
+            metrics = {}
+        if fields.get("required_approvals", 1) > max(1, len(fields.get("approvers", ()))) and not any(
+            a.startswith("S") for a in fields.get("approvers", ())
+        ):
+            bad(f"{prefix}.required_approvals",
+                f"needs {fields['required_approvals']} distinct approvers but only "
+                f"{len(fields.get('approvers', ()))} are listed")
+        if not fields.get("channel"):
+            bad(f"{prefix}.channel", "no Slack channel; set channel in [defaults] or in this model's table")
+        models[model_name] = ModelPolicy(
+            name=model_name, target=target, target_settings=dict(settings), match=dict(match),
+            metrics=dict(metrics), **fields,
+        )
+    sources = data.get("sources", {})
+    if not isinstance(sources, dict):
+        bad("sources", "must be a table of [sources.NAME] tables")
+        sources = {}
+    if problems:
+        return PolicyLoad(None, problems, notes, dict(sources))
+    return PolicyLoad(Policy(models=models, source=name), [], notes, dict(sources))
+
+
+def _policy_fields(raw: Mapping[str, Any], prefix: str, bad: Callable[[str, str], None],
+                   notes: list[str], *, allow_model_keys: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        full = f"{prefix}.{key}"
+        if key in POLICY_KEYS:
+            try:
+                out[key] = _convert(key, value, notes, full)
+            except ValueError as exc:
+                bad(full, str(exc))
+        elif allow_model_keys and (key in MODEL_ONLY_KEYS or isinstance(value, dict)):
+            continue
+        else:
+            allowed = POLICY_KEYS + (MODEL_ONLY_KEYS if allow_model_keys else ())
+            bad(full, f"unknown key; allowed keys: {', '.join(allowed)}")
+    return out
+
+
+def _convert(key: str, value: Any, notes: list[str], full: str) -> Any:
+    if key in DURATION_KEYS:
+        if not isinstance(value, str):
+            raise ValueError("must be a duration string such as \"15m\" or \"2h\"")
+        delta: timedelta = parse_duration(value)
+        if delta.total_seconds() <= 0 and key != "cooldown":
+            raise ValueError("must be longer than 0s")
+        return delta
+    if key in ("min_severity", "auto_rollback_severity"):
+        if not isinstance(value, str):
+            raise ValueError("must be a severity string: info, warning or critical")
+        if not is_known_severity(value):
+            raise ValueError(f"unknown severity '{value}'; use info, warning or critical")
+        sev: Severity = parse_severity(value)
+        if value.lower() != str(sev):
+            notes.append(f"{full}: '{value}' reads as {sev}")
+        return sev
+    if key in ("approvers", "escalate_to"):
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ValueError("must be a list of Slack user IDs (U…/W…) and user-group IDs (S…)")
+        wrong = [v for v in value if v[:1] not in ("U", "W", "S")]
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)}: not a Slack user ID (U…/W…) or user-group ID (S…)")
+        return tuple(value)
+    if key == "required_approvals":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError("must be a whole number of at least 1")
+        return value
+    if key in ("allow_self_approval", "dry_run"):
+        if not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        return value
+    if key == "on_timeout":
+        try:
+            return OnTimeout(value)
+        except ValueError:
+            raise ValueError(f"'{value}' is not one of escalate, rollback, expire") from None
+    if key == "no_data":
+        try:
+            return NoData(value)
+        except ValueError:
+            raise ValueError(f"'{value}' is not one of fail, pass, inconclusive") from None
+    if key == "channel":
+        if not isinstance(value, str) or not value:
+            raise ValueError("must be a Slack channel ID such as \"C0ALERTS\"")
+        return value
+    raise ValueError("unknown key")

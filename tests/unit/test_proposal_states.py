@@ -1,0 +1,40 @@
+import itertools
+
+import pytest
+
+from bot.core.errors import IllegalTransition
+from bot.core.proposal import OPEN_STATES, TERMINAL_STATES, State, can_transition, check_transition
+
+LEGAL = {
+    (State.PROPOSED, State.APPROVED),
+    (State.PROPOSED, State.DENIED),
+    (State.PROPOSED, State.EXPIRED),
+    (State.PROPOSED, State.CANCELLED),
+    (State.APPROVED, State.EXECUTING),
+    (State.EXECUTING, State.SUCCEEDED),
+    (State.EXECUTING, State.FAILED),
+}
+
+
+@pytest.mark.parametrize(("current", "wanted"), sorted(LEGAL))
+def test_legal_transitions(current: State, wanted: State) -> None:
+    assert can_transition(current, wanted)
+    check_transition(1, current, wanted)
+
+
+ILLEGAL = sorted(set(itertools.product(State, State)) - LEGAL)
+
+
+@pytest.mark.parametrize(("current", "wanted"), ILLEGAL)
+def test_every_other_transition_is_illegal_with_a_clear_message(current: State, wanted: State) -> None:
+    assert not can_transition(current, wanted)
+    with pytest.raises(IllegalTransition) as info:
+        check_transition(7, current, wanted)
+    assert str(info.value) == f"proposal #7 is {current.value}; it cannot become {wanted.value}"
+
+
+def test_open_and_terminal_states_partition_the_machine() -> None:
+    assert OPEN_STATES == {State.PROPOSED, State.APPROVED, State.EXECUTING}
+    assert TERMINAL_STATES == {State.SUCCEEDED, State.FAILED, State.DENIED, State.EXPIRED, State.CANCELLED}
+    assert OPEN_STATES.isdisjoint(TERMINAL_STATES)
+    assert OPEN_STATES | TERMINAL_STATES == set(State)
