@@ -99,8 +99,10 @@ class CardData:
 
     @property
     def needed(self) -> int:
-        return self.required_approvals if self.required_approvals is not None else (
-            self.proposal.required_approvals
+        return (
+            self.required_approvals
+            if self.required_approvals is not None
+            else (self.proposal.required_approvals)
         )
 
     @property
@@ -206,6 +208,7 @@ def state_text(card: CardData) -> str:
     p = card.proposal
     emoji = STATE_EMOJI[p.state]
     to = f"`{escape(p.to_version)}`"
+    outcome: str | None = card.outcome_reason or p.result
     if p.state is State.PROPOSED:
         have = len(p.approvals)
         left = max(card.needed - have, 0)
@@ -246,20 +249,17 @@ def state_text(card: CardData) -> str:
         return f"{emoji} Rollback to {to} failed: {why}"
     if p.state is State.DENIED:
         by = mention(p.decided_by) if p.decided_by else "someone"
-        why = card.outcome_reason or p.result
-        return f"{emoji} Denied by {by}" + (f": {escape(why)}" if why else " (no reason given)")
+        return f"{emoji} Denied by {by}" + (f": {escape(outcome)}" if outcome else " (no reason given)")
     if p.state is State.EXPIRED:
         due = card.due
         text = f"{emoji} Expired: no decision"
         if due is not None:
             text += f" before {slack_date(due)}"
-        why = card.outcome_reason or p.result
-        return text + (f" ({escape(why)})" if why else "")
+        return text + (f" ({escape(outcome)})" if outcome else "")
     # CANCELLED
     when = f" {slack_date(p.decided_at)}" if p.decided_at else ""
     by = f" by {mention(p.decided_by)}" if p.decided_by else ""
-    why = card.outcome_reason or p.result
-    return f"{emoji} Cancelled{when}{by}" + (f": {escape(why)}" if why else "")
+    return f"{emoji} Cancelled{when}{by}" + (f": {escape(outcome)}" if outcome else "")
 
 
 def policy_text(card: CardData) -> str:
@@ -324,8 +324,10 @@ def header_text(p: Proposal) -> str:
         State.CANCELLED: "rollback cancelled",
     }[p.state]
     if p.kind is Kind.UNDO:
-        label = label.replace("rollback", "roll-forward").replace("rolled back", "rolled forward").replace(
-            "rolling back", "rolling forward"
+        label = (
+            label.replace("rollback", "roll-forward")
+            .replace("rolled back", "rolled forward")
+            .replace("rolling back", "rolling forward")
         )
     return truncate(f"{STATE_EMOJI[p.state]} {p.model}: {label}", MAX_HEADER_TEXT)
 

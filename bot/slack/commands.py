@@ -158,7 +158,9 @@ def _status(args: list[str], rest: str) -> Command:
 
 def _versions(args: list[str], rest: str) -> Command:
     if len(args) != 1:
-        problem = "versions needs a model." if not args else f"versions takes one model, got {len(args)} words."
+        problem = (
+            "versions needs a model." if not args else f"versions takes one model, got {len(args)} words."
+        )
         raise CommandError(problem, "versions")
     return Versions(_model(args[0], "versions"))
 
@@ -210,9 +212,7 @@ def _audit(args: list[str], rest: str) -> Command:
                 by = _user(value)
         else:
             if model is not None:
-                raise CommandError(
-                    f"audit takes one model, got '{model}' and '{word}'.", "audit"
-                )
+                raise CommandError(f"audit takes one model, got '{model}' and '{word}'.", "audit")
             model = _model(word, "audit")
     return Audit(model=model, since=since, by=by)
 
@@ -251,7 +251,9 @@ def _freeze(args: list[str], rest: str) -> Command:
 
 def _unfreeze(args: list[str], rest: str) -> Command:
     if len(args) != 1:
-        problem = "unfreeze needs a model." if not args else f"unfreeze takes one model, got {len(args)} words."
+        problem = (
+            "unfreeze needs a model." if not args else f"unfreeze takes one model, got {len(args)} words."
+        )
         raise CommandError(problem, "unfreeze")
     return Unfreeze(_model(args[0], "unfreeze"))
 

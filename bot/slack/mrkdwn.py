@@ -53,12 +53,7 @@ def mention(actor: str) -> str:
 
 
 def _looks_like_id(value: str, first: str) -> bool:
-    return (
-        len(value) >= 2
-        and value[0] in first
-        and value[1:].isalnum()
-        and value.upper() == value
-    )
+    return len(value) >= 2 and value[0] in first and value[1:].isalnum() and value.upper() == value
 
 
 def mentions(actors: list[str] | tuple[str, ...]) -> str:

@@ -30,7 +30,7 @@ def _token(match: re.Match[str]) -> str:
         return f"#{label or target[1:]}"
     if target.startswith("!"):
         if target.startswith("!subteam^"):
-            return label if label.startswith("@") else f"@{label or target[len('!subteam^'):]}"
+            return label if label.startswith("@") else f"@{label or target[len('!subteam^') :]}"
         if target.startswith("!date^"):
             return label or target.split("^")[1]
         return label or f"@{target[1:]}"  # <!here>, <!channel>
@@ -79,8 +79,14 @@ def _wrap(text: str, width: int, indent: str = "") -> list[str]:
             lines.append("")
             continue
         lines.extend(
-            textwrap.wrap(raw, width=max(width, 10), initial_indent=indent, subsequent_indent=indent + "  ",
-                          break_long_words=False, break_on_hyphens=False)
+            textwrap.wrap(
+                raw,
+                width=max(width, 10),
+                initial_indent=indent,
+                subsequent_indent=indent + "  ",
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
             or [indent]
         )
     return lines
@@ -90,8 +96,14 @@ def _element(el: Mapping[str, Any]) -> str:
     kind = el.get("type")
     if kind == "button":
         return f"[ {_text_of(el.get('text'))} ]"
-    if kind in {"static_select", "external_select", "users_select", "conversations_select",
-                "channels_select", "overflow"}:
+    if kind in {
+        "static_select",
+        "external_select",
+        "users_select",
+        "conversations_select",
+        "channels_select",
+        "overflow",
+    }:
         placeholder = _text_of(el.get("placeholder")) or "choose"
         return f"[ {placeholder} ▾ ]"
     if kind in {"datepicker", "timepicker", "datetimepicker"}:
@@ -172,7 +184,9 @@ def render_block(block: Block | Mapping[str, Any], width: int = 80) -> list[str]
             lines.append(_element(accessory))
         return lines
     if kind == "context":
-        text = "  ·  ".join(_text_of(e) if e.get("type") != "image" else _element(e) for e in b.get("elements", []))
+        text = "  ·  ".join(
+            _text_of(e) if e.get("type") != "image" else _element(e) for e in b.get("elements", [])
+        )
         return _wrap(text, width - 2, indent="  ")
     if kind == "actions":
         return [" ".join(_element(e) for e in b.get("elements", []))]
