@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -47,6 +48,16 @@ def mrkdwn_to_text(text: str, *, keep_styles: bool = False) -> str:
         out = _ITALIC.sub(r"\1", out)
         out = _STRIKE.sub(r"\1", out)
     return unescape(out)
+
+
+def display_width(text: str) -> int:
+    """Columns a terminal uses for ``text``: wide characters (most emoji) take two, marks none."""
+    width = 0
+    for ch in text:
+        if unicodedata.combining(ch) or unicodedata.category(ch) in {"Mn", "Me", "Cf"}:
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in {"W", "F"} else 1
+    return width
 
 
 def _as_dict(block: Block | Mapping[str, Any]) -> dict[str, Any]:
@@ -168,7 +179,7 @@ def render_block(block: Block | Mapping[str, Any], width: int = 80) -> list[str]
     kind = b.get("type")
     if kind == "header":
         title = _text_of(b.get("text"))
-        return [title, "=" * min(max(len(title), 3), width)]
+        return [title, "=" * min(max(display_width(title), 3), width)]
     if kind == "divider":
         return ["─" * width]
     if kind == "section":
