@@ -1,0 +1,461 @@
+"""The proposal card: one Slack message that shows a rollback from proposal to verification.
+
+The same builder runs for every state so ``chat.update`` can redraw the message in place; only the
+state line and the buttons change. Everything goes through slack_sdk's block classes so Block Kit's
+own validation (lengths, required fields) runs before Slack ever sees the message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.core.durations import format_duration
+from bot.core.proposal import Kind, Proposal, State
+from bot.slack.mrkdwn import escape, link, mention, mentions, slack_date, truncate
+
+# Block Kit limits (https://docs.slack.dev/reference/block-kit/blocks).
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_HEADER_TEXT = 150
+MAX_BUTTON_TEXT = 75
+MAX_CONTEXT_ELEMENTS = 10
+MAX_FALLBACK_TEXT = 3000
+
+MAX_ALERTS_ON_CARD = 5
+MAX_METRICS_ON_CARD = 3
+
+ACTION_APPROVE = "rollback_approve"
+ACTION_DENY = "rollback_deny"
+ACTION_UNDO = "rollback_undo"
+
+STATE_EMOJI: dict[State, str] = {
+    State.PROPOSED: "⏳",
+    State.APPROVED: "👍",
+    State.EXECUTING: "⚙️",
+    State.SUCCEEDED: "✅",
+    State.FAILED: "❌",
+    State.DENIED: "🚫",
+    State.EXPIRED: "⌛",
+    State.CANCELLED: "✖️",
+}
+
+_SEVERITY_EMOJI = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
+
+
+@dataclass(frozen=True)
+class CardAlert:
+    """One alert as the card shows it; ``link`` is the source's page (generatorURL, dashboard…)."""
+
+    name: str
+    severity: str
+    status: str
+    summary: str
+    link: str | None = None
+    starts_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MetricLine:
+    """A metric now versus before the deploy. ``None`` means no data; the card never invents a number."""
+
+    name: str
+    now: float | None
+    baseline: float | None
+    delta: float | None = None
+    delta_pct: float | None = None
+    sparkline: str = ""
+    no_data: bool = False
+
+
+@dataclass
+class CardData:
+    """Everything the card shows. Policy inputs default to what the proposal itself carries."""
+
+    proposal: Proposal
+    alerts: list[CardAlert] = field(default_factory=list)
+    metrics: list[MetricLine] = field(default_factory=list)
+    approvers: list[str] = field(default_factory=list)
+    required_approvals: int | None = None  # default: proposal.required_approvals
+    deadline: datetime | None = None  # default: proposal.deadline_at
+    on_timeout: str | None = None  # escalate | rollback | expire
+    escalate_to: list[str] = field(default_factory=list)
+    outcome_reason: str | None = None  # why it was denied / cancelled (the store keeps it beside the row)
+    public_url: str | None = None  # base URL of the proposal API
+    runbook: str | None = None
+
+    @property
+    def needed(self) -> int:
+        return (
+            self.required_approvals
+            if self.required_approvals is not None
+            else (self.proposal.required_approvals)
+        )
+
+    @property
+    def due(self) -> datetime | None:
+        return self.deadline if self.deadline is not None else self.proposal.deadline_at
+
+    @property
+    def proposal_url(self) -> str | None:
+        if not self.public_url:
+            return None
+        return f"{self.public_url.rstrip('/')}/api/proposals/{self.proposal.id}"
+
+
+@dataclass(frozen=True)
+class Message:
+    """A ready-to-post message: ``text`` for notifications, ``blocks`` for the card itself."""
+
+    text: str
+    blocks: list[Block]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": [b.to_dict() for b in self.blocks]}
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def format_number(value: float) -> str:
+    """Short, stable numbers for people: 0.42, 0.0013, 4100, 1.2e+06."""
+    if value == 0:
+        return "0"
+    if abs(value) >= 1e6 or abs(value) < 1e-4:
+        return f"{value:.2g}"
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.4g}"
+
+
+def _signed(value: float) -> str:
+    text = format_number(value)
+    return text if text.startswith("-") else f"+{text}"
+
+
+def format_pct(value: float) -> str:
+    return f"{value:+.0f}%" if abs(value) >= 10 else f"{value:+.1f}%"
+
+
+def format_seconds(seconds: float) -> str:
+    """``0.4 s`` for quick switches, ``2m5s`` once it takes minutes."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return format_duration(timedelta(seconds=seconds))
+
+
+def metric_text(line: MetricLine) -> str:
+    """``error_rate 0.42 (before 0.01, +0.41, +4100%) ▁▂▃▅▇``; ``no data`` wherever a value is missing."""
+    name = f"`{escape(line.name)}`"
+    if line.no_data or (line.now is None and line.baseline is None):
+        return f"{name} no data"
+    now = "no data" if line.now is None else format_number(line.now)
+    before = "no data" if line.baseline is None else format_number(line.baseline)
+    parts = [f"before {before}"]
+    if line.now is not None and line.baseline is not None:
+        if line.delta is not None:
+            parts.append(_signed(line.delta))
+        if line.delta_pct is not None:
+            parts.append(format_pct(line.delta_pct))
+    text = f"{name} {now} ({', '.join(parts)})"
+    if line.sparkline:
+        text += f" {line.sparkline}"
+    return text
+
+
+def alert_text(alert: CardAlert) -> str:
+    emoji = _SEVERITY_EMOJI.get(alert.severity.lower(), "⚪")
+    name = f"*{escape(alert.name)}*"
+    if alert.link:
+        name = f"*{link(alert.link, alert.name)}*"
+    text = f"{emoji} {name} ({escape(alert.severity)}, {escape(alert.status)})"
+    if alert.summary and alert.summary != alert.name:
+        text += f": {escape(alert.summary)}"
+    if alert.starts_at is not None:
+        text += f" · since {slack_date(alert.starts_at, '{time}')}"
+    return text
+
+
+def _versions_text(p: Proposal) -> str:
+    verb = "Roll forward" if p.kind is Kind.UNDO else "Roll back"
+    text = f"*{escape(p.model)}*  `{escape(p.from_version)}` → `{escape(p.to_version)}`  ({verb.lower()})"
+    if p.target_note:
+        text += f"\n_{escape(p.target_note)}_"
+    who = mention(p.requested_by) if p.requested_by else "unknown"
+    text += f"\nRequested by {who}"
+    if p.reason:
+        text += f": {escape(p.reason)}"
+    if p.dry_run:
+        text += "\n🧪 *Dry run*: the bot decides and announces, but switches nothing."
+    return text
+
+
+def state_text(card: CardData) -> str:
+    """The one line that changes as the proposal moves; every state has its own wording."""
+    p = card.proposal
+    emoji = STATE_EMOJI[p.state]
+    to = f"`{escape(p.to_version)}`"
+    outcome: str | None = card.outcome_reason or p.result
+    if p.state is State.PROPOSED:
+        have = len(p.approvals)
+        left = max(card.needed - have, 0)
+        noun = "approval" if card.needed == 1 else "approvals"
+        if have:
+            text = f"Waiting for {left} of {card.needed} {noun}: approved by {mentions(p.approvals)}"
+        else:
+            text = f"Waiting for {card.needed} {noun}"
+        if p.escalated:
+            text += " · escalated"
+            if card.escalate_to:
+                text += f" to {mentions(card.escalate_to)}"
+        return f"{emoji} {text}"
+    if p.state is State.APPROVED:
+        by = mentions(p.approvals) if p.approvals else mention(p.decided_by or "unknown")
+        return f"{emoji} Approved by {by}; rolling back to {to} next"
+    if p.state is State.EXECUTING:
+        since = f" (started {slack_date(p.started_at, '{time}')})" if p.started_at else ""
+        return f"{emoji} Rolling back to {to}…{since}"
+    if p.state is State.SUCCEEDED:
+        took = f" in {format_seconds(p.duration_s)}" if p.duration_s is not None else ""
+        auto = _is_automatic(p)
+        if p.dry_run:
+            text = f"{emoji} Dry run: would have rolled back to {to}{took}; nothing was switched"
+        elif p.kind is Kind.UNDO:
+            text = f"{emoji} Rolled forward again to {to}{took}"
+        else:
+            text = f"{emoji} Rolled back to {to}{took}"
+        if auto:
+            text += " (automatically)"
+        elif p.decided_by:
+            text += f", approved by {mentions(p.approvals) if p.approvals else mention(p.decided_by)}"
+        if p.result:
+            text += f"\n_{escape(p.result)}_"
+        return text
+    if p.state is State.FAILED:
+        why = escape(p.error) if p.error else "no error detail was recorded"
+        return f"{emoji} Rollback to {to} failed: {why}"
+    if p.state is State.DENIED:
+        by = mention(p.decided_by) if p.decided_by else "someone"
+        return f"{emoji} Denied by {by}" + (f": {escape(outcome)}" if outcome else " (no reason given)")
+    if p.state is State.EXPIRED:
+        due = card.due
+        text = f"{emoji} Expired: no decision"
+        if due is not None:
+            text += f" before {slack_date(due)}"
+        return text + (f" ({escape(outcome)})" if outcome else "")
+    # CANCELLED
+    when = f" {slack_date(p.decided_at)}" if p.decided_at else ""
+    by = f" by {mention(p.decided_by)}" if p.decided_by else ""
+    return f"{emoji} Cancelled{when}{by}" + (f": {escape(outcome)}" if outcome else "")
+
+
+def policy_text(card: CardData) -> str:
+    """Why it waits, until when, and who may decide: the question every reader of the card asks."""
+    p = card.proposal
+    parts: list[str] = []
+    if p.decision_reason:
+        parts.append(f"*Why:* {escape(p.decision_reason)}")
+    if card.approvers:
+        noun = "approval" if card.needed == 1 else "approvals"
+        parts.append(f"*Approvers:* {mentions(card.approvers)} ({card.needed} {noun} needed)")
+    due = card.due
+    if due is not None and p.state is State.PROPOSED:
+        then = f", then {escape(card.on_timeout)}" if card.on_timeout else ""
+        parts.append(f"*Deadline:* {slack_date(due)}{then}")
+    return " · ".join(parts)
+
+
+def _is_automatic(p: Proposal) -> bool:
+    return bool(p.decided_by and p.decided_by.startswith("bot:"))
+
+
+def shows_decision_buttons(p: Proposal) -> bool:
+    return p.state is State.PROPOSED
+
+
+def shows_undo_button(p: Proposal) -> bool:
+    """Undo only for an automatic rollback that really switched (a dry run has nothing to undo)."""
+    return p.state is State.SUCCEEDED and p.kind is Kind.ALERT and _is_automatic(p) and not p.dry_run
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+def _section(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=truncate(text, MAX_SECTION_TEXT)))
+
+
+def _context(*texts: str) -> ContextBlock:
+    elements = [MarkdownTextObject(text=truncate(t, MAX_SECTION_TEXT)) for t in texts if t]
+    return ContextBlock(elements=elements[:MAX_CONTEXT_ELEMENTS])
+
+
+def _button(label: str, action_id: str, proposal_id: int, style: str | None = None) -> ButtonElement:
+    return ButtonElement(
+        text=truncate(label, MAX_BUTTON_TEXT),
+        action_id=action_id,
+        value=str(proposal_id),
+        style=style,
+    )
+
+
+def header_text(p: Proposal) -> str:
+    label = {
+        State.PROPOSED: "rollback proposed",
+        State.APPROVED: "rollback approved",
+        State.EXECUTING: "rolling back",
+        State.SUCCEEDED: "dry run done" if p.dry_run else "rolled back",
+        State.FAILED: "rollback failed",
+        State.DENIED: "rollback denied",
+        State.EXPIRED: "rollback expired",
+        State.CANCELLED: "rollback cancelled",
+    }[p.state]
+    if p.kind is Kind.UNDO:
+        label = (
+            label.replace("rollback", "roll-forward")
+            .replace("rolled back", "rolled forward")
+            .replace("rolling back", "rolling forward")
+        )
+    return truncate(f"{STATE_EMOJI[p.state]} {p.model}: {label}", MAX_HEADER_TEXT)
+
+
+def alerts_text(alerts: Sequence[CardAlert], limit: int = MAX_ALERTS_ON_CARD) -> str:
+    shown = [f"• {alert_text(a)}" for a in alerts[:limit]]
+    more = len(alerts) - len(shown)
+    title = "*Alert*" if len(alerts) == 1 else f"*Alerts* ({len(alerts)})"
+    text = "\n".join([title, *shown])
+    if more > 0:
+        text += f"\n+{more} more (all of them in the thread)"
+    return _fit_lines(text, MAX_SECTION_TEXT)
+
+
+def metrics_text(metrics: Sequence[MetricLine], limit: int = MAX_METRICS_ON_CARD) -> str:
+    shown = [metric_text(m) for m in metrics[:limit]]
+    more = len(metrics) - len(shown)
+    text = "\n".join(["*Metrics* (now vs before the deploy)", *shown])
+    if more > 0:
+        text += f"\n+{more} more in the thread"
+    return _fit_lines(text, MAX_SECTION_TEXT)
+
+
+def _fit_lines(text: str, limit: int) -> str:
+    """Drop whole lines from the end rather than cut a mrkdwn token (a link or date) in half."""
+    if len(text) <= limit:
+        return text
+    lines = text.split("\n")
+    while lines and len("\n".join(lines)) + 2 > limit:
+        lines.pop()
+    kept = "\n".join(lines)
+    return (kept + "\n…") if kept else truncate(text, limit)
+
+
+def build_card(card: CardData) -> list[Block]:
+    """The card's blocks for its current state (at most a dozen, well under Block Kit's 50)."""
+    p = card.proposal
+    blocks: list[Block] = [
+        HeaderBlock(text=header_text(p)),
+        _section(_versions_text(p)),
+        _section(state_text(card)),
+    ]
+    if p.verification:
+        blocks.append(_section(f"🔎 *Verification:* {escape(p.verification)}"))
+    if card.alerts:
+        blocks.append(DividerBlock())
+        blocks.append(_section(alerts_text(card.alerts)))
+    if card.metrics:
+        if not card.alerts:
+            blocks.append(DividerBlock())
+        blocks.append(_section(metrics_text(card.metrics)))
+    policy = policy_text(card)
+    if policy:
+        blocks.append(_context(policy))
+    links = []
+    if card.proposal_url:
+        links.append(link(card.proposal_url, f"Proposal #{p.id}"))
+    else:
+        links.append(f"Proposal #{p.id}")
+    if card.runbook:
+        links.append(link(card.runbook, "Runbook"))
+    blocks.append(_context(" · ".join(links)))
+    buttons: list[ButtonElement] = []
+    if shows_decision_buttons(p):
+        buttons.append(_button("Approve", ACTION_APPROVE, p.id, "primary"))
+        buttons.append(_button("Deny", ACTION_DENY, p.id, "danger"))
+    elif shows_undo_button(p):
+        buttons.append(_button(f"Undo (roll forward to {p.from_version})", ACTION_UNDO, p.id))
+    if buttons:
+        blocks.append(ActionsBlock(block_id=f"rollback_actions_{p.id}", elements=buttons))
+    return blocks[:MAX_BLOCKS]
+
+
+def fallback_text(card: CardData) -> str:
+    """The plain ``text`` of chat.postMessage: what notifications and screen readers show."""
+    p = card.proposal
+    verb = "roll forward" if p.kind is Kind.UNDO else "rollback"
+    status = {
+        State.PROPOSED: f"{verb} proposed, waiting for approval",
+        State.APPROVED: f"{verb} approved",
+        State.EXECUTING: f"{verb} running",
+        State.SUCCEEDED: f"{verb} done" + (" (dry run)" if p.dry_run else ""),
+        State.FAILED: f"{verb} failed" + (f": {p.error}" if p.error else ""),
+        State.DENIED: f"{verb} denied",
+        State.EXPIRED: f"{verb} expired",
+        State.CANCELLED: f"{verb} cancelled",
+    }[p.state]
+    text = f"{STATE_EMOJI[p.state]} {p.model} {p.from_version} → {p.to_version}: {status}"
+    if card.alerts:
+        names = ", ".join(a.name for a in card.alerts[:3])
+        more = f" +{len(card.alerts) - 3}" if len(card.alerts) > 3 else ""
+        text += f" ({names}{more})"
+    return truncate(escape(text), MAX_FALLBACK_TEXT)
+
+
+def card_message(card: CardData) -> Message:
+    """Text and blocks together, ready for ``chat.postMessage(**message.to_dict())``."""
+    return Message(text=fallback_text(card), blocks=build_card(card))
+
+
+def thread_details(card: CardData) -> list[Message]:
+    """Every alert and metric, for the card's thread, split so each message stays within the limits."""
+    p = card.proposal
+    lines: list[str] = []
+    if card.alerts:
+        lines.append(f"*All alerts* ({len(card.alerts)})")
+        lines.extend(f"• {alert_text(a)}" for a in card.alerts)
+    if card.metrics:
+        lines.append(f"*All metrics* ({len(card.metrics)}, now vs before the deploy)")
+        lines.extend(f"• {metric_text(m)}" for m in card.metrics)
+    if not lines:
+        return []
+    sections: list[str] = []
+    current = ""
+    for line in lines:
+        line = truncate(line, MAX_SECTION_TEXT)
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > MAX_SECTION_TEXT:
+            sections.append(current)
+            current = line
+        else:
+            current = candidate
+    if current:
+        sections.append(current)
+    per_message = MAX_BLOCKS
+    messages: list[Message] = []
+    for start in range(0, len(sections), per_message):
+        chunk = sections[start : start + per_message]
+        blocks: list[Block] = [_section(s) for s in chunk]
+        messages.append(Message(text=f"Details for proposal #{p.id} ({p.model})", blocks=blocks))
+    return messages

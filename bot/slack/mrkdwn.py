@@ -1,0 +1,73 @@
+"""Small helpers for Slack's mrkdwn: escaping, mentions, dates and length limits.
+
+Kept apart from the card layout so the text renderer and command replies can share them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+ELLIPSIS = "…"
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack reserves for markup (&, <, >) in text we did not write."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def unescape(text: str) -> str:
+    """Undo :func:`escape` (Slack sends slash-command text escaped this way)."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut ``text`` to at most ``limit`` characters, ending with an ellipsis when it was cut."""
+    if limit <= 0:
+        return ""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rstrip() + ELLIPSIS
+
+
+def mention(actor: str) -> str:
+    """Render a user id, user-group id or bot/cli actor the way Slack shows it.
+
+    ``U…``/``W…`` become ``<@U…>``, ``S…`` becomes ``<!subteam^S…>``; ``bot:auto`` and ``cli:alice``
+    stay readable words, because they are not Slack users and a mention would not resolve.
+    """
+    actor = actor.strip()
+    if actor.startswith("<") and actor.endswith(">"):
+        return actor
+    if actor.startswith("@"):
+        actor = actor[1:]
+    if _looks_like_id(actor, "UW"):
+        return f"<@{actor}>"
+    if _looks_like_id(actor, "S"):
+        return f"<!subteam^{actor}>"
+    if actor.startswith("bot:"):
+        what = actor[4:]
+        return f"the bot ({escape(what)})" if what else "the bot"
+    if actor.startswith("cli:"):
+        return f"{escape(actor[4:])} (CLI)"
+    return escape(actor)
+
+
+def _looks_like_id(value: str, first: str) -> bool:
+    return len(value) >= 2 and value[0] in first and value[1:].isalnum() and value.upper() == value
+
+
+def mentions(actors: list[str] | tuple[str, ...]) -> str:
+    return ", ".join(mention(a) for a in actors)
+
+
+def slack_date(when: datetime, fmt: str = "{date_short_pretty} {time}") -> str:
+    """A ``<!date^…>`` token Slack shows in each reader's time zone, with a UTC fallback for others."""
+    aware = when if when.tzinfo else when.replace(tzinfo=UTC)
+    fallback = aware.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(aware.timestamp())}^{fmt}|{fallback}>"
+
+
+def link(url: str, label: str) -> str:
+    """A mrkdwn link; ``|`` and ``>`` in the label would end the token early, so they are escaped."""
+    safe = escape(label).replace("|", "¦")
+    return f"<{url}|{safe}>"

@@ -1,0 +1,18 @@
+"""The local Slack Web API stand-in for tests (the server lives in the product: the demo uses it too)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from bot.slack.fake_api import Call, FakeSlackApi, parse_body
+
+__all__ = ["Call", "FakeSlackApi", "fake_slack", "parse_body"]
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlackApi]:
+    """A started FakeSlackApi with one user group, stopped after the test."""
+    with FakeSlackApi(usergroups={"S0ONCALL": ["U0LEAD", "U0BOB"]}) as api:
+        yield api

@@ -1,0 +1,146 @@
+"""The /rollback parser: every subcommand, and the message a person gets for bad input."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bot.slack.commands import (
+    MAX_HISTORY,
+    USAGE,
+    USAGE_LINES,
+    Audit,
+    Command,
+    CommandError,
+    Freeze,
+    Help,
+    History,
+    Rollback,
+    Status,
+    Unfreeze,
+    Versions,
+    parse_command,
+)
+
+GOOD: list[tuple[str, Command]] = [
+    ("", Help()),
+    ("   ", Help()),
+    ("help", Help()),
+    ("HELP", Help()),
+    ("status", Status()),
+    ("status fraud-detector", Status("fraud-detector")),
+    ("versions fraud-detector", Versions("fraud-detector")),
+    ("history fraud-detector", History("fraud-detector", 10)),
+    ("history fraud-detector 25", History("fraud-detector", 25)),
+    (f"history fraud-detector {MAX_HISTORY}", History("fraud-detector", MAX_HISTORY)),
+    ("history m 1", History("m", 1)),
+    ("audit", Audit()),
+    ("audit fraud-detector", Audit("fraud-detector")),
+    ("audit since=2h", Audit(None, timedelta(hours=2))),
+    (
+        "audit fraud-detector since=1h30m by=<@U0LEAD|lea>",
+        Audit("fraud-detector", timedelta(minutes=90), "U0LEAD"),
+    ),
+    ("audit by=<@U0LEAD>", Audit(None, timedelta(days=7), "U0LEAD")),
+    ("audit by=&lt;@U0LEAD|lea&gt;", Audit(None, timedelta(days=7), "U0LEAD")),  # as Slack escapes it
+    ("audit by=@lea.lead", Audit(None, timedelta(days=7), "lea.lead")),
+    ("audit by=@U0LEAD since=1d fraud", Audit("fraud", timedelta(days=1), "U0LEAD")),
+    ("fraud-detector", Rollback("fraud-detector")),
+    ("fraud-detector to 6", Rollback("fraud-detector", "6")),
+    (
+        "fraud-detector TO v1.2.3-rc1 error spike on EU",
+        Rollback("fraud-detector", "v1.2.3-rc1", "error spike on EU"),
+    ),
+    ("fraud-detector error   spike", Rollback("fraud-detector", None, "error   spike")),
+    ("fraud-detector a &amp; b &lt;3", Rollback("fraud-detector", None, "a & b <3")),
+    ("freeze fraud-detector", Freeze("fraud-detector")),
+    ("freeze fraud-detector for 2h", Freeze("fraud-detector", timedelta(hours=2))),
+    (
+        "freeze fraud-detector for 30m release train",
+        Freeze("fraud-detector", timedelta(minutes=30), "release train"),
+    ),
+    ("freeze fraud-detector release train", Freeze("fraud-detector", None, "release train")),
+    ("unfreeze fraud-detector", Unfreeze("fraud-detector")),
+    ("  status   ranker  ", Status("ranker")),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), GOOD)
+def test_parses(text: str, expected: Command) -> None:
+    assert parse_command(text) == expected
+
+
+BAD: list[tuple[str, str, str]] = [
+    # text, part of the problem, subcommand whose usage line must follow
+    ("status a b", "at most one model", "status"),
+    ("status ???", "not a model name", "status"),
+    ("versions", "needs a model", "versions"),
+    ("versions a b", "one model", "versions"),
+    ("history", "needs a model", "history"),
+    ("history m 0", "from 1 to 100", "history"),
+    ("history m 101", "from 1 to 100", "history"),
+    ("history m -3", "whole number", "history"),
+    ("history m ten", "whole number", "history"),
+    ("history m 2.5", "whole number", "history"),
+    ("history m 5 6", "got 3 words", "history"),
+    ("audit a b", "one model", "audit"),
+    ("audit since=soon", "not a duration", "audit"),
+    ("audit since=0s", "longer than zero", "audit"),
+    ("audit since=", "needs a value", "audit"),
+    ("audit until=1d", "unknown option 'until='", "audit"),
+    ("audit since=1d since=2d", "given twice", "audit"),
+    ("audit by=<#C123|general>", "needs a person", "audit"),
+    ("fraud-detector to", "'to' needs a version", "rollback"),
+    ("fraud-detector to ???", "not a version", "rollback"),
+    ("freeze", "needs a model", "freeze"),
+    ("freeze m for", "needs a duration", "freeze"),
+    ("freeze m for ever", "not a duration", "freeze"),
+    ("freeze m for 0m", "longer than zero", "freeze"),
+    ("unfreeze", "needs a model", "unfreeze"),
+    ("unfreeze a b", "one model", "unfreeze"),
+]
+
+
+@pytest.mark.parametrize(("text", "problem", "sub"), BAD)
+def test_bad_input_says_what_and_shows_usage(text: str, problem: str, sub: str) -> None:
+    with pytest.raises(CommandError) as err:
+        parse_command(text)
+    message = str(err.value)
+    assert problem in err.value.problem
+    assert err.value.subcommand == sub
+    assert USAGE_LINES[sub] in message
+    assert message.startswith(err.value.problem)
+
+
+def test_unknown_first_word_gets_the_full_usage() -> None:
+    with pytest.raises(CommandError) as err:
+        parse_command("¿qué? now")
+    assert "neither a subcommand nor a model name" in str(err.value)
+    assert err.value.subcommand is None
+    assert err.value.usage == USAGE
+
+
+def test_subcommand_words_win_over_model_names() -> None:
+    # A model literally named "status" or "freeze" cannot be rolled back this way (documented).
+    assert parse_command("status") == Status()
+    assert parse_command("Freeze status") == Freeze("status")
+    assert parse_command("unfreeze help") == Unfreeze("help")
+    # ...but a model may be named like a subcommand word when it is an argument.
+    assert parse_command("history audit 3") == History("audit", 3)
+
+
+def test_to_right_after_the_model_always_means_a_version() -> None:
+    assert parse_command("ranker to reduce errors") == Rollback("ranker", "reduce", "errors")
+    assert parse_command("ranker because to be safe") == Rollback("ranker", None, "because to be safe")
+
+
+def test_usage_mentions_every_subcommand() -> None:
+    for word in ("help", "status", "versions", "history", "audit", "freeze", "unfreeze", "to VERSION"):
+        assert word in USAGE
+    assert "since=7d" in USAGE and "by=@user" in USAGE and "for 2h" in USAGE
+
+
+def test_command_error_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="needs a model"):
+        parse_command("versions")
