@@ -70,6 +70,7 @@ class NewProposal:
     deadline_at: datetime | None
     summary: dict[str, Any]
     undo_of: int | None = None
+    seen_last_rollback_at: datetime | None = None  # what the policy check saw; a change since means stale
 
 
 class OpenProposalExists(Exception):
@@ -79,6 +80,10 @@ class OpenProposalExists(Exception):
         super().__init__(model)
         self.model = model
         self.existing = existing
+
+
+class StaleProposal(Exception):
+    """The model changed between reading its history and writing the proposal (another rollback won)."""
 
 
 class Notifier(Protocol):

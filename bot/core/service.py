@@ -31,6 +31,7 @@ from bot.core.ports import (
     Notifier,
     NullNotifier,
     OpenProposalExists,
+    StaleProposal,
     StaticDirectory,
     Store,
     SwitchRequest,
@@ -184,7 +185,7 @@ class RollbackService:
             requested_by=actor, reason=reason, target_note=choice.note, severity=severity,
             decision_reason=decision.reason, required_approvals=policy.required_approvals,
             dry_run=policy.dry_run, deadline_at=None if auto else now + policy.approval_timeout,
-            summary=summary,
+            summary=summary, seen_last_rollback_at=state.last_rollback_at,
         )
         try:
             proposal = self.store.create_proposal(new, AuditEvent(
@@ -198,6 +199,9 @@ class RollbackService:
             what = f"proposal #{other.id} is {other.state.value}" if other else "another proposal is open"
             raise self._refuse(actor, model, f"a rollback of {model} is already under way ({what}); "
                                              "approve or deny that one instead") from None
+        except StaleProposal as exc:
+            raise self._refuse(actor, model, f"{exc} (another rollback or deployment finished meanwhile); "
+                                             "check `/rollback status` and ask again if still needed") from None
         if not auto:
             self._notify(proposal, "created")
             return proposal
@@ -392,10 +396,11 @@ class RollbackService:
                 target_note=f"roll forward to {original.from_version} (undo of #{proposal_id})",
                 severity="manual", decision_reason=f"undo asked by {actor}", required_approvals=1,
                 dry_run=policy.dry_run, deadline_at=None, summary={}, undo_of=proposal_id,
+                seen_last_rollback_at=self.store.model_state(original.model).last_rollback_at,
             ), AuditEvent(actor=actor, action="proposal.created", model=original.model,
                           from_version=original.to_version, to_version=original.from_version,
                           reason=f"undo of rollback #{proposal_id}", inputs={"kind": "undo"}))
-        except OpenProposalExists:
+        except (OpenProposalExists, StaleProposal):
             raise self._refuse(actor, original.model, f"a rollback of {original.model} is already under way",
                                "undo.refused", proposal_id) from None
         approved = self.store.transition(

@@ -21,7 +21,7 @@ from bot.core.audit import GENESIS, AuditEvent, AuditRecord, chain_hash
 from bot.core.clock import Clock, SystemClock
 from bot.core.errors import NotFound
 from bot.core.policy import ModelState
-from bot.core.ports import NewProposal, OpenProposalExists
+from bot.core.ports import NewProposal, OpenProposalExists, StaleProposal
 from bot.core.proposal import OPEN_STATES, Kind, Proposal, State
 from bot.core.selection import Deployment
 from bot.store.tables import (
@@ -352,6 +352,15 @@ class SqlStore:
         try:
             with self.session() as s:
                 self.ensure_model(s, new.model)
+                # Lock the model row: proposals for one model are written one at a time, and each re-checks
+                # that the version it rolls back from is still the live one.
+                mrow = s.exec(select(ModelRow).where(ModelRow.name == new.model).with_for_update()).one()
+                newest = s.exec(select(DeploymentRow.version).where(DeploymentRow.model == new.model)
+                                .order_by(col(DeploymentRow.id).desc()).limit(1)).first()
+                if newest != new.from_version:
+                    raise StaleProposal(f"{new.model} now runs {newest}, not {new.from_version}")
+                if mrow.last_rollback_at != new.seen_last_rollback_at:
+                    raise StaleProposal(f"{new.model} was rolled back at {mrow.last_rollback_at:%H:%M:%S} UTC")
                 row = ProposalRow(
                     model=new.model,
                     from_version=new.from_version,

@@ -36,7 +36,7 @@ def test_twenty_concurrent_rollback_requests_switch_once(container: Any, fake_ta
     refused = [r for r in results if isinstance(r, Refused)]
     assert len(won) == 1 and won[0].state is State.SUCCEEDED
     assert len(refused) == 19, [r for r in results if isinstance(r, Exception) and not isinstance(r, Refused)]
-    assert all("already under way" in str(r) or "cooldown" in str(r) for r in refused)
+    assert all(any(w in str(r) for w in ("already under way", "cooldown", "finished meanwhile")) for r in refused)
     assert len(fake_target.switches) == 1
     audit = container.store.audit_records(model="fraud-detector")
     assert sum(r.action == "rollback.succeeded" for r in audit) == 1
