@@ -1,0 +1,1 @@
+"""Metric backends implementing bot.core.metrics.MetricsSource."""
