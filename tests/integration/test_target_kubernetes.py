@@ -23,13 +23,21 @@ def kube() -> Iterator[FakeKube]:
 
 
 def settings(kube: FakeKube, **extra: Any) -> dict[str, Any]:
-    return {"api_url": kube.url, "namespace": "ml", "deployment": "ranker", "container": "model",
-            "image": "repo/ranker:{version}", "timeout": "5s", **extra}
+    return {
+        "api_url": kube.url,
+        "namespace": "ml",
+        "deployment": "ranker",
+        "container": "model",
+        "image": "repo/ranker:{version}",
+        "timeout": "5s",
+        **extra,
+    }
 
 
 def request(s: dict[str, Any], to: str = "1.3.0") -> SwitchRequest:
-    return SwitchRequest(model="ranker", from_version="1.4.0", to_version=to, proposal_id=7, reason="errors",
-                         settings=s)
+    return SwitchRequest(
+        model="ranker", from_version="1.4.0", to_version=to, proposal_id=7, reason="errors", settings=s
+    )
 
 
 def target() -> KubernetesTarget:
@@ -47,15 +55,19 @@ def test_switch_patches_image_and_waits_for_rollout(kube: FakeKube) -> None:
     patch = next(r for r in kube.requests if r.method == "PATCH")
     assert patch.headers["content-type"] == "application/strategic-merge-patch+json"
     assert patch.json()["metadata"]["resourceVersion"]
-    gets_after = [r for r in kube.requests[kube.requests.index(patch):] if r.method == "GET"]
+    gets_after = [r for r in kube.requests[kube.requests.index(patch) :] if r.method == "GET"]
     assert len(gets_after) >= 3  # waited over several polls
     assert target().current_version("ranker", s) == "1.3.0"
     assert target().served_version("ranker", s) == "1.3.0"
 
 
 def test_env_mode_sets_variable(kube: FakeKube) -> None:
-    kube.add_deployment("ml", "scorer", "repo/scorer:latest", env=[{"name": "MODEL_VERSION", "value": "7"},
-                                                                    {"name": "OTHER", "value": "x"}])
+    kube.add_deployment(
+        "ml",
+        "scorer",
+        "repo/scorer:latest",
+        env=[{"name": "MODEL_VERSION", "value": "7"}, {"name": "OTHER", "value": "x"}],
+    )
     s = settings(kube, deployment="scorer", env="MODEL_VERSION")
     s.pop("image")
     assert target().current_version("scorer", s) == "7"
@@ -69,8 +81,10 @@ def test_conflict_is_retried_after_rereading(kube: FakeKube) -> None:
     target().switch(request(settings(kube)))
     patches = [r for r in kube.requests if r.method == "PATCH"]
     assert len(patches) == 2  # first one 409, then re-read and succeed
-    assert kube.get("deployments", "ml", "ranker")["spec"]["template"]["spec"]["containers"][0]["image"] == \
-        "repo/ranker:1.3.0"
+    assert (
+        kube.get("deployments", "ml", "ranker")["spec"]["template"]["spec"]["containers"][0]["image"]
+        == "repo/ranker:1.3.0"
+    )
 
 
 def test_progress_deadline_exceeded_is_reported(kube: FakeKube) -> None:
