@@ -52,9 +52,15 @@ def _clean(template: Mapping[str, Any]) -> dict[str, Any]:
 class ArgoRolloutsTarget:
     name = "argo-rollouts"
 
-    def __init__(self, *, client: httpx.Client | None = None, env: Mapping[str, str] | None = None,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-                 poll_interval: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        client: httpx.Client | None = None,
+        env: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        poll_interval: float | None = None,
+    ) -> None:
         self._client, self._env, self._sleep, self._clock = client, env, sleep, clock
         self._poll = poll_interval
 
@@ -65,22 +71,35 @@ class ArgoRolloutsTarget:
         return f"{GROUP}/namespaces/{namespace_of(settings, kube.auth)}/rollouts/{settings['rollout']}"
 
     def _version(self, template: Mapping[str, Any], settings: Mapping[str, Any]) -> str | None:
-        container = pick_container(_containers(template), settings.get("container"),
-                                   f"argo-rollouts: rollout {settings.get('rollout')}")
+        container = pick_container(
+            _containers(template),
+            settings.get("container"),
+            f"argo-rollouts: rollout {settings.get('rollout')}",
+        )
         return version_in(container, settings)
 
-    def _replicasets(self, kube: KubeClient, ro: Mapping[str, Any],
-                     settings: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def _replicasets(
+        self, kube: KubeClient, ro: Mapping[str, Any], settings: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
         labels = ro.get("spec", {}).get("selector", {}).get("matchLabels", {})
         selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        data = kube.get(f"/apis/apps/v1/namespaces/{namespace_of(settings, kube.auth)}/replicasets",
-                        "list the rollout's ReplicaSets", params={"labelSelector": selector})
+        data = kube.get(
+            f"/apis/apps/v1/namespaces/{namespace_of(settings, kube.auth)}/replicasets",
+            "list the rollout's ReplicaSets",
+            params={"labelSelector": selector},
+        )
         uid = ro.get("metadata", {}).get("uid")
-        owned = [rs for rs in data.get("items", [])
-                 if any(ref.get("uid") == uid and ref.get("controller")
-                        for ref in rs.get("metadata", {}).get("ownerReferences", []))]
-        return sorted(owned, key=lambda rs: int(rs["metadata"].get("annotations", {}).get(REVISION, "0")),
-                      reverse=True)
+        owned = [
+            rs
+            for rs in data.get("items", [])
+            if any(
+                ref.get("uid") == uid and ref.get("controller")
+                for ref in rs.get("metadata", {}).get("ownerReferences", [])
+            )
+        ]
+        return sorted(
+            owned, key=lambda rs: int(rs["metadata"].get("annotations", {}).get(REVISION, "0")), reverse=True
+        )
 
     def _hash(self, rs: Mapping[str, Any]) -> str:
         return str(rs.get("metadata", {}).get("labels", {}).get(HASH_LABEL, ""))
@@ -92,17 +111,20 @@ class ArgoRolloutsTarget:
         if settings.get("image"):
             problems += template_problem(str(settings["image"]), "image", self.name)
         else:
-            problems.append("argo-rollouts: setting 'image' (\"repo/x:{version}\") is required to tell "
-                            "versions apart")
+            problems.append(
+                "argo-rollouts: setting 'image' (\"repo/x:{version}\") is required to tell versions apart"
+            )
         return problems + duration_problem(settings, "timeout", self.name)
 
     def describe(self, request: SwitchRequest) -> str:
         s = request.settings
-        return (f"PATCH ({MERGE}) rollouts/{s.get('rollout')}/status {{\"status\":{{\"abort\":true}}}} if an "
-                f"update is in progress; then PATCH ({JSON_PATCH}) /spec/template back to the ReplicaSet "
-                f"running {request.to_version} (or image "
-                f"{str(s.get('image', '?')).replace('{version}', request.to_version)}); wait up to "
-                f"{s.get('timeout', '5m')} for phase Healthy")
+        return (
+            f'PATCH ({MERGE}) rollouts/{s.get("rollout")}/status {{"status":{{"abort":true}}}} if an '
+            f"update is in progress; then PATCH ({JSON_PATCH}) /spec/template back to the ReplicaSet "
+            f"running {request.to_version} (or image "
+            f"{str(s.get('image', '?')).replace('{version}', request.to_version)}); wait up to "
+            f"{s.get('timeout', '5m')} for phase Healthy"
+        )
 
     def current_version(self, model: str, settings: Mapping[str, Any]) -> str | None:
         with self._kube(settings) as kube:
@@ -144,8 +166,9 @@ class ArgoRolloutsTarget:
             self._wait(kube, path, s, wanted_hash, to)
         took = self._clock() - started
         prefix = "aborted the update, " if aborted else ""
-        return SwitchResult(detail=f"rollout {s['rollout']}: {prefix}{how}; Healthy in {took:.1f}s",
-                            served_version=to)
+        return SwitchResult(
+            detail=f"rollout {s['rollout']}: {prefix}{how}; Healthy in {took:.1f}s", served_version=to
+        )
 
     def _abort(self, kube: KubeClient, path: str, settings: Mapping[str, Any]) -> None:
         body = {"status": {"abort": True}}
@@ -156,15 +179,19 @@ class ArgoRolloutsTarget:
                 raise
             kube.patch(path, body, MERGE, f"abort rollout {settings['rollout']}")
 
-    def _plan(self, kube: KubeClient, ro: Mapping[str, Any], settings: Mapping[str, Any],
-              to: str) -> tuple[str | None, list[dict[str, Any]], str]:
+    def _plan(
+        self, kube: KubeClient, ro: Mapping[str, Any], settings: Mapping[str, Any], to: str
+    ) -> tuple[str | None, list[dict[str, Any]], str]:
         """(hash we expect to become stable, JSON patch ops, words). Empty ops: nothing to change."""
         rv = ro["metadata"]["resourceVersion"]
         guard = {"op": "replace", "path": "/metadata/resourceVersion", "value": rv}  # stale -> 409
         template = ro.get("spec", {}).get("template", {})
         stable = ro.get("status", {}).get("stableRS")
-        candidates = [rs for rs in self._replicasets(kube, ro, settings)
-                      if self._version(rs.get("spec", {}).get("template", {}), settings) == to]
+        candidates = [
+            rs
+            for rs in self._replicasets(kube, ro, settings)
+            if self._version(rs.get("spec", {}).get("template", {}), settings) == to
+        ]
         candidates.sort(key=lambda rs: self._hash(rs) != stable)  # the stable one first
         if candidates:
             rs = candidates[0]
@@ -172,23 +199,39 @@ class ArgoRolloutsTarget:
             revision = rs["metadata"].get("annotations", {}).get(REVISION, "?")
             if _clean(template) == restored:
                 return self._hash(rs), [], f"template already at revision {revision} ({to})"
-            return (self._hash(rs), [guard, {"op": "replace", "path": "/spec/template", "value": restored}],
-                    f"template restored to revision {revision} ({to})")
+            return (
+                self._hash(rs),
+                [guard, {"op": "replace", "path": "/spec/template", "value": restored}],
+                f"template restored to revision {revision} ({to})",
+            )
         if not settings.get("image"):
-            raise TargetError(f"argo-rollouts: no ReplicaSet of rollout {settings['rollout']} runs {to} and "
-                              "no 'image' template is set")
+            raise TargetError(
+                f"argo-rollouts: no ReplicaSet of rollout {settings['rollout']} runs {to} and "
+                "no 'image' template is set"
+            )
         containers = _containers(template)
-        container = pick_container(containers, settings.get("container"),
-                                   f"argo-rollouts: rollout {settings['rollout']}")
+        container = pick_container(
+            containers, settings.get("container"), f"argo-rollouts: rollout {settings['rollout']}"
+        )
         index = containers.index(container)
         image = str(settings["image"]).format(version=to)
-        return None, [guard, {"op": "replace", "path": f"/spec/template/spec/containers/{index}/image",
-                              "value": image}], f"image set to {image}"
+        return (
+            None,
+            [
+                guard,
+                {"op": "replace", "path": f"/spec/template/spec/containers/{index}/image", "value": image},
+            ],
+            f"image set to {image}",
+        )
 
-    def _wait(self, kube: KubeClient, path: str, settings: Mapping[str, Any], wanted_hash: str | None,
-              to: str) -> None:
-        waiter = Waiter(poll_interval=self._poll or float(settings.get("poll_interval", 2)),
-                        sleep=self._sleep, clock=self._clock)
+    def _wait(
+        self, kube: KubeClient, path: str, settings: Mapping[str, Any], wanted_hash: str | None, to: str
+    ) -> None:
+        waiter = Waiter(
+            poll_interval=self._poll or float(settings.get("poll_interval", 2)),
+            sleep=self._sleep,
+            clock=self._clock,
+        )
         deadline = waiter.deadline(timeout_seconds(settings, "timeout", "5m"))
         while True:
             ro = kube.get(path, f"watch rollout {settings['rollout']}")
@@ -199,15 +242,21 @@ class ArgoRolloutsTarget:
             words = f"phase {st.get('phase')}: {st.get('message') or 'no message'}"
             if observed and stable_now and right and st.get("phase") == "Healthy":
                 if wanted_hash is None and self.served_version("", settings) != to:
-                    raise TargetError(f"argo-rollouts: rollout {settings['rollout']} is Healthy but its "
-                                      f"stable ReplicaSet does not run {to}")
+                    raise TargetError(
+                        f"argo-rollouts: rollout {settings['rollout']} is Healthy but its "
+                        f"stable ReplicaSet does not run {to}"
+                    )
                 return
             if observed and st.get("phase") == "Degraded" and not st.get("abort"):
-                raise TargetError(f"argo-rollouts: rollout {settings['rollout']} is Degraded: "
-                                  f"{st.get('message', '')}")
+                raise TargetError(
+                    f"argo-rollouts: rollout {settings['rollout']} is Degraded: {st.get('message', '')}"
+                )
             if waiter.expired(deadline):
-                raise TargetError(f"argo-rollouts: rollout {settings['rollout']} did not become Healthy "
-                                  f"within {settings.get('timeout', '5m')} ({words})", retryable=True)
+                raise TargetError(
+                    f"argo-rollouts: rollout {settings['rollout']} did not become Healthy "
+                    f"within {settings.get('timeout', '5m')} ({words})",
+                    retryable=True,
+                )
             waiter.pause(deadline)
 
     def check_connection(self, model: str, settings: Mapping[str, Any]) -> str:
@@ -216,5 +265,7 @@ class ArgoRolloutsTarget:
             ns = namespace_of(settings, kube.auth)
             perm = can_i(kube, "patch", "argoproj.io", "rollouts", ns, str(settings["rollout"]))
         st = ro.get("status", {})
-        return (f"argo-rollouts ({kube.auth.source}): rollout {ns}/{settings['rollout']} found, phase "
-                f"{st.get('phase')}, running {self._version(ro['spec']['template'], settings)}; {perm}")
+        return (
+            f"argo-rollouts ({kube.auth.source}): rollout {ns}/{settings['rollout']} found, phase "
+            f"{st.get('phase')}, running {self._version(ro['spec']['template'], settings)}; {perm}"
+        )

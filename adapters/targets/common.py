@@ -16,11 +16,9 @@ from bot.core.ports import DeploymentTarget
 class CheckableTarget(DeploymentTarget, Protocol):
     """A target that also checks its settings (``check``) and its reach (``check --connect``)."""
 
-    def validate(self, settings: Mapping[str, Any]) -> list[str]:
-        ...
+    def validate(self, settings: Mapping[str, Any]) -> list[str]: ...
 
-    def check_connection(self, model: str, settings: Mapping[str, Any]) -> str:
-        ...
+    def check_connection(self, model: str, settings: Mapping[str, Any]) -> str: ...
 
 
 def text(settings: Mapping[str, Any], key: str, default: str | None = None) -> str | None:
@@ -36,13 +34,19 @@ def required(settings: Mapping[str, Any], key: str, target: str) -> str:
 
 
 def missing_keys(settings: Mapping[str, Any], keys: tuple[str, ...], target: str) -> list[str]:
-    return [f"{target}: setting '{key}' is required" for key in keys
-            if settings.get(key) is None or str(settings.get(key)).strip() == ""]
+    return [
+        f"{target}: setting '{key}' is required"
+        for key in keys
+        if settings.get(key) is None or str(settings.get(key)).strip() == ""
+    ]
 
 
 def unknown_keys(settings: Mapping[str, Any], known: set[str], target: str) -> list[str]:
-    return [f"{target}: unknown setting '{key}' (known: {', '.join(sorted(known))})"
-            for key in settings if key not in known]
+    return [
+        f"{target}: unknown setting '{key}' (known: {', '.join(sorted(known))})"
+        for key in settings
+        if key not in known
+    ]
 
 
 def timeout_seconds(settings: Mapping[str, Any], key: str, default: str) -> float:
@@ -83,14 +87,19 @@ def version_from_template(template: str, value: str) -> str | None:
     prefix, _, suffix = template.partition("{version}")
     if not value.startswith(prefix) or not value.endswith(suffix) or len(value) < len(prefix) + len(suffix):
         return None
-    return value[len(prefix):len(value) - len(suffix)] or None
+    return value[len(prefix) : len(value) - len(suffix)] or None
 
 
 class Waiter:
     """Poll until a condition holds or a deadline passes; injected clock and sleep keep tests fast."""
 
-    def __init__(self, *, poll_interval: float = 2.0, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        poll_interval: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.poll_interval = poll_interval
         self.sleep = sleep
         self.clock = clock

@@ -80,7 +80,11 @@ class HttpClient:
         self._headers = dict(headers or {})
         self._owns_client = client is None
         self._client = client or httpx.Client(
-            base_url=base_url, timeout=timeout, transport=transport, verify=verify, cert=cert,
+            base_url=base_url,
+            timeout=timeout,
+            transport=transport,
+            verify=verify,
+            cert=cert,
             follow_redirects=False,
         )
         self._base_url = base_url.rstrip("/")
@@ -142,21 +146,43 @@ class HttpClient:
             elapsed = (time.monotonic() - started) * 1000
             if response is not None:
                 status = response.status_code
-                log.debug("%s %s %s %s -> %s in %.0f ms (attempt %d, headers %s)", self.system, operation,
-                          method, url, status, elapsed, attempt, redact_headers(merged))
+                log.debug(
+                    "%s %s %s %s -> %s in %.0f ms (attempt %d, headers %s)",
+                    self.system,
+                    operation,
+                    method,
+                    url,
+                    status,
+                    elapsed,
+                    attempt,
+                    redact_headers(merged),
+                )
                 if status < 300 or status in allowed:
                     return response
                 retryable = status >= 500 or status == 429
                 if not retryable or attempt == self.attempts:
                     raise self.error_for(method, operation, response, attempt, retryable)
             else:
-                log.debug("%s %s %s %s failed: %s (attempt %d)", self.system, operation, method, url,
-                          last_error, attempt)
+                log.debug(
+                    "%s %s %s %s failed: %s (attempt %d)",
+                    self.system,
+                    operation,
+                    method,
+                    url,
+                    last_error,
+                    attempt,
+                )
                 if attempt == self.attempts:
                     break
             delay = self._delay(attempt, response)
-            log.info("%s: %s failed (attempt %d of %d), retrying in %.2fs", self.system, operation, attempt,
-                     self.attempts, delay)
+            log.info(
+                "%s: %s failed (attempt %d of %d), retrying in %.2fs",
+                self.system,
+                operation,
+                attempt,
+                self.attempts,
+                delay,
+            )
             self._sleep(delay)
         raise TargetError(
             f"{self.system}: {operation} failed after {self.attempts} attempt(s): {last_error} "
@@ -164,17 +190,21 @@ class HttpClient:
             retryable=True,
         )
 
-    def error_for(self, method: str, operation: str, response: httpx.Response, attempts: int,
-               retryable: bool) -> TargetError:
+    def error_for(
+        self, method: str, operation: str, response: httpx.Response, attempts: int, retryable: bool
+    ) -> TargetError:
         status = response.status_code
         tries = f" after {attempts} attempts" if attempts > 1 else ""
-        message = (f"{self.system}: {operation} failed{tries}: HTTP {status} {response.reason_phrase}: "
-                   f"{remote_message(response)} ({method} {response.request.url})")
+        message = (
+            f"{self.system}: {operation} failed{tries}: HTTP {status} {response.reason_phrase}: "
+            f"{remote_message(response)} ({method} {response.request.url})"
+        )
         return TargetError(message, status=status, body=truncate(response.text), retryable=retryable)
 
     def get_json(self, path: str, *, operation: str, params: Mapping[str, str] | None = None) -> Any:
-        return decode_json(self.request("GET", path, operation=operation, params=params), self.system,
-                           operation)
+        return decode_json(
+            self.request("GET", path, operation=operation, params=params), self.system, operation
+        )
 
 
 def decode_json(response: httpx.Response, system: str, operation: str) -> Any:
@@ -184,5 +214,8 @@ def decode_json(response: httpx.Response, system: str, operation: str) -> Any:
     try:
         return response.json()
     except ValueError as exc:
-        raise TargetError(f"{system}: {operation}: the answer is not JSON",
-                          status=response.status_code, body=truncate(response.text)) from exc
+        raise TargetError(
+            f"{system}: {operation}: the answer is not JSON",
+            status=response.status_code,
+            body=truncate(response.text),
+        ) from exc

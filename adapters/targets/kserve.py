@@ -32,8 +32,11 @@ from bot.core.ports import SwitchRequest, SwitchResult
 GROUP = "/apis/serving.kserve.io/v1beta1"
 PINNED = "rollback-bot/pinned-version"
 KNOWN = {"namespace", "inference_service", "storage_uri", "timeout", "poll_interval"} | AUTH_KEYS
-FAILED = {("Ready", "False", "RevisionFailed"), ("PredictorReady", "False", "RevisionFailed"),
-          ("Ready", "False", "ProgressDeadlineExceeded")}
+FAILED = {
+    ("Ready", "False", "RevisionFailed"),
+    ("PredictorReady", "False", "RevisionFailed"),
+    ("Ready", "False", "ProgressDeadlineExceeded"),
+}
 CONFLICT_RETRIES = 5
 
 
@@ -45,8 +48,9 @@ def _model_spec(isvc: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     for key, value in predictor.items():
         if isinstance(value, dict) and "storageUri" in value:
             return key, value
-    raise TargetError("kserve: the predictor has no storageUri (neither spec.predictor.model nor a "
-                      "framework block)")
+    raise TargetError(
+        "kserve: the predictor has no storageUri (neither spec.predictor.model nor a framework block)"
+    )
 
 
 def live_canary(isvc: Mapping[str, Any]) -> bool:
@@ -59,9 +63,15 @@ def live_canary(isvc: Mapping[str, Any]) -> bool:
 class KServeTarget:
     name = "kserve"
 
-    def __init__(self, *, client: httpx.Client | None = None, env: Mapping[str, str] | None = None,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-                 poll_interval: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        client: httpx.Client | None = None,
+        env: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        poll_interval: float | None = None,
+    ) -> None:
         self._client, self._env, self._sleep, self._clock = client, env, sleep, clock
         self._poll = poll_interval
 
@@ -98,9 +108,11 @@ class KServeTarget:
     def describe(self, request: SwitchRequest) -> str:
         s = request.settings
         uri = str(s.get("storage_uri", "<storage_uri missing>")).replace("{version}", request.to_version)
-        return (f"PATCH ({MERGE}) inferenceservices/{s.get('inference_service')}: with a live canary "
-                f"spec.predictor.canaryTrafficPercent: 0, otherwise storageUri {uri}; wait up to "
-                f"{s.get('timeout', '5m')} for Ready")
+        return (
+            f"PATCH ({MERGE}) inferenceservices/{s.get('inference_service')}: with a live canary "
+            f"spec.predictor.canaryTrafficPercent: 0, otherwise storageUri {uri}; wait up to "
+            f"{s.get('timeout', '5m')} for Ready"
+        )
 
     def current_version(self, model: str, settings: Mapping[str, Any]) -> str | None:
         with self._kube(settings) as kube:
@@ -124,15 +136,19 @@ class KServeTarget:
                 meta: dict[str, Any] = {"resourceVersion": isvc["metadata"]["resourceVersion"]}
                 if live_canary(isvc) and self._spec_version(isvc, s) != to:
                     meta["annotations"] = {PINNED: to}
-                    body: dict[str, Any] = {"metadata": meta,
-                                            "spec": {"predictor": {"canaryTrafficPercent": 0}}}
+                    body: dict[str, Any] = {
+                        "metadata": meta,
+                        "spec": {"predictor": {"canaryTrafficPercent": 0}},
+                    }
                     how = "canary traffic set to 0%, all traffic back on the previous rolled-out revision"
                 else:
                     key, _ = _model_spec(isvc)
                     uri = str(s["storage_uri"]).format(version=to)
                     meta["annotations"] = {PINNED: None}
-                    body = {"metadata": meta,
-                            "spec": {"predictor": {"canaryTrafficPercent": None, key: {"storageUri": uri}}}}
+                    body = {
+                        "metadata": meta,
+                        "spec": {"predictor": {"canaryTrafficPercent": None, key: {"storageUri": uri}}},
+                    }
                     how = f"storageUri set to {uri}"
                 try:
                     patched = kube.patch(path, body, MERGE, f"switch {s['inference_service']} to {to}")
@@ -142,12 +158,17 @@ class KServeTarget:
                         raise
             self._wait(kube, path, s, int(patched.get("metadata", {}).get("generation", 0)))
         took = self._clock() - started
-        return SwitchResult(detail=f"InferenceService {s['inference_service']}: {how}; Ready in {took:.1f}s",
-                            served_version=to)
+        return SwitchResult(
+            detail=f"InferenceService {s['inference_service']}: {how}; Ready in {took:.1f}s",
+            served_version=to,
+        )
 
     def _wait(self, kube: KubeClient, path: str, settings: Mapping[str, Any], generation: int) -> None:
-        waiter = Waiter(poll_interval=self._poll or float(settings.get("poll_interval", 2)),
-                        sleep=self._sleep, clock=self._clock)
+        waiter = Waiter(
+            poll_interval=self._poll or float(settings.get("poll_interval", 2)),
+            sleep=self._sleep,
+            clock=self._clock,
+        )
         deadline = waiter.deadline(timeout_seconds(settings, "timeout", "5m"))
         name = settings["inference_service"]
         while True:
@@ -163,16 +184,27 @@ class KServeTarget:
                 raise TargetError(f"kserve: InferenceService {name} failed: {problem}")
             if waiter.expired(deadline):
                 words = ready[0].get("message") or ready[0].get("status") if ready else "no Ready condition"
-                raise TargetError(f"kserve: InferenceService {name} not Ready within "
-                                  f"{settings.get('timeout', '5m')} ({words})", retryable=True)
+                raise TargetError(
+                    f"kserve: InferenceService {name} not Ready within "
+                    f"{settings.get('timeout', '5m')} ({words})",
+                    retryable=True,
+                )
             waiter.pause(deadline)
 
     def check_connection(self, model: str, settings: Mapping[str, Any]) -> str:
         with self._kube(settings) as kube:
             isvc = self._read(kube, settings)
             ns = namespace_of(settings, kube.auth)
-            perm = can_i(kube, "patch", "serving.kserve.io", "inferenceservices", ns,
-                         str(settings["inference_service"]))
+            perm = can_i(
+                kube,
+                "patch",
+                "serving.kserve.io",
+                "inferenceservices",
+                ns,
+                str(settings["inference_service"]),
+            )
         canary = " (canary live)" if live_canary(isvc) else ""
-        return (f"kserve ({kube.auth.source}): InferenceService {ns}/{settings['inference_service']} found, "
-                f"running {self._version(isvc, settings)}{canary}; {perm}")
+        return (
+            f"kserve ({kube.auth.source}): InferenceService {ns}/{settings['inference_service']} found, "
+            f"running {self._version(isvc, settings)}{canary}; {perm}"
+        )

@@ -47,12 +47,14 @@ def _pick(items: Any, name: str | None, key: str) -> dict[str, Any]:
     raise TargetError(f"kubernetes: kubeconfig has no {key} named '{name}'")
 
 
-def _ssl_context(ca_file: str | None, ca_data: str | None, cert: tuple[bytes, bytes] | None,
-                 insecure: bool) -> Any:
+def _ssl_context(
+    ca_file: str | None, ca_data: str | None, cert: tuple[bytes, bytes] | None, insecure: bool
+) -> Any:
     if insecure:
         return False
-    ctx = ssl.create_default_context(cafile=ca_file,
-                                     cadata=base64.b64decode(ca_data).decode() if ca_data else None)
+    ctx = ssl.create_default_context(
+        cafile=ca_file, cadata=base64.b64decode(ca_data).decode() if ca_data else None
+    )
     if cert:
         # ssl needs files for a client certificate: write them 0600 and remove them at once
         with tempfile.TemporaryDirectory() as tmp:
@@ -77,8 +79,10 @@ def from_kubeconfig(path: str) -> KubeAuth:
     cluster = _pick(config.get("clusters"), context.get("cluster"), "cluster")
     user = _pick(config.get("users"), context.get("user"), "user") if context.get("user") else {}
     if "exec" in user or "auth-provider" in user:
-        raise TargetError("kubernetes: kubeconfig user uses an exec/auth-provider plugin, which the bot "
-                          "does not run; give it a service-account token instead")
+        raise TargetError(
+            "kubernetes: kubeconfig user uses an exec/auth-provider plugin, which the bot "
+            "does not run; give it a service-account token instead"
+        )
     base = Path(path).expanduser().parent
 
     def rel(value: Any) -> str | None:
@@ -97,16 +101,26 @@ def from_kubeconfig(path: str) -> KubeAuth:
     if user.get("client-certificate-data") and user.get("client-key-data"):
         cert = (base64.b64decode(user["client-certificate-data"]), base64.b64decode(user["client-key-data"]))
     elif user.get("client-certificate") and user.get("client-key"):
-        cert = (Path(str(rel(user["client-certificate"]))).read_bytes(),
-                Path(str(rel(user["client-key"]))).read_bytes())
+        cert = (
+            Path(str(rel(user["client-certificate"]))).read_bytes(),
+            Path(str(rel(user["client-key"]))).read_bytes(),
+        )
     server = str(cluster.get("server") or "")
     verify: Any = True
     if server.startswith("https://"):
-        verify = _ssl_context(rel(cluster.get("certificate-authority")),
-                              cluster.get("certificate-authority-data"), cert,
-                              bool(cluster.get("insecure-skip-tls-verify")))
-    return KubeAuth(server=server, headers=headers, verify=verify, namespace=context.get("namespace"),
-                    source=f"kubeconfig {path}")
+        verify = _ssl_context(
+            rel(cluster.get("certificate-authority")),
+            cluster.get("certificate-authority-data"),
+            cert,
+            bool(cluster.get("insecure-skip-tls-verify")),
+        )
+    return KubeAuth(
+        server=server,
+        headers=headers,
+        verify=verify,
+        namespace=context.get("namespace"),
+        source=f"kubeconfig {path}",
+    )
 
 
 def resolve_auth(settings: Mapping[str, Any], env: Mapping[str, str] | None = None) -> KubeAuth:
@@ -134,20 +148,36 @@ def resolve_auth(settings: Mapping[str, Any], env: Mapping[str, str] | None = No
     home = Path("~/.kube/config").expanduser()
     if home.exists():
         return from_kubeconfig(str(home))
-    raise TargetError("kubernetes: no credentials: set 'api_url' (+ KUBERNETES_TOKEN), 'kubeconfig' or "
-                      "KUBECONFIG, or run in a cluster with a service account")
+    raise TargetError(
+        "kubernetes: no credentials: set 'api_url' (+ KUBERNETES_TOKEN), 'kubeconfig' or "
+        "KUBECONFIG, or run in a cluster with a service account"
+    )
 
 
 class KubeClient:
     """GET and PATCH on one API server; every failure is a TargetError quoting the Status message."""
 
-    def __init__(self, system: str, settings: Mapping[str, Any], *, client: httpx.Client | None = None,
-                 env: Mapping[str, str] | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        system: str,
+        settings: Mapping[str, Any],
+        *,
+        client: httpx.Client | None = None,
+        env: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.auth = resolve_auth(settings, env)
         self.system = system
-        self.http = HttpClient(system, base_url=self.auth.server, headers=self.auth.headers, client=client,
-                               verify=self.auth.verify, timeout=float(settings.get("request_timeout", 10)),
-                               attempts=int(settings.get("attempts", 3)), sleep=sleep)
+        self.http = HttpClient(
+            system,
+            base_url=self.auth.server,
+            headers=self.auth.headers,
+            client=client,
+            verify=self.auth.verify,
+            timeout=float(settings.get("request_timeout", 10)),
+            attempts=int(settings.get("attempts", 3)),
+            sleep=sleep,
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -165,8 +195,9 @@ class KubeClient:
         return data
 
     def patch(self, path: str, body: Any, content_type: str, operation: str) -> dict[str, Any]:
-        response = self.http.request("PATCH", path, json_body=body, headers={"Content-Type": content_type},
-                                     operation=operation)
+        response = self.http.request(
+            "PATCH", path, json_body=body, headers={"Content-Type": content_type}, operation=operation
+        )
         data = decode_json(response, self.system, operation)
         return data if isinstance(data, dict) else {}
 
@@ -192,10 +223,18 @@ def failing_condition(conditions: Any, bad: set[tuple[str, str, str]]) -> str | 
 def can_i(kube: KubeClient, verb: str, group: str, resource: str, namespace: str, name: str) -> str:
     """Ask the API server (SelfSubjectAccessReview) whether our credentials may ``verb`` the object."""
     attrs = {"namespace": namespace, "verb": verb, "group": group, "resource": resource, "name": name}
-    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-              "spec": {"resourceAttributes": attrs}}
-    response = kube.http.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
-                                 json_body=review, operation=f"check {verb} permission", ok=(403, 404))
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": attrs},
+    }
+    response = kube.http.request(
+        "POST",
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        json_body=review,
+        operation=f"check {verb} permission",
+        ok=(403, 404),
+    )
     if response.status_code >= 300:
         return f"{verb} permission unknown (access review answered {response.status_code})"
     allowed = (response.json() or {}).get("status", {}).get("allowed")

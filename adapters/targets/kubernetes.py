@@ -72,9 +72,15 @@ def rollout_state(obj: Mapping[str, Any]) -> tuple[bool, str]:
 class KubernetesTarget:
     name = "kubernetes"
 
-    def __init__(self, *, client: httpx.Client | None = None, env: Mapping[str, str] | None = None,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-                 poll_interval: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        client: httpx.Client | None = None,
+        env: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        poll_interval: float | None = None,
+    ) -> None:
         self._client, self._env, self._sleep, self._clock = client, env, sleep, clock
         self._poll = poll_interval
 
@@ -89,8 +95,9 @@ class KubernetesTarget:
         problems = missing_keys(settings, ("deployment",), self.name)
         problems += unknown_keys(settings, KNOWN, self.name)
         if bool(settings.get("image")) == bool(settings.get("env")):
-            problems.append("kubernetes: set exactly one of 'image' (\"repo/x:{version}\") or 'env' "
-                            "(\"MODEL_VERSION\")")
+            problems.append(
+                "kubernetes: set exactly one of 'image' (\"repo/x:{version}\") or 'env' (\"MODEL_VERSION\")"
+            )
         if settings.get("image"):
             problems += template_problem(str(settings["image"]), "image", self.name)
         return problems + duration_problem(settings, "timeout", self.name)
@@ -99,16 +106,19 @@ class KubernetesTarget:
         s = request.settings
         image = str(s.get("image", "<image missing>")).replace("{version}", request.to_version)
         what = f"env {s.get('env')}={request.to_version}" if s.get("env") else f"image {image}"
-        return (f"PATCH ({STRATEGIC}) deployment {s.get('namespace', '<namespace>')}/{s.get('deployment')} "
-                f"container {s.get('container', '<only container>')}: {what}; then wait up to "
-                f"{s.get('timeout', '5m')} for the rollout")
+        return (
+            f"PATCH ({STRATEGIC}) deployment {s.get('namespace', '<namespace>')}/{s.get('deployment')} "
+            f"container {s.get('container', '<only container>')}: {what}; then wait up to "
+            f"{s.get('timeout', '5m')} for the rollout"
+        )
 
     def _read(self, kube: KubeClient, settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         path = self._path(namespace_of(settings, kube.auth), settings)
         obj = kube.get(path, f"read deployment {settings.get('deployment')}")
         containers = obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
-        return obj, pick_container(containers, settings.get("container"),
-                                   f"kubernetes: deployment {settings.get('deployment')}")
+        return obj, pick_container(
+            containers, settings.get("container"), f"kubernetes: deployment {settings.get('deployment')}"
+        )
 
     def current_version(self, model: str, settings: Mapping[str, Any]) -> str | None:
         with self._kube(settings) as kube:
@@ -137,27 +147,35 @@ class KubernetesTarget:
                 body = {
                     "metadata": {
                         "resourceVersion": obj["metadata"]["resourceVersion"],
-                        "annotations": {"kubernetes.io/change-cause": f"rollback-bot proposal "
-                                        f"#{request.proposal_id}: {before} -> {request.to_version}"},
+                        "annotations": {
+                            "kubernetes.io/change-cause": f"rollback-bot proposal "
+                            f"#{request.proposal_id}: {before} -> {request.to_version}"
+                        },
                     },
                     "spec": {"template": {"spec": {"containers": [change]}}},
                 }
                 try:
-                    patched = kube.patch(path, body, STRATEGIC,
-                                         f"set {s['deployment']} to {request.to_version}")
+                    patched = kube.patch(
+                        path, body, STRATEGIC, f"set {s['deployment']} to {request.to_version}"
+                    )
                     break
                 except TargetError as exc:
                     if exc.status != 409 or attempt == CONFLICT_RETRIES:
                         raise
             words = self._wait(kube, path, patched, s)
         took = self._clock() - started
-        return SwitchResult(detail=f"deployment {s['deployment']}: {before} -> {request.to_version}; "
-                                   f"rollout complete ({words}) in {took:.1f}s",
-                            served_version=request.to_version)
+        return SwitchResult(
+            detail=f"deployment {s['deployment']}: {before} -> {request.to_version}; "
+            f"rollout complete ({words}) in {took:.1f}s",
+            served_version=request.to_version,
+        )
 
     def _wait(self, kube: KubeClient, path: str, obj: dict[str, Any], settings: Mapping[str, Any]) -> str:
-        waiter = Waiter(poll_interval=self._poll or float(settings.get("poll_interval", 2)),
-                        sleep=self._sleep, clock=self._clock)
+        waiter = Waiter(
+            poll_interval=self._poll or float(settings.get("poll_interval", 2)),
+            sleep=self._sleep,
+            clock=self._clock,
+        )
         deadline = waiter.deadline(timeout_seconds(settings, "timeout", "5m"))
         generation = int(obj.get("metadata", {}).get("generation", 0))
         while True:
@@ -169,8 +187,11 @@ class KubernetesTarget:
             if problem:
                 raise TargetError(f"kubernetes: rollout of {settings['deployment']} failed: {problem}")
             if waiter.expired(deadline):
-                raise TargetError(f"kubernetes: rollout of {settings['deployment']} did not complete within "
-                                  f"{settings.get('timeout', '5m')}: {words}", retryable=True)
+                raise TargetError(
+                    f"kubernetes: rollout of {settings['deployment']} did not complete within "
+                    f"{settings.get('timeout', '5m')}: {words}",
+                    retryable=True,
+                )
             waiter.pause(deadline)
             obj = kube.get(path, f"watch the rollout of {settings['deployment']}")
 
@@ -179,5 +200,7 @@ class KubernetesTarget:
             _, container = self._read(kube, settings)
             namespace = namespace_of(settings, kube.auth)
             perm = can_i(kube, "patch", "apps", "deployments", namespace, str(settings["deployment"]))
-        return (f"kubernetes ({kube.auth.source}): deployment {namespace}/{settings['deployment']} found, "
-                f"running {version_in(container, settings) or container.get('image')}; {perm}")
+        return (
+            f"kubernetes ({kube.auth.source}): deployment {namespace}/{settings['deployment']} found, "
+            f"running {version_in(container, settings) or container.get('image')}; {perm}"
+        )

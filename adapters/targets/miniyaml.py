@@ -57,7 +57,7 @@ def _split_key(text: str) -> tuple[str, str] | None:
         elif char in "\"'":
             quote = char
         elif char == ":" and (i + 1 == len(text) or text[i + 1] == " "):
-            return str(_scalar(text[:i])), text[i + 1:].strip()
+            return str(_scalar(text[:i])), text[i + 1 :].strip()
     return None
 
 
@@ -95,8 +95,9 @@ def _mapping(lines: list[tuple[int, str]], pos: int, indent: int) -> tuple[dict[
         pos += 1
         if rest:
             result[key] = _scalar(rest)
-        elif pos < len(lines) and (lines[pos][0] > indent or
-                                   (lines[pos][0] == indent and lines[pos][1].startswith("-"))):
+        elif pos < len(lines) and (
+            lines[pos][0] > indent or (lines[pos][0] == indent and lines[pos][1].startswith("-"))
+        ):
             result[key], pos = _block(lines, pos, lines[pos][0])
         else:
             result[key] = None

@@ -24,8 +24,13 @@ KNOWN = {"tracking_uri", "registered_model", "alias", "timeout", "attempts"}
 class MlflowTarget:
     name = "mlflow"
 
-    def __init__(self, *, client: httpx.Client | None = None, env: Mapping[str, str] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        *,
+        client: httpx.Client | None = None,
+        env: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._client = client
         self._env = env
         self._sleep = sleep
@@ -45,18 +50,28 @@ class MlflowTarget:
         uri = settings.get("tracking_uri")
         if not uri:
             raise TargetError("mlflow: setting 'tracking_uri' is missing in [models.<model>.mlflow]")
-        return HttpClient("mlflow", base_url=str(uri), headers=self._headers(), client=self._client,
-                          timeout=float(settings.get("timeout", 10)),
-                          attempts=int(settings.get("attempts", 3)), sleep=self._sleep)
+        return HttpClient(
+            "mlflow",
+            base_url=str(uri),
+            headers=self._headers(),
+            client=self._client,
+            timeout=float(settings.get("timeout", 10)),
+            attempts=int(settings.get("attempts", 3)),
+            sleep=self._sleep,
+        )
 
     @staticmethod
     def _names(model: str, settings: Mapping[str, Any]) -> tuple[str, str]:
         return str(settings.get("registered_model") or model), str(settings.get("alias") or "champion")
 
     def _alias(self, http: HttpClient, name: str, alias: str) -> str | None:
-        response = http.request("GET", f"{API}/registered-models/alias",
-                                params={"name": name, "alias": alias},
-                                operation=f"read alias '{alias}' of '{name}'", ok=(400, 404))
+        response = http.request(
+            "GET",
+            f"{API}/registered-models/alias",
+            params={"name": name, "alias": alias},
+            operation=f"read alias '{alias}' of '{name}'",
+            ok=(400, 404),
+        )
         if response.status_code in (400, 404):
             data = response.json() if response.content else {}
             code = data.get("error_code", "") if isinstance(data, dict) else ""
@@ -73,15 +88,18 @@ class MlflowTarget:
         problems += unknown_keys(settings, KNOWN, self.name)
         uri = str(settings.get("tracking_uri", ""))
         if uri and not uri.startswith(("http://", "https://")):
-            problems.append("mlflow: 'tracking_uri' must be the server's http(s) URL "
-                            "(a file store has no REST API)")
+            problems.append(
+                "mlflow: 'tracking_uri' must be the server's http(s) URL (a file store has no REST API)"
+            )
         return problems
 
     def describe(self, request: SwitchRequest) -> str:
         name, alias = self._names(request.model, request.settings)
         uri = request.settings.get("tracking_uri", "<tracking_uri missing>")
-        return (f"POST {uri}{API}/registered-models/alias {{name: {name}, alias: {alias}, "
-                f"version: {request.to_version}}}, then read the alias back")
+        return (
+            f"POST {uri}{API}/registered-models/alias {{name: {name}, alias: {alias}, "
+            f"version: {request.to_version}}}, then read the alias back"
+        )
 
     def current_version(self, model: str, settings: Mapping[str, Any]) -> str | None:
         name, alias = self._names(model, settings)
@@ -95,35 +113,56 @@ class MlflowTarget:
         name, alias = self._names(request.model, request.settings)
         version = request.to_version
         with self._http(request.settings) as http:
-            http.request("GET", f"{API}/model-versions/get", params={"name": name, "version": version},
-                         operation=f"find version {version} of '{name}'")
-            http.request("POST", f"{API}/registered-models/alias",
-                         json_body={"name": name, "alias": alias, "version": version},
-                         operation=f"set alias '{alias}' of '{name}' to version {version}")
+            http.request(
+                "GET",
+                f"{API}/model-versions/get",
+                params={"name": name, "version": version},
+                operation=f"find version {version} of '{name}'",
+            )
+            http.request(
+                "POST",
+                f"{API}/registered-models/alias",
+                json_body={"name": name, "alias": alias, "version": version},
+                operation=f"set alias '{alias}' of '{name}' to version {version}",
+            )
             now = self._alias(http, name, alias)
         if now != version:
-            raise TargetError(f"mlflow: alias '{alias}' of '{name}' reads back as {now!r}, not {version!r}; "
-                              "someone else may have moved it", retryable=True)
-        return SwitchResult(detail=f"MLflow alias '{alias}' of '{name}' now points to version {version}",
-                            served_version=None)
+            raise TargetError(
+                f"mlflow: alias '{alias}' of '{name}' reads back as {now!r}, not {version!r}; "
+                "someone else may have moved it",
+                retryable=True,
+            )
+        return SwitchResult(
+            detail=f"MLflow alias '{alias}' of '{name}' now points to version {version}", served_version=None
+        )
 
     def check_connection(self, model: str, settings: Mapping[str, Any]) -> str:
         name, alias = self._names(model, settings)
         with self._http(settings) as http:
-            data = http.get_json(f"{API}/registered-models/get", params={"name": name},
-                                 operation=f"read registered model '{name}'")
+            data = http.get_json(
+                f"{API}/registered-models/get",
+                params={"name": name},
+                operation=f"read registered model '{name}'",
+            )
             current = self._alias(http, name, alias)
         latest = data.get("registered_model", {}).get("latest_versions", []) if isinstance(data, dict) else []
-        return (f"mlflow: '{name}' found ({len(latest)} latest version(s)); alias '{alias}' -> "
-                f"{current or 'not set'}. Setting an alias needs EDIT permission on the model.")
+        return (
+            f"mlflow: '{name}' found ({len(latest)} latest version(s)); alias '{alias}' -> "
+            f"{current or 'not set'}. Setting an alias needs EDIT permission on the model."
+        )
 
     def version_metrics(self, model: str, version: str, settings: Mapping[str, Any]) -> dict[str, float]:
         return version_metrics(model, version, settings, client=self._client, env=self._env)
 
 
-def version_metrics(model: str, version: str, settings: Mapping[str, Any], *,
-                    client: httpx.Client | None = None,
-                    env: Mapping[str, str] | None = None) -> dict[str, float]:
+def version_metrics(
+    model: str,
+    version: str,
+    settings: Mapping[str, Any],
+    *,
+    client: httpx.Client | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, float]:
     """The latest value of each metric of the run that produced ``version`` (for ``val_auc 0.91 → 0.90``).
 
     Empty when the version has no run (registered from an external URI).
@@ -131,18 +170,25 @@ def version_metrics(model: str, version: str, settings: Mapping[str, Any], *,
     target = MlflowTarget(client=client, env=env)
     name, _ = target._names(model, settings)
     with target._http(settings) as http:
-        mv = http.get_json(f"{API}/model-versions/get", params={"name": name, "version": version},
-                           operation=f"read version {version} of '{name}'")
+        mv = http.get_json(
+            f"{API}/model-versions/get",
+            params={"name": name, "version": version},
+            operation=f"read version {version} of '{name}'",
+        )
         run_id = (mv or {}).get("model_version", {}).get("run_id")
         if not run_id:
             return {}
-        run = http.get_json(f"{API}/runs/get", params={"run_id": str(run_id)},
-                            operation=f"read the run of version {version}")
+        run = http.get_json(
+            f"{API}/runs/get", params={"run_id": str(run_id)}, operation=f"read the run of version {version}"
+        )
     latest: dict[str, tuple[int, int, float]] = {}
     for metric in (run or {}).get("run", {}).get("data", {}).get("metrics", []):
         key = str(metric.get("key"))
-        rank = (int(metric.get("step", 0)), int(metric.get("timestamp", 0)),
-                float(metric.get("value", "nan")))
+        rank = (
+            int(metric.get("step", 0)),
+            int(metric.get("timestamp", 0)),
+            float(metric.get("value", "nan")),
+        )
         if key not in latest or rank[:2] >= latest[key][:2]:
             latest[key] = rank
     return {key: value for key, (_, _, value) in sorted(latest.items())}

@@ -35,8 +35,15 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return f"sha256={digest}"
 
 
-def verify_signature(secret: str, body: bytes, timestamp: str, signature: str, *,
-                     tolerance: float = 300, now: float | None = None) -> bool:
+def verify_signature(
+    secret: str,
+    body: bytes,
+    timestamp: str,
+    signature: str,
+    *,
+    tolerance: float = 300,
+    now: float | None = None,
+) -> bool:
     """What a receiver does: constant-time compare, and refuse stale or future timestamps."""
     try:
         sent = float(timestamp)
@@ -48,23 +55,39 @@ def verify_signature(secret: str, body: bytes, timestamp: str, signature: str, *
 
 
 def payload(request: SwitchRequest) -> dict[str, Any]:
-    return {"model": request.model, "from_version": request.from_version, "to_version": request.to_version,
-            "proposal_id": request.proposal_id, "reason": request.reason}
+    return {
+        "model": request.model,
+        "from_version": request.from_version,
+        "to_version": request.to_version,
+        "proposal_id": request.proposal_id,
+        "reason": request.reason,
+    }
 
 
 class WebhookTarget:
     name = "webhook"
 
-    def __init__(self, *, client: httpx.Client | None = None, env: Mapping[str, str] | None = None,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        client: httpx.Client | None = None,
+        env: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._client = client
         self._env = env
         self._sleep = sleep
         self._clock = clock
 
     def _http(self, settings: Mapping[str, Any]) -> HttpClient:
-        return HttpClient("webhook", client=self._client, timeout=float(settings.get("timeout", 10)),
-                          attempts=int(settings.get("attempts", 3)), sleep=self._sleep)
+        return HttpClient(
+            "webhook",
+            client=self._client,
+            timeout=float(settings.get("timeout", 10)),
+            attempts=int(settings.get("attempts", 3)),
+            sleep=self._sleep,
+        )
 
     def validate(self, settings: Mapping[str, Any]) -> list[str]:
         problems = missing_keys(settings, ("url",), self.name) + unknown_keys(settings, KNOWN, self.name)
@@ -79,15 +102,18 @@ class WebhookTarget:
     def describe(self, request: SwitchRequest) -> str:
         url = request.settings.get("url", "<url missing>")
         key = f"rollback-{request.proposal_id}-{request.to_version}"
-        return (f"POST {url} with {json.dumps(payload(request), sort_keys=True)}, signed with "
-                f"{SECRET_ENV} ({SIGNATURE_HEADER}), Idempotency-Key {key}")
+        return (
+            f"POST {url} with {json.dumps(payload(request), sort_keys=True)}, signed with "
+            f"{SECRET_ENV} ({SIGNATURE_HEADER}), Idempotency-Key {key}"
+        )
 
     def switch(self, request: SwitchRequest) -> SwitchResult:
         url = required(request.settings, "url", self.name)
         secret = env_value(self._env, SECRET_ENV)
         if secret is None:
-            raise TargetError(f"webhook: environment variable {SECRET_ENV} is not set; "
-                              "cannot sign the request")
+            raise TargetError(
+                f"webhook: environment variable {SECRET_ENV} is not set; cannot sign the request"
+            )
         body = json.dumps(payload(request), separators=(",", ":"), sort_keys=True).encode()
         timestamp = str(int(self._clock()))
         headers = {
@@ -97,8 +123,9 @@ class WebhookTarget:
             "Idempotency-Key": f"rollback-{request.proposal_id}-{request.to_version}",
         }
         with self._http(request.settings) as http:
-            response = http.request("POST", url, operation=f"POST rollback of {request.model}", content=body,
-                                    headers=headers)
+            response = http.request(
+                "POST", url, operation=f"POST rollback of {request.model}", content=body, headers=headers
+            )
         served = None
         if response.headers.get("content-type", "").startswith("application/json"):
             data = decode_json(response, "webhook", "read the answer")
@@ -106,16 +133,19 @@ class WebhookTarget:
                 served = str(data["version"])
         if request.settings.get("status_url"):
             served = self.current_version(request.model, request.settings) or served
-        return SwitchResult(detail=f"webhook accepted the rollback to {request.to_version} "
-                                   f"(HTTP {response.status_code})", served_version=served)
+        return SwitchResult(
+            detail=f"webhook accepted the rollback to {request.to_version} (HTTP {response.status_code})",
+            served_version=served,
+        )
 
     def current_version(self, model: str, settings: Mapping[str, Any]) -> str | None:
         status_url = settings.get("status_url")
         if not status_url:
             return None
         with self._http(settings) as http:
-            data = http.get_json(str(status_url), operation=f"read the version of {model}",
-                                 params={"model": model})
+            data = http.get_json(
+                str(status_url), operation=f"read the version of {model}", params={"model": model}
+            )
         if isinstance(data, dict) and data.get("version") is not None:
             return str(data["version"])
         return None

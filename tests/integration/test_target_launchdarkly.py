@@ -62,7 +62,7 @@ def test_turn_flag_off_and_on_again(ld: FakeLaunchDarkly) -> None:
 
 
 def test_unknown_version_and_errors(ld: FakeLaunchDarkly) -> None:
-    with pytest.raises(TargetError, match="no variation with value '9.9'"):
+    with pytest.raises(TargetError, match=r"no variation with value '9\.9'"):
         target().switch(request(settings(ld), to="9.9"))
     with pytest.raises(TargetError) as info:
         target().current_version("ranker", settings(ld, flag="nope"))
