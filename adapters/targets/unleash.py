@@ -3,10 +3,13 @@
 Two modes (setting ``mode``):
 - ``toggle``: the flag on means ``on_version``, off means ``off_version``; the switch calls
   ``POST .../environments/{env}/on`` or ``/off``.
-- ``variant`` (default): each version is an environment variant named after it. The switch PUTs the
-  variant list with the target as the only ``variable`` variant (Unleash gives it the whole 1000) and the
-  others ``fix`` at weight 0, so they stay listed for later rollbacks. Unleash refuses a list without a
-  variable variant, which is why the target is the variable one.
+- ``variant`` (default): each version is a variant named after it. The switch gives the target the whole
+  weight: it is the only ``variable`` variant (Unleash hands it 1000) and the others become ``fix`` at 0,
+  so they stay listed for later rollbacks (Unleash refuses a list without a variable variant). Unleash 7
+  refuses new *environment* variants ("deprecated ... use strategy variants"), so the variants of the
+  flag's strategies in that environment are rewritten (``PUT .../strategies/{id}``; setting
+  ``strategy_id`` narrows it to one); a flag that still has legacy environment variants gets
+  ``PUT .../environments/{env}/variants`` instead.
 The admin token (``UNLEASH_API_TOKEN``) goes raw in the Authorization header, as Unleash expects.
 """
 
@@ -25,6 +28,7 @@ from bot.core.ports import SwitchRequest, SwitchResult
 
 TOKEN_ENV = "UNLEASH_API_TOKEN"
 KNOWN = {
+    "strategy_id",
     "url",
     "project",
     "environment",
@@ -81,22 +85,46 @@ class UnleashTarget:
         project, _, flag, _ = self._names(settings)
         return f"/api/admin/projects/{project}/features/{flag}"
 
-    def _variants(self, http: HttpClient, settings: Mapping[str, Any]) -> list[dict[str, Any]]:
-        _, environment, flag, _ = self._names(settings)
-        data = http.get_json(
-            f"{self._feature(settings)}/environments/{environment}/variants",
-            operation=f"read the variants of {flag}",
-        )
-        variants = data.get("variants", []) if isinstance(data, dict) else []
-        return [v for v in variants if isinstance(v, dict)]
-
-    def _enabled(self, http: HttpClient, settings: Mapping[str, Any]) -> bool:
+    def _environment(self, http: HttpClient, settings: Mapping[str, Any]) -> dict[str, Any]:
         _, environment, flag, _ = self._names(settings)
         data = http.get_json(self._feature(settings), operation=f"read flag {flag}")
         for env in (data or {}).get("environments", []):
             if env.get("name") == environment:
-                return bool(env.get("enabled"))
+                return dict(env)
         raise TargetError(f"unleash: flag {flag} has no environment '{environment}'")
+
+    def _enabled(self, http: HttpClient, settings: Mapping[str, Any]) -> bool:
+        return bool(self._environment(http, settings).get("enabled"))
+
+    def _legacy_variants(self, http: HttpClient, settings: Mapping[str, Any]) -> list[dict[str, Any]]:
+        _, environment, flag, _ = self._names(settings)
+        data = http.get_json(
+            f"{self._feature(settings)}/environments/{environment}/variants",
+            operation=f"read the environment variants of {flag}",
+        )
+        variants = data.get("variants", []) if isinstance(data, dict) else []
+        return [v for v in variants if isinstance(v, dict)]
+
+    def _strategies(self, http: HttpClient, settings: Mapping[str, Any]) -> list[dict[str, Any]]:
+        _, environment, flag, _ = self._names(settings)
+        strategies = [
+            st for st in self._environment(http, settings).get("strategies", []) if isinstance(st, dict)
+        ]
+        wanted = settings.get("strategy_id")
+        if wanted:
+            strategies = [st for st in strategies if st.get("id") == wanted]
+        if not strategies:
+            which = f"strategy {wanted}" if wanted else "strategy"
+            raise TargetError(
+                f"unleash: flag {flag} has no {which} in '{environment}'; add one whose variants are "
+                "named after the versions"
+            )
+        return strategies
+
+    @staticmethod
+    def _full_weight(variants: list[dict[str, Any]]) -> str | None:
+        full = [str(v.get("name")) for v in variants if int(v.get("weight", 0)) == 1000]
+        return full[0] if full else None
 
     def validate(self, settings: Mapping[str, Any]) -> list[str]:
         problems = missing_keys(settings, ("url", "flag"), self.name) + unknown_keys(
@@ -118,7 +146,10 @@ class UnleashTarget:
         if mode == "toggle":
             action = "on" if str(s.get("on_version")) == request.to_version else "off"
             return f"POST {base}/{action} (flag {action} = version {request.to_version})"
-        return f"PUT {base}/variants with variant {request.to_version} taking weight 1000, others fixed at 0"
+        return (
+            f"PUT {base}/strategies/<id> (or legacy {base}/variants) with variant {request.to_version} "
+            "taking weight 1000, others fixed at 0"
+        )
 
     def current_version(self, model: str, settings: Mapping[str, Any]) -> str | None:
         _, _, _, mode = self._names(settings)
@@ -126,9 +157,13 @@ class UnleashTarget:
             if mode == "toggle":
                 on = self._enabled(http, settings)
                 return str(settings.get("on_version" if on else "off_version"))
-            variants = self._variants(http, settings)
-        full = [v for v in variants if int(v.get("weight", 0)) == 1000]
-        return str(full[0]["name"]) if full else None
+            legacy = self._legacy_variants(http, settings)
+            if legacy:
+                return self._full_weight(legacy)
+            versions = {
+                self._full_weight(list(st.get("variants") or [])) for st in self._strategies(http, settings)
+            }
+        return versions.pop() if len(versions) == 1 else None  # strategies disagree: no single version
 
     def served_version(self, model: str, settings: Mapping[str, Any]) -> str | None:
         return self.current_version(model, settings)
@@ -148,16 +183,41 @@ class UnleashTarget:
                 http.request("POST", f"{base}/{action}", operation=f"turn flag {flag} {action}")
                 detail = f"Unleash flag {flag} ({environment}) turned {action}"
             else:
-                variants = self._variants(http, s)
-                body = self._reweigh(variants, to, str(s.get("stickiness", "default")))
-                http.request(
-                    "PUT", f"{base}/variants", json_body=body, operation=f"set the variants of {flag} to {to}"
-                )
-                detail = f"Unleash flag {flag} ({environment}): variant {to} weighted 1000"
+                detail = self._switch_variants(http, s, base, to)
         now = self.current_version(request.model, s)
         if now != to:
             raise TargetError(f"unleash: flag {flag} reads back as {now!r}, not {to!r}", retryable=True)
         return SwitchResult(detail=detail, served_version=to)
+
+    def _switch_variants(self, http: HttpClient, s: Mapping[str, Any], base: str, to: str) -> str:
+        _, environment, flag, _ = self._names(s)
+        stickiness = str(s.get("stickiness", "default"))
+        legacy = self._legacy_variants(http, s)
+        if legacy:
+            http.request(
+                "PUT",
+                f"{base}/variants",
+                json_body=self._reweigh(legacy, to, stickiness),
+                operation=f"set the environment variants of {flag} to {to}",
+            )
+            return f"Unleash flag {flag} ({environment}): environment variant {to} weighted 1000"
+        strategies = self._strategies(http, s)
+        for st in strategies:
+            body: dict[str, Any] = {
+                k: st[k] for k in ("name", "title", "disabled", "constraints", "parameters") if k in st
+            }
+            body["segments"] = [
+                seg if isinstance(seg, int) else seg.get("id") for seg in st.get("segments", [])
+            ]
+            body["variants"] = self._reweigh(list(st.get("variants") or []), to, stickiness)
+            http.request(
+                "PUT",
+                f"{base}/strategies/{st['id']}",
+                json_body=body,
+                operation=f"set the variants of {flag} strategy {st.get('name')} to {to}",
+            )
+        count = len(strategies)
+        return f"Unleash flag {flag} ({environment}): variant {to} weighted 1000 in {count} strategy(ies)"
 
     @staticmethod
     def _reweigh(variants: list[dict[str, Any]], to: str, stickiness: str) -> list[dict[str, Any]]:

@@ -147,7 +147,7 @@ unleash.start({
   db: { host: '127.0.0.1', port: cfg.pgPort, user: cfg.pgUser, password: '', database: cfg.database,
         ssl: false },
   server: { host: '127.0.0.1', port: cfg.port },
-  authentication: { type: 'none', initApiTokens: [
+  authentication: { initApiTokens: [
     { secret: cfg.adminToken, type: 'admin', environment: '*', projects: ['*'], tokenName: 'admin' },
     { secret: cfg.clientToken, type: 'client', environment: 'development', projects: ['*'],
       tokenName: 'client' } ] },
