@@ -1,1 +1,1 @@
-"""Adapters: the outside world behind the core's Protocols."""
+"""Adapters: one module per outside system (alert sources, deployment targets, metric sources)."""

@@ -1,0 +1,100 @@
+"""KServe target against the fake API server: canary pinned to 0 %, or storageUri switched."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from adapters.targets.kserve import KServeTarget
+from bot.core.errors import TargetError
+from bot.core.ports import SwitchRequest
+from tests.fakes.kube_api import FakeKube
+
+ENV = {"KUBERNETES_TOKEN": "test-token"}
+URI = "s3://models/ranker/{version}"
+
+
+def ci_deploy(kube: FakeKube, version: str, canary: int | None) -> None:
+    def change(isvc: dict[str, Any]) -> None:
+        isvc["spec"]["predictor"]["model"]["storageUri"] = URI.format(version=version)
+        if canary is not None:
+            isvc["spec"]["predictor"]["canaryTrafficPercent"] = canary
+
+    kube.apply_spec("inferenceservices", "ml", "ranker", change)
+    for _ in range(2):
+        kube._tick("inferenceservices", "ml", kube.get("inferenceservices", "ml", "ranker"))
+
+
+@pytest.fixture
+def kube() -> Iterator[FakeKube]:
+    with FakeKube() as fake:
+        fake.add_isvc("ml", "ranker", URI.format(version="1.3.0"))
+        yield fake
+
+
+def settings(kube: FakeKube, **extra: Any) -> dict[str, Any]:
+    return {
+        "api_url": kube.url,
+        "namespace": "ml",
+        "inference_service": "ranker",
+        "storage_uri": URI,
+        "timeout": "5s",
+        **extra,
+    }
+
+
+def request(s: dict[str, Any], to: str = "1.3.0") -> SwitchRequest:
+    return SwitchRequest("ranker", "1.4.0", to, 11, "latency", s)
+
+
+def target() -> KServeTarget:
+    return KServeTarget(env=ENV, poll_interval=0.01)
+
+
+def test_live_canary_is_pinned_to_zero(kube: FakeKube) -> None:
+    ci_deploy(kube, "1.4.0", canary=10)
+    s = settings(kube)
+    assert target().current_version("ranker", s) == "1.4.0"
+    assert target().served_version("ranker", s) is None  # traffic split: cannot say one version
+    result = target().switch(request(s))
+    patch = next(r for r in kube.requests if r.method == "PATCH")
+    assert patch.headers["content-type"] == "application/merge-patch+json"
+    assert patch.json()["spec"] == {"predictor": {"canaryTrafficPercent": 0}}
+    traffic = kube.get("inferenceservices", "ml", "ranker")["status"]["components"]["predictor"]["traffic"]
+    prev = next(t for t in traffic if not t["latestRevision"])
+    assert prev["percent"] == 100
+    assert kube.isvc_revision_uri("ml", "ranker", prev["revisionName"]) == URI.format(version="1.3.0")
+    assert "canary traffic set to 0%" in result.detail
+    assert target().current_version("ranker", s) == "1.3.0"
+    assert target().served_version("ranker", s) == "1.3.0"
+
+
+def test_without_canary_storage_uri_is_set(kube: FakeKube) -> None:
+    ci_deploy(kube, "1.4.0", canary=None)
+    s = settings(kube)
+    target().switch(request(s))
+    isvc = kube.get("inferenceservices", "ml", "ranker")
+    assert isvc["spec"]["predictor"]["model"]["storageUri"] == URI.format(version="1.3.0")
+    assert isvc["spec"]["predictor"]["model"]["modelFormat"] == {"name": "sklearn"}  # merge kept the rest
+    assert target().served_version("ranker", s) == "1.3.0"
+
+
+def test_failed_revision_is_reported(kube: FakeKube) -> None:
+    with pytest.raises(TargetError, match="RevisionFailed"):
+        target().switch(request(settings(kube), to="broken-1"))
+
+
+def test_not_found(kube: FakeKube) -> None:
+    with pytest.raises(TargetError) as info:
+        target().current_version("ranker", settings(kube, inference_service="nope"))
+    assert info.value.status == 404 and "not found" in str(info.value)
+
+
+def test_describe_validate_check(kube: FakeKube) -> None:
+    s = settings(kube)
+    assert "canaryTrafficPercent: 0" in target().describe(request(s))
+    assert target().validate(s) == []
+    assert any("{version}" in p for p in target().validate({**s, "storage_uri": "s3://x"}))
+    assert "may patch it" in target().check_connection("ranker", s)
