@@ -1,0 +1,1 @@
+"""Adapters: the edges between the domain and the outside world (alert senders, targets, Slack)."""
