@@ -181,12 +181,12 @@ def parse_time(value: object, path: str) -> datetime | None:
             moment = datetime.fromtimestamp(number, UTC)
         else:
             moment = datetime.fromisoformat(value)
+            if moment.year <= 1:  # Go's zero time, "0001-01-01T00:00:00Z": not set
+                return None
             if moment.tzinfo is not None:
                 moment = moment.astimezone(UTC)
     except (ValueError, OverflowError, OSError):
         raise PayloadError(path, f"not an ISO 8601 time or epoch number: {str(value)[:64]!r}") from None
-    if moment.year <= 1:  # Go's zero time, "0001-01-01T00:00:00Z": not set
-        return None
     return moment.replace(tzinfo=None)
 
 

@@ -136,9 +136,10 @@ def parse_tags(value: object, path: str) -> dict[str, str]:
     if len(tags) > MAX_LABELS:
         raise PayloadError(path, f"{len(tags)} tags, at most {MAX_LABELS} are accepted")
     labels: dict[str, str] = {}
+    whole_limit = MAX_LABELS * (MAX_KEY_BYTES + MAX_LABEL_BYTES)  # name and value are checked below
     for i, tag in enumerate(tags):
         tag_path = index(path, i)
-        text = expect_str(tag, tag_path, MAX_KEY_BYTES + MAX_LABEL_BYTES + 1).strip()
+        text = expect_str(tag, tag_path, whole_limit).strip()
         key, _, tag_value = text.partition(":")
         key, tag_value = key.strip(), tag_value.strip()
         if not key:
