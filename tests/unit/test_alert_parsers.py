@@ -741,3 +741,13 @@ def test_random_bytes_only_raise_payload_error(raw: bytes) -> None:
             parse_body(source, raw)
         except PayloadError:
             pass
+
+
+def test_promstack_capture() -> None:
+    [alert] = alertmanager.parse(load("alertmanager-promstack-firing.json"))
+    assert (alert.name, alert.severity, alert.labels["model"]) == (
+        "ModelErrorRateHigh",
+        Severity.CRITICAL,
+        "fraud-detector",
+    )
+    assert alert.summary == "Error ratio for model fraud-detector is 80%"
