@@ -155,7 +155,7 @@ def _lookup(alert: object, body: object, path: str, alert_path: str) -> tuple[ob
             return None, at(shown, segment)
         if isinstance(current, dict):
             current, shown = current.get(segment), at(shown, segment)
-        elif isinstance(current, list) and segment.isdigit():
+        elif isinstance(current, list) and segment.isascii() and segment.isdigit():
             i = int(segment)
             current, shown = (current[i] if i < len(current) else None), index(shown, i)
         else:

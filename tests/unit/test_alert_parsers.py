@@ -751,3 +751,10 @@ def test_promstack_capture() -> None:
         "fraud-detector",
     )
     assert alert.summary == "Error ratio for model fraud-detector is 80%"
+
+
+def test_generic_non_ascii_digit_segment_is_a_key_not_an_index() -> None:
+    mapping = mapping_from_dict({"alerts": "", "default_status": "firing", "name": "names.²"})
+    assert error_of(lambda p: generic.parse(p, mapping), {"names": ["a"]}) == (
+        "names: expected an object to read '²' from, got list"
+    )
