@@ -1,0 +1,54 @@
+"""Alert intake parsers, one module per sender, keyed by the path name of ``POST /alerts/<source>``.
+
+Adding a source is one module exposing ``parse(payload) -> list[Alert]`` plus one line in ``PARSERS``.
+Every parser raises only ``PayloadError`` on bad input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from adapters.alerts import alertmanager, datadog, generic, grafana
+from adapters.alerts._fields import decode_json
+from adapters.alerts.errors import MappingError, PayloadError
+from adapters.alerts.generic import GenericMapping, mapping_from_dict
+from adapters.alerts.grafana import verify_grafana_signature
+from bot.core.alert import Alert
+
+AlertParser = Callable[[object], list[Alert]]
+
+PARSERS: dict[str, AlertParser] = {
+    "alertmanager": alertmanager.parse,
+    "grafana": grafana.parse,
+    "datadog": datadog.parse,
+    "generic": generic.parse,  # default mapping; use parser_for("generic", mapping) for the policy's
+}
+
+
+def parser_for(source: str, generic_mapping: GenericMapping | None = None) -> AlertParser:
+    """The parser for ``source``; ``generic`` uses ``generic_mapping`` from the policy file when given."""
+    if source == "generic" and generic_mapping is not None:
+        return generic.bind(generic_mapping)
+    try:
+        return PARSERS[source]
+    except KeyError:
+        raise KeyError(f"unknown alert source {source!r} (known: {', '.join(sorted(PARSERS))})") from None
+
+
+def parse_body(source: str, body: bytes, generic_mapping: GenericMapping | None = None) -> list[Alert]:
+    """Decode a raw request body and parse it: the one call the intake endpoint needs."""
+    return parser_for(source, generic_mapping)(decode_json(body))
+
+
+__all__ = [
+    "PARSERS",
+    "AlertParser",
+    "GenericMapping",
+    "MappingError",
+    "PayloadError",
+    "decode_json",
+    "mapping_from_dict",
+    "parse_body",
+    "parser_for",
+    "verify_grafana_signature",
+]

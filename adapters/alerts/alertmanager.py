@@ -1,0 +1,107 @@
+"""Prometheus Alertmanager webhook (payload version 4) to normalised alerts.
+
+Alertmanager sends one group per request: ``alerts`` holds every alert of the group, each with its
+own ``status``; resolved ones come only when the receiver has ``send_resolved: true``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from adapters.alerts._fields import (
+    MAX_ALERTS,
+    MAX_LABEL_BYTES,
+    MAX_TEXT_BYTES,
+    MAX_URL_BYTES,
+    at,
+    clip_name,
+    expect_list,
+    expect_object,
+    expect_str,
+    fingerprint_or_hash,
+    index,
+    optional_str,
+    parse_time,
+    string_map,
+)
+from adapters.alerts.errors import PayloadError
+from bot.core.alert import Alert, AlertStatus
+from bot.core.severity import parse_severity
+
+SOURCE = "alertmanager"
+# Per-alert link fields Alertmanager and Grafana send, keyed as in Alert.links.
+ALERT_LINK_FIELDS: tuple[str, ...] = ("generatorURL",)
+
+
+def parse(payload: object) -> list[Alert]:
+    """Every alert in an Alertmanager webhook body (already decoded from JSON)."""
+    return parse_group(payload, SOURCE, ALERT_LINK_FIELDS)
+
+
+def parse_status(value: object, path: str) -> AlertStatus:
+    text = expect_str(value, path, 32)
+    try:
+        return AlertStatus(text.strip().lower())
+    except ValueError:
+        raise PayloadError(path, f'expected "firing" or "resolved", got {text[:32]!r}') from None
+
+
+def parse_group(payload: object, source: str, link_fields: tuple[str, ...]) -> list[Alert]:
+    """The Alertmanager-shaped envelope, shared with Grafana whose contact point extends it."""
+    body = expect_object(payload, "")
+    if "alerts" not in body:
+        raise PayloadError("alerts", "missing")
+    items = expect_list(body["alerts"], "alerts", MAX_ALERTS)
+    group_status = None if body.get("status") is None else parse_status(body["status"], "status")
+    external_url = optional_str(body, "externalURL", "", MAX_URL_BYTES)
+    return [
+        parse_alert(item, index("alerts", i), source, link_fields, group_status, external_url)
+        for i, item in enumerate(items)
+    ]
+
+
+def parse_alert(
+    item: object,
+    path: str,
+    source: str,
+    link_fields: tuple[str, ...],
+    group_status: AlertStatus | None,
+    external_url: str | None,
+) -> Alert:
+    obj = expect_object(item, path)
+    if "labels" not in obj:
+        raise PayloadError(at(path, "labels"), "missing")
+    labels = string_map(obj["labels"], at(path, "labels"), max_value_bytes=MAX_LABEL_BYTES)
+    annotations = string_map(obj.get("annotations"), at(path, "annotations"), max_value_bytes=MAX_TEXT_BYTES)
+    if obj.get("status") is not None:
+        status = parse_status(obj["status"], at(path, "status"))
+    elif group_status is not None:
+        status = group_status
+    else:
+        raise PayloadError(at(path, "status"), "missing (and the payload has no top-level status)")
+    return Alert(
+        source=source,
+        fingerprint=fingerprint_or_hash(obj.get("fingerprint"), at(path, "fingerprint"), labels),
+        status=status,
+        name=clip_name(labels.get("alertname") or "unnamed alert"),
+        labels=labels,
+        annotations=annotations,
+        severity=parse_severity(labels.get("severity")),
+        starts_at=parse_time(obj.get("startsAt"), at(path, "startsAt")),
+        ends_at=parse_time(obj.get("endsAt"), at(path, "endsAt")),
+        links=_links(obj, path, link_fields, external_url),
+        values={},
+    )
+
+
+def _links(
+    obj: Mapping[str, object], path: str, link_fields: tuple[str, ...], external_url: str | None
+) -> dict[str, str]:
+    links: dict[str, str] = {}
+    for field in link_fields:
+        url = optional_str(obj, field, path, MAX_URL_BYTES)
+        if url:
+            links[field] = url
+    if external_url:
+        links["externalURL"] = external_url
+    return links
