@@ -12,6 +12,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from adapters.targets import TARGET_FACTORIES
+from adapters.targets import local as local_target
 from adapters.targets.local import LocalTarget
 from bot.config import Settings
 from bot.core.clock import Clock, SystemClock
@@ -25,26 +27,19 @@ from bot.store.repository import SqlStore
 log = logging.getLogger(__name__)
 
 
-def target_validators() -> dict[str, TargetValidator]:
-    from adapters.targets import local
-
-    validators: dict[str, TargetValidator] = {"local": local.validate}
-    try:
-        from adapters.targets import TARGET_VALIDATORS  # type: ignore[attr-defined]
-
-        validators.update(TARGET_VALIDATORS)
-    except ImportError:
-        pass
-    return validators
-
-
 def remote_targets() -> dict[str, DeploymentTarget]:
     """Every target adapter that needs no database, from the registry in adapters/targets."""
-    try:
-        from adapters.targets import TARGET_FACTORIES  # type: ignore[attr-defined]
-    except ImportError:
-        return {}
     return {name: factory() for name, factory in TARGET_FACTORIES.items()}
+
+
+def target_validators() -> dict[str, TargetValidator]:
+    """Each target's settings check, for the policy file loader and `rollback-bot check`."""
+    validators: dict[str, TargetValidator] = {"local": local_target.validate}
+    for name, target in remote_targets().items():
+        validate = getattr(target, "validate", None)
+        if validate is not None:
+            validators[name] = validate
+    return validators
 
 
 def read_policy(path: str) -> Policy:

@@ -73,7 +73,7 @@ def _with_gaps(points: Sequence[Point]) -> tuple[list[datetime], list[float]]:
 
 
 def _num(moment: datetime) -> float:
-    """matplotlib's date number (days since its epoch) for a naive UTC datetime."""
+    """matplotlib's date number (days since its epoch) for a UTC datetime."""
     from matplotlib.dates import date2num
 
     return float(date2num(moment))  # type: ignore[no-untyped-call]

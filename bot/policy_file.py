@@ -146,7 +146,7 @@ def parse_policy(data: Mapping[str, Any], name: str = "<policy>",
         sources = {}
     if problems:
         return PolicyLoad(None, problems, notes, dict(sources))
-    return PolicyLoad(Policy(models=models, source=name), [], notes, dict(sources))
+    return PolicyLoad(Policy(models=models, source=name, sources=dict(sources)), [], notes, dict(sources))
 
 
 def _policy_fields(raw: Mapping[str, Any], prefix: str, bad: Callable[[str, str], None],

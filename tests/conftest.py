@@ -18,7 +18,7 @@ from bot.policy_file import TARGETS, parse_policy
 from bot.store.db import make_engine
 from bot.store.migrate import upgrade
 from tests.components import require
-from tests.fakes import FakeTarget, RecordingNotifier
+from tests.fakes.ports import FakeTarget, RecordingNotifier
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TABLES = ("approvals", "alerts", "proposals", "deployments", "models", "audit", "audit_head", "slack_events")

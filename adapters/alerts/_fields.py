@@ -163,7 +163,7 @@ _EPOCH_MS_THRESHOLD = 100_000_000_000  # larger epoch numbers are milliseconds (
 
 
 def parse_time(value: object, path: str) -> datetime | None:
-    """ISO 8601 text or epoch seconds/milliseconds to naive UTC; Go's zero time and null mean None.
+    """ISO 8601 text or epoch seconds/milliseconds to aware UTC; Go's zero time and null mean None.
 
     Text without an offset is read as UTC, the project's convention.
     """
@@ -183,11 +183,10 @@ def parse_time(value: object, path: str) -> datetime | None:
             moment = datetime.fromisoformat(value)
             if moment.year <= 1:  # Go's zero time, "0001-01-01T00:00:00Z": not set
                 return None
-            if moment.tzinfo is not None:
-                moment = moment.astimezone(UTC)
+            moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except (ValueError, OverflowError, OSError):
         raise PayloadError(path, f"not an ISO 8601 time or epoch number: {str(value)[:64]!r}") from None
-    return moment.replace(tzinfo=None)
+    return moment
 
 
 def labels_fingerprint(labels: Mapping[str, str]) -> str:

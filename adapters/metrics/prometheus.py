@@ -26,14 +26,14 @@ TOKEN_ENV = "PROMETHEUS_TOKEN"
 
 
 def to_unix(moment: datetime) -> float:
-    """Naive datetimes are UTC (the core's convention); aware ones are converted."""
+    """Aware datetimes are converted; a naive one is read as UTC."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 
 def from_unix(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC).replace(tzinfo=None)
+    return datetime.fromtimestamp(ts, UTC)
 
 
 def parse_sample(pair: Any) -> Point:

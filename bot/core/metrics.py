@@ -7,7 +7,7 @@ without a network.
 
 Conventions every source follows (the Prometheus adapter implements them):
 
-* Times are naive UTC datetimes, like the rest of the core.
+* Times are timezone-aware UTC datetimes, like the rest of the core.
 * Rates are Prometheus' job: policy expressions use ``rate()``, which already handles counter
   resets. Nothing here differentiates counters, so nothing here can get a reset wrong.
 * An expression that yields several series is summed point by point, exactly as wrapping it in

@@ -59,6 +59,7 @@ class Policy:
 
     models: Mapping[str, ModelPolicy]
     source: str = "<memory>"
+    sources: Mapping[str, Any] = field(default_factory=dict)  # [sources.NAME]: per alert source settings
 
     def model(self, name: str) -> ModelPolicy | None:
         return self.models.get(name)

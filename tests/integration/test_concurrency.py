@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.core.errors import Refused
 from bot.core.proposal import State
-from tests.fakes import FakeTarget
+from tests.fakes.ports import FakeTarget
 from tests.integration.test_rollback_service import deploy_history
 
 

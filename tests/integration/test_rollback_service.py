@@ -9,7 +9,7 @@ import pytest
 
 from bot.core.errors import IllegalTransition, Refused, TargetError
 from bot.core.proposal import State
-from tests.fakes import FakeTarget
+from tests.fakes.ports import FakeTarget
 
 
 def actions(container: Any, **kw: Any) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +64,8 @@ def test_alertmanager_firing_capture() -> None:
         "version": "7",
     }
     assert alert.severity is Severity.CRITICAL  # "page" reads as critical
-    assert alert.starts_at == datetime(2026, 11, 27, 4, 38, 32, 682000)
-    assert alert.starts_at.tzinfo is None
+    assert alert.starts_at == datetime(2026, 11, 27, 4, 38, 32, 682000, tzinfo=UTC)
+    assert alert.starts_at.tzinfo is UTC
     assert alert.ends_at is None  # "0001-01-01T00:00:00Z"
     assert alert.links["generatorURL"].startswith("http://127.0.0.1:19090/graph?g0.expr=")
     assert alert.links["externalURL"] == "http://127.0.0.1:19093"
@@ -77,7 +77,7 @@ def test_alertmanager_resolved_capture_keeps_identity() -> None:
     [resolved] = alertmanager.parse(load("alertmanager-resolved.json"))
     assert resolved.status is AlertStatus.RESOLVED
     assert (resolved.fingerprint, resolved.starts_at) == (firing.fingerprint, firing.starts_at)
-    assert resolved.ends_at == datetime(2026, 11, 27, 4, 38, 37, 682000)
+    assert resolved.ends_at == datetime(2026, 11, 27, 4, 38, 37, 682000, tzinfo=UTC)
 
 
 def test_missing_fingerprint_is_a_stable_hash_of_sorted_labels() -> None:
@@ -209,10 +209,10 @@ def test_long_alert_name_is_clipped_to_the_column() -> None:
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ("2026-11-27T04:38:32.682Z", datetime(2026, 11, 27, 4, 38, 32, 682000)),
-        ("2021-10-12T09:51:03.157076+02:00", datetime(2021, 10, 12, 7, 51, 3, 157076)),
-        ("2021-10-12T09:51:03.123456789Z", datetime(2021, 10, 12, 9, 51, 3, 123456)),  # Go nanoseconds
-        ("2021-10-12T09:51:03", datetime(2021, 10, 12, 9, 51, 3)),  # no offset: UTC
+        ("2026-11-27T04:38:32.682Z", datetime(2026, 11, 27, 4, 38, 32, 682000, tzinfo=UTC)),
+        ("2021-10-12T09:51:03.157076+02:00", datetime(2021, 10, 12, 7, 51, 3, 157076, tzinfo=UTC)),
+        ("2021-10-12T09:51:03.123456789Z", datetime(2021, 10, 12, 9, 51, 3, 123456, tzinfo=UTC)),  # Go nanoseconds
+        ("2021-10-12T09:51:03", datetime(2021, 10, 12, 9, 51, 3, tzinfo=UTC)),  # no offset: UTC
         ("0001-01-01T00:00:00Z", None),
         (None, None),
         ("", None),
@@ -262,7 +262,7 @@ def test_grafana_documented_example() -> None:
     assert first.fingerprint == "c6eadffa33fcdf37"
     assert first.name == "High memory usage"
     assert first.status is AlertStatus.FIRING
-    assert first.starts_at == datetime(2021, 10, 12, 7, 51, 3, 157076)  # +02:00 to UTC
+    assert first.starts_at == datetime(2021, 10, 12, 7, 51, 3, 157076, tzinfo=UTC)  # +02:00 to UTC
     assert first.values == {"B": 44.23943737541908, "C": 1.0}
     assert first.links["generatorURL"] == "https://play.grafana.org/alerting/1afz29v7z/edit"
     assert first.links["silenceURL"].startswith("https://play.grafana.org/alerting/silence/new")
@@ -276,7 +276,7 @@ def test_grafana_resolved_with_links() -> None:
     assert alert.status is AlertStatus.RESOLVED
     assert alert.severity is Severity.CRITICAL
     assert alert.labels["model"] == "fraud-detector"
-    assert alert.ends_at == datetime(2026, 11, 27, 4, 14, 30)
+    assert alert.ends_at == datetime(2026, 11, 27, 4, 14, 30, tzinfo=UTC)
     assert set(alert.links) == {"generatorURL", "silenceURL", "dashboardURL", "panelURL", "externalURL"}
     assert alert.values == {"A": 0.012, "C": 0.0}
 
@@ -363,7 +363,7 @@ def test_datadog_triggered() -> None:
     assert alert.labels == {"env": "prod", "model": "fraud-detector", "monitor": "", "team": "ml-platform"}
     assert alert.severity is Severity.CRITICAL  # P1
     assert alert.name == "fraud-detector error rate is high"
-    assert alert.starts_at == datetime(2014, 7, 29, 19, 37, 52)  # $DATE 1406662672000 ms
+    assert alert.starts_at == datetime(2014, 7, 29, 19, 37, 52, tzinfo=UTC)  # $DATE 1406662672000 ms
     assert alert.ends_at is None
     assert alert.links == {"link": "https://app.datadoghq.com/event/event?id=6284467829765405698"}
     assert alert.annotations["monitor_id"] == "1234"
@@ -378,7 +378,7 @@ def test_datadog_recovered_matches_the_trigger() -> None:
     assert resolved.status is AlertStatus.RESOLVED
     assert resolved.fingerprint == firing.fingerprint
     assert resolved.starts_at is None
-    assert resolved.ends_at == datetime(2014, 7, 29, 19, 42, 52)
+    assert resolved.ends_at == datetime(2014, 7, 29, 19, 42, 52, tzinfo=UTC)
 
 
 def test_datadog_default_payload_says_what_to_configure() -> None:
@@ -440,8 +440,8 @@ def test_datadog_fingerprint_fallbacks() -> None:
 
 def test_datadog_dates_and_numbers() -> None:
     base = load("datadog-triggered.json")
-    assert datadog.parse(base | {"date": 1406662672000})[0].starts_at == datetime(2014, 7, 29, 19, 37, 52)
-    assert datadog.parse(base | {"date": 1406662672})[0].starts_at == datetime(2014, 7, 29, 19, 37, 52)
+    assert datadog.parse(base | {"date": 1406662672000})[0].starts_at == datetime(2014, 7, 29, 19, 37, 52, tzinfo=UTC)
+    assert datadog.parse(base | {"date": 1406662672})[0].starts_at == datetime(2014, 7, 29, 19, 37, 52, tzinfo=UTC)
     assert datadog.parse(base | {"date": "$DATE"})[0].starts_at is None
     assert datadog.parse(base | {"alert_id": 1234})[0].annotations["monitor_id"] == "1234"
 
@@ -549,7 +549,7 @@ def test_generic_custom_mapping() -> None:
         "region": "eu-west-1",
     }
     assert alert.severity is Severity.CRITICAL
-    assert alert.starts_at == datetime(2025, 11, 27, 5, 0)
+    assert alert.starts_at == datetime(2025, 11, 27, 5, 0, tzinfo=UTC)
     assert alert.ends_at is None
     assert alert.annotations == {"summary": "errors up", "ratio": "0.12"}
     assert alert.links == {"runbook": "https://runbooks/fraud", "first": "https://a"}
@@ -717,7 +717,7 @@ def only_payload_errors(payload: object) -> None:
         else:
             assert all(isinstance(a.labels, dict) for a in alerts)
             assert all(isinstance(v, str) for a in alerts for v in a.labels.values())
-            assert all(a.starts_at is None or a.starts_at.tzinfo is None for a in alerts)
+            assert all(a.starts_at is None or a.starts_at.tzinfo is UTC for a in alerts)
         assert payload == before or payload != payload  # parsers never mutate input (NaN != NaN)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,8 @@ from bot.core.metrics import (
 )
 from bot.core.policy import NoData
 
-FIXTURES = Path(__file__).parent / "fixtures" / "prometheus"
-T0 = datetime(2026, 3, 1, 12, 0, 0)
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "prometheus"
+T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 
 def fixture(name: str) -> Any:

@@ -16,7 +16,7 @@ import pytest
 from adapters.metrics.prometheus import PrometheusSource, from_unix, parse_instant, parse_matrix, to_unix
 from bot.core.metrics import MetricsError, MetricsSource
 
-FIXTURES = Path(__file__).parent / "fixtures" / "prometheus"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "prometheus"
 SECRET = "s3cr3t-token-value"
 
 
@@ -41,7 +41,7 @@ def test_is_a_metrics_source() -> None:
 
 
 def test_times_are_naive_utc() -> None:
-    moment = datetime(2026, 3, 1, 12, 0, 0)
+    moment = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
     assert to_unix(moment) == to_unix(moment.replace(tzinfo=UTC)) == 1772366400.0
     assert from_unix(1772366400.5) == moment + timedelta(milliseconds=500)
 
@@ -72,7 +72,7 @@ def test_parse_instant_results() -> None:
 
 def test_query_and_query_range_send_what_prometheus_expects() -> None:
     seen: list[httpx.Request] = []
-    at = datetime(2026, 3, 1, 12, 0, 0)
+    at = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
     transport = serving(200, fixture("range_ratio"), seen)
     with PrometheusSource("http://prom.test/prefix/", transport=transport) as src:
         points = src.query_range('x{a="b"}', at - timedelta(minutes=5), at, timedelta(seconds=15))
@@ -98,7 +98,7 @@ def test_query_and_query_range_send_what_prometheus_expects() -> None:
 def test_error_bodies_become_one_metrics_error_with_the_message(name: str, message: str) -> None:
     with PrometheusSource("http://prom.test", transport=serving(400, fixture(name))) as src, \
             pytest.raises(MetricsError) as caught:
-        src.query_range("x", datetime(2026, 1, 1), datetime(2026, 1, 2), timedelta(seconds=1))
+        src.query_range("x", datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC), timedelta(seconds=1))
     assert str(caught.value).startswith(message)
 
 
@@ -106,14 +106,14 @@ def test_error_status_with_success_status_code_is_still_an_error() -> None:
     body = {"status": "error", "errorType": "timeout", "error": "query timed out in expression evaluation"}
     with PrometheusSource("http://prom.test", transport=serving(503, body)) as src, \
             pytest.raises(MetricsError, match="prometheus timeout: query timed out"):
-        src.query("x", datetime(2026, 1, 1))
+        src.query("x", datetime(2026, 1, 1, tzinfo=UTC))
 
 
 def test_non_json_answer_names_the_status() -> None:
     transport = serving(502, "<html>bad gateway</html>")
     with PrometheusSource("http://u:pw@prom.test", transport=transport) as src, \
             pytest.raises(MetricsError) as caught:
-        src.query("x", datetime(2026, 1, 1))
+        src.query("x", datetime(2026, 1, 1, tzinfo=UTC))
     assert "HTTP 502" in str(caught.value) and "bad gateway" in str(caught.value)
     assert "pw" not in str(caught.value) and "pw" not in repr(src)
 
@@ -124,7 +124,7 @@ def test_timeout_is_a_metrics_error() -> None:
 
     with PrometheusSource("http://prom.test", transport=httpx.MockTransport(handler)) as src, \
             pytest.raises(MetricsError, match="timed out"):
-        src.query("x", datetime(2026, 1, 1))
+        src.query("x", datetime(2026, 1, 1, tzinfo=UTC))
 
 
 def test_refused_connection_on_loopback_is_a_metrics_error() -> None:
@@ -133,7 +133,7 @@ def test_refused_connection_on_loopback_is_a_metrics_error() -> None:
         port = s.getsockname()[1]
     with PrometheusSource(f"http://127.0.0.1:{port}", timeout=2.0) as src, \
             pytest.raises(MetricsError, match="unreachable"):
-        src.query("up", datetime(2026, 1, 1))
+        src.query("up", datetime(2026, 1, 1, tzinfo=UTC))
 
 
 def test_bearer_token_from_env_is_sent_and_never_shown(monkeypatch: pytest.MonkeyPatch,
@@ -144,7 +144,7 @@ def test_bearer_token_from_env_is_sent_and_never_shown(monkeypatch: pytest.Monke
     with PrometheusSource.from_env("http://prom.test", transport=serving(400, fixture("error_bad_data"),
                                                                          seen)) as src:
         with pytest.raises(MetricsError) as caught:
-            src.query("sum(", datetime(2026, 1, 1))
+            src.query("sum(", datetime(2026, 1, 1, tzinfo=UTC))
         assert SECRET not in repr(src) and SECRET not in str(caught.value)
     assert seen[0].headers["authorization"] == f"Bearer {SECRET}"
     assert caplog.records, "the failure is logged"
@@ -156,11 +156,11 @@ def test_empty_token_sends_no_header(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[httpx.Request] = []
     transport = serving(200, fixture("instant_empty"), seen)
     with PrometheusSource.from_env("http://prom.test", transport=transport) as src:
-        assert src.query("x", datetime(2026, 1, 1)) is None
+        assert src.query("x", datetime(2026, 1, 1, tzinfo=UTC)) is None
     assert "authorization" not in seen[0].headers
 
 
 def test_step_must_be_positive() -> None:
     with PrometheusSource("http://prom.test", transport=serving(200, fixture("range_empty"))) as src, \
             pytest.raises(ValueError, match="positive"):
-        src.query_range("x", datetime(2026, 1, 1), datetime(2026, 1, 1), timedelta(0))
+        src.query_range("x", datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC), timedelta(0))

@@ -7,7 +7,7 @@ import math
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from matplotlib.lines import Line2D
 from bot.charts import DEPLOY_COLOR, ROLLBACK_COLOR, build_figure, chart_for_metric, markers_for, render_png
 from bot.core.metrics import Series
 
-NOW = datetime(2026, 3, 1, 12, 0, 0)
+NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 DEPLOYED = NOW - timedelta(minutes=75)
 ROLLED_BACK = NOW - timedelta(minutes=20)
 
