@@ -9,6 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from adapters.alerts.errors import MappingError
+from adapters.alerts.generic import mapping_from_dict
 from bot.core.durations import parse_duration
 from bot.core.policy import ModelPolicy, NoData, OnTimeout, Policy
 from bot.core.severity import ALIASES, Severity, is_known_severity, parse_severity
@@ -21,6 +23,7 @@ POLICY_KEYS = (
     "dry_run", "verify_after", "no_data",
 )
 MODEL_ONLY_KEYS = ("target", "match", "metrics")
+ALERT_SOURCES = ("alertmanager", "grafana", "datadog", "generic")  # the /alerts/<source> paths
 
 TargetValidator = Callable[[Mapping[str, Any]], list[str]]
 
@@ -47,6 +50,23 @@ class PolicyFileError(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("\n".join(str(p) for p in problems))
         self.problems = problems
+
+
+def _check_sources(sources: Mapping[str, Any], bad: Callable[[str, str], None]) -> None:
+    """[sources.NAME]: a known alert source; the generic field mapping checked key by key."""
+    for source, table in sources.items():
+        key = f"sources.{source}"
+        if source not in ALERT_SOURCES:
+            bad(key, f"unknown alert source; use one of {', '.join(ALERT_SOURCES)}")
+        elif not isinstance(table, dict):
+            bad(key, "must be a table")
+        elif source == "generic":
+            try:
+                mapping_from_dict(table, key)
+            except MappingError as exc:
+                for problem in exc.problems:
+                    where, _, what = problem.partition(": ")
+                    bad(where, what)
 
 
 def severity_note() -> str:
@@ -144,6 +164,7 @@ def parse_policy(data: Mapping[str, Any], name: str = "<policy>",
     if not isinstance(sources, dict):
         bad("sources", "must be a table of [sources.NAME] tables")
         sources = {}
+    _check_sources(sources, bad)
     if problems:
         return PolicyLoad(None, problems, notes, dict(sources))
     return PolicyLoad(Policy(models=models, source=name, sources=dict(sources)), [], notes, dict(sources))

@@ -93,6 +93,10 @@ class RollbackService:
             raise RollbackError(f"target '{policy.target}' of {policy.name} is not available in this build")
         return target
 
+    def notify(self, proposal: Proposal | None, event: str, detail: str | None = None) -> None:
+        """Tell people a proposal changed (its card); never raises. Public for intake's "alerts"/"timeline"."""
+        self._notify(proposal, event, detail)
+
     def _notify(self, proposal: Proposal | None, event: str, detail: str | None = None) -> None:
         if proposal is None:
             return
@@ -146,8 +150,16 @@ class RollbackService:
         kind: Kind = Kind.MANUAL,
         severity: str = "manual",
         decision: Decision | None = None,
+        alert_severity: Severity | None = None,
+        on_created: Callable[[Proposal], None] | None = None,
     ) -> Proposal:
-        """Open a proposal (and, for break-glass or automatic decisions, run it at once)."""
+        """Open a proposal (and, for break-glass or automatic decisions, run it at once).
+
+        ``alert_severity`` lets the policy decide from the same model state the proposal is then checked
+        against, so a rollback finishing in between makes the request stale instead of running it twice.
+        ``on_created`` runs after the proposal is written and before anyone is told or anything runs (alert
+        intake attaches its alerts there, so the first card already lists them).
+        """
         try:
             policy = self.model_policy(model)
         except UnknownModel as exc:
@@ -172,6 +184,10 @@ class RollbackService:
             choice = choose_target(model, history, to_version)
         except RollbackError as exc:
             raise self._refuse(actor, model, str(exc)) from None
+        if decision is None and alert_severity is not None:
+            decision = decide(alert_severity, policy, state, now)
+            if decision.action is Action.IGNORE:
+                raise self._refuse(actor, model, decision.reason)
         if decision is None:
             wait = (f"asked by {actor}: waiting for {policy.required_approvals} approval(s)"
                     if not execute_now else f"break-glass rollback by {actor}")
@@ -202,6 +218,8 @@ class RollbackService:
         except StaleProposal as exc:
             raise self._refuse(actor, model, f"{exc} (another rollback or deployment finished meanwhile); "
                                              "check `/rollback status` and ask again if still needed") from None
+        if on_created is not None:
+            on_created(proposal)
         if not auto:
             self._notify(proposal, "created")
             return proposal

@@ -24,6 +24,7 @@ from bot.core.policy import ModelState
 from bot.core.ports import NewProposal, OpenProposalExists, StaleProposal
 from bot.core.proposal import OPEN_STATES, Kind, Proposal, State
 from bot.core.selection import Deployment
+from bot.store.alert_queries import AlertQueries
 from bot.store.tables import (
     AlertRow,
     ApprovalRow,
@@ -103,7 +104,7 @@ def _record(row: AuditRow) -> AuditRecord:
     )
 
 
-class SqlStore:
+class SqlStore(AlertQueries):
     def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
         self.engine = engine
         self.clock: Clock = clock or SystemClock()

@@ -52,6 +52,7 @@ class AlertRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("source", "fingerprint", "starts_at", name="uq_alerts_identity"),
         Index("ix_alerts_model_status", "model", "status"),
+        Index("ix_alerts_proposal_id", "proposal_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

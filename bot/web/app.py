@@ -18,6 +18,7 @@ from starlette.routing import Route
 from bot.bootstrap import Container
 from bot.core.durations import parse_duration
 from bot.core.errors import NotFound, Refused, RollbackError, UnknownModel, UnknownVersion
+from bot.web.alerts import alert_routes
 from bot.web.auth import BodyTooLarge, bearer_ok, read_body
 from bot.web.views import audit_json, deployment_json, proposal_json
 
@@ -187,6 +188,7 @@ def create_app(container: Container, *, extra_routes: list[Route] | None = None)
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        *alert_routes(container, p, metrics),
         *(extra_routes or []),
     ]
     app = Starlette(routes=routes)

@@ -1,0 +1,226 @@
+"""Alert rows: batch recording with deduplication, resolution, attachment to proposals. Mixed into SqlStore.
+
+A batch is one transaction, so an answered 202 means every alert of it is stored. Inserts use
+``ON CONFLICT DO NOTHING`` on the identity (source, fingerprint, starts_at): when an HA pair sends the same
+alert at the same moment one insert wins and the other reads the winner's row as a duplicate, with no
+exception that would abort the PostgreSQL transaction and lose the rest of the batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from bot.core.alert import Alert, AlertStatus
+from bot.core.audit import AuditEvent, AuditRecord
+from bot.core.clock import Clock
+from bot.core.intake import AlertRecord, Stored, StoreOutcome
+from bot.core.severity import parse_severity
+from bot.store.tables import AlertRow, ProposalRow
+
+_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _record(row: AlertRow) -> AlertRecord:
+    assert row.id is not None
+    annotations = row.annotations or {}
+    return AlertRecord(
+        id=row.id, source=row.source, fingerprint=row.fingerprint, name=row.name, model=row.model,
+        status=AlertStatus(row.status), severity=parse_severity(row.severity), starts_at=row.starts_at,
+        ends_at=row.ends_at, received_at=row.received_at, resolved_at=row.resolved_at,
+        proposal_id=row.proposal_id,
+        summary=str(annotations.get("summary") or annotations.get("description") or row.name),
+        labels=dict(row.labels or {}), links=dict(row.links or {}),
+    )
+
+
+def _lock_key(model: str) -> int:
+    """A stable signed 64-bit key for pg_advisory_lock (Python's hash() differs between processes)."""
+    digest = hashlib.sha256(f"rollback-bot:alert-intake:{model}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class AlertQueries:
+    """The alert half of SqlStore; relies on its ``engine``, ``clock``, ``session()`` and ``_audit()``."""
+
+    engine: Engine
+    clock: Clock
+
+    if TYPE_CHECKING:
+        def session(self) -> AbstractContextManager[Session]: ...
+        def _audit(self, session: Session, event: AuditEvent, at: datetime | None = None) -> AuditRecord: ...
+
+    # ---- writes -------------------------------------------------------------------------------------
+
+    def store_alerts(self, source: str, alerts: Sequence[tuple[Alert, str | None]],
+                     received_at: datetime) -> list[Stored]:
+        with self.session() as s:
+            postgres = self.engine.dialect.name == "postgresql"
+            return [self._store_one(s, source, alert, model, received_at, postgres) for alert, model in alerts]
+
+    def _store_one(self, s: Session, source: str, alert: Alert, model: str | None, received_at: datetime,
+                   postgres: bool) -> Stored:
+        firing = alert.status is AlertStatus.FIRING
+        if alert.starts_at is None:
+            if postgres:  # without a start time the unique key cannot deduplicate: serialise this fingerprint
+                s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(f"{source}/{alert.fingerprint}")})
+            rows = self._by_fingerprint(s, source, alert.fingerprint)
+            live = [r for r in rows if r.status == AlertStatus.FIRING.value]
+            if firing and live:
+                return Stored(StoreOutcome.DUPLICATE, _record(live[0]))
+            if not firing and live:  # every firing episode of this fingerprint has ended
+                for episode in live:
+                    self._resolve(s, episode, alert, received_at)
+                return Stored(StoreOutcome.RESOLVED, _record(live[0]))
+            if not firing and rows:
+                return Stored(StoreOutcome.DUPLICATE, _record(rows[0]))
+            starts_at = received_at if firing else (alert.ends_at or received_at)
+        else:
+            starts_at = alert.starts_at
+        for _ in range(2):
+            existing = self._by_identity(s, source, alert.fingerprint, starts_at)
+            if existing is None:
+                inserted = self._insert(s, source, alert, model, starts_at, received_at, postgres)
+                if inserted is not None:
+                    return Stored(StoreOutcome.NEW, _record(inserted))
+                continue  # lost an insert race: read the winner's row
+            row = existing
+            if row.status == alert.status.value:
+                return Stored(StoreOutcome.DUPLICATE, _record(row))
+            if firing:
+                return Stored(StoreOutcome.STALE, _record(row))
+            if self._resolve(s, row, alert, received_at):
+                return Stored(StoreOutcome.RESOLVED, _record(row))
+        raise RuntimeError(f"alert {source}/{alert.fingerprint} could be neither inserted nor read")
+
+    def _by_fingerprint(self, s: Session, source: str, fingerprint: str) -> list[AlertRow]:
+        return list(s.exec(
+            select(AlertRow).where(AlertRow.source == source, AlertRow.fingerprint == fingerprint)
+            .order_by(col(AlertRow.starts_at).desc(), col(AlertRow.id).desc())
+        ).all())
+
+    def _by_identity(self, s: Session, source: str, fingerprint: str, starts_at: datetime) -> AlertRow | None:
+        return s.exec(select(AlertRow).where(
+            AlertRow.source == source, AlertRow.fingerprint == fingerprint, AlertRow.starts_at == starts_at,
+        )).first()
+
+    def _insert(self, s: Session, source: str, alert: Alert, model: str | None, starts_at: datetime,
+                received_at: datetime, postgres: bool) -> AlertRow | None:
+        resolved = alert.status is AlertStatus.RESOLVED
+        values: dict[str, Any] = {
+            "source": source, "fingerprint": alert.fingerprint, "starts_at": starts_at, "ends_at": alert.ends_at,
+            "status": alert.status.value, "name": alert.name, "model": model, "severity": str(alert.severity),
+            "labels": dict(alert.labels), "annotations": dict(alert.annotations), "links": dict(alert.links),
+            "values": dict(alert.values), "received_at": received_at,
+            "resolved_at": (alert.ends_at or received_at) if resolved else None,
+        }
+        dialect_insert = postgresql.insert if postgres else sqlite.insert
+        statement = dialect_insert(AlertRow).values(**values).on_conflict_do_nothing(
+            index_elements=["source", "fingerprint", "starts_at"]).returning(col(AlertRow.id))
+        new_id = s.execute(statement).scalar()
+        if new_id is None:
+            return None
+        row = s.get(AlertRow, new_id)
+        assert row is not None
+        return row
+
+    def _resolve(self, s: Session, row: AlertRow, alert: Alert, received_at: datetime) -> bool:
+        """firing → resolved (compare-and-set); a resolution inside an incident goes into its timeline."""
+        ended = alert.ends_at or received_at
+        result = s.exec(  # type: ignore[call-overload]
+            update(AlertRow)
+            .where(col(AlertRow.id) == row.id, col(AlertRow.status) == AlertStatus.FIRING.value)
+            .values(status=AlertStatus.RESOLVED.value, ends_at=ended, resolved_at=ended)
+        )
+        if result.rowcount != 1:
+            return False
+        s.refresh(row)
+        if row.proposal_id is not None:
+            self._audit(s, AuditEvent(
+                actor=f"alert:{row.source}", action="alert.resolved", model=row.model, proposal_id=row.proposal_id,
+                reason=f"{row.name} resolved at {ended:%H:%M:%S} UTC (firing since {row.starts_at:%H:%M:%S} UTC)",
+                inputs={"fingerprint": row.fingerprint, "severity": row.severity,
+                        "starts_at": row.starts_at.isoformat(), "ends_at": ended.isoformat()},
+            ))
+        return True
+
+    def attach_alerts(self, proposal_id: int, alert_ids: Sequence[int], audit: AuditEvent) -> int:
+        if not alert_ids:
+            return 0
+        now = self.clock.now()
+        with self.session() as s:
+            result = s.exec(  # type: ignore[call-overload]
+                update(AlertRow)
+                .where(col(AlertRow.id).in_(list(alert_ids)), col(AlertRow.proposal_id).is_(None))
+                .values(proposal_id=proposal_id)
+            )
+            attached = int(result.rowcount)
+            if attached == 0:
+                return 0
+            s.exec(  # type: ignore[call-overload]
+                update(ProposalRow).where(col(ProposalRow.id) == proposal_id)
+                .values(updated_at=now, card_version=ProposalRow.card_version + 1)  # type: ignore[operator]
+            )
+            self._audit(s, AuditEvent(**{**audit.__dict__, "proposal_id": proposal_id,
+                                         "inputs": {**audit.inputs, "attached": attached}}), now)
+            return attached
+
+    # ---- reads --------------------------------------------------------------------------------------
+
+    def alerts_for_proposal(self, proposal_id: int) -> list[AlertRecord]:
+        with Session(self.engine) as s:
+            rows = s.exec(select(AlertRow).where(AlertRow.proposal_id == proposal_id)
+                          .order_by(col(AlertRow.id))).all()
+            return [_record(r) for r in rows]
+
+    def firing_alerts(self, model: str) -> list[AlertRecord]:
+        with Session(self.engine) as s:
+            rows = s.exec(select(AlertRow).where(AlertRow.model == model,
+                                                 AlertRow.status == AlertStatus.FIRING.value)
+                          .order_by(col(AlertRow.id))).all()
+            return [_record(r) for r in rows]
+
+    def alert_counts(self) -> dict[str, int]:
+        """Totals for the benchmark and tests: rows, firing, attached, distinct identities, proposals."""
+        with Session(self.engine) as s:
+            total = s.exec(select(func.count()).select_from(AlertRow)).one()
+            firing = s.exec(select(func.count()).select_from(AlertRow)
+                            .where(AlertRow.status == AlertStatus.FIRING.value)).one()
+            attached = s.exec(select(func.count()).select_from(AlertRow)
+                              .where(col(AlertRow.proposal_id).is_not(None))).one()
+            proposals = s.exec(select(func.count()).select_from(ProposalRow)).one()
+        return {"alerts": int(total), "firing": int(firing), "attached": int(attached), "proposals": int(proposals)}
+
+    # ---- serialisation ------------------------------------------------------------------------------
+
+    def model_lock(self, model: str) -> AbstractContextManager[None]:
+        return self._model_lock(model)
+
+    @contextmanager
+    def _model_lock(self, model: str) -> Iterator[None]:
+        """A process-wide lock per model, plus a PostgreSQL advisory lock so replicas queue too."""
+        with _LOCKS_GUARD:
+            local = _LOCKS.setdefault((str(self.engine.url), model), threading.Lock())
+        with local:
+            if self.engine.dialect.name != "postgresql":
+                yield
+                return
+            with self.engine.connect() as conn:
+                key = _lock_key(model)
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+                conn.commit()
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()

@@ -1,0 +1,83 @@
+"""``POST /alerts/{source}``: alert intake over HTTP.
+
+Status codes are chosen for the senders: Alertmanager retries only on 5xx, so a 4xx must mean "this body
+will never be accepted" (malformed, too large, wrong token) and 503 "not stored, send it again"
+(database down). A 202 is only ever sent after the whole batch is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from adapters.alerts import PARSERS, PayloadError, mapping_from_dict, parse_body, verify_grafana_signature
+from adapters.alerts.generic import GenericMapping
+from bot.core.intake import AlertIntake, IntakeResult
+from bot.web.auth import read_body
+
+if TYPE_CHECKING:
+    from bot.bootstrap import Container
+    from bot.web.app import Metrics
+
+log = logging.getLogger(__name__)
+Handler = Callable[[Request], Awaitable[Response]]
+Protect = Callable[[str, Handler], Handler]
+
+
+def _error(status: int, message: str, **extra: object) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+def generic_mapping(container: Container) -> GenericMapping | None:
+    """The policy's ``[sources.generic]`` mapping (the policy loader already refused a bad one)."""
+    table = container.policy.sources.get("generic")
+    return mapping_from_dict(table) if isinstance(table, dict) and table else None
+
+
+def alert_routes(container: Container, protect: Protect, metrics: Metrics | None = None) -> list[Route]:
+    """The intake route, wrapped by ``protect`` (bearer token in constant time, error mapping, counting)."""
+    intake = AlertIntake(container.service, container.store, container.clock)
+    mapping = generic_mapping(container)
+    secret = container.settings.grafana_webhook_secret
+    sources = ", ".join(f"/alerts/{name}" for name in sorted(PARSERS))
+
+    def count(source: str, result: IntakeResult) -> None:
+        if metrics is not None:
+            for outcome in result.alerts:
+                metrics.alerts.labels(source, outcome.outcome.value).inc()
+
+    async def receive(request: Request) -> Response:
+        source = request.path_params["source"]
+        if source not in PARSERS:
+            return _error(404, f"unknown alert source '{source[:60]}'; use one of {sources}")
+        body = await read_body(request)
+        if source == "grafana" and secret and not verify_grafana_signature(body, request.headers, secret):
+            return _error(401, "missing or wrong Grafana signature (X-Grafana-Alerting-Signature): the contact "
+                               "point's HMAC secret must equal GRAFANA_WEBHOOK_SECRET")
+        try:
+            alerts = parse_body(source, body, mapping if source == "generic" else None)
+        except PayloadError as exc:
+            return _error(400, str(exc), field=exc.field)
+        received_at = container.clock.now()
+        try:
+            result = await run_in_threadpool(intake.ingest, source, alerts, received_at)
+        except IntegrityError:
+            log.exception("alert intake hit a constraint it should have handled")
+            return _error(503, "could not store the alerts; retry later")
+        except SQLAlchemyError as exc:
+            log.error("alert intake: database unavailable: %s", type(exc).__name__)
+            return _error(503, "database unavailable; the alerts were not stored, retry later")
+        count(source, result)
+        return JSONResponse(result.as_json(), status_code=202)
+
+    return [Route("/alerts/{source}", protect("/alerts", receive), methods=["POST"])]
+
+
+__all__ = ["alert_routes", "generic_mapping"]
