@@ -64,12 +64,30 @@ class AlertQueries:
 
     def store_alerts(self, source: str, alerts: Sequence[tuple[Alert, str | None]],
                      received_at: datetime) -> list[Stored]:
+        # Rows are written in identity order: two batches holding the same alerts in another order would
+        # otherwise wait on each other's uncommitted inserts (a deadlock on PostgreSQL).
+        order = sorted(range(len(alerts)), key=lambda i: (alerts[i][0].fingerprint,
+                                                          alerts[i][0].starts_at is None,
+                                                          alerts[i][0].starts_at or received_at))
+        results: dict[int, Stored] = {}
         with self.session() as s:
             postgres = self.engine.dialect.name == "postgresql"
-            return [self._store_one(s, source, alert, model, received_at, postgres) for alert, model in alerts]
+            known = self._known(s, source, {a.fingerprint for a, _ in alerts if a.starts_at is not None})
+            for i in order:
+                alert, model = alerts[i]
+                results[i] = self._store_one(s, source, alert, model, received_at, postgres, known)
+        return [results[i] for i in range(len(alerts))]
+
+    def _known(self, s: Session, source: str, fingerprints: set[str]) -> dict[tuple[str, datetime], AlertRow]:
+        """The batch's already stored alerts in one query: repeats, the bulk of any storm, cost no more."""
+        if not fingerprints:
+            return {}
+        rows = s.exec(select(AlertRow).where(AlertRow.source == source,
+                                             col(AlertRow.fingerprint).in_(sorted(fingerprints)))).all()
+        return {(r.fingerprint, r.starts_at): r for r in rows}
 
     def _store_one(self, s: Session, source: str, alert: Alert, model: str | None, received_at: datetime,
-                   postgres: bool) -> Stored:
+                   postgres: bool, known: dict[tuple[str, datetime], AlertRow]) -> Stored:
         firing = alert.status is AlertStatus.FIRING
         if alert.starts_at is None:
             if postgres:  # without a start time the unique key cannot deduplicate: serialise this fingerprint
@@ -87,11 +105,13 @@ class AlertQueries:
             starts_at = received_at if firing else (alert.ends_at or received_at)
         else:
             starts_at = alert.starts_at
-        for _ in range(2):
-            existing = self._by_identity(s, source, alert.fingerprint, starts_at)
+        for attempt in range(2):
+            existing = (known.get((alert.fingerprint, starts_at)) if attempt == 0
+                        else self._by_identity(s, source, alert.fingerprint, starts_at))
             if existing is None:
                 inserted = self._insert(s, source, alert, model, starts_at, received_at, postgres)
                 if inserted is not None:
+                    known[(alert.fingerprint, starts_at)] = inserted
                     return Stored(StoreOutcome.NEW, _record(inserted))
                 continue  # lost an insert race: read the winner's row
             row = existing

@@ -72,7 +72,8 @@ def alert_routes(container: Container, protect: Protect, metrics: Metrics | None
             log.exception("alert intake hit a constraint it should have handled")
             return _error(503, "could not store the alerts; retry later")
         except SQLAlchemyError as exc:
-            log.error("alert intake: database unavailable: %s", type(exc).__name__)
+            log.error("alert intake: database unavailable: %s (%s)", type(exc).__name__,
+                      type(getattr(exc, "orig", None) or exc).__name__)
             return _error(503, "database unavailable; the alerts were not stored, retry later")
         count(source, result)
         return JSONResponse(result.as_json(), status_code=202)
