@@ -61,13 +61,16 @@ def alert_routes(container: Container, protect: Protect, metrics: Metrics | None
         if source == "grafana" and secret and not verify_grafana_signature(body, request.headers, secret):
             return _error(401, "missing or wrong Grafana signature (X-Grafana-Alerting-Signature): the contact "
                                "point's HMAC secret must equal GRAFANA_WEBHOOK_SECRET")
-        try:
+        received_at = container.clock.now()
+
+        def work() -> IntakeResult:  # parsing a 1 MiB body is CPU work too: keep it off the event loop
             alerts = parse_body(source, body, mapping if source == "generic" else None)
+            return intake.ingest(source, alerts, received_at)
+
+        try:
+            result = await run_in_threadpool(work)
         except PayloadError as exc:
             return _error(400, str(exc), field=exc.field)
-        received_at = container.clock.now()
-        try:
-            result = await run_in_threadpool(intake.ingest, source, alerts, received_at)
         except IntegrityError:
             log.exception("alert intake hit a constraint it should have handled")
             return _error(503, "could not store the alerts; retry later")

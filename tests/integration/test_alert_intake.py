@@ -246,6 +246,12 @@ def test_alert_for_no_model_is_stored_and_ignored(client: TestClient, bot: Conta
     assert table_counts(bot.engine)["alerts"] == 2 and table_counts(bot.engine)["proposals"] == 0
 
 
+def test_answer_lists_at_most_100_alerts_but_counts_them_all(client: TestClient, bot: Container) -> None:
+    answer = post(client, am_body(*(am_alert("nobody", f"n{i:03d}") for i in range(150))))
+    assert (answer["stored"], answer["ignored"], len(answer["alerts"])) == (150, 150, 100)
+    assert table_counts(bot.engine)["alerts"] == 150
+
+
 def test_below_min_severity_and_frozen_are_ignored_with_the_reason(client: TestClient, bot: Container) -> None:
     info = post(client, am_body(am_alert("fraud", "i1", severity="info")))
     assert info["ignored"] == 1 and "below min_severity warning" in info["alerts"][0]["reason"]
