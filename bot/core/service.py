@@ -231,7 +231,7 @@ class RollbackService:
     def approvers_text(self, policy: ModelPolicy) -> str:
         if not policy.approvers:
             return "anyone in the channel"
-        return ", ".join(f"<!subteam^{a}>" if a.startswith("S") else f"<@{a}>" for a in policy.approvers)
+        return ", ".join(f"group {a}" if a.startswith("S") else a for a in policy.approvers)
 
     def approve(self, proposal_id: int, actor: str) -> ApprovalOutcome:
         proposal = self.store.get_proposal(proposal_id)
@@ -472,8 +472,7 @@ class RollbackService:
                 expect={"escalated": False}, escalated=True, reminded=False,
                 deadline_at=now + policy.approval_timeout,
             )
-            self._notify(result, "escalated", " ".join(
-                f"<!subteam^{g}>" if g.startswith("S") else f"<@{g}>" for g in policy.escalate_to))
+            self._notify(result, "escalated", " ".join(policy.escalate_to))
             return result
         if policy.on_timeout is OnTimeout.ROLLBACK:
             approved = self.store.transition(

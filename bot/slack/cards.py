@@ -24,6 +24,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.core.durations import format_duration
+from bot.core.metrics import MetricLine
 from bot.core.proposal import Kind, Proposal, State
 from bot.slack.mrkdwn import escape, link, mention, mentions, slack_date, truncate
 
@@ -66,19 +67,6 @@ class CardAlert:
     summary: str
     link: str | None = None
     starts_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class MetricLine:
-    """A metric now versus before the deploy. ``None`` means no data; the card never invents a number."""
-
-    name: str
-    now: float | None
-    baseline: float | None
-    delta: float | None = None
-    delta_pct: float | None = None
-    sparkline: str = ""
-    no_data: bool = False
 
 
 @dataclass
