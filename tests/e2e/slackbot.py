@@ -26,7 +26,7 @@ from bot.slack.signing import (
 )
 from bot.slack.text_render import render_message
 from bot.store.db import make_engine
-from tests.e2e.server import serving
+from bot.web.serving import serving
 from tests.fakes.ports import FakeTarget
 
 SECRET = "e2e-signing-secret"

@@ -1,4 +1,4 @@
-"""Serve an ASGI app with uvicorn in a background thread on a free loopback port, for end-to-end tests."""
+"""Serve an ASGI app with uvicorn in a background thread on a free loopback port (the demo and the tests)."""
 
 from __future__ import annotations
 
