@@ -13,7 +13,7 @@ import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
 from starlette.applications import Starlette
 
-from bot.bootstrap import Container, build
+from bot.bootstrap import Container, build, verifier
 from bot.config import Settings, check_settings
 from bot.scheduler import start_scheduler
 from bot.store.migrate import upgrade
@@ -63,6 +63,8 @@ def assemble(container: Container, *, with_slack: bool, sweep_every: float = 5.0
             finally:
                 await handler.close_async()  # type: ignore[no-untyped-call]
 
+    if service.verification_enabled:
+        jobs["verify"] = (verifier(container).sweep, sweep_every)
     app = create_app(container, extra_routes=extra, lifespan=lifespan)
     return Running(app, container, jobs, socket_mode)
 

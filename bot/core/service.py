@@ -67,7 +67,7 @@ class RollbackService:
         clock: Clock,
         notifier: Notifier | None = None,
         directory: ApproverDirectory | None = None,
-        summarise: Callable[[ModelPolicy, Deployment | None], dict[str, Any]] | None = None,
+        summarise: Callable[[ModelPolicy, Deployment | None, Mapping[str, str]], dict[str, Any]] | None = None,
         verification_enabled: bool = False,
     ) -> None:
         self.store = store
@@ -146,6 +146,8 @@ class RollbackService:
         kind: Kind = Kind.MANUAL,
         severity: str = "manual",
         decision: Decision | None = None,
+        metric_hints: Mapping[str, str] | None = None,
+        alert_values: Mapping[str, float] | None = None,
     ) -> Proposal:
         """Open a proposal (and, for break-glass or automatic decisions, run it at once)."""
         try:
@@ -179,7 +181,7 @@ class RollbackService:
                 wait += f" (in cooldown after a rollback at {state.last_rollback_at:%H:%M} UTC)"
             decision = Decision(Action.AUTO_EXECUTE if execute_now else Action.PROPOSE, wait, policy.dry_run)
         auto = decision.action is Action.AUTO_EXECUTE
-        summary = self.summarise(policy, history[-1]) if self.summarise else {}
+        summary = self._summary(policy, history[-1], metric_hints or {}, alert_values or {})
         new = NewProposal(
             model=model, from_version=choice.from_version, to_version=choice.to_version, kind=kind,
             requested_by=actor, reason=reason, target_note=choice.note, severity=severity,
@@ -215,6 +217,20 @@ class RollbackService:
         if approved is None:
             return self.store.get_proposal(proposal.id)
         return self.execute(proposal.id, actor=approved.decided_by or SYSTEM)
+
+    def _summary(self, policy: ModelPolicy, current: Deployment, hints: Mapping[str, str],
+                 values: Mapping[str, float]) -> dict[str, Any]:
+        """Numbers for the card, computed once and stored with the proposal (the audit shows what was seen)."""
+        if self.summarise is not None:
+            try:
+                return self.summarise(policy, current, hints)
+            except Exception:  # a metrics outage must never stop a rollback proposal
+                log.exception("metric summary for %s failed", policy.name)
+        if values:
+            return {"metrics": [{"name": k, "expr": "", "now": float(v), "baseline": None, "delta": None,
+                                 "delta_pct": None, "sparkline": "", "no_data": False}
+                                for k, v in list(values.items())[:10]], "exprs": {}, "source": "alert"}
+        return {}
 
     # ---- approvals --------------------------------------------------------------------------------------
 

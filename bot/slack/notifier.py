@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from slack_sdk import WebClient
@@ -20,7 +21,7 @@ from bot.core.metrics import MetricLine
 from bot.core.policy import Policy
 from bot.core.proposal import Proposal, State
 from bot.slack.cards import CardAlert, CardData, card_message, format_seconds, thread_details
-from bot.slack.mrkdwn import escape, mention, mentions
+from bot.slack.mrkdwn import escape, mention, mention_ids, mentions
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,10 @@ def card_data(store: Any, policy: Policy, proposal: Proposal, public_url: str | 
 class SlackNotifier:
     """Implements the core's Notifier on Slack's Web API."""
 
-    def __init__(self, client: WebClient, store: CardStore, policy: Policy, public_url: str | None = None) -> None:
+    def __init__(self, client: WebClient, store: CardStore, policy: Policy, public_url: str | None = None,
+                 charts: Callable[[Proposal], list[tuple[str, bytes | str]]] | None = None) -> None:
         self.client = client
+        self.charts = charts
         self.store = store
         self.policy = policy
         self.public_url = public_url
@@ -88,6 +91,9 @@ class SlackNotifier:
             current = self.sync_card(proposal.id, allow_post=event not in _UPDATE_ONLY)
             if current is not None and current.slack_ts:
                 self._thread(current, event, detail)
+                if event in ("created", "verification") or (event == "succeeded" and current.kind.value == "alert"
+                                                             and (current.decided_by or "").startswith("bot:")):
+                    self._post_charts(current)
 
     # ---- card sync ----------------------------------------------------------------------------------------
 
@@ -147,6 +153,30 @@ class SlackNotifier:
         for message in thread_details(card_data(self.store, self.policy, proposal, self.public_url)):
             self._reply(proposal, message.text, message.to_dict().get("blocks"))
 
+    def _post_charts(self, proposal: Proposal) -> None:
+        """Each metric's chart in the thread; where Slack refuses the upload, say why in the thread instead."""
+        if self.charts is None:
+            return
+        try:
+            charts = self.charts(proposal)
+        except Exception:
+            log.exception("charts for proposal #%s failed", proposal.id)
+            return
+        for name, png in charts:
+            if isinstance(png, str):
+                self._reply(proposal, escape(png))
+                continue
+            try:
+                self.client.files_upload_v2(channel=proposal.slack_channel, thread_ts=proposal.slack_ts,
+                                            content=png, filename=f"{proposal.model}-{name}.png",
+                                            title=f"{proposal.model} {name}")
+            except SlackApiError as exc:
+                code = exc.response.get("error")
+                self._reply(proposal, f"Could not attach the {escape(name)} chart: Slack said `{code}` (the app "
+                                      "needs the files:write scope and to be a member of this channel).")
+            except OSError as exc:
+                self._reply(proposal, f"Could not attach the {escape(name)} chart: {type(exc).__name__}.")
+
     def _reply(self, proposal: Proposal, text: str, blocks: Any = None) -> None:
         if not proposal.slack_ts or not proposal.slack_channel:
             return
@@ -183,6 +213,6 @@ class SlackNotifier:
         elif event == "reminder":
             text = f"Reminder: waiting for {approvers} ({detail})."
         elif event in ("verification", "timeline", "alerts") and detail:
-            text = escape(detail) if event != "verification" else detail
+            text = mention_ids(detail)
         if text:
             self._reply(p, text.strip())

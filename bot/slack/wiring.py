@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bot.bootstrap import Container
+from bot.insight import chart_provider
 from bot.slack.app import build_bolt_app
 from bot.slack.client import web_client
 from bot.slack.directory import SlackDirectory
@@ -49,7 +50,9 @@ def attach_slack(container: Container) -> SlackParts:
     settings = container.settings
     assert settings.slack_bot_token
     sync_client = web_client(settings.slack_bot_token, settings.slack_api_url)
-    notifier = SlackNotifier(sync_client, container.store, container.policy, settings.public_url)
+    insight = container.extras.get("insight")
+    charts = chart_provider(insight, container.policy) if insight is not None else None
+    notifier = SlackNotifier(sync_client, container.store, container.policy, settings.public_url, charts)
     container.service.notifier = notifier
     container.service.directory = SlackDirectory(sync_client)
     async_client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)

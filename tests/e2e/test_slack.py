@@ -49,7 +49,7 @@ def test_card_content_then_approve_updates_it_in_place(bot: SlackBot) -> None:
 
 def test_metric_line_is_on_the_card(bot: SlackBot) -> None:
     line = MetricLine("error_rate", "x", 0.42, 0.01, 0.41, 4100.0, "▁▂▃▅▇", False)
-    bot.container.service.summarise = lambda policy, dep: {"metrics": [line.to_dict()]}
+    bot.container.service.summarise = lambda policy, dep, hints: {"metrics": [line.to_dict()]}
     pid = ask(bot)
     assert "error_rate" in bot.card(pid) and "0.42" in bot.card(pid) and "▁▂▃▅▇" in bot.card(pid)
 

@@ -1,4 +1,4 @@
-"""Session fixtures for integration tests against real servers on loopback (MLflow, Unleash, Prometheus)."""
+"""Session fixtures for integration tests against real servers on loopback (MLflow, Unleash)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.components import require
 from tests.integration import realservers
-from tests.integration.promstack import INSTALL_HINT, PromStack, missing_binaries, start_promstack
 
 
 @pytest.fixture(scope="session")
@@ -21,15 +19,3 @@ def mlflow_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def unleash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     with realservers.unleash_server(tmp_path_factory.mktemp("unleash")) as info:
         yield info
-
-
-@pytest.fixture(scope="session")
-def promstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PromStack]:
-    """Prometheus + Alertmanager + exporter + recording receiver, once per session (see promstack.py)."""
-    missing = missing_binaries()
-    require(not missing, ", ".join(missing), f"install the Debian packages: {INSTALL_HINT}")
-    stack = start_promstack(tmp_path_factory.mktemp("promstack"))
-    try:
-        yield stack
-    finally:
-        stack.stop()
