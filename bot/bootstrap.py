@@ -44,8 +44,13 @@ def target_validators() -> dict[str, TargetValidator]:
     return validators
 
 
+def target_names() -> tuple[str, ...]:
+    """Every target the policy file may name: `local` plus the registry in adapters/targets."""
+    return ("local", *TARGET_FACTORIES)
+
+
 def read_policy(path: str) -> Policy:
-    loaded = load_policy(path, target_validators())
+    loaded = load_policy(path, target_validators(), target_names())
     if loaded.policy is None:
         raise PolicyFileError(loaded.problems)
     return loaded.policy

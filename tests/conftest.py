@@ -19,6 +19,7 @@ from bot.store.db import make_engine
 from bot.store.migrate import upgrade
 from tests.components import require
 from tests.fakes.ports import FakeTarget, RecordingNotifier
+from tests.integration import realservers
 from tests.integration.promstack import INSTALL_HINT, PromStack, missing_binaries, start_promstack
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -137,3 +138,15 @@ def promstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PromStack]:
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with realservers.mlflow_server(tmp_path_factory.mktemp("mlflow")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def unleash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    with realservers.unleash_server(tmp_path_factory.mktemp("unleash")) as info:
+        yield info

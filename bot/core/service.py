@@ -182,6 +182,9 @@ class RollbackService:
             decision = Decision(Action.AUTO_EXECUTE if execute_now else Action.PROPOSE, wait, policy.dry_run)
         auto = decision.action is Action.AUTO_EXECUTE
         summary = self._summary(policy, history[-1], metric_hints or {}, alert_values or {})
+        runs = self._version_metrics(policy, choice.from_version, choice.to_version)
+        if runs:
+            summary = {**summary, "version_metrics": runs}
         new = NewProposal(
             model=model, from_version=choice.from_version, to_version=choice.to_version, kind=kind,
             requested_by=actor, reason=reason, target_note=choice.note, severity=severity,
@@ -231,6 +234,19 @@ class RollbackService:
                                  "delta_pct": None, "sparkline": "", "no_data": False}
                                 for k, v in list(values.items())[:10]], "exprs": {}, "source": "alert"}
         return {}
+
+    def _version_metrics(self, policy: ModelPolicy, from_version: str, to_version: str) -> dict[str, Any]:
+        """Per-version run metrics, where the target's registry keeps them (MLflow)."""
+        target = self.targets.get(policy.target)
+        reader = getattr(target, "version_metrics", None)
+        if reader is None:
+            return {}
+        try:
+            return {"from": reader(policy.name, from_version, policy.target_settings),
+                    "to": reader(policy.name, to_version, policy.target_settings)}
+        except Exception:  # the registry being slow or down must not stop a proposal
+            log.exception("run metrics of %s from %s failed", policy.name, policy.target)
+            return {}
 
     # ---- approvals --------------------------------------------------------------------------------------
 

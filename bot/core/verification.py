@@ -74,7 +74,7 @@ class Verifier:
         verdict, now_lines = self.verdict(proposal, policy)
         label = {Outcome.RECOVERED: "recovered", Outcome.NOT_RECOVERED: "not recovered",
                  Outcome.INCONCLUSIVE: "inconclusive"}[verdict.outcome]
-        text = f"Verification: {label}: {verdict.reason}"
+        text = f"{label}: {verdict.reason}"
         if verdict.details:
             text += " (" + "; ".join(verdict.details) + ")"
         won = self.store.set_verification(proposal.id, text, AuditEvent(
@@ -83,7 +83,7 @@ class Verifier:
             inputs={"verdict": verdict.to_dict(), "metrics_now": [m.to_dict() for m in now_lines]}))
         if not won:
             return None
-        detail = text
+        detail = f"Verification: {text}"
         if verdict.outcome is not Outcome.RECOVERED:
             reason = f"rollback #{proposal.id} was {label} at verification"
             self.store.set_auto_blocked(proposal.model, reason, AuditEvent(
@@ -91,7 +91,8 @@ class Verifier:
                 reason=f"{reason}; automatic rollbacks of {proposal.model} wait for a person "
                        "(a new deployment or a person's rollback resumes them)"))
             who = " ".join(policy.approvers) or "approvers"
-            detail = f"{text}\n{who}: automatic rollbacks of {proposal.model} are paused until a person acts."
+            detail = (f"Verification: {text}\n{who}: automatic rollbacks of {proposal.model} are paused "
+                      "until a person acts.")
         updated = self.store.get_proposal(proposal.id)
         try:
             self.notifier.changed(updated, "verification", detail)

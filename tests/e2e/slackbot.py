@@ -9,7 +9,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.bootstrap import Container, build
+from bot.bootstrap import Container, build, remote_targets
 from bot.config import settings_from
 from bot.core.clock import ManualClock
 from bot.core.policy import Policy
@@ -146,7 +146,7 @@ def slack_bot(db_url: str, policy: Policy, clock: Any, *, groups: dict[str, list
         })
         target = FakeTarget()
         container = build(settings, policy=policy, clock=clock, engine=make_engine(db_url),
-                          targets={"fake": target})
+                          targets={**remote_targets(), "fake": target})
         stack.callback(container.close)
         running = assemble(container, with_slack=True)
         url = stack.enter_context(serving(running.app))
