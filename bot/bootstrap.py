@@ -17,9 +17,11 @@ from adapters.targets import local as local_target
 from adapters.targets.local import LocalTarget
 from bot.config import Settings
 from bot.core.clock import Clock, SystemClock
+from bot.core.metrics import MetricsSource
 from bot.core.policy import Policy
 from bot.core.ports import ApproverDirectory, DeploymentTarget, Notifier
 from bot.core.service import RollbackService
+from bot.core.verification import Verifier
 from bot.policy_file import PolicyFileError, TargetValidator, load_policy
 from bot.store.db import make_engine
 from bot.store.repository import SqlStore
@@ -42,8 +44,13 @@ def target_validators() -> dict[str, TargetValidator]:
     return validators
 
 
+def target_names() -> tuple[str, ...]:
+    """Every target the policy file may name: `local` plus the registry in adapters/targets."""
+    return ("local", *TARGET_FACTORIES)
+
+
 def read_policy(path: str) -> Policy:
-    loaded = load_policy(path, target_validators())
+    loaded = load_policy(path, target_validators(), target_names())
     if loaded.policy is None:
         raise PolicyFileError(loaded.problems)
     return loaded.policy
@@ -72,6 +79,7 @@ def build(
     targets: Mapping[str, DeploymentTarget] | None = None,
     notifier: Notifier | None = None,
     directory: ApproverDirectory | None = None,
+    metrics: MetricsSource | None = None,
 ) -> Container:
     clock = clock or SystemClock()
     engine = engine or make_engine(settings.database_url)
@@ -80,4 +88,22 @@ def build(
     all_targets: dict[str, DeploymentTarget] = {"local": LocalTarget(store)}
     all_targets.update(remote_targets() if targets is None else targets)
     service = RollbackService(store, policy, all_targets, clock, notifier=notifier, directory=directory)
-    return Container(settings, engine, store, policy, service, clock)
+    container = Container(settings, engine, store, policy, service, clock)
+    if metrics is None and settings.prometheus_url:
+        from adapters.metrics.prometheus import PrometheusSource
+
+        metrics = PrometheusSource.from_env(settings.prometheus_url)
+    if metrics is not None:
+        from bot.insight import MetricInsight, summary_hook
+
+        insight = MetricInsight(metrics, clock)
+        service.summarise = summary_hook(insight)
+        service.verification_enabled = True
+        container.extras["insight"] = insight
+    return container
+
+
+def verifier(container: Container) -> Verifier:
+    """The post-rollback check, reporting through whatever notifier the service has by now (Slack)."""
+    c = container
+    return Verifier(c.store, c.policy, c.service.targets, c.extras.get("insight"), c.clock, c.service.notifier)

@@ -152,10 +152,10 @@ def _os_user() -> str:
 
 
 def cmd_check(settings: Settings, *, connect: bool) -> int:
-    from bot.bootstrap import target_validators
+    from bot.bootstrap import target_names, target_validators
 
     problems = [f"environment: {p}" for p in check_settings(settings, command="check")]
-    loaded = load_policy(settings.policy_path, target_validators())
+    loaded = load_policy(settings.policy_path, target_validators(), target_names())
     problems += [str(p) for p in loaded.problems]
     for note in loaded.notes:
         print(f"note: {note}")

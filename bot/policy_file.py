@@ -15,6 +15,7 @@ from bot.core.durations import parse_duration
 from bot.core.policy import ModelPolicy, NoData, OnTimeout, Policy
 from bot.core.severity import ALIASES, Severity, is_known_severity, parse_severity
 
+# The default list; the composition root passes the registry's names (adapters/targets/TARGET_FACTORIES).
 TARGETS = ("local", "webhook", "mlflow", "kubernetes", "argo-rollouts", "kserve", "unleash", "launchdarkly")
 DURATION_KEYS = ("approval_timeout", "cooldown", "stable_after", "verify_after")
 POLICY_KEYS = (

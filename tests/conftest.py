@@ -19,6 +19,8 @@ from bot.store.db import make_engine
 from bot.store.migrate import upgrade
 from tests.components import require
 from tests.fakes.ports import FakeTarget, RecordingNotifier
+from tests.integration import realservers
+from tests.integration.promstack import INSTALL_HINT, PromStack, missing_binaries, start_promstack
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TABLES = ("approvals", "alerts", "proposals", "deployments", "models", "audit", "audit_head", "slack_events")
@@ -124,3 +126,27 @@ def container(db_url: str, clock: ManualClock, fake_target: FakeTarget, notifier
               targets={"fake": fake_target}, notifier=notifier, directory=directory)
     yield c
     c.close()
+
+
+@pytest.fixture(scope="session")
+def promstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PromStack]:
+    """Prometheus + Alertmanager + exporter + recording receiver, once per session (see promstack.py)."""
+    missing = missing_binaries()
+    require(not missing, ", ".join(missing), f"install the Debian packages: {INSTALL_HINT}")
+    stack = start_promstack(tmp_path_factory.mktemp("promstack"))
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with realservers.mlflow_server(tmp_path_factory.mktemp("mlflow")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def unleash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    with realservers.unleash_server(tmp_path_factory.mktemp("unleash")) as info:
+        yield info

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from adapters.targets.common import env_value, missing_keys, unknown_keys
+from adapters.targets.common import duration_problem, env_value, missing_keys, timeout_seconds, unknown_keys
 from adapters.targets.http import HttpClient
 from bot.core.errors import TargetError
 from bot.core.ports import SwitchRequest, SwitchResult
@@ -61,7 +61,7 @@ class LaunchDarklyTarget:
             base_url=str(settings.get("base_url") or DEFAULT_BASE),
             headers={"Authorization": token, "LD-API-Version": "20240415"},
             client=self._client,
-            timeout=float(settings.get("timeout", 10)),
+            timeout=timeout_seconds(settings, "timeout", "10s"),
             attempts=int(settings.get("attempts", 3)),
             sleep=self._sleep,
         )
@@ -85,7 +85,7 @@ class LaunchDarklyTarget:
         problems += unknown_keys(settings, KNOWN, self.name)
         if env_value(self._env, TOKEN_ENV) is None:
             problems.append(f"launchdarkly: environment variable {TOKEN_ENV} is not set")
-        return problems
+        return problems + duration_problem(settings, "timeout", self.name)
 
     def _instructions(
         self, flag: Mapping[str, Any], settings: Mapping[str, Any], to: str

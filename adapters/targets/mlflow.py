@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from adapters.targets.common import env_value, missing_keys, unknown_keys
+from adapters.targets.common import duration_problem, env_value, missing_keys, timeout_seconds, unknown_keys
 from adapters.targets.http import HttpClient
 from bot.core.errors import TargetError
 from bot.core.ports import SwitchRequest, SwitchResult
@@ -55,7 +55,7 @@ class MlflowTarget:
             base_url=str(uri),
             headers=self._headers(),
             client=self._client,
-            timeout=float(settings.get("timeout", 10)),
+            timeout=timeout_seconds(settings, "timeout", "10s"),
             attempts=int(settings.get("attempts", 3)),
             sleep=self._sleep,
         )
@@ -91,7 +91,7 @@ class MlflowTarget:
             problems.append(
                 "mlflow: 'tracking_uri' must be the server's http(s) URL (a file store has no REST API)"
             )
-        return problems
+        return problems + duration_problem(settings, "timeout", self.name)
 
     def describe(self, request: SwitchRequest) -> str:
         name, alias = self._names(request.model, request.settings)

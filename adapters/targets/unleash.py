@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from adapters.targets.common import env_value, missing_keys, unknown_keys
+from adapters.targets.common import duration_problem, env_value, missing_keys, timeout_seconds, unknown_keys
 from adapters.targets.http import HttpClient
 from bot.core.errors import TargetError
 from bot.core.ports import SwitchRequest, SwitchResult
@@ -66,7 +66,7 @@ class UnleashTarget:
             base_url=url,
             headers={"Authorization": token},
             client=self._client,
-            timeout=float(settings.get("timeout", 10)),
+            timeout=timeout_seconds(settings, "timeout", "10s"),
             attempts=int(settings.get("attempts", 3)),
             sleep=self._sleep,
         )
@@ -137,7 +137,7 @@ class UnleashTarget:
             problems += missing_keys(settings, ("on_version", "off_version"), self.name)
         if env_value(self._env, TOKEN_ENV) is None:
             problems.append(f"unleash: environment variable {TOKEN_ENV} is not set (admin API token)")
-        return problems
+        return problems + duration_problem(settings, "timeout", self.name)
 
     def describe(self, request: SwitchRequest) -> str:
         s = request.settings

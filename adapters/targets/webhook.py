@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from adapters.targets.common import env_value, missing_keys, required, unknown_keys
+from adapters.targets.common import duration_problem, env_value, missing_keys, required, timeout_seconds, unknown_keys
 from adapters.targets.http import HttpClient, decode_json
 from bot.core.errors import TargetError
 from bot.core.ports import SwitchRequest, SwitchResult
@@ -84,7 +84,7 @@ class WebhookTarget:
         return HttpClient(
             "webhook",
             client=self._client,
-            timeout=float(settings.get("timeout", 10)),
+            timeout=timeout_seconds(settings, "timeout", "10s"),
             attempts=int(settings.get("attempts", 3)),
             sleep=self._sleep,
         )
@@ -97,7 +97,7 @@ class WebhookTarget:
                 problems.append(f"webhook: setting '{key}' must be an http(s) URL")
         if env_value(self._env, SECRET_ENV) is None:
             problems.append(f"webhook: environment variable {SECRET_ENV} is not set (HMAC secret)")
-        return problems
+        return problems + duration_problem(settings, "timeout", self.name)
 
     def describe(self, request: SwitchRequest) -> str:
         url = request.settings.get("url", "<url missing>")

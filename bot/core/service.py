@@ -67,7 +67,7 @@ class RollbackService:
         clock: Clock,
         notifier: Notifier | None = None,
         directory: ApproverDirectory | None = None,
-        summarise: Callable[[ModelPolicy, Deployment | None], dict[str, Any]] | None = None,
+        summarise: Callable[[ModelPolicy, Deployment | None, Mapping[str, str]], dict[str, Any]] | None = None,
         verification_enabled: bool = False,
     ) -> None:
         self.store = store
@@ -150,6 +150,8 @@ class RollbackService:
         kind: Kind = Kind.MANUAL,
         severity: str = "manual",
         decision: Decision | None = None,
+        metric_hints: Mapping[str, str] | None = None,
+        alert_values: Mapping[str, float] | None = None,
         alert_severity: Severity | None = None,
         on_created: Callable[[Proposal], None] | None = None,
     ) -> Proposal:
@@ -195,7 +197,10 @@ class RollbackService:
                 wait += f" (in cooldown after a rollback at {state.last_rollback_at:%H:%M} UTC)"
             decision = Decision(Action.AUTO_EXECUTE if execute_now else Action.PROPOSE, wait, policy.dry_run)
         auto = decision.action is Action.AUTO_EXECUTE
-        summary = self.summarise(policy, history[-1]) if self.summarise else {}
+        summary = self._summary(policy, history[-1], metric_hints or {}, alert_values or {})
+        runs = self._version_metrics(policy, choice.from_version, choice.to_version)
+        if runs:
+            summary = {**summary, "version_metrics": runs}
         new = NewProposal(
             model=model, from_version=choice.from_version, to_version=choice.to_version, kind=kind,
             requested_by=actor, reason=reason, target_note=choice.note, severity=severity,
@@ -234,6 +239,33 @@ class RollbackService:
             return self.store.get_proposal(proposal.id)
         return self.execute(proposal.id, actor=approved.decided_by or SYSTEM)
 
+    def _summary(self, policy: ModelPolicy, current: Deployment, hints: Mapping[str, str],
+                 values: Mapping[str, float]) -> dict[str, Any]:
+        """Numbers for the card, computed once and stored with the proposal (the audit shows what was seen)."""
+        if self.summarise is not None:
+            try:
+                return self.summarise(policy, current, hints)
+            except Exception:  # a metrics outage must never stop a rollback proposal
+                log.exception("metric summary for %s failed", policy.name)
+        if values:
+            return {"metrics": [{"name": k, "expr": "", "now": float(v), "baseline": None, "delta": None,
+                                 "delta_pct": None, "sparkline": "", "no_data": False}
+                                for k, v in list(values.items())[:10]], "exprs": {}, "source": "alert"}
+        return {}
+
+    def _version_metrics(self, policy: ModelPolicy, from_version: str, to_version: str) -> dict[str, Any]:
+        """Per-version run metrics, where the target's registry keeps them (MLflow)."""
+        target = self.targets.get(policy.target)
+        reader = getattr(target, "version_metrics", None)
+        if reader is None:
+            return {}
+        try:
+            return {"from": reader(policy.name, from_version, policy.target_settings),
+                    "to": reader(policy.name, to_version, policy.target_settings)}
+        except Exception:  # the registry being slow or down must not stop a proposal
+            log.exception("run metrics of %s from %s failed", policy.name, policy.target)
+            return {}
+
     # ---- approvals --------------------------------------------------------------------------------------
 
     def may_approve(self, policy: ModelPolicy, actor: str) -> bool:
@@ -249,7 +281,7 @@ class RollbackService:
     def approvers_text(self, policy: ModelPolicy) -> str:
         if not policy.approvers:
             return "anyone in the channel"
-        return ", ".join(f"<!subteam^{a}>" if a.startswith("S") else f"<@{a}>" for a in policy.approvers)
+        return ", ".join(f"group {a}" if a.startswith("S") else a for a in policy.approvers)
 
     def approve(self, proposal_id: int, actor: str) -> ApprovalOutcome:
         proposal = self.store.get_proposal(proposal_id)
@@ -490,8 +522,7 @@ class RollbackService:
                 expect={"escalated": False}, escalated=True, reminded=False,
                 deadline_at=now + policy.approval_timeout,
             )
-            self._notify(result, "escalated", " ".join(
-                f"<!subteam^{g}>" if g.startswith("S") else f"<@{g}>" for g in policy.escalate_to))
+            self._notify(result, "escalated", " ".join(policy.escalate_to))
             return result
         if policy.on_timeout is OnTimeout.ROLLBACK:
             approved = self.store.transition(

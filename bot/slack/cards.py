@@ -24,6 +24,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.core.durations import format_duration
+from bot.core.metrics import MetricLine
 from bot.core.proposal import Kind, Proposal, State
 from bot.slack.mrkdwn import escape, link, mention, mentions, slack_date, truncate
 
@@ -66,19 +67,6 @@ class CardAlert:
     summary: str
     link: str | None = None
     starts_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class MetricLine:
-    """A metric now versus before the deploy. ``None`` means no data; the card never invents a number."""
-
-    name: str
-    now: float | None
-    baseline: float | None
-    delta: float | None = None
-    delta_pct: float | None = None
-    sparkline: str = ""
-    no_data: bool = False
 
 
 @dataclass
@@ -362,6 +350,17 @@ def _fit_lines(text: str, limit: int) -> str:
     return (kept + "\n…") if kept else truncate(text, limit)
 
 
+def version_metrics_text(p: Proposal) -> str:
+    """Run metrics the model registry keeps per version (MLflow): e.g. ``val_auc 0.90 → 0.91``."""
+    vm = p.summary.get("version_metrics") or {}
+    before, after = vm.get("from") or {}, vm.get("to") or {}
+    names = [n for n in before if n in after][:4]
+    if not names:
+        return ""
+    parts = [f"`{escape(n)}` {format_number(float(before[n]))} → {format_number(float(after[n]))}" for n in names]
+    return f"Registry run metrics {escape(p.from_version)} → {escape(p.to_version)}: " + ", ".join(parts)
+
+
 def build_card(card: CardData) -> list[Block]:
     """The card's blocks for its current state (at most a dozen, well under Block Kit's 50)."""
     p = card.proposal
@@ -379,6 +378,9 @@ def build_card(card: CardData) -> list[Block]:
         if not card.alerts:
             blocks.append(DividerBlock())
         blocks.append(_section(metrics_text(card.metrics)))
+    runs = version_metrics_text(p)
+    if runs:
+        blocks.append(_context(runs))
     policy = policy_text(card)
     if policy:
         blocks.append(_context(policy))

@@ -5,6 +5,7 @@ Kept apart from the card layout so the text renderer and command replies can sha
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 ELLIPSIS = "…"
@@ -40,6 +41,7 @@ def mention(actor: str) -> str:
         return actor
     if actor.startswith("@"):
         actor = actor[1:]
+    actor = actor.removeprefix("slack:")
     if _looks_like_id(actor, "UW"):
         return f"<@{actor}>"
     if _looks_like_id(actor, "S"):
@@ -71,3 +73,19 @@ def link(url: str, label: str) -> str:
     """A mrkdwn link; ``|`` and ``>`` in the label would end the token early, so they are escaped."""
     safe = escape(label).replace("|", "¦")
     return f"<{url}|{safe}>"
+
+
+_BARE_ID = re.compile(r"(?<![<@^\w])(group )?([UWS][A-Z0-9]{2,})\b")
+
+
+def mention_ids(text: str) -> str:
+    """Escape core text for Slack and turn the bare user ids (U…/W…) and groups (``group S…``) in it into
+    mentions, so refusals name approvers people can click."""
+
+    def repl(match: re.Match[str]) -> str:
+        group, ident = match.group(1), match.group(2)
+        if ident.startswith("S"):
+            return f"<!subteam^{ident}>" if group else ident
+        return f"<@{ident}>"
+
+    return _BARE_ID.sub(repl, escape(text))

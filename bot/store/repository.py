@@ -209,6 +209,7 @@ class SqlStore(AlertQueries):
                 stable_at=now if stable else None,
             )
             s.add(row)
+            mrow.auto_blocked_reason = None  # a person deployed: automatic rollbacks may resume
             if set_served:
                 mrow.served_version = version
                 s.add(mrow)
@@ -509,6 +510,8 @@ class SqlStore(AlertQueries):
                                     stable_at=None))
                 mrow = self.ensure_model(s, row.model)
                 mrow.last_rollback_at = now
+                if not deployed_by.startswith("bot:"):
+                    mrow.auto_blocked_reason = None  # a person acted: automatic rollbacks may resume
                 s.add(mrow)
             self._audit(s, AuditEvent(**{**audit.__dict__, "proposal_id": proposal_id}), now)
             return _proposal(row, self._approvals(s, proposal_id))

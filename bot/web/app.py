@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Lifespan
 
 from bot.bootstrap import Container
 from bot.core.durations import parse_duration
@@ -80,7 +81,8 @@ async def json_body(request: Request) -> Any:
         raise RollbackError(f"body is not valid JSON: {exc}") from None
 
 
-def create_app(container: Container, *, extra_routes: list[Route] | None = None) -> Starlette:
+def create_app(container: Container, *, extra_routes: list[Route] | None = None,
+               lifespan: Lifespan[Starlette] | None = None) -> Starlette:
     metrics = Metrics()
     service = container.service
     store = container.store
@@ -191,7 +193,7 @@ def create_app(container: Container, *, extra_routes: list[Route] | None = None)
         *alert_routes(container, p, metrics),
         *(extra_routes or []),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.container = container
     app.state.metrics = metrics
     app.state.protect = p

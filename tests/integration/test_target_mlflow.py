@@ -26,7 +26,12 @@ def post(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def ranker(mlflow_url: str) -> str:
     """Registered model 'ranker' with versions 1 (val_auc 0.91) and 2 (0.90); alias champion -> 2."""
-    post(mlflow_url, "registered-models/create", {"name": "ranker"})
+    return registered_model(mlflow_url, "ranker")
+
+
+def registered_model(mlflow_url: str, name: str) -> str:
+    """A registered model with versions 1 (val_auc 0.91) and 2 (0.90), and alias champion -> 2."""
+    post(mlflow_url, "registered-models/create", {"name": name})
     for auc in (0.91, 0.90):
         run = post(mlflow_url, "runs/create", {"experiment_id": "0", "start_time": int(time.time() * 1000)})
         run_id = run["run"]["info"]["run_id"]
@@ -45,10 +50,10 @@ def ranker(mlflow_url: str) -> str:
         post(
             mlflow_url,
             "model-versions/create",
-            {"name": "ranker", "source": f"runs:/{run_id}/model", "run_id": run_id},
+            {"name": name, "source": f"runs:/{run_id}/model", "run_id": run_id},
         )
-    post(mlflow_url, "registered-models/alias", {"name": "ranker", "alias": "champion", "version": "2"})
-    return "ranker"
+    post(mlflow_url, "registered-models/alias", {"name": name, "alias": "champion", "version": "2"})
+    return name
 
 
 def settings(url: str, **extra: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from slack_sdk.models.blocks import Block
 
+from bot.core.metrics import MetricLine
 from bot.core.proposal import Kind, Proposal, State
 from bot.slack.cards import (
     ACTION_APPROVE,
@@ -19,7 +20,6 @@ from bot.slack.cards import (
     MAX_SECTION_TEXT,
     CardAlert,
     CardData,
-    MetricLine,
     build_card,
     card_message,
     fallback_text,
@@ -30,6 +30,11 @@ from bot.slack.cards import (
 from bot.slack.text_render import render_blocks
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def card_metric(name: str, now: float | None, baseline: float | None, delta: float | None = None,
+                delta_pct: float | None = None, sparkline: str = "", no_data: bool = False) -> MetricLine:
+    return MetricLine(name, f"{name}_expr", now, baseline, delta, delta_pct, sparkline, no_data)
 
 
 def proposal(**changes: Any) -> Proposal:
@@ -70,7 +75,7 @@ def card(p: Proposal | None = None, **changes: Any) -> CardData:
     data = CardData(
         proposal=p or proposal(),
         alerts=[alert()],
-        metrics=[MetricLine("error_rate", 0.42, 0.01, 0.41, 4100.0, "▁▂▃▅▇")],
+        metrics=[card_metric("error_rate", 0.42, 0.01, 0.41, 4100.0, "▁▂▃▅▇")],
         approvers=["U0LEAD", "S0ONCALL"],
         on_timeout="escalate",
         public_url="http://bot.local/",
@@ -283,14 +288,14 @@ def test_user_text_is_escaped() -> None:
 
 
 def test_metric_without_data_never_shows_a_number() -> None:
-    assert metric_text(MetricLine("error_rate", None, None, None, None, "", True)) == "`error_rate` no data"
+    assert metric_text(card_metric("error_rate", None, None, None, None, "", True)) == "`error_rate` no data"
     assert (
-        metric_text(MetricLine("error_rate", 0.5, 0.1, 0.4, 400.0, "", no_data=True))
+        metric_text(card_metric("error_rate", 0.5, 0.1, 0.4, 400.0, "", no_data=True))
         == "`error_rate` no data"
     )
-    line = metric_text(MetricLine("latency", None, 0.2, None, None))
+    line = metric_text(card_metric("latency", None, 0.2, None, None))
     assert line == "`latency` no data (before 0.2)"
-    line = metric_text(MetricLine("latency", 0.3, None, 0.1, 50.0))
+    line = metric_text(card_metric("latency", 0.3, None, 0.1, 50.0))
     assert line == "`latency` 0.3 (before no data)"
 
 
@@ -304,8 +309,8 @@ def test_number_formatting() -> None:
         "-0.5",
         "2.5e+06",
     ]
-    assert "(before 0.5, -0.25, -50%)" in metric_text(MetricLine("x", 0.25, 0.5, -0.25, -50.0))
-    assert "+2.5%" in metric_text(MetricLine("x", 1.025, 1.0, 0.025, 2.5))
+    assert "(before 0.5, -0.25, -50%)" in metric_text(card_metric("x", 0.25, 0.5, -0.25, -50.0))
+    assert "+2.5%" in metric_text(card_metric("x", 1.025, 1.0, 0.025, 2.5))
 
 
 # --------------------------------------------------------------------------- limits
@@ -315,7 +320,7 @@ def test_two_hundred_alerts_and_ten_metrics_stay_within_limits() -> None:
     many = card(
         alerts=[alert(i) for i in range(200)],
         metrics=[
-            MetricLine(f"metric_{i}", float(i), 1.0, float(i - 1), 100.0 * (i - 1), "▁▃▅") for i in range(10)
+            card_metric(f"metric_{i}", float(i), 1.0, float(i - 1), 100.0 * (i - 1), "▁▃▅") for i in range(10)
         ],
     )
     blocks = build_card(many)

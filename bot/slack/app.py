@@ -1,0 +1,182 @@
+"""Bolt listeners: `/rollback`, the card's buttons, the deny modal, and event deduplication.
+
+Every listener acks first and does the work after (Bolt answers Slack as soon as ack() is called), so
+Slack's 3-second limit holds however slow the database or the target. A button carries only the proposal
+id; state and permission are re-read from the database on every click.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt import BoltResponse
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.models.blocks import InputBlock, PlainTextInputElement, PlainTextObject
+from slack_sdk.models.views import View
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.bootstrap import Container
+from bot.core.errors import NotFound, Refused, RollbackError
+from bot.slack.answers import Answers
+from bot.slack.cards import ACTION_APPROVE, ACTION_DENY, ACTION_UNDO
+from bot.slack.commands import CommandError, parse_command
+from bot.slack.mrkdwn import mention_ids
+
+log = logging.getLogger(__name__)
+
+DENY_CALLBACK = "rollback_deny_modal"
+DENY_BLOCK = "deny_reason"
+DENY_INPUT = "reason"
+
+
+def deny_modal(proposal_id: int, model: str) -> View:
+    return View(
+        type="modal",
+        callback_id=DENY_CALLBACK,
+        private_metadata=str(proposal_id),
+        title=PlainTextObject(text="Deny rollback"),
+        submit=PlainTextObject(text="Deny"),
+        close=PlainTextObject(text="Cancel"),
+        blocks=[
+            InputBlock(
+                block_id=DENY_BLOCK,
+                label=PlainTextObject(text=f"Why not roll back {model}? (optional)"[:2000]),
+                optional=True,
+                element=PlainTextInputElement(action_id=DENY_INPUT, multiline=True, max_length=1000),
+            )
+        ],
+    )
+
+
+def _proposal_id(value: Any) -> int | None:
+    text = str(value or "")
+    return int(text) if text.isdigit() else None
+
+
+def build_bolt_app(container: Container, client: AsyncWebClient, signing_secret: str | None) -> AsyncApp:
+    service = container.service
+    store = container.store
+    answers = Answers(container)
+    app = AsyncApp(client=client, signing_secret=signing_secret or "", process_before_response=False,
+                   request_verification_enabled=bool(signing_secret))
+
+    async def run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    @app.middleware
+    async def deduplicate_events(body: dict[str, Any],
+                                 next: Callable[[], Awaitable[None]]) -> BoltResponse | None:
+        """Slack retries events it thinks we missed; each event id is handled once."""
+        event_id = body.get("event_id")
+        if body.get("type") == "event_callback" and event_id:
+            first = await run(store.first_time_event, str(event_id))
+            if not first:
+                log.info("event %s already handled; ignoring Slack's retry", event_id)
+                return BoltResponse(status=200, body="")  # answered, so Slack stops retrying; no listener runs
+        await next()
+        return None
+
+    @app.command("/rollback")
+    async def rollback_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        text = str(command.get("text") or "")
+        try:
+            parsed = parse_command(text)
+        except CommandError as exc:
+            await ack(response_type="ephemeral", text=f":warning: {mention_ids(str(exc))}")
+            return
+        await ack()
+        reply = await run(answers.answer, parsed, str(command.get("user_id")))
+        await respond(response_type="ephemeral", text=reply)
+
+    async def click(body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond,
+                    do: Callable[[int, str], Any]) -> None:
+        user = str(body.get("user", {}).get("id"))
+        proposal_id = _proposal_id(action.get("value"))
+        if proposal_id is None:
+            await respond(response_type="ephemeral", replace_original=False, text="this button carries no proposal")
+            return
+        try:
+            message = await run(do, proposal_id, f"slack:{user}")
+        except Refused as exc:
+            await respond(response_type="ephemeral", replace_original=False, text=f":no_entry: {mention_ids(str(exc))}")
+            return
+        except (NotFound, RollbackError) as exc:
+            await respond(response_type="ephemeral", replace_original=False, text=f":warning: {mention_ids(str(exc))}")
+            return
+        if message:
+            await respond(response_type="ephemeral", replace_original=False, text=message)
+
+    def approve(proposal_id: int, actor: str) -> str:
+        outcome = service.approve(proposal_id, actor)
+        return "" if outcome.executed else outcome.message
+
+    def undo(proposal_id: int, actor: str) -> str:
+        p = service.undo(proposal_id, actor)
+        return f"undo #{p.id}: {p.state.value} ({p.from_version} → {p.to_version})"
+
+    @app.action(ACTION_APPROVE)
+    async def on_approve(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        await click(body, action, respond, approve)
+
+    @app.action(ACTION_UNDO)
+    async def on_undo(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        await click(body, action, respond, undo)
+
+    @app.action(ACTION_DENY)
+    async def on_deny(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond,
+                      client: AsyncWebClient) -> None:
+        await ack()
+        user = str(body.get("user", {}).get("id"))
+        proposal_id = _proposal_id(action.get("value"))
+        if proposal_id is None:
+            return
+
+        def check() -> tuple[str | None, str]:
+            p = store.get_proposal(proposal_id)
+            policy = service.model_policy(p.model)
+            if not service.may_approve(policy, f"slack:{user}"):
+                from bot.core.audit import AuditEvent
+
+                why = f"you may not deny rollbacks of {p.model}; approvers: {service.approvers_text(policy)}"
+                store.append_audit(AuditEvent(actor=f"slack:{user}", action="denial.refused", model=p.model,
+                                              proposal_id=p.id, reason=why))
+                return why, p.model
+            if p.state.value != "proposed":
+                return f"proposal #{p.id} is already {p.state.value}", p.model
+            return None, p.model
+
+        problem, model = await run(check)
+        if problem:
+            await respond(response_type="ephemeral", replace_original=False, text=f":no_entry: {mention_ids(problem)}")
+            return
+        await client.views_open(trigger_id=body["trigger_id"], view=deny_modal(proposal_id, model))
+
+    @app.view(DENY_CALLBACK)
+    async def on_deny_submit(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any],
+                             client: AsyncWebClient) -> None:
+        await ack()
+        user = str(body.get("user", {}).get("id"))
+        proposal_id = _proposal_id(view.get("private_metadata"))
+        values = view.get("state", {}).get("values", {})
+        reason = (values.get(DENY_BLOCK, {}).get(DENY_INPUT, {}).get("value") or "").strip() or None
+        if proposal_id is None:
+            return
+        try:
+            await run(service.deny, proposal_id, f"slack:{user}", reason)
+        except RollbackError as exc:
+            p = await run(store.get_proposal, proposal_id)
+            if p.slack_channel:
+                await client.chat_postEphemeral(channel=p.slack_channel, user=user,
+                                                text=f":no_entry: {mention_ids(str(exc))}")
+
+    @app.event("app_mention")
+    async def on_mention(event: dict[str, Any], say: Callable[..., Awaitable[Any]]) -> None:
+        reply = await run(answers.status, None)
+        await say(text=reply, thread_ts=event.get("ts"))
+
+    return app

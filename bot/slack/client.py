@@ -1,0 +1,14 @@
+"""The Web API client the bot uses from worker threads, with Slack's own retry handlers."""
+
+from __future__ import annotations
+
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+
+
+def web_client(token: str, base_url: str, *, max_rate_limit_retries: int = 3) -> WebClient:
+    """A sync WebClient that honours 429 Retry-After and retries dropped connections."""
+    client = WebClient(token=token, base_url=base_url, timeout=15)
+    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=max_rate_limit_retries))
+    client.retry_handlers.append(ConnectionErrorRetryHandler(max_retry_count=2))
+    return client

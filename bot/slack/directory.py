@@ -1,0 +1,42 @@
+"""Approver groups: Slack user-group members, cached briefly so every click does not call the API."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+log = logging.getLogger(__name__)
+
+
+class SlackDirectory:
+    """Implements the core's ApproverDirectory with `usergroups.users.list`."""
+
+    def __init__(self, client: WebClient, ttl_seconds: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.client = client
+        self.ttl = ttl_seconds
+        self.clock = clock
+        self._cache: dict[str, tuple[float, set[str]]] = {}
+        self._lock = threading.Lock()
+
+    def members(self, group_id: str) -> set[str]:
+        now = self.clock()
+        with self._lock:
+            cached = self._cache.get(group_id)
+            if cached and now - cached[0] < self.ttl:
+                return set(cached[1])
+        try:
+            response = self.client.usergroups_users_list(usergroup=group_id)
+            users = set(response.get("users") or [])
+        except SlackApiError as exc:
+            # Fail closed: an unknown group approves nobody. A stale cache is better than nobody, though.
+            log.warning("usergroups.users.list %s failed: %s", group_id, exc.response.get("error"))
+            return set(cached[1]) if cached else set()
+        with self._lock:
+            self._cache[group_id] = (now, users)
+        return set(users)
