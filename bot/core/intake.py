@@ -8,7 +8,7 @@ replicas) end with one proposal, never one per alert or per repeat.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -55,6 +55,10 @@ class AlertRecord:
     summary: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
     links: Mapping[str, str] = field(default_factory=dict)
+    values: Mapping[str, float] = field(default_factory=dict)
+
+
+MetricHints = Callable[[Sequence[AlertRecord]], Mapping[str, str]]
 
 
 @dataclass(frozen=True)
@@ -153,10 +157,14 @@ def _names(records: Sequence[AlertRecord], limit: int = 3) -> str:
 class AlertIntake:
     """Turns a payload's alerts into stored rows, proposals, joins, escalations, cancellations."""
 
-    def __init__(self, service: RollbackService, store: AlertStore, clock: Clock) -> None:
+    def __init__(self, service: RollbackService, store: AlertStore, clock: Clock,
+                 metric_hints: MetricHints | None = None) -> None:
+        """``metric_hints`` names the alerts' own expressions (from generatorURL) for models whose policy
+        lists no metrics, so the card can still show numbers."""
         self.service = service
         self.store = store
         self.clock = clock
+        self.metric_hints = metric_hints
 
     def model_for(self, alert: Alert) -> str | None:
         policy = self.service.policy.model_for_labels(alert.labels)
@@ -246,7 +254,8 @@ class AlertIntake:
         try:
             proposal = self.service.request_rollback(
                 model, actor=actor, reason=reason, kind=Kind.ALERT, severity=str(severity),
-                alert_severity=severity, on_created=attach)
+                metric_hints=self.metric_hints(pending) if self.metric_hints else None,
+                alert_values=top.values or None, alert_severity=severity, on_created=attach)
         except Refused as exc:
             current = self.store.open_proposal(model)
             if current is not None:  # someone (a person, another bot) opened one first: join it

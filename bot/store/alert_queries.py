@@ -41,6 +41,7 @@ def _record(row: AlertRow) -> AlertRecord:
         proposal_id=row.proposal_id,
         summary=str(annotations.get("summary") or annotations.get("description") or row.name),
         labels=dict(row.labels or {}), links=dict(row.links or {}),
+        values={k: float(v) for k, v in (row.values or {}).items()},
     )
 
 

@@ -8,7 +8,7 @@ will never be accepted" (malformed, too large, wrong token) and 503 "not stored,
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -19,7 +19,8 @@ from starlette.routing import Route
 
 from adapters.alerts import PARSERS, PayloadError, mapping_from_dict, parse_body, verify_grafana_signature
 from adapters.alerts.generic import GenericMapping
-from bot.core.intake import AlertIntake, IntakeResult
+from adapters.metrics.promql import expr_from_generator_url
+from bot.core.intake import AlertIntake, AlertRecord, IntakeResult
 from bot.web.auth import read_body
 
 if TYPE_CHECKING:
@@ -35,6 +36,17 @@ def _error(status: int, message: str, **extra: object) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
+def metric_hints(records: Sequence[AlertRecord]) -> dict[str, str]:
+    """Each alert's own PromQL (from its generatorURL) by alert name, for models without policy metrics."""
+    hints: dict[str, str] = {}
+    for record in records:
+        url = record.links.get("generatorURL")
+        expr = expr_from_generator_url(url) if url else None
+        if expr and len(hints) < 5:
+            hints.setdefault(record.name, expr)
+    return hints
+
+
 def generic_mapping(container: Container) -> GenericMapping | None:
     """The policy's ``[sources.generic]`` mapping (the policy loader already refused a bad one)."""
     table = container.policy.sources.get("generic")
@@ -43,7 +55,7 @@ def generic_mapping(container: Container) -> GenericMapping | None:
 
 def alert_routes(container: Container, protect: Protect, metrics: Metrics | None = None) -> list[Route]:
     """The intake route, wrapped by ``protect`` (bearer token in constant time, error mapping, counting)."""
-    intake = AlertIntake(container.service, container.store, container.clock)
+    intake = AlertIntake(container.service, container.store, container.clock, metric_hints)
     mapping = generic_mapping(container)
     secret = container.settings.grafana_webhook_secret
     sources = ", ".join(f"/alerts/{name}" for name in sorted(PARSERS))
@@ -84,4 +96,4 @@ def alert_routes(container: Container, protect: Protect, metrics: Metrics | None
     return [Route("/alerts/{source}", protect("/alerts", receive), methods=["POST"])]
 
 
-__all__ = ["alert_routes", "generic_mapping"]
+__all__ = ["alert_routes", "generic_mapping", "metric_hints"]

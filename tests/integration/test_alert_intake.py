@@ -262,6 +262,15 @@ def test_below_min_severity_and_frozen_are_ignored_with_the_reason(client: TestC
     assert table_counts(bot.engine)["proposals"] == 0
 
 
+def test_grafana_values_reach_the_card_summary(client: TestClient, bot: Container) -> None:
+    body = load("grafana-firing.json")
+    body["alerts"] = body["alerts"][:1]
+    body["alerts"][0]["labels"].update(model="fraud", severity="warning")
+    [pid] = post(client, body, source="grafana")["proposals_created"]
+    summary = bot.store.get_proposal(pid).summary
+    assert summary.get("source") == "alert" and {m["name"] for m in summary["metrics"]} == {"B", "C"}
+
+
 def test_generic_source_uses_the_policy_mapping(client: TestClient, bot: Container) -> None:
     body = {"events": [{"id": "evt-1", "state": "open", "title": "errors up", "priority": "warning",
                         "opened": 1793620000, "tags": {"model": "fraud-detector"}}]}
