@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -68,7 +69,8 @@ def alertmanager_payload(model: str, severity: str, version: str) -> dict[str, A
 
 
 def say(step: str) -> None:
-    print(f"\n\033[1m▶ {step}\033[0m", flush=True)
+    bold, plain = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "")
+    print(f"\n{bold}▶ {step}{plain}", flush=True)
 
 
 def wait_for(check: Any, what: str, timeout: float = 15.0) -> Any:
@@ -98,7 +100,8 @@ def run_demo(*, keep: bool = False) -> int:
             upgrade(db_url)
             container = build(settings)
             running = assemble(container, with_slack=True)
-            with serving(running.app) as url:
+            with serving(running.app) as server:
+                url = server.url
                 auth = {"Authorization": f"Bearer {alert_token}"}
                 print(f"rollback-bot demo: server on {url}, Slack stand-in on {slack.url}, database {db_url}")
                 say("CI/CD reports two deployments of fraud-detector: v6 (stable for weeks), then v7")

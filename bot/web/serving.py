@@ -1,4 +1,9 @@
-"""Serve an ASGI app with uvicorn in a background thread on a free loopback port (the demo and the tests)."""
+"""Serve an ASGI app (the bot's real ``create_app``) with uvicorn in a background thread on loopback.
+
+uvicorn binds the port itself: handing it a socket bound beforehand loses TCP_NODELAY on its connections
+(every keep-alive request then waits 40 ms for a delayed ACK). A port taken meanwhile is retried on another.
+``stop()`` asks uvicorn to exit and joins its thread. Used by the end-to-end tests and ``bench/alert_storm``.
+"""
 
 from __future__ import annotations
 
@@ -7,39 +12,51 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import uvicorn
 
 
+@dataclass
+class RunningServer:
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(app: Any, *, ready_timeout: float = 10.0, attempts: int = 3, **config: Any) -> RunningServer:
+    """Start ``app`` on 127.0.0.1 and return once uvicorn accepts connections."""
+    options: dict[str, Any] = {"log_level": "warning", "lifespan": "off", "access_log": False, **config}
+    for _ in range(attempts):
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, **options))
+        thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + ready_timeout
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if server.started:
+            return RunningServer(f"http://127.0.0.1:{port}", server, thread)
+        server.should_exit = True
+        thread.join(5)
+    raise RuntimeError(f"uvicorn did not start on 127.0.0.1 in {attempts} attempts")
 
 
 @contextmanager
-def serving(app: Any, *, port: int | None = None) -> Iterator[str]:
-    """Run ``app`` until the block ends; yields its base URL (http://127.0.0.1:PORT)."""
-    port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"{url}/healthz", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    else:
-        server.should_exit = True
-        raise RuntimeError(f"the app did not start on {url}")
+def serving(app: Any, **config: Any) -> Iterator[RunningServer]:
+    running = start_server(app, **config)
     try:
-        yield url
+        yield running
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        running.stop()

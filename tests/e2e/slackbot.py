@@ -149,5 +149,5 @@ def slack_bot(db_url: str, policy: Policy, clock: Any, *, groups: dict[str, list
                           targets={**remote_targets(), "fake": target})
         stack.callback(container.close)
         running = assemble(container, with_slack=True)
-        url = stack.enter_context(serving(running.app))
+        url = stack.enter_context(serving(running.app)).url
         yield SlackBot(url, slack, container, running, target, clock)
