@@ -11,11 +11,8 @@ the current one. A version with no ReplicaSet left is set through the ``image`` 
 from __future__ import annotations
 
 import copy
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
-
-import httpx
 
 from adapters.targets.common import (
     Waiter,
@@ -25,7 +22,7 @@ from adapters.targets.common import (
     timeout_seconds,
     unknown_keys,
 )
-from adapters.targets.kube import JSON_PATCH, MERGE, KubeClient, can_i, namespace_of
+from adapters.targets.kube import JSON_PATCH, MERGE, KubeClient, KubeTarget, can_i, namespace_of
 from adapters.targets.kubernetes import AUTH_KEYS, pick_container, version_in
 from bot.core.errors import TargetError
 from bot.core.ports import SwitchRequest, SwitchResult
@@ -49,23 +46,8 @@ def _clean(template: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class ArgoRolloutsTarget:
+class ArgoRolloutsTarget(KubeTarget):
     name = "argo-rollouts"
-
-    def __init__(
-        self,
-        *,
-        client: httpx.Client | None = None,
-        env: Mapping[str, str] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        poll_interval: float | None = None,
-    ) -> None:
-        self._client, self._env, self._sleep, self._clock = client, env, sleep, clock
-        self._poll = poll_interval
-
-    def _kube(self, settings: Mapping[str, Any]) -> KubeClient:
-        return KubeClient(self.name, settings, client=self._client, env=self._env, sleep=self._sleep)
 
     def _path(self, kube: KubeClient, settings: Mapping[str, Any]) -> str:
         return f"{GROUP}/namespaces/{namespace_of(settings, kube.auth)}/rollouts/{settings['rollout']}"

@@ -9,11 +9,8 @@ predictor's ``storageUri`` is set from the template. Either way we wait for the 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
-
-import httpx
 
 from adapters.targets.common import (
     Waiter,
@@ -24,7 +21,7 @@ from adapters.targets.common import (
     unknown_keys,
     version_from_template,
 )
-from adapters.targets.kube import MERGE, KubeClient, can_i, failing_condition, namespace_of
+from adapters.targets.kube import MERGE, KubeClient, KubeTarget, can_i, failing_condition, namespace_of
 from adapters.targets.kubernetes import AUTH_KEYS
 from bot.core.errors import TargetError
 from bot.core.ports import SwitchRequest, SwitchResult
@@ -60,23 +57,8 @@ def live_canary(isvc: Mapping[str, Any]) -> bool:
     return percent is not None and 0 < int(percent) < 100 and split
 
 
-class KServeTarget:
+class KServeTarget(KubeTarget):
     name = "kserve"
-
-    def __init__(
-        self,
-        *,
-        client: httpx.Client | None = None,
-        env: Mapping[str, str] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        poll_interval: float | None = None,
-    ) -> None:
-        self._client, self._env, self._sleep, self._clock = client, env, sleep, clock
-        self._poll = poll_interval
-
-    def _kube(self, settings: Mapping[str, Any]) -> KubeClient:
-        return KubeClient(self.name, settings, client=self._client, env=self._env, sleep=self._sleep)
 
     def _path(self, kube: KubeClient, settings: Mapping[str, Any]) -> str:
         ns = namespace_of(settings, kube.auth)

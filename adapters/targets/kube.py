@@ -239,3 +239,24 @@ def can_i(kube: KubeClient, verb: str, group: str, resource: str, namespace: str
         return f"{verb} permission unknown (access review answered {response.status_code})"
     allowed = (response.json() or {}).get("status", {}).get("allowed")
     return f"may {verb} it" if allowed else f"may NOT {verb} {resource}/{name}"
+
+
+class KubeTarget:
+    """What every target on the Kubernetes API shares: injectable client, clock and sleep for tests."""
+
+    name = "kubernetes-api"
+
+    def __init__(
+        self,
+        *,
+        client: httpx.Client | None = None,
+        env: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        poll_interval: float | None = None,
+    ) -> None:
+        self._client, self._env, self._sleep, self._clock = client, env, sleep, clock
+        self._poll = poll_interval
+
+    def _kube(self, settings: Mapping[str, Any]) -> KubeClient:
+        return KubeClient(self.name, settings, client=self._client, env=self._env, sleep=self._sleep)

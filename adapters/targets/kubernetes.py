@@ -7,11 +7,8 @@ polling until generation is observed and every replica is updated and available.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
-
-import httpx
 
 from adapters.targets.common import (
     Waiter,
@@ -22,7 +19,7 @@ from adapters.targets.common import (
     unknown_keys,
     version_from_template,
 )
-from adapters.targets.kube import STRATEGIC, KubeClient, can_i, failing_condition, namespace_of
+from adapters.targets.kube import STRATEGIC, KubeClient, KubeTarget, can_i, failing_condition, namespace_of
 from bot.core.errors import TargetError
 from bot.core.ports import SwitchRequest, SwitchResult
 
@@ -69,23 +66,8 @@ def rollout_state(obj: Mapping[str, Any]) -> tuple[bool, str]:
     return updated == want and available == want and total <= want, words
 
 
-class KubernetesTarget:
+class KubernetesTarget(KubeTarget):
     name = "kubernetes"
-
-    def __init__(
-        self,
-        *,
-        client: httpx.Client | None = None,
-        env: Mapping[str, str] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        poll_interval: float | None = None,
-    ) -> None:
-        self._client, self._env, self._sleep, self._clock = client, env, sleep, clock
-        self._poll = poll_interval
-
-    def _kube(self, settings: Mapping[str, Any]) -> KubeClient:
-        return KubeClient(self.name, settings, client=self._client, env=self._env, sleep=self._sleep)
 
     @staticmethod
     def _path(namespace: str, settings: Mapping[str, Any]) -> str:

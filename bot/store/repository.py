@@ -555,37 +555,23 @@ class SqlStore(AlertQueries):
                 if i is not None
             ]
 
-    def due_deadlines(self, now: datetime) -> list[Proposal]:
+    def _proposals_where(self, *conditions: Any) -> list[Proposal]:
         with Session(self.engine) as s:
-            rows = s.exec(
-                select(ProposalRow).where(
-                    ProposalRow.state == State.PROPOSED.value,
-                    col(ProposalRow.deadline_at).is_not(None),
-                )
-            ).all()
+            rows = s.exec(select(ProposalRow).where(*conditions).order_by(col(ProposalRow.id))).all()
             return [_proposal(r, self._approvals(s, r.id)) for r in rows if r.id is not None]
+
+    def due_deadlines(self, now: datetime) -> list[Proposal]:
+        """Every waiting proposal with a deadline (the sweeper decides: reminder, escalation, expiry)."""
+        return self._proposals_where(col(ProposalRow.state) == State.PROPOSED.value,
+                                     col(ProposalRow.deadline_at).is_not(None))
 
     def due_verifications(self, now: datetime) -> list[Proposal]:
-        with Session(self.engine) as s:
-            rows = s.exec(
-                select(ProposalRow).where(
-                    ProposalRow.state == State.SUCCEEDED.value,
-                    col(ProposalRow.verify_at).is_not(None),
-                    col(ProposalRow.verify_at) <= now,
-                    col(ProposalRow.verification).is_(None),
-                )
-            ).all()
-            return [_proposal(r, self._approvals(s, r.id)) for r in rows if r.id is not None]
+        return self._proposals_where(col(ProposalRow.state) == State.SUCCEEDED.value,
+                                     col(ProposalRow.verify_at) <= now, col(ProposalRow.verification).is_(None))
 
     def stuck_executing(self, older_than: datetime) -> list[Proposal]:
-        with Session(self.engine) as s:
-            rows = s.exec(
-                select(ProposalRow).where(
-                    ProposalRow.state == State.EXECUTING.value,
-                    col(ProposalRow.started_at) < older_than,
-                )
-            ).all()
-            return [_proposal(r, []) for r in rows]
+        return self._proposals_where(col(ProposalRow.state) == State.EXECUTING.value,
+                                     col(ProposalRow.started_at) < older_than)
 
     def set_verification(self, proposal_id: int, text: str, audit: AuditEvent) -> bool:
         with self.session() as s:
