@@ -9,8 +9,7 @@ stamp="$VENV/.installed-$(cat requirements.lock pyproject.toml | "$VENV/bin/pyth
 if [ ! -f "$stamp" ]; then
   echo "== installing locked dependencies into $VENV" >&2
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . \
-    || "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
   rm -f "$VENV"/.installed-*
   touch "$stamp"
 fi

@@ -20,6 +20,7 @@ from bot.bootstrap import Container
 from bot.core.durations import parse_duration
 from bot.core.errors import NotFound, Refused, RollbackError, UnknownModel, UnknownVersion
 from bot.web.alerts import alert_routes
+from bot.store.migrate import is_current
 from bot.web.auth import BodyTooLarge, bearer_ok, read_body
 from bot.web.views import audit_json, deployment_json, proposal_json
 
@@ -165,8 +166,8 @@ def create_app(container: Container, *, extra_routes: list[Route] | None = None,
     async def readyz(request: Request) -> Response:
         checks: dict[str, str] = {}
         try:
-            await run_in_threadpool(store.ping)
-            checks["database"] = "ok"
+            current = await run_in_threadpool(is_current, store.engine, container.settings.database_url)
+            checks["database"] = "ok" if current else "schema is behind the code: run `rollback-bot db upgrade`"
         except Exception as exc:  # noqa: BLE001  readiness reports any failure, it never raises
             checks["database"] = f"unavailable: {type(exc).__name__}"
         slack_check = container.extras.get("slack_ready")

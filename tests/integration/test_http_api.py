@@ -97,3 +97,15 @@ def test_database_down_is_503(container: Any, client: TestClient) -> None:
     r = client.post("/deployments", json={"model": "fraud-detector", "version": "1"}, headers=AUTH)
     assert r.status_code == 503 and "database unavailable" in r.json()["error"]
     assert client.get("/readyz").status_code == 503
+
+
+def test_readyz_names_a_schema_behind_the_code(client: TestClient, container: Any) -> None:
+    from alembic import command
+
+    from bot.store.migrate import alembic_config
+
+    command.downgrade(alembic_config(container.settings.database_url), "0001")
+    r = client.get("/readyz")
+    assert r.status_code == 503 and "run `rollback-bot db upgrade`" in r.json()["checks"]["database"]
+    command.upgrade(alembic_config(container.settings.database_url), "head")
+    assert client.get("/readyz").status_code == 200
