@@ -19,8 +19,8 @@ from starlette.types import Lifespan
 from bot.bootstrap import Container
 from bot.core.durations import parse_duration
 from bot.core.errors import NotFound, Refused, RollbackError, UnknownModel, UnknownVersion
-from bot.web.alerts import alert_routes
 from bot.store.migrate import is_current
+from bot.web.alerts import alert_routes
 from bot.web.auth import BodyTooLarge, bearer_ok, read_body
 from bot.web.views import audit_json, deployment_json, proposal_json
 
