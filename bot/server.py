@@ -7,10 +7,10 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
+from slack_bolt.async_app import AsyncApp
 from starlette.applications import Starlette
 
 from bot.bootstrap import Container, build, verifier
@@ -27,7 +27,7 @@ class Running:
     app: Starlette
     container: Container
     jobs: dict[str, tuple[Callable[[], object], float]]
-    socket_mode: Any = None
+    socket_mode: bool = False
 
 
 def assemble(container: Container, *, with_slack: bool, sweep_every: float = 5.0) -> Running:
@@ -39,25 +39,27 @@ def assemble(container: Container, *, with_slack: bool, sweep_every: float = 5.0
         "stable": (service.sweep_stable, 30.0),
         "stuck": (service.sweep_stuck, 60.0),
     }
-    socket_mode = None
+    socket_bolt: AsyncApp | None = None
     if with_slack:
         from bot.slack.wiring import attach_slack
 
         parts = attach_slack(container)
         if container.settings.socket_mode:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-            socket_mode = AsyncSocketModeHandler(parts.bolt, container.settings.slack_app_token)
+            socket_bolt = parts.bolt  # Slack's requests arrive over the socket; alerts stay on HTTP
         else:
             extra.append(parts.route)
         jobs["cards"] = (parts.notifier.sync_pending, sweep_every)
     lifespan = None
-    if socket_mode is not None:
-        handler = socket_mode
+    if socket_bolt is not None:
+        bolt, app_token = socket_bolt, container.settings.slack_app_token
 
         @contextlib.asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
-            await handler.connect_async()  # type: ignore[no-untyped-call]  # Slack's events arrive over the socket; alerts still over HTTP
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            # Built inside the running loop: its aiohttp session must belong to the server's event loop.
+            handler = AsyncSocketModeHandler(bolt, app_token)
+            await handler.connect_async()  # type: ignore[no-untyped-call]
             try:
                 yield
             finally:
@@ -66,7 +68,7 @@ def assemble(container: Container, *, with_slack: bool, sweep_every: float = 5.0
     if service.verification_enabled:
         jobs["verify"] = (verifier(container).sweep, sweep_every)
     app = create_app(container, extra_routes=extra, lifespan=lifespan)
-    return Running(app, container, jobs, socket_mode)
+    return Running(app, container, jobs, socket_bolt is not None)
 
 
 def serve(settings: Settings, *, host: str, port: int) -> int:

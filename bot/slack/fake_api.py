@@ -98,7 +98,9 @@ class FakeSlackApi:
             "conversations.info": FakeSlackApi._conversations_info,
             "files.getUploadURLExternal": FakeSlackApi._upload_url,
             "files.completeUploadExternal": FakeSlackApi._complete_upload,
+            "apps.connections.open": FakeSlackApi._connections_open,
         }
+        self.socket_url: str | None = None  # the WebSocket URL apps.connections.open hands out (Socket Mode)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -469,6 +471,11 @@ class FakeSlackApi:
             **known,
         }
         return {"ok": True, "channel": channel}
+
+    def _connections_open(self, body: dict[str, Any]) -> dict[str, Any]:
+        if not self.socket_url:
+            return {"ok": False, "error": "not_allowed_token_type"}
+        return {"ok": True, "url": self.socket_url}
 
     def _upload_url(self, body: dict[str, Any]) -> dict[str, Any]:
         if not body.get("filename") or not body.get("length"):

@@ -37,7 +37,7 @@ def free_port() -> int:
 
 def start_server(app: Any, *, ready_timeout: float = 10.0, attempts: int = 3, **config: Any) -> RunningServer:
     """Start ``app`` on 127.0.0.1 and return once uvicorn accepts connections."""
-    options: dict[str, Any] = {"log_level": "warning", "lifespan": "off", "access_log": False, **config}
+    options: dict[str, Any] = {"log_level": "warning", "lifespan": "auto", "access_log": False, **config}
     for _ in range(attempts):
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, **options))
