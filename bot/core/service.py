@@ -17,7 +17,6 @@ from bot.core.clock import Clock
 from bot.core.durations import format_duration
 from bot.core.errors import (
     IllegalTransition,
-    NotFound,
     Refused,
     RollbackError,
     TargetError,
@@ -208,13 +207,22 @@ class RollbackService:
             dry_run=policy.dry_run, deadline_at=None if auto else now + policy.approval_timeout,
             summary=summary, seen_last_rollback_at=state.last_rollback_at,
         )
+        created = AuditEvent(
+            actor=actor, action="proposal.created", model=model, from_version=choice.from_version,
+            to_version=choice.to_version, reason=reason,
+            inputs={"decision": decision.action.value, "why": decision.reason, "target": choice.note,
+                    "severity": severity, "kind": kind.value, "summary": summary},
+        )
         try:
-            proposal = self.store.create_proposal(new, AuditEvent(
-                actor=actor, action="proposal.created", model=model, from_version=choice.from_version,
-                to_version=choice.to_version, reason=reason,
-                inputs={"decision": decision.action.value, "why": decision.reason, "target": choice.note,
-                        "severity": severity, "kind": kind.value, "summary": summary},
-            ))
+            try:
+                proposal = self.store.create_proposal(new, created)
+            except OpenProposalExists as exc:
+                # Break-glass while a proposal waits for people (chat may be down): that one is superseded.
+                waiting = exc.existing
+                if not (execute_now and waiting and waiting.state is State.PROPOSED and waiting.deadline_at
+                        and self.cancel(waiting.id, actor, f"superseded by a break-glass rollback by {actor}")):
+                    raise
+                proposal = self.store.create_proposal(new, created)
         except OpenProposalExists as exc:
             other = exc.existing
             what = f"proposal #{other.id} is {other.state.value}" if other else "another proposal is open"
@@ -569,4 +577,4 @@ class RollbackService:
         return decide(severity, policy, self.store.model_state(model), self.clock.now())
 
 
-__all__ = ["ApprovalOutcome", "NotFound", "RollbackService"]
+__all__ = ["ApprovalOutcome", "RollbackService"]

@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bot.bootstrap import Container, build, remote_targets
@@ -42,7 +42,6 @@ class SlackBot:
     running: Running
     target: FakeTarget
     clock: ManualClock
-    posted: list[str] = field(default_factory=list)
 
     # ---- Slack → bot ------------------------------------------------------------------------------------
 

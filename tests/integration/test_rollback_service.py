@@ -141,8 +141,9 @@ def test_bad_requests_change_nothing_and_leave_an_audit_row(container: Any, fake
         svc.request_rollback(model, **kwargs)
         svc.deploy(model, "8", actor="api:ci")
         expected = "cooldown until"
-    else:
+    else:  # a person asking in Slack while a proposal waits (break-glass would supersede it instead)
         svc.request_rollback(model, actor="alert:x", reason="r")
+        kwargs["execute_now"] = False
         expected = "already under way (proposal #1 is proposed)"
     switches = len(fake_target.switches)
     history = [d.version for d in container.store.history(model)]
@@ -240,3 +241,13 @@ def test_stuck_execution_is_failed_not_rerun(container: Any, fake_target: FakeTa
     failed = container.service.sweep_stuck()
     assert [f.state for f in failed] == [State.FAILED] and "interrupted" in (failed[0].error or "")
     assert fake_target.switches == []
+
+
+def test_break_glass_supersedes_a_proposal_waiting_for_people(container: Any, fake_target: FakeTarget) -> None:
+    deploy_history(container)
+    waiting = container.service.request_rollback("fraud-detector", actor="alert:alertmanager", reason="r")
+    done = container.service.request_rollback("fraud-detector", actor="cli:ops", reason="chat is down",
+                                              execute_now=True)
+    assert done.state is State.SUCCEEDED and len(fake_target.switches) == 1
+    old = container.store.get_proposal(waiting.id)
+    assert old.state is State.CANCELLED and old.result == "superseded by a break-glass rollback by cli:ops"
