@@ -46,9 +46,6 @@ from bot.store.db import make_engine
 from bot.store.migrate import upgrade
 from bot.web.serving import serving
 
-# TODO: count real Slack posts once the Slack notifier (bot/slack/notifier.py, built elsewhere) is wired in
-# here against the local Slack stand-in; until then RecordingNotifier's "created" events stand in for posts.
-
 TOKEN = "bench-token"
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 RESULTS = Path(__file__).resolve().parent / "results"
