@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-MLFLOW_SPEC = os.environ.get("ROLLBACK_BOT_TEST_MLFLOW", "mlflow")
+MLFLOW_SPEC = os.environ.get("ROLLBACK_BOT_TEST_MLFLOW", "mlflow==3.17.2")  # the version these tests were run with
 UNLEASH_VERSION = "7.5.1"
 TIMINGS: dict[str, float] = {}
 
