@@ -485,6 +485,11 @@ class SqlStore(AlertQueries):
         """executing → succeeded, plus the new deployment row, the bad mark and the cooldown, atomically."""
         now = self.clock.now()
         with self.session() as s:
+            model = s.exec(select(ProposalRow.model).where(ProposalRow.id == proposal_id)).first()
+            # The model row first, as create_proposal does: taking it after the proposal row would let a new
+            # proposal (waiting on this row's open state in the unique index) and this commit wait on each
+            # other.
+            s.exec(select(ModelRow).where(ModelRow.name == model).with_for_update()).first()
             res = s.exec(  # type: ignore[call-overload]
                 update(ProposalRow)
                 .where(col(ProposalRow.id) == proposal_id, col(ProposalRow.state) == State.EXECUTING.value)
