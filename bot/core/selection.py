@@ -32,6 +32,20 @@ def bad_versions(history: Sequence[Deployment]) -> set[str]:
     return {d.version for d in history if d.rolled_back_at is not None}
 
 
+def _good_earlier(history: Sequence[Deployment]) -> list[Deployment]:
+    """Earlier deployments of other versions that were never rolled back, oldest first."""
+    current = history[-1]
+    bad = bad_versions(history)
+    return [d for d in history[:-1] if d.version != current.version and d.version not in bad]
+
+
+def last_stable(history: Sequence[Deployment]) -> Deployment | None:
+    """The newest earlier deployment that became stable and whose version was never rolled back."""
+    if not history:
+        return None
+    return next((d for d in reversed(_good_earlier(history)) if d.stable_at is not None), None)
+
+
 def choose_target(model: str, history: Sequence[Deployment], requested: str | None = None) -> Choice:
     """Pick the version to roll back to from the model's history, oldest first.
 
@@ -57,12 +71,11 @@ def choose_target(model: str, history: Sequence[Deployment], requested: str | No
         if requested in bad_versions(history):
             note += " (it was rolled back before)"
         return Choice(current.version, requested, note)
-    bad = bad_versions(history)
-    good = [d for d in earlier if d.version not in bad]
-    for dep in reversed(good):
-        if dep.stable_at is not None:
-            since = f"{dep.stable_at:%Y-%m-%d %H:%M}"
-            return Choice(current.version, dep.version, f"last stable version (stable since {since} UTC)")
+    stable = last_stable(history)
+    if stable is not None:
+        since = f"{stable.stable_at:%Y-%m-%d %H:%M}"
+        return Choice(current.version, stable.version, f"last stable version (stable since {since} UTC)")
+    good = _good_earlier(history)
     if good:
         return Choice(
             current.version,
@@ -72,6 +85,6 @@ def choose_target(model: str, history: Sequence[Deployment], requested: str | No
     if earlier:
         raise NoRollbackTarget(
             f"{model} has no earlier version that was not rolled back "
-            f"(rolled back: {', '.join(sorted(bad))}); name one with `to VERSION`"
+            f"(rolled back: {', '.join(sorted(bad_versions(history)))}); name one with `to VERSION`"
         )
     raise NoRollbackTarget(f"{model} has only ever run version {current.version}: there is nothing to roll back to")

@@ -22,6 +22,7 @@ from bot.core.errors import (
     TargetError,
     UnknownModel,
 )
+from bot.core.metrics import MetricLine
 from bot.core.policy import Action, Decision, ModelPolicy, OnTimeout, Policy, decide
 from bot.core.ports import (
     ApproverDirectory,
@@ -255,10 +256,9 @@ class RollbackService:
                 return self.summarise(policy, current, hints)
             except Exception:  # a metrics outage must never stop a rollback proposal
                 log.exception("metric summary for %s failed", policy.name)
-        if values:
-            return {"metrics": [{"name": k, "expr": "", "now": float(v), "baseline": None, "delta": None,
-                                 "delta_pct": None, "sparkline": "", "no_data": False}
-                                for k, v in list(values.items())[:10]], "exprs": {}, "source": "alert"}
+        if values:  # no Prometheus: show what Grafana or Datadog put in the alert, as it is
+            lines = [MetricLine(k, "", float(v), None, None, None, "", False) for k, v in list(values.items())[:10]]
+            return {"metrics": [line.to_dict() for line in lines], "exprs": {}, "source": "alert"}
         return {}
 
     def _version_metrics(self, policy: ModelPolicy, from_version: str, to_version: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from bot.bootstrap import Container
 from bot.core.durations import format_duration
 from bot.core.errors import RollbackError
 from bot.core.proposal import Kind
+from bot.core.selection import last_stable
 from bot.slack.commands import USAGE, Audit, Command, Freeze, Help, History, Rollback, Status, Unfreeze, Versions
 from bot.slack.mrkdwn import escape, mention, mention_ids
 
@@ -63,9 +64,9 @@ class Answers:
             state = store.model_state(name)
             current = history[-1].version if history else "nothing deployed"
             bits = [f"*{escape(name)}*: {escape(current)}"]
-            stable = next((d.version for d in reversed(history[:-1]) if d.stable_at and not d.rolled_back_at), None)
+            stable = last_stable(history)
             if stable:
-                bits.append(f"last stable {escape(stable)}")
+                bits.append(f"last stable {escape(stable.version)}")
             if state.frozen(now):
                 bits.append(f":snowflake: frozen until {state.frozen_until:%H:%M} UTC")
             open_p = store.open_proposal(name)

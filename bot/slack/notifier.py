@@ -105,7 +105,8 @@ class SlackNotifier:
         channel = proposal.slack_channel or (mp.channel if mp else None)
         if channel is None:
             return proposal
-        message = card_message(card_data(self.store, self.policy, proposal, self.public_url)).to_dict()
+        card = card_data(self.store, self.policy, proposal, self.public_url)
+        message = card_message(card).to_dict()
         try:
             if proposal.slack_ts:
                 self.client.chat_update(channel=channel, ts=proposal.slack_ts, **message)
@@ -113,8 +114,7 @@ class SlackNotifier:
                 response = self.client.chat_postMessage(channel=channel, **message)
                 self.store.set_slack_ref(proposal_id, str(response["channel"]), str(response["ts"]))
                 proposal = self.store.get_proposal(proposal_id)
-                if len(card_data(self.store, self.policy, proposal, None).alerts) > 5 or \
-                        len(proposal.summary.get("metrics", [])) > 3:
+                if len(card.alerts) > 5 or len(card.metrics) > 3:  # more than the card shows
                     self._post_details(proposal)
             else:
                 return proposal

@@ -12,6 +12,7 @@ import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -192,8 +193,8 @@ class AlertQueries:
                 update(ProposalRow).where(col(ProposalRow.id) == proposal_id)
                 .values(updated_at=now, card_version=ProposalRow.card_version + 1)  # type: ignore[operator]
             )
-            self._audit(s, AuditEvent(**{**audit.__dict__, "proposal_id": proposal_id,
-                                         "inputs": {**audit.inputs, "attached": attached}}), now)
+            self._audit(s, replace(audit, proposal_id=proposal_id, inputs={**audit.inputs, "attached": attached}),
+                        now)
             return attached
 
     # ---- reads --------------------------------------------------------------------------------------

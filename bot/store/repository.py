@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -388,7 +389,7 @@ class SqlStore(AlertQueries):
                 assert row.id is not None
                 self._audit(
                     s,
-                    AuditEvent(**{**audit.__dict__, "proposal_id": row.id}),
+                    replace(audit, proposal_id=row.id),
                     now,
                 )
                 return _proposal(row, [])
@@ -423,7 +424,7 @@ class SqlStore(AlertQueries):
             )
             if result.rowcount != 1:
                 return None
-            self._audit(s, AuditEvent(**{**audit.__dict__, "proposal_id": proposal_id}), now)
+            self._audit(s, replace(audit, proposal_id=proposal_id), now)
             row = s.get(ProposalRow, proposal_id)
             assert row is not None
             s.refresh(row)
@@ -452,7 +453,7 @@ class SqlStore(AlertQueries):
             if result.rowcount != 1:
                 return None
             if audit is not None:
-                self._audit(s, AuditEvent(**{**audit.__dict__, "proposal_id": proposal_id}), now)
+                self._audit(s, replace(audit, proposal_id=proposal_id), now)
             row = s.get(ProposalRow, proposal_id)
             assert row is not None
             s.refresh(row)
@@ -473,7 +474,7 @@ class SqlStore(AlertQueries):
                 row.updated_at = now
                 s.add(row)
                 s.flush()
-                self._audit(s, AuditEvent(**{**audit.__dict__, "proposal_id": proposal_id}), now)
+                self._audit(s, replace(audit, proposal_id=proposal_id), now)
                 return True, self._approvals(s, proposal_id)
         except IntegrityError:
             with Session(self.engine) as s:
@@ -518,7 +519,7 @@ class SqlStore(AlertQueries):
                 if not deployed_by.startswith("bot:"):
                     mrow.auto_blocked_reason = None  # a person acted: automatic rollbacks may resume
                 s.add(mrow)
-            self._audit(s, AuditEvent(**{**audit.__dict__, "proposal_id": proposal_id}), now)
+            self._audit(s, replace(audit, proposal_id=proposal_id), now)
             return _proposal(row, self._approvals(s, proposal_id))
 
     def record_denial(self, proposal_id: int, user: str, reason: str | None) -> None:
@@ -587,7 +588,7 @@ class SqlStore(AlertQueries):
             )
             if res.rowcount != 1:
                 return False
-            self._audit(s, AuditEvent(**{**audit.__dict__, "proposal_id": proposal_id}))
+            self._audit(s, replace(audit, proposal_id=proposal_id))
             return True
 
     # ---- slack event dedup ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from starlette.types import Lifespan
 from bot.bootstrap import Container
 from bot.core.durations import parse_duration
 from bot.core.errors import NotFound, Refused, RollbackError, UnknownModel, UnknownVersion
+from bot.core.selection import last_stable
 from bot.store.migrate import is_current
 from bot.web.alerts import alert_routes
 from bot.web.auth import BodyTooLarge, bearer_ok, read_body
@@ -119,15 +120,13 @@ def create_app(container: Container, *, extra_routes: list[Route] | None = None,
             history = store.history(model)
             state = store.model_state(model)
             now = container.clock.now()
-            stable = next((d.version for d in reversed(history[:-1])
-                           if d.stable_at and not d.rolled_back_at and d.version != history[-1].version),
-                          None) if history else None
+            stable = last_stable(history)
             open_p = store.open_proposal(model)
             return {
                 "model": model, "target": policy.target,
                 "current_version": history[-1].version if history else None,
                 "served_version": store.served_version(model) if policy.target == "local" else None,
-                "last_stable_version": stable,
+                "last_stable_version": stable.version if stable else None,
                 "frozen": state.frozen(now),
                 "frozen_until": state.frozen_until.isoformat() if state.frozen(now) and state.frozen_until else None,
                 "frozen_reason": state.frozen_reason if state.frozen(now) else None,

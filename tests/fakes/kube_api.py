@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from tests.fakes.httpserver import LoopbackServer, Request, Response
+from tests.fakes.httpserver import FakeService, LoopbackServer, Request, Response
 
 APPS = "/apis/apps/v1"
 ARGO = "/apis/argoproj.io/v1alpha1"
@@ -136,7 +136,7 @@ def template_hash(template: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(clean, sort_keys=True).encode()).hexdigest()[:10]
 
 
-class FakeKube:
+class FakeKube(FakeService):
     """State plus the handler; start it with ``with FakeKube() as kube: kube.url``."""
 
     def __init__(self, token: str = "test-token") -> None:
@@ -148,22 +148,6 @@ class FakeKube:
         self.before_patch: list[Callable[[FakeKube], None]] = []
         self.deny: set[str] = set()
         self.server = LoopbackServer(self.handle)
-
-    # -- lifecycle ------------------------------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def requests(self) -> list[Request]:
-        return self.server.requests
-
-    def __enter__(self) -> FakeKube:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
 
     def _next_rv(self) -> str:
         self.rv += 1

@@ -12,35 +12,20 @@ import copy
 import threading
 from typing import Any
 
-from tests.fakes.httpserver import LoopbackServer, Request, Response
+from tests.fakes.httpserver import FakeService, LoopbackServer, Request, Response
 
 
 def error(status: int, code: str, message: str) -> Response:
     return Response(status, {"code": code, "message": message})
 
 
-class FakeLaunchDarkly:
+class FakeLaunchDarkly(FakeService):
     def __init__(self, token: str = "api-test-token") -> None:
         self.token = token
         self.flags: dict[tuple[str, str], dict[str, Any]] = {}
         self.lock = threading.Lock()
         self.fail_next: list[int] = []
         self.server = LoopbackServer(self.handle)
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def requests(self) -> list[Request]:
-        return self.server.requests
-
-    def __enter__(self) -> FakeLaunchDarkly:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
 
     def add_flag(self, project: str, key: str, values: list[str], serving: str, on: bool = True) -> None:
         variations = [{"_id": f"var-{i}-{v}", "value": v, "name": v} for i, v in enumerate(values)]
