@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import getpass
-import io
-import json
 import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from bot.audit_cli import add_arguments as add_audit_arguments
+from bot.audit_cli import cmd_audit
+from bot.audit_config import problems as audit_problems
 from bot.config import Settings, check_settings, load_environment, settings_from
-from bot.core.audit import verify_chain
-from bot.core.durations import parse_duration
 from bot.core.errors import RollbackError
 from bot.policy_file import PolicyFileError, load_policy
 from bot.store.db import safe_url
@@ -53,12 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     dep.add_argument("--source", default="cli")
     dep.add_argument("--stable", action="store_true", help="mark it stable at once (onboarding)")
 
-    audit = sub.add_parser("audit", help="list, verify or export the audit trail")
-    audit.add_argument("action", choices=["list", "verify", "export"])
-    audit.add_argument("--model")
-    audit.add_argument("--since", help="e.g. 7d, 12h")
-    audit.add_argument("--format", choices=["csv", "json"], default=None)
-    audit.add_argument("--limit", type=int, default=None)
+    audit = sub.add_parser("audit", help="list, verify or export the audit trail; anchor its head")
+    add_audit_arguments(audit)  # bot/audit_cli.py
     return parser
 
 
@@ -111,15 +105,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
     if settings.database_url.startswith("sqlite"):
         upgrade(settings.database_url)
-    if command == "audit":  # auditors need no policy file, only the database
-        from bot.store.db import make_engine
-        from bot.store.repository import SqlStore
-
-        store = SqlStore(make_engine(settings.database_url))
-        try:
-            return cmd_audit(store, args)
-        finally:
-            store.engine.dispose()
+    if command == "audit":  # auditors need no policy file, only the database (bot/audit_cli.py)
+        return cmd_audit(settings, args)
     container = build(settings)
     try:
         if command == "deploy":
@@ -156,6 +143,7 @@ def cmd_check(settings: Settings, *, connect: bool) -> int:
     from bot.bootstrap import target_names, target_validators
 
     problems = [f"environment: {p}" for p in check_settings(settings, command="check")]
+    problems += [f"environment: {p}" for p in audit_problems(settings, command="check")]
     loaded = load_policy(settings.policy_path, target_validators(), target_names())
     problems += [str(p) for p in loaded.problems]
     for note in loaded.notes:
@@ -192,49 +180,6 @@ def _check_connections(policy: Any) -> list[str]:
         except RollbackError as exc:
             problems.append(f"models.{name}.{mp.target}: {exc}")
     return problems
-
-
-def cmd_audit(store: Any, args: argparse.Namespace) -> int:
-    from bot.web.views import audit_json
-
-    if args.action == "verify":
-        records = store.audit_records()
-        problems = [p.problem for p in verify_chain(records)]
-        last_id, last_hash = store.audit_head()
-        newest = records[-1] if records else None
-        if newest is None and last_id:
-            problems.append(f"all {last_id} rows were deleted")
-        elif newest is not None and (newest.id != last_id or newest.hash != last_hash):
-            problems.append(f"rows after row {newest.id} were deleted (the newest row was {last_id})")
-        for problem in problems:
-            print(f"TAMPERED: {problem}")
-        if problems:
-            return EXIT_PROBLEM
-        print(f"audit chain intact: {len(records)} rows verified")
-        return EXIT_OK
-    since = store.clock.now() - parse_duration(args.since) if args.since else None
-    records = store.audit_records(model=args.model, since=since, limit=args.limit)
-    fmt = args.format or ("json" if args.action == "export" else "text")
-    if fmt == "json":
-        print(json.dumps([audit_json(r) for r in records], indent=2))
-    elif fmt == "csv":
-        out = io.StringIO()
-        fields = ["id", "at", "actor", "action", "model", "proposal_id", "from_version", "to_version", "reason",
-                  "inputs", "prev_hash", "hash"]
-        writer = csv.DictWriter(out, fieldnames=fields)
-        writer.writeheader()
-        for r in records:
-            row = audit_json(r)
-            row["inputs"] = json.dumps(row["inputs"], sort_keys=True)
-            writer.writerow(row)
-        sys.stdout.write(out.getvalue())
-    else:
-        for r in records:
-            versions = f" {r.from_version or '?'}→{r.to_version}" if r.to_version else ""
-            pid = f" #{r.proposal_id}" if r.proposal_id else ""
-            print(f"{r.at:%Y-%m-%d %H:%M:%S} {r.actor:<22} {r.action:<20} {r.model or '-'}{versions}{pid}"
-                  f"  {r.reason or ''}")
-    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from slack_bolt.async_app import AsyncApp
 from starlette.applications import Starlette
 
+from bot.audit_anchors import anchor_job
+from bot.audit_config import problems as audit_problems
 from bot.bootstrap import Container, build, verifier
 from bot.config import Settings, check_settings
 from bot.scheduler import start_scheduler
@@ -67,12 +69,15 @@ def assemble(container: Container, *, with_slack: bool, sweep_every: float = 5.0
 
     if service.verification_enabled:
         jobs["verify"] = (verifier(container).sweep, sweep_every)
+    if anchors := anchor_job(container):  # audit chain heads written outside the database
+        jobs["audit-anchor"] = anchors
     app = create_app(container, extra_routes=extra, lifespan=lifespan)
     return Running(app, container, jobs, socket_bolt is not None)
 
 
 def serve(settings: Settings, *, host: str, port: int) -> int:
     problems = [p for p in check_settings(settings, command="serve") if not p.startswith("ALERT_WEBHOOK_TOKEN")]
+    problems += audit_problems(settings, command="serve")  # AUDIT_HMAC_KEY on PostgreSQL
     if problems:
         for problem in problems:
             print(f"cannot start: {problem}", file=sys.stderr)

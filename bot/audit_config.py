@@ -1,0 +1,64 @@
+"""Audit settings from the environment: the HMAC key ring and where chain-head anchors go.
+
+Read from the same environment mapping as the rest of the settings (``Settings.extra``), so this module
+stays independent of how the settings class itself is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bot.core.audit import AuditKeyError, KeyRing, key_ring_from
+
+DEFAULT_ANCHOR_INTERVAL = 60.0
+
+
+def environment(settings: Any) -> Mapping[str, str]:
+    env = getattr(settings, "extra", None)
+    return env if isinstance(env, Mapping) else {}
+
+
+def key_ring(settings: Any) -> KeyRing:
+    """The key ring; raises AuditKeyError with a message that names the variable, never the key."""
+    return key_ring_from(environment(settings))
+
+
+@dataclass(frozen=True)
+class AnchorSettings:
+    path: str | None = None
+    channel: str | None = None
+    interval: float = DEFAULT_ANCHOR_INTERVAL
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.path or self.channel)
+
+
+def anchor_settings(settings: Any) -> AnchorSettings:
+    env = environment(settings)
+    raw = (env.get("AUDIT_ANCHOR_INTERVAL") or "").strip()
+    try:
+        interval = float(raw) if raw else DEFAULT_ANCHOR_INTERVAL
+    except ValueError:
+        raise AuditKeyError("AUDIT_ANCHOR_INTERVAL: must be a number of seconds") from None
+    if not 1 <= interval <= 86400:
+        raise AuditKeyError("AUDIT_ANCHOR_INTERVAL: must be between 1 and 86400 seconds")
+    return AnchorSettings(path=(env.get("AUDIT_ANCHOR_PATH") or "").strip() or None,
+                          channel=(env.get("AUDIT_ANCHOR_CHANNEL") or "").strip() or None, interval=interval)
+
+
+def problems(settings: Any, *, command: str) -> list[str]:
+    """What `serve` (and `check`) must refuse: a missing key on a production database, an unusable ring."""
+    found: list[str] = []
+    try:
+        ring = key_ring(settings)
+        anchor_settings(settings)
+    except AuditKeyError as exc:
+        return [str(exc)]
+    on_sqlite = str(getattr(settings, "database_url", "")).startswith("sqlite")
+    if not ring.keyed and not on_sqlite and command in ("serve", "check"):
+        found.append("AUDIT_HMAC_KEY: not set; on PostgreSQL `serve` needs it so that nobody who can write to "
+                     "the database can rewrite the audit chain (generate one with `openssl rand -hex 32`)")
+    return found
