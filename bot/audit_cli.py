@@ -306,7 +306,7 @@ class ExportCheck:
         body = {k: v for k, v in manifest.items() if k != "signature"}
         wrong = ring.check(body, manifest.get("key_id"), manifest.get("signature"))
         if wrong and manifest.get("signature"):
-            verdict.problems.append(f"--against: the manifest {wrong}: it was altered after the export")
+            verdict.problems.append(f"--against: {mpath.name}: {wrong}: the manifest was altered after the export")
             return None
         if wrong:
             verdict.notes.append(f"the manifest is unsigned ({wrong}); only its file digest is checked")

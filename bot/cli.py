@@ -151,7 +151,8 @@ def cmd_check(settings: Settings, *, connect: bool) -> int:
     if loaded.policy:
         for name, mp in sorted(loaded.policy.models.items()):
             print(f"model {name}: target {mp.target}, channel {mp.channel}, auto-rollback at "
-                  f"{mp.auto_rollback_severity}, {mp.required_approvals} approval(s), timeout "
+                  f"{mp.auto_rollback_severity}, {mp.required_approvals} approval(s) (undo: "
+                  f"{mp.undo_approvals or mp.required_approvals}), timeout "
                   f"{mp.approval_timeout} → {mp.on_timeout}")
         if connect:
             problems += _check_connections(loaded.policy)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.core.audit import AuditEvent
+from bot.core.authorization import REFUSED_AUDIT, Act, approvers_text, authorize, is_approver, undo_approvals
 from bot.core.clock import Clock
 from bot.core.durations import format_duration
 from bot.core.errors import (
@@ -111,6 +112,15 @@ class RollbackService:
                                            reason=reason, inputs=inputs or {}))
         return Refused(reason)
 
+    # ---- authorization hook (rules in bot/core/authorization.py; keep this one call per action) ---------
+
+    def _authorize(self, actor: str, action: Act, policy: ModelPolicy, proposal_id: int | None = None,
+                   requested_by: str | None = None) -> None:
+        """Raise Refused (audited once) unless the policy lets ``actor`` do ``action``."""
+        verdict = authorize(actor, action, policy, self.directory, requested_by=requested_by)
+        if not verdict.allowed:
+            raise self._refuse(actor, policy.name, verdict.reason, REFUSED_AUDIT[action], proposal_id)
+
     # ---- deployments ------------------------------------------------------------------------------------
 
     def deploy(self, model: str, version: str, *, actor: str, deployed_by: str | None = None,
@@ -166,6 +176,7 @@ class RollbackService:
             policy = self.model_policy(model)
         except UnknownModel as exc:
             raise self._refuse(actor, model, str(exc)) from None
+        self._authorize(actor, Act.BREAK_GLASS if execute_now else Act.ROLLBACK, policy)
         now = self.clock.now()
         state = self.store.model_state(model)
         if state.frozen(now):
@@ -277,34 +288,17 @@ class RollbackService:
     # ---- approvals --------------------------------------------------------------------------------------
 
     def may_approve(self, policy: ModelPolicy, actor: str) -> bool:
-        user = slack_user(actor)
-        if user is None:
-            return False
-        if not policy.approvers:
-            return True
-        if user in policy.approvers:
-            return True
-        return any(user in self.directory.members(g) for g in policy.approvers if g.startswith("S"))
+        return is_approver(policy, actor, self.directory)
 
     def approvers_text(self, policy: ModelPolicy) -> str:
-        if not policy.approvers:
-            return "anyone in the channel"
-        return ", ".join(f"group {a}" if a.startswith("S") else a for a in policy.approvers)
+        return approvers_text(policy)
 
     def approve(self, proposal_id: int, actor: str) -> ApprovalOutcome:
         proposal = self.store.get_proposal(proposal_id)
         policy = self.model_policy(proposal.model)
         if proposal.state is not State.PROPOSED:
             return ApprovalOutcome(proposal, f"proposal #{proposal_id} is already {proposal.state.value}")
-        if not self.may_approve(policy, actor):
-            raise self._refuse(actor, proposal.model,
-                               f"you may not approve rollbacks of {proposal.model}; approvers: "
-                               f"{self.approvers_text(policy)}", "approval.refused", proposal_id)
-        if not policy.allow_self_approval and actor == proposal.requested_by:
-            raise self._refuse(actor, proposal.model,
-                               "you asked for this rollback, and this model's policy does not allow "
-                               "self-approval (allow_self_approval = false); another approver must approve",
-                               "approval.refused", proposal_id)
+        self._authorize(actor, Act.APPROVE, policy, proposal_id, requested_by=proposal.requested_by)
         new, approvers = self.store.add_approval(proposal_id, actor, AuditEvent(
             actor=actor, action="approval.added", model=proposal.model, from_version=proposal.from_version,
             to_version=proposal.to_version, reason=f"approval from {actor}"))
@@ -335,10 +329,7 @@ class RollbackService:
         policy = self.model_policy(proposal.model)
         if proposal.state is not State.PROPOSED:
             return proposal
-        if not self.may_approve(policy, actor):
-            raise self._refuse(actor, proposal.model,
-                               f"you may not deny rollbacks of {proposal.model}; approvers: "
-                               f"{self.approvers_text(policy)}", "denial.refused", proposal_id)
+        self._authorize(actor, Act.DENY, policy, proposal_id)
         denied = self.store.transition(
             proposal_id, [State.PROPOSED], State.DENIED,
             AuditEvent(actor=actor, action="proposal.denied", model=proposal.model,
@@ -439,21 +430,21 @@ class RollbackService:
         if original.state is not State.SUCCEEDED or original.dry_run:
             raise self._refuse(actor, original.model, f"proposal #{proposal_id} is {original.state.value}; "
                                "only a completed rollback can be undone", "undo.refused", proposal_id)
-        if not self.may_approve(policy, actor):
-            raise self._refuse(actor, original.model, f"only approvers may undo a rollback of {original.model}: "
-                               f"{self.approvers_text(policy)}", "undo.refused", proposal_id)
+        self._authorize(actor, Act.UNDO, policy, proposal_id)
         history = self.store.history(original.model)
         if not history or history[-1].version != original.to_version:
             raise self._refuse(actor, original.model, f"{original.model} no longer runs {original.to_version}; "
                                "undo would overwrite a newer change", "undo.refused", proposal_id)
         now = self.clock.now()
+        required = undo_approvals(policy)  # the model's approvals, like any proposal (policy: undo_approvals)
         try:
             proposal = self.store.create_proposal(NewProposal(
                 model=original.model, from_version=original.to_version, to_version=original.from_version,
                 kind=Kind.UNDO, requested_by=actor, reason=f"undo of rollback #{proposal_id}",
                 target_note=f"roll forward to {original.from_version} (undo of #{proposal_id})",
-                severity="manual", decision_reason=f"undo asked by {actor}", required_approvals=1,
-                dry_run=policy.dry_run, deadline_at=None, summary={}, undo_of=proposal_id,
+                severity="manual", decision_reason=f"undo asked by {actor}: {required} approval(s) needed",
+                required_approvals=required, dry_run=policy.dry_run,
+                deadline_at=None if required <= 1 else now + policy.approval_timeout, summary={}, undo_of=proposal_id,
                 seen_last_rollback_at=self.store.model_state(original.model).last_rollback_at,
             ), AuditEvent(actor=actor, action="proposal.created", model=original.model,
                           from_version=original.to_version, to_version=original.from_version,
@@ -461,6 +452,13 @@ class RollbackService:
         except (OpenProposalExists, StaleProposal):
             raise self._refuse(actor, original.model, f"a rollback of {original.model} is already under way",
                                "undo.refused", proposal_id) from None
+        _, approvers = self.store.add_approval(proposal.id, actor, AuditEvent(
+            actor=actor, action="approval.added", model=original.model, from_version=proposal.from_version,
+            to_version=proposal.to_version, reason=f"approval from {actor} (asked for the undo)"))
+        if len(approvers) < required:
+            waiting = self.store.get_proposal(proposal.id)
+            self._notify(waiting, "created")
+            return waiting
         approved = self.store.transition(
             proposal.id, [State.PROPOSED], State.APPROVED,
             AuditEvent(actor=actor, action="proposal.approved", model=original.model,
@@ -475,7 +473,7 @@ class RollbackService:
     # ---- freeze -----------------------------------------------------------------------------------------
 
     def freeze(self, model: str, *, actor: str, duration: timedelta, reason: str | None) -> datetime:
-        self.model_policy(model)
+        self._authorize(actor, Act.FREEZE, self.model_policy(model))
         until = self.clock.now() + duration
         self.store.set_freeze(model, until, reason, actor, AuditEvent(
             actor=actor, action="model.frozen", model=model,
@@ -483,7 +481,7 @@ class RollbackService:
         return until
 
     def unfreeze(self, model: str, *, actor: str) -> None:
-        self.model_policy(model)
+        self._authorize(actor, Act.UNFREEZE, self.model_policy(model))
         self.store.set_freeze(model, None, None, None, AuditEvent(actor=actor, action="model.unfrozen",
                                                                   model=model, reason="unfrozen"))
 
