@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.core.errors import RollbackError
+
 GENESIS = "0" * 64
 KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,40}$")
 MIN_KEY_BYTES = 16
@@ -62,7 +64,7 @@ class AuditRecord:
                           inputs=self.inputs)
 
 
-class AuditKeyError(ValueError):
+class AuditKeyError(RollbackError):
     """A key ring that cannot be built from the configuration (the message never contains a key)."""
 
 
