@@ -139,8 +139,11 @@ def canonical_time(at: datetime) -> str:
     return at.replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)  # built once: hot loop
+
+
 def _canonical(doc: Mapping[str, Any]) -> bytes:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return _ENCODER.encode(doc).encode()
 
 
 def _body(prev_hash: str, at: datetime, event: AuditEvent) -> dict[str, Any]:
@@ -165,7 +168,7 @@ def chain_hash(prev_hash: str, at: datetime, event: AuditEvent) -> str:
 
 def keyed_hash(key: bytes, key_id: str, prev_hash: str, at: datetime, event: AuditEvent) -> str:
     """HMAC-SHA256 over the same fields plus the key id, so swapping a row's key id is caught too."""
-    return hmac.new(key, _canonical({**_body(prev_hash, at, event), "key_id": key_id}), hashlib.sha256).hexdigest()
+    return hmac.digest(key, _canonical({**_body(prev_hash, at, event), "key_id": key_id}), "sha256").hex()
 
 
 def row_hash(ring: KeyRing, prev_hash: str, at: datetime, event: AuditEvent) -> tuple[str, str | None]:

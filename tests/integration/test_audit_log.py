@@ -18,6 +18,9 @@ from bot.core.clock import ManualClock
 from bot.store.audit_log import AuditLog, Filters
 from bot.store.db import make_engine
 from bot.store.repository import SqlStore
+from tests.slack_api import FakeSlackApi, fake_slack
+
+__all__ = ["fake_slack"]
 
 KEY_A = "a" * 32
 KEY_B = "b" * 32
@@ -230,4 +233,26 @@ def test_an_altered_export_or_manifest_is_refused(db_url: str, tmp_path: Path,
     dump.write_text(dump.read_text().replace('"deployed 2"', '"deployed 3"'))
     code, out = run_verify(store.audit_log, capsys, against=dump)
     assert code == 1 and "does not match the sha256 in its manifest" in out
+    store.engine.dispose()
+
+
+def test_anchors_are_posted_to_slack_and_a_slack_outage_keeps_the_file(
+        db_url: str, tmp_path: Path, fake_slack: FakeSlackApi) -> None:
+    from bot.audit_anchors import slack_poster
+
+    store = store_with(db_url, RING)
+    anchors = tmp_path / "anchors.jsonl"
+    post = slack_poster("xoxb-test-token", fake_slack.base_url, "C0AUDIT")
+    anchorer = Anchorer(store.audit_log, store.clock.now, path=str(anchors), post=post)
+    append(store, 2)
+    anchorer.anchor()
+    call = fake_slack.wait_for("chat.postMessage")[0]
+    assert call.body["channel"] == "C0AUDIT" and "audit anchor: head row #2, 2 rows" in call.body["text"]
+    posted = json.loads(call.body["text"].split("```")[1])
+    assert posted == json.loads(anchors.read_text().splitlines()[0])
+    assert KEY_A not in call.body["text"]
+    fake_slack.fail("chat.postMessage", "internal_error", times=10)
+    append(store, 1, start=3)
+    assert anchorer.anchor() is not None  # Slack down: logged, the file anchor is still written
+    assert [a.anchor.head_id for a in read_anchors(anchors, RING) if a.anchor] == [2, 3]
     store.engine.dispose()
