@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -63,12 +63,11 @@ def append_anchor(path: str | Path, anchor: Anchor) -> None:
         os.close(fd)
 
 
-def read_anchors(path: str | Path, ring: KeyRing) -> list[AnchorLine]:
-    """Every line of the anchor file, checked; a missing file is no anchors (the caller says so)."""
-    out: list[AnchorLine] = []
+def iter_anchors(path: str | Path, ring: KeyRing) -> Iterator[AnchorLine]:
+    """Every line of the anchor file, checked, one at a time (the file grows for years)."""
     p = Path(path)
     if not p.exists():
-        return out
+        return
     with p.open(encoding="utf-8") as fh:
         for n, raw in enumerate(fh, 1):
             if not raw.strip():
@@ -78,13 +77,16 @@ def read_anchors(path: str | Path, ring: KeyRing) -> list[AnchorLine]:
                 anchor = Anchor(head_id=int(doc["head_id"]), hash=str(doc["hash"]), count=int(doc["count"]),
                                 at=str(doc["at"]), key_id=doc.get("key_id"), sig=doc.get("sig"))
             except (ValueError, KeyError, TypeError):
-                out.append(AnchorLine(n, None, f"anchor line {n} is not a valid anchor"))
+                yield AnchorLine(n, None, f"anchor line {n} is not a valid anchor")
                 continue
             wrong = None
             if anchor.sig or ring.keyed:
                 wrong = ring.check(anchor.payload(), anchor.key_id, anchor.sig)
-            out.append(AnchorLine(n, anchor, f"anchor line {n}: {wrong}" if wrong else None))
-    return out
+            yield AnchorLine(n, anchor, f"anchor line {n}: {wrong}" if wrong else None)
+
+
+def read_anchors(path: str | Path, ring: KeyRing) -> list[AnchorLine]:
+    return list(iter_anchors(path, ring))
 
 
 class Anchorer:
@@ -98,8 +100,9 @@ class Anchorer:
         self.post = post
         self.last_id: int | None = None
         if path:
-            lines = [a for a in read_anchors(path, audit.ring) if a.anchor is not None]
-            self.last_id = lines[-1].anchor.head_id if lines and lines[-1].anchor else None
+            for line in iter_anchors(path, audit.ring):
+                if line.anchor is not None:
+                    self.last_id = line.anchor.head_id
 
     def anchor(self, *, force: bool = False) -> Anchor | None:
         with self.audit.snapshot() as snap:

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from bot.audit_anchors import Anchorer, AnchorLine, read_anchors, slack_poster
+from bot.audit_anchors import Anchorer, AnchorLine, iter_anchors, slack_poster
 from bot.audit_config import anchor_settings, key_ring
 from bot.core.audit import AuditKeyError, AuditRecord, ChainWalk, KeyRing, canonical_time, walk_chain
 from bot.core.clock import SystemClock
@@ -193,57 +193,91 @@ class Verdict:
     notes: list[str] = field(default_factory=list)
 
 
+class AnchorCheck:
+    """Merge-join of the anchor file with the rows: both only move forward, so one anchor is held at a time."""
+
+    def __init__(self, path: str | None, ring: KeyRing, verdict: Verdict) -> None:
+        self.path = path
+        self.verdict = verdict
+        self.lines = iter_anchors(path, ring) if path else iter(())
+        self.pending: AnchorLine | None = None
+        self.newest: AnchorLine | None = None
+        self.valid = 0
+        self.highest = 0
+        self._advance()
+
+    def _advance(self) -> None:
+        self.pending = None
+        for line in self.lines:
+            if line.problem or line.anchor is None:
+                self.verdict.problems.append(f"{line.problem} ({self.path}): the anchor file was altered or is "
+                                             "not ours")
+                continue
+            if line.anchor.head_id < self.highest:
+                self.verdict.problems.append(f"anchor line {line.line} ({self.path}) records head row "
+                                             f"{line.anchor.head_id} after an anchor of row {self.highest}: the "
+                                             "chain was cut back and rewritten between the two")
+            self.highest = max(self.highest, line.anchor.head_id)
+            self.valid += 1
+            self.newest = line
+            self.pending = line
+            return
+
+    def see(self, rec: AuditRecord) -> None:
+        while self.pending is not None and self.pending.anchor is not None and self.pending.anchor.head_id <= rec.id:
+            a = self.pending.anchor
+            if a.head_id == rec.id and a.hash != rec.hash:
+                self.verdict.problems.append(f"row {rec.id} differs from anchor line {self.pending.line} ({a.at}): "
+                                             "the row was rewritten after it was anchored")
+            elif 0 < a.head_id < rec.id:
+                self.verdict.problems.append(f"row {a.head_id}, anchored at line {self.pending.line} ({a.at}), "
+                                             "is missing")
+            self._advance()
+
+    def finish(self, last_id: int) -> None:
+        reported = False
+        while self.pending is not None and self.pending.anchor is not None:
+            a = self.pending.anchor
+            if a.head_id > last_id and not reported:
+                self.verdict.problems.append(f"rows {last_id + 1}-{a.head_id} were deleted together with the head: "
+                                             f"anchor line {self.pending.line} ({a.at}) recorded row {a.head_id}")
+                reported = True
+            self._advance()
+
+
 def verify(audit: AuditLog, anchor_path: str | None, against: str | None) -> int:
     verdict = Verdict()
-    anchors = _anchors(anchor_path, audit.ring, verdict)
+    if not anchor_path:
+        verdict.notes.append("no AUDIT_ANCHOR_PATH: deleting the newest rows together with the head row would "
+                             "not be detected")
+    elif not Path(anchor_path).is_file():
+        verdict.notes.append(f"anchor file {anchor_path} does not exist: nothing to check the head against yet")
     export_check = ExportCheck.open(against, audit.ring, verdict) if against else None
     if against and export_check is None:
         _print(verdict, None)
         return EXIT_PROBLEM
+    anchors = AnchorCheck(anchor_path, audit.ring, verdict)
     walk = ChainWalk()
-    by_id = {a.anchor.head_id: a for a in anchors if a.anchor is not None and a.problem is None}
     with audit.snapshot() as snap:
         head_id, head_hash = snap.head()
         for rec in walk_chain(snap.rows(), audit.ring, walk):
-            line = by_id.get(rec.id)
-            if line is not None and line.anchor is not None and line.anchor.hash != rec.hash:
-                verdict.problems.append(f"row {rec.id} differs from anchor line {line.line} "
-                                        f"({line.anchor.at}): the row was rewritten after it was anchored")
+            anchors.see(rec)
             if export_check is not None:
                 export_check.see(rec)
         if export_check is not None:
             export_check.finish(head_id, snap)
+    anchors.finish(walk.last_id)
     verdict.problems[:0] = [p.problem for p in walk.problems]
     if walk.rows == 0 and head_id:
         verdict.problems.append(f"all {head_id} rows were deleted")
     elif walk.rows and (walk.last_id != head_id or walk.last_hash != head_hash):
         verdict.problems.append(f"rows after row {walk.last_id} were deleted (the newest row was {head_id})")
-    newest = anchors[-1] if anchors else None
-    for a in anchors:
-        if a.anchor is not None and a.problem is None and a.anchor.head_id > walk.last_id:
-            verdict.problems.append(f"rows {walk.last_id + 1}-{a.anchor.head_id} were deleted together with the "
-                                    f"head: anchor line {a.line} ({a.anchor.at}) recorded row {a.anchor.head_id}")
-            break
     _notes(walk, audit.ring, verdict)
-    _print(verdict, (anchor_path, newest, len(by_id)) if anchor_path else None)
+    _print(verdict, (anchor_path, anchors.newest, anchors.valid) if anchor_path else None)
     if verdict.problems:
         return EXIT_PROBLEM
     print(f"audit chain intact: {walk.rows} rows verified" + (f"; export {against} fully present" if against else ""))
     return EXIT_OK
-
-
-def _anchors(path: str | None, ring: KeyRing, verdict: Verdict) -> list[AnchorLine]:
-    if not path:
-        verdict.notes.append("no AUDIT_ANCHOR_PATH: deleting the newest rows together with the head row would "
-                             "not be detected")
-        return []
-    lines = read_anchors(path, ring)
-    if not lines:
-        verdict.notes.append(f"anchor file {path} is missing or empty: nothing to check the head against yet")
-    for a in lines:
-        if a.problem:
-            verdict.problems.append(f"{a.problem} ({path}): the anchor file was altered or is not ours")
-    return lines
 
 
 def _notes(walk: ChainWalk, ring: KeyRing, verdict: Verdict) -> None:

@@ -12,6 +12,7 @@ appears, an unkeyed row after it is a downgrade (someone re-hashing rows without
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -134,7 +135,7 @@ def key_ring_from(env: Mapping[str, str]) -> KeyRing:
 
 def canonical_time(at: datetime) -> str:
     """Microsecond ISO time in UTC: the same string whichever database returned it."""
-    if at.utcoffset() is not None:
+    if at.tzinfo is not None and at.utcoffset() is not None:
         at = at.astimezone(UTC)
     return at.replace(tzinfo=None).isoformat(timespec="microseconds")
 
@@ -146,7 +147,7 @@ def _canonical(doc: Mapping[str, Any]) -> bytes:
     return _ENCODER.encode(doc).encode()
 
 
-def _body(prev_hash: str, at: datetime, event: AuditEvent) -> dict[str, Any]:
+def _body(prev_hash: str, at: datetime, event: AuditEvent | AuditRecord) -> dict[str, Any]:
     return {
         "prev": prev_hash,
         "at": canonical_time(at),
@@ -161,14 +162,22 @@ def _body(prev_hash: str, at: datetime, event: AuditEvent) -> dict[str, Any]:
     }
 
 
-def chain_hash(prev_hash: str, at: datetime, event: AuditEvent) -> str:
+def chain_hash(prev_hash: str, at: datetime, event: AuditEvent | AuditRecord) -> str:
     """The unkeyed SHA-256 of rows written before keys existed (anyone can recompute it: legacy only)."""
     return hashlib.sha256(_canonical(_body(prev_hash, at, event))).hexdigest()
 
 
-def keyed_hash(key: bytes, key_id: str, prev_hash: str, at: datetime, event: AuditEvent) -> str:
+def keyed_hash(key: bytes, key_id: str, prev_hash: str, at: datetime, event: AuditEvent | AuditRecord) -> str:
     """HMAC-SHA256 over the same fields plus the key id, so swapping a row's key id is caught too."""
-    return hmac.digest(key, _canonical({**_body(prev_hash, at, event), "key_id": key_id}), "sha256").hex()
+    mac = _mac_for(key).copy()
+    mac.update(_canonical({**_body(prev_hash, at, event), "key_id": key_id}))
+    return mac.hexdigest()
+
+
+@functools.lru_cache(maxsize=16)
+def _mac_for(key: bytes) -> hmac.HMAC:
+    """The keyed state before any message; copying it skips re-deriving the inner and outer pads per row."""
+    return hmac.new(key, digestmod=hashlib.sha256)
 
 
 def row_hash(ring: KeyRing, prev_hash: str, at: datetime, event: AuditEvent) -> tuple[str, str | None]:
@@ -216,7 +225,7 @@ def walk_chain(records: Iterable[AuditRecord], ring: KeyRing, walk: ChainWalk | 
             missing = (f"row {w.last_id + 1}" if rec.id == w.last_id + 2
                        else f"rows {w.last_id + 1}-{rec.id - 1}")
             problem(rec.id, f"{missing} deleted before row {rec.id}")
-        event = rec.event()
+        event = rec  # a record carries the event's fields under the same names: no copy in the hot loop
         if rec.key_id is None:
             expected = chain_hash(rec.prev_hash, rec.at, event)
             w.unkeyed += 1

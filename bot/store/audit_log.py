@@ -90,7 +90,8 @@ def _query(f: Filters, sqlite: bool) -> tuple[str, dict[str, Any]]:
     if f.proposal_id is not None:
         where.append("proposal_id = :proposal_id")
         params["proposal_id"] = f.proposal_id
-    sql = (f"SELECT {', '.join(COLUMNS)} FROM audit WHERE {' AND '.join(where)} "
+    columns = ", ".join("inputs::text" if c == "inputs" and not sqlite else c for c in COLUMNS)
+    sql = (f"SELECT {columns} FROM audit WHERE {' AND '.join(where)} "
            f"ORDER BY id {'DESC' if f.newest_first else 'ASC'}")
     if f.limit:
         sql += " LIMIT :limit"
@@ -103,7 +104,7 @@ def _record(values: tuple[Any, ...] | Any, sqlite: bool) -> AuditRecord:
      key_id) = values
     if sqlite:
         at = datetime.fromisoformat(at)
-        inputs = json.loads(inputs) if inputs else {}
+    inputs = json.loads(inputs) if inputs else {}  # text on both: PostgreSQL's json loader sniffs bytes
     return AuditRecord(id=id_, at=at, actor=actor, action=action, model=model, proposal_id=proposal_id,
                        from_version=from_version, to_version=to_version, reason=reason, inputs=inputs or {},
                        prev_hash=prev_hash, hash=hash_, key_id=key_id)
