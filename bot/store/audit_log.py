@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
-from bot.core.audit import GENESIS, AuditEvent, AuditRecord, KeyRing, row_hash
+from bot.core.audit import GENESIS, AuditEvent, AuditKeyError, AuditRecord, KeyRing, row_hash
 from bot.store.tables import AuditHeadRow, AuditRow
 
 COLUMNS = ("id", "at", "actor", "action", "model", "proposal_id", "from_version", "to_version", "reason",
@@ -43,6 +43,8 @@ def append(session: Session, ring: KeyRing, event: AuditEvent, at: datetime) -> 
         head = AuditHeadRow(id=1, last_id=0, last_hash=GENESIS)
         session.add(head)
         session.flush()
+    if not ring.keyed and head.last_id:
+        _refuse_downgrade(session, head.last_id)
     digest, key_id = row_hash(ring, head.last_hash, at, event)
     row = AuditRow(
         id=head.last_id + 1, at=at, actor=event.actor, action=event.action, model=event.model,
@@ -55,6 +57,14 @@ def append(session: Session, ring: KeyRing, event: AuditEvent, at: datetime) -> 
     session.add(head)
     session.flush()
     return record_from_row(row)
+
+
+def _refuse_downgrade(session: Session, last_id: int) -> None:
+    """Without a key, never append to a keyed chain: the row would read as tampering (and nothing is saved)."""
+    last_key = session.exec(select(AuditRow.key_id).where(AuditRow.id == last_id)).first()
+    if last_key is not None:
+        raise AuditKeyError(f"AUDIT_HMAC_KEY is not set here, but the audit chain is keyed (key id {last_key}): "
+                            "set the same AUDIT_HMAC_KEY as the server; nothing was recorded")
 
 
 @dataclass(frozen=True)

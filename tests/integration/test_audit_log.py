@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 
 from bot.audit_anchors import Anchorer, read_anchors
 from bot.audit_cli import export, verify
-from bot.core.audit import AuditEvent, KeyRing, chain_hash, key_ring_from
+from bot.core.audit import AuditEvent, AuditKeyError, KeyRing, chain_hash, key_ring_from
 from bot.core.clock import ManualClock
 from bot.store.audit_log import AuditLog, Filters
 from bot.store.db import make_engine
@@ -256,3 +256,16 @@ def test_anchors_are_posted_to_slack_and_a_slack_outage_keeps_the_file(
     assert anchorer.anchor() is not None  # Slack down: logged, the file anchor is still written
     assert [a.anchor.head_id for a in read_anchors(anchors, RING) if a.anchor] == [2, 3]
     store.engine.dispose()
+
+
+def test_a_writer_without_the_key_cannot_append_to_a_keyed_chain(db_url: str,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    keyed = store_with(db_url, RING)
+    append(keyed, 2)
+    unkeyed = store_with(db_url, KeyRing())
+    with pytest.raises(AuditKeyError, match=r"AUDIT_HMAC_KEY is not set here, but the audit chain is keyed "
+                                            r"\(key id 2026-a\)"):
+        unkeyed.append_audit(AuditEvent(actor="cli:ops", action="deploy"))
+    assert run_verify(keyed.audit_log, capsys)[1].endswith("audit chain intact: 2 rows verified\n")
+    for s in (keyed, unkeyed):
+        s.engine.dispose()
