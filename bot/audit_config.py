@@ -54,9 +54,11 @@ def problems(settings: Any, *, command: str) -> list[str]:
     found: list[str] = []
     try:
         ring = key_ring(settings)
-        anchor_settings(settings)
+        anchors = anchor_settings(settings)
     except AuditKeyError as exc:
         return [str(exc)]
+    if anchors.channel and not getattr(settings, "slack_bot_token", None):
+        found.append("AUDIT_ANCHOR_CHANNEL: set, but there is no SLACK_BOT_TOKEN to post the anchors with")
     on_sqlite = str(getattr(settings, "database_url", "")).startswith("sqlite")
     if not ring.keyed and not on_sqlite and command in ("serve", "check"):
         found.append("AUDIT_HMAC_KEY: not set; on PostgreSQL `serve` needs it so that nobody who can write to "
