@@ -94,7 +94,7 @@ def _since(raw: str | None) -> datetime | None:
 
 def listing(audit: AuditLog, filters: Filters, fmt: str | None) -> int:
     if fmt is not None:
-        return export(audit, filters, fmt, None)
+        return export(audit, filters, fmt, "-")  # list prints; only export writes a file and its manifest
     with audit.snapshot() as snap:
         for r in snap.rows(filters):
             versions = f" {r.from_version or '?'}→{r.to_version}" if r.to_version else ""

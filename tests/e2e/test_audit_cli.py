@@ -40,6 +40,8 @@ def test_anchor_export_and_verify_against_after_a_deletion(tmp_path: Path, env: 
         assert cli("deploy", "fraud-detector", version).returncode == 0
     anchored = cli("audit", "anchor")
     assert anchored.returncode == 0 and "anchored head row #3 (3 rows)" in anchored.stdout
+    listed = [json.loads(line) for line in cli("audit", "list", "--format", "jsonl").stdout.splitlines()]
+    assert [r["id"] for r in listed] == [1, 2, 3] and {r["key_id"] for r in listed} == {"2026-11"}
     exported = cli("audit", "export", "--format", "jsonl")
     assert exported.returncode == 0, exported.stderr
     dump = next(tmp_path.glob("audit-*.jsonl"))
