@@ -39,3 +39,12 @@ def test_undo_of_an_automatic_rollback_waits_for_the_second_approver(bot: SlackB
     bot.press(ACTION_APPROVE, "U0BOB", undo.id)
     bot.wait_card(undo.id, "Rolled forward again to `7`")
     assert [s.to_version for s in bot.target.switches] == ["6", "7"]
+
+
+@pytest.mark.parametrize("command,refusal", [("freeze fraud-detector for 1h", "freeze.refused"),
+                                             ("unfreeze fraud-detector", "unfreeze.refused")])
+def test_slash_command_refusals_are_audited_once(bot: SlackBot, command: str, refusal: str) -> None:
+    reply = bot.command_reply(command, user="U0MALLORY")
+    assert "only approvers may" in reply
+    rows = [r for r in bot.container.store.audit_records() if r.action.endswith(".refused")]
+    assert [(r.action, r.actor) for r in rows] == [(refusal, "slack:U0MALLORY")]
