@@ -100,17 +100,15 @@ def test_unknown_version_uses_image_template(kube: FakeKube) -> None:
 
 
 def test_crd_refuses_strategic_merge(kube: FakeKube) -> None:
-    from adapters.targets.kube import STRATEGIC, KubeClient
+    from lightkube.types import PatchType
+
+    from adapters.targets.kube import ROLLOUT, KubeClient
 
     with KubeClient("argo-rollouts", settings(kube), env=ENV) as client:
         with pytest.raises(TargetError) as info:
-            client.patch(
-                "/apis/argoproj.io/v1alpha1/namespaces/ml/rollouts/ranker",
-                {"spec": {}},
-                STRATEGIC,
-                "strategic patch",
-            )
-    assert info.value.status == 415
+            client.patch(ROLLOUT, "ranker", {"spec": {}}, PatchType.STRATEGIC, "strategic patch")
+    assert info.value.status == 415 and "unknown format" in str(info.value)
+    assert len([r for r in kube.requests if r.method == "PATCH"]) == 1  # a 4xx is never retried
 
 
 def test_describe_validate_check(kube: FakeKube) -> None:
