@@ -146,7 +146,10 @@ class KubeClient:
             except httpx2.TransportError as exc:
                 tls = _tls_failure(exc)
                 if tls is not None:
-                    reason = getattr(tls, "verify_message", None) or tls.reason or str(tls)
+                    if isinstance(tls, ssl.SSLCertVerificationError):
+                        reason = f"certificate verify failed: {tls.verify_message}"
+                    else:
+                        reason = str(tls.reason or tls)
                     raise TargetError(
                         f"{self.system}: {operation} failed: TLS with {self.conn.config.cluster.server} "
                         f"failed: {one_line(str(reason))} (check the cluster's certificate-authority; "
