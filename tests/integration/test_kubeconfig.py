@@ -98,7 +98,7 @@ def one_line_error(exc: pytest.ExceptionInfo[TargetError]) -> str:
 
 # -- TLS and YAML 1.1 booleans -------------------------------------------------------------------------------
 def test_yaml_11_no_keeps_verification_on(tls_kube: tuple[FakeKube, bytes], tmp_path: Path) -> None:
-    fake, pem = tls_kube
+    fake, _ = tls_kube
     path = write(tmp_path, "c", config(fake.url, "    insecure-skip-tls-verify: no\n"))
     with pytest.raises(TargetError) as info:
         connect(path)
@@ -228,9 +228,8 @@ def test_exec_plugin_v1_with_env_and_exec_info(kube: FakeKube, tmp_path: Path) -
         """'"status":{"token":"'"$MYTOKEN"'","expirationTimestamp":"2030-01-01T00:00:00Z"}}'\n""",
     )
     extra = "      env:\n      - name: MYTOKEN\n        value: test-token\n      interactiveMode: Never\n"
-    path = write(
-        tmp_path, "c", config(kube.url, user=exec_user(str(tmp_path / "plugin.sh"), "client.authentication.k8s.io/v1", extra))
-    )
+    user = exec_user(str(tmp_path / "plugin.sh"), "client.authentication.k8s.io/v1", extra)
+    path = write(tmp_path, "c", config(kube.url, user=user))
     assert "running 1.4.0" in connect(path)
     assert '"interactive": false' in out.read_text() and "client.authentication.k8s.io/v1" in out.read_text()
 
@@ -238,9 +237,10 @@ def test_exec_plugin_v1_with_env_and_exec_info(kube: FakeKube, tmp_path: Path) -
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("echo 'token expired, run aws sso login' >&2\nexit 1\n", "exited with status 1: token expired, run aws sso login"),
+        ("echo 'token expired, log in again' >&2\nexit 1\n", "exited with status 1: token expired, log in again"),
         ("echo 'Hello, I am not JSON'\n", "not JSON"),
-        ("""echo '{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential"}'\n""", "without status"),
+        ("""echo '{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential"}'\n""",
+         "without status"),
         ("""echo '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{}}'\n""",
          "answered apiVersion"),
     ],
