@@ -447,7 +447,7 @@ class FakeKube(FakeService):
 
     @staticmethod
     def _invalid(plural: str, obj: dict[str, Any]) -> str | None:
-        if plural in ("deployments", "rollouts"):
+        if plural in ("deployments", "rollouts") and "template" in obj["spec"]:
             for i, c in enumerate(obj["spec"]["template"]["spec"]["containers"]):
                 if not c.get("image"):
                     return f"spec.template.spec.containers[{i}].image: Required value"
