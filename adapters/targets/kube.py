@@ -165,7 +165,8 @@ class KubeClient:
                 last = exc
             except ConfigError as exc:  # e.g. a tokenFile that vanished
                 raise TargetError(f"{self.system}: {operation} failed: {one_line(str(exc))}") from exc
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            except (msgspec.DecodeError, msgspec.ValidationError, KeyError, ValueError) as exc:
+                # KeyError: lightkube reads Content-Type of an error answer without checking it is there
                 raise TargetError(
                     f"{self.system}: {operation} failed: the API server's answer cannot be read: {one_line(str(exc))}"
                 ) from exc

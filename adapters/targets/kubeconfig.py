@@ -8,7 +8,8 @@ false) and builds TLS and bearer/basic/client-certificate auth. What lightkube l
 kubectl's rules: merging several files (the first file to set a name or ``current-context`` wins, relative
 paths resolve against the file that holds them), ``proxy-url``, ``exec`` plugins of every
 ``client.authentication.k8s.io`` version with one-line errors, and refusing a CA together with
-``insecure-skip-tls-verify`` instead of picking one.
+``insecure-skip-tls-verify`` instead of picking one. The merge and path rules follow client-go's
+``tools/clientcmd/loader.go`` (``ClientConfigLoadingRules.Load``, ``ResolveLocalPaths``).
 """
 
 from __future__ import annotations
@@ -122,9 +123,8 @@ def merge(files: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
                 body = item.get(inner) or {}
                 if not isinstance(body, dict):
                     raise fail(f"kubeconfig {path}: {inner} '{item['name']}' is not a mapping")
-                merged[section].append(
-                    {"name": item["name"], inner: _resolve_paths(body, inner, path.expanduser().parent)}
-                )
+                base = path.expanduser().absolute().parent
+                merged[section].append({"name": item["name"], inner: _resolve_paths(body, inner, base)})
     return merged
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import datetime
 import ipaddress
+import json
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -298,6 +299,7 @@ def test_unsupported_auth(kube: FakeKube, tmp_path: Path, user: str, expected: s
         ("clusters: [\n", "not valid YAML (line"),
         ("- a list\n", "not a mapping"),
         ("current-context: nope\ncontexts: []\nclusters: []\n", "no context named 'nope'"),
+        (config("https://127.0.0.1:1", "    certificate-authority: missing-ca.pem\n"), "cannot set up TLS"),
     ],
 )
 def test_bad_kubeconfig_files(tmp_path: Path, text: str | None, expected: str) -> None:
@@ -331,3 +333,36 @@ def test_retries_5xx_not_4xx(kube: FakeKube, tmp_path: Path) -> None:
         target.current_version("ranker", s)
     assert info.value.status == 503 and info.value.retryable and "after 3 attempts" in str(info.value)
     assert "injected 503" in str(info.value)
+
+
+def test_exec_plugin_client_certificate_is_loaded(tmp_path: Path) -> None:
+    from adapters.targets.kube import KubeClient
+
+    cert, key, _ = self_signed(tmp_path, "client")
+    status = {"clientCertificateData": Path(cert).read_text(), "clientKeyData": Path(key).read_text()}
+    plugin(
+        tmp_path,
+        "cat <<'JSON'\n"
+        + json.dumps({"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential", "status": status})
+        + "\nJSON\n",
+    )
+    user = exec_user(str(tmp_path / "plugin.sh"), "client.authentication.k8s.io/v1")
+    path = write(tmp_path, "c", config("https://127.0.0.1:1", user=user))
+    with KubeClient("kubernetes", {"kubeconfig": path}, env={}) as client:
+        assert client.conn.config.user is not None and client.conn.config.user.client_cert_data
+        assert client.conn.config.user.token is None
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"api_url": "https://k", "insecure_skip_tls_verify": "no"}, "must be true or false"),
+        ({"api_url": "https://k", "insecure_skip_tls_verify": True, "ca_file": "ca.pem"}, "not both"),
+        ({"kubeconfig": "x", "ca_file": "ca.pem"}, "applies only with 'api_url'"),
+        ({"api_url": "https://k", "attempts": 0}, "at least 1"),
+        ({"api_url": "https://k", "request_timeout": "10s"}, "positive number of seconds"),
+    ],
+)
+def test_connection_settings_checked(settings: dict[str, Any], expected: str) -> None:
+    problems = KubernetesTarget().validate({**DEPLOY, **settings})
+    assert any(expected in p for p in problems), problems

@@ -79,6 +79,10 @@ def test_abort_then_restore_stable_template(kube: FakeKube) -> None:
     assert ro["status"]["phase"] == "Healthy" and ro["status"]["stableRS"] == ro["status"]["currentPodHash"]
     assert ro["spec"]["template"]["spec"]["containers"][0]["image"] == "repo/ranker:1.3.0"
     assert "aborted the update" in result.detail and "revision 1" in result.detail
+    # what lightkube sends: the ReplicaSet list by the Rollout's selector, patches with a field manager
+    lists = [r for r in kube.requests if r.path.endswith("/replicasets")]
+    assert lists and lists[0].query["labelSelector"] == ["app=ranker"]
+    assert all(r.query.get("fieldManager") == ["rollback-bot"] for r in patches)
     assert target().current_version("ranker", settings(kube)) == "1.3.0"
 
 
