@@ -15,9 +15,11 @@ paths resolve against the file that holds them), ``proxy-url``, ``exec`` plugins
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import os
 import subprocess
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,11 +231,39 @@ def _user_from_exec(user: User, status: Mapping[str, Any]) -> User:
     return msgspec.structs.replace(user, **changes)
 
 
-def refresh_exec(conn: Connection) -> Connection:
-    """Run the exec plugin again (after a 401) and return the connection with the fresh credential."""
+_exec_cache: dict[str, tuple[dict[str, Any], datetime.datetime | None]] = {}
+_exec_lock = threading.Lock()
+
+
+def _expiry(status: Mapping[str, Any]) -> datetime.datetime | None:
+    raw = status.get("expirationTimestamp")
+    if not isinstance(raw, str):
+        return None
+    try:
+        return datetime.datetime.fromisoformat(raw)
+    except ValueError:
+        return datetime.datetime.now(datetime.UTC)  # unreadable: treat as expired, run the plugin each time
+
+
+def exec_credential(spec: Mapping[str, Any], cluster: Mapping[str, Any], *, fresh: bool = False) -> dict[str, Any]:
+    """The plugin's credential, kept as client-go keeps it: until ``expirationTimestamp`` (with a minute to
+    spare), or until the API server answers 401 when the plugin gives no expiry (``fresh=True``)."""
+    key = json.dumps([spec, cluster.get("server")], sort_keys=True, default=str)
+    now = datetime.datetime.now(datetime.UTC)
+    with _exec_lock:
+        cached = _exec_cache.get(key)
+        if cached and not fresh and (cached[1] is None or cached[1] - datetime.timedelta(minutes=1) > now):
+            return cached[0]
+        status = run_exec_plugin(spec, cluster)
+        _exec_cache[key] = (status, _expiry(status))
+        return status
+
+
+def refresh_exec(conn: Connection, *, fresh: bool = True) -> Connection:
+    """The connection with the exec plugin's credential; ``fresh`` runs the plugin again (after a 401)."""
     if conn.exec_spec is None or conn.config.user is None:
         return conn
-    status = run_exec_plugin(conn.exec_spec, conn.cluster)
+    status = exec_credential(conn.exec_spec, conn.cluster, fresh=fresh)
     user = _user_from_exec(conn.config.user, status)
     config = conn.config._replace(user=user)
     return Connection(config, conn.source, conn.namespace, conn.proxy, conn.exec_spec, conn.cluster)
@@ -295,7 +325,7 @@ def from_merged(merged: dict[str, Any], source: str, context_name: str | None = 
         cluster=cluster_raw,
     )
     if exec_spec is not None and not (user.token or user.token_file):
-        conn = refresh_exec(conn)
+        conn = refresh_exec(conn, fresh=False)
     return conn
 
 

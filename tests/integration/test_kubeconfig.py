@@ -276,6 +276,29 @@ def test_exec_plugin_rerun_on_401(kube: FakeKube, tmp_path: Path) -> None:
     path = write(tmp_path, "c", config(kube.url, user=exec_user(str(tmp_path / "plugin.sh"))))
     assert "running 1.4.0" in connect(path)
     assert counter.read_text().strip() == "2"
+    # the good credential has no expiry: it is kept (client-go does the same) until a 401
+    assert "running 1.4.0" in connect(path)
+    assert counter.read_text().strip() == "2"
+
+
+def test_exec_credential_kept_until_it_expires(kube: FakeKube, tmp_path: Path) -> None:
+    counter = tmp_path / "runs"
+    soon = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    later = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for expiry, runs in ((later, "1"), (soon, "2")):
+        counter.unlink(missing_ok=True)
+        plugin(
+            tmp_path,
+            f'n=$(cat {counter} 2>/dev/null || echo 0); echo $((n+1)) > {counter}\n'
+            """echo '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",'"""
+            f"""'"status":{{"token":"test-token","expirationTimestamp":"{expiry}"}}}}'\n""",
+            name=f"plugin-{runs}.sh",
+        )
+        user = exec_user(str(tmp_path / f"plugin-{runs}.sh"), "client.authentication.k8s.io/v1")
+        path = write(tmp_path, f"c{runs}", config(kube.url, user=user))
+        connect(path)
+        connect(path)
+        assert counter.read_text().strip() == runs  # within a minute of expiry: asked again
 
 
 # -- other bad input -----------------------------------------------------------------------------------------
@@ -309,7 +332,9 @@ def test_bad_kubeconfig_files(tmp_path: Path, text: str | None, expected: str) -
     assert expected in one_line_error(info)
 
 
-def test_in_cluster_service_account(tls_kube: tuple[FakeKube, bytes], tmp_path: Path) -> None:
+def test_in_cluster_service_account(
+    tls_kube: tuple[FakeKube, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from adapters.targets import kubeconfig
 
     fake, pem = tls_kube
@@ -320,6 +345,10 @@ def test_in_cluster_service_account(tls_kube: tuple[FakeKube, bytes], tmp_path: 
     env = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": port}
     conn = kubeconfig.resolve({}, env, sa_dir=tmp_path, home=tmp_path)
     assert conn.source == "in-cluster service account" and conn.namespace == "ml"
+    monkeypatch.setattr(kubeconfig, "SA_DIR", tmp_path)
+    settings = {"deployment": "ranker", "image": "repo/ranker:{version}"}  # namespace from the pod's
+    text = KubernetesTarget(env=env).check_connection("ranker", settings)
+    assert "(in-cluster service account): deployment ml/ranker found" in text  # verified with the SA's ca.crt
 
 
 def test_retries_5xx_not_4xx(kube: FakeKube, tmp_path: Path) -> None:
