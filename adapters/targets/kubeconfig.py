@@ -15,6 +15,7 @@ paths resolve against the file that holds them), ``proxy-url``, ``exec`` plugins
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime
 import json
 import os
@@ -68,6 +69,7 @@ class Connection:
     proxy: str | None = None
     exec_spec: dict[str, Any] | None = None
     cluster: dict[str, Any] = field(default_factory=dict)
+    plugin_env: dict[str, str] = field(default_factory=dict)  # what an exec plugin runs with
 
 
 # -- reading and merging kubeconfig files -------------------------------------------------------------------
@@ -152,11 +154,14 @@ def _named(merged: Mapping[str, Any], section: str, inner: str, name: str) -> di
 
 
 # -- exec credential plugins ---------------------------------------------------------------------------------
-def run_exec_plugin(spec: Mapping[str, Any], cluster: Mapping[str, Any]) -> dict[str, Any]:
+def run_exec_plugin(
+    spec: Mapping[str, Any], cluster: Mapping[str, Any], base_env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Run an ``exec`` plugin the way client-go does and return its ExecCredential ``status``.
 
-    The plugin gets the process environment plus its ``env`` entries and ``KUBERNETES_EXEC_INFO``; it has no
-    terminal (the bot runs unattended), so ``interactiveMode: Always`` is refused up front.
+    The plugin gets ``base_env`` (the bot's environment, `.env` included), its ``env`` entries and
+    ``KUBERNETES_EXEC_INFO``; it has no terminal (the bot runs unattended), so ``interactiveMode: Always`` is
+    refused up front.
     """
     api = spec.get("apiVersion")
     command = spec.get("command")
@@ -167,7 +172,7 @@ def run_exec_plugin(spec: Mapping[str, Any], cluster: Mapping[str, Any]) -> dict
     if spec.get("interactiveMode") == "Always":
         raise fail(f"exec plugin {command} needs a terminal (interactiveMode: Always); the bot has none")
     args = spec.get("args") or []
-    env = dict(os.environ)
+    env = dict(os.environ if base_env is None else base_env)
     for item in spec.get("env") or []:
         if isinstance(item, dict) and "name" in item:
             env[str(item["name"])] = str(item.get("value", ""))
@@ -245,7 +250,9 @@ def _expiry(status: Mapping[str, Any]) -> datetime.datetime | None:
         return datetime.datetime.now(datetime.UTC)  # unreadable: treat as expired, run the plugin each time
 
 
-def exec_credential(spec: Mapping[str, Any], cluster: Mapping[str, Any], *, fresh: bool = False) -> dict[str, Any]:
+def exec_credential(
+    spec: Mapping[str, Any], cluster: Mapping[str, Any], env: Mapping[str, str], *, fresh: bool = False
+) -> dict[str, Any]:
     """The plugin's credential, kept as client-go keeps it: until ``expirationTimestamp`` (with a minute to
     spare), or until the API server answers 401 when the plugin gives no expiry (``fresh=True``)."""
     key = json.dumps([spec, cluster.get("server")], sort_keys=True, default=str)
@@ -254,7 +261,7 @@ def exec_credential(spec: Mapping[str, Any], cluster: Mapping[str, Any], *, fres
         cached = _exec_cache.get(key)
         if cached and not fresh and (cached[1] is None or cached[1] - datetime.timedelta(minutes=1) > now):
             return cached[0]
-        status = run_exec_plugin(spec, cluster)
+        status = run_exec_plugin(spec, cluster, env)
         _exec_cache[key] = (status, _expiry(status))
         return status
 
@@ -263,10 +270,9 @@ def refresh_exec(conn: Connection, *, fresh: bool = True) -> Connection:
     """The connection with the exec plugin's credential; ``fresh`` runs the plugin again (after a 401)."""
     if conn.exec_spec is None or conn.config.user is None:
         return conn
-    status = exec_credential(conn.exec_spec, conn.cluster, fresh=fresh)
+    status = exec_credential(conn.exec_spec, conn.cluster, conn.plugin_env, fresh=fresh)
     user = _user_from_exec(conn.config.user, status)
-    config = conn.config._replace(user=user)
-    return Connection(config, conn.source, conn.namespace, conn.proxy, conn.exec_spec, conn.cluster)
+    return dataclasses.replace(conn, config=conn.config._replace(user=user))
 
 
 # -- building a connection -----------------------------------------------------------------------------------
@@ -277,8 +283,10 @@ def _convert(data: Mapping[str, Any], kind: type[Any], what: str) -> Any:
         raise fail(f"{what}: {exc}") from exc
 
 
-def from_merged(merged: dict[str, Any], source: str, context_name: str | None = None) -> Connection:
-    name = context_name or merged.get("current-context")
+def from_merged(
+    merged: dict[str, Any], source: str, plugin_env: Mapping[str, str] | None = None
+) -> Connection:
+    name = merged.get("current-context")
     if not name:
         raise fail(f"{source} sets no current-context")
     context = _named(merged, "contexts", "context", str(name))
@@ -323,6 +331,7 @@ def from_merged(merged: dict[str, Any], source: str, context_name: str | None = 
         proxy=str(cluster_raw["proxy-url"]) if cluster_raw.get("proxy-url") else None,
         exec_spec=exec_spec,
         cluster=cluster_raw,
+        plugin_env=dict(os.environ if plugin_env is None else plugin_env),
     )
     if exec_spec is not None and not (user.token or user.token_file):
         conn = refresh_exec(conn, fresh=False)
@@ -364,6 +373,7 @@ def resolve(
 
 
 def _resolve(settings: Mapping[str, Any], env: Mapping[str, str] | None, sa_dir: Path, home: Path) -> Connection:
+    plugin_env = {**os.environ, **(env or {})}
     if settings.get("api_url"):
         token = env_value(env, "KUBERNETES_TOKEN")
         cluster: dict[str, Any] = {"server": str(settings["api_url"])}
@@ -377,21 +387,21 @@ def _resolve(settings: Mapping[str, Any], env: Mapping[str, str] | None, sa_dir:
             "contexts": [{"name": "api_url", "context": {"cluster": "api_url", "user": "env"}}],
             "current-context": "api_url",
         }
-        return from_merged(merged, "api_url")
+        return from_merged(merged, "api_url", plugin_env)
     if settings.get("kubeconfig"):
         merged, source = load_files(str(settings["kubeconfig"]).split(os.pathsep), explicit=True)
-        return from_merged(merged, source)
+        return from_merged(merged, source, plugin_env)
     listed = env_value(env, "KUBECONFIG")
     if listed:
         merged, source = load_files(listed.split(os.pathsep), explicit=False)
-        return from_merged(merged, source)
+        return from_merged(merged, source, plugin_env)
     conn = _in_cluster(env, sa_dir)
     if conn is not None:
         return conn
     default = home / ".kube" / "config"
     if default.exists():
         merged, source = load_files([str(default)], explicit=True)
-        return from_merged(merged, source)
+        return from_merged(merged, source, plugin_env)
     raise fail(
         "no credentials: set 'api_url' (+ KUBERNETES_TOKEN), 'kubeconfig' or KUBECONFIG, "
         "or run in a cluster with a service account"

@@ -395,3 +395,14 @@ def test_exec_plugin_client_certificate_is_loaded(tmp_path: Path) -> None:
 def test_connection_settings_checked(settings: dict[str, Any], expected: str) -> None:
     problems = KubernetesTarget().validate({**DEPLOY, **settings})
     assert any(expected in p for p in problems), problems
+
+
+def test_exec_plugin_sees_the_targets_environment(kube: FakeKube, tmp_path: Path) -> None:
+    # what the bot was given as its environment (a .env file included) reaches the plugin, as kubectl's does
+    plugin(
+        tmp_path,
+        """echo '{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential",'"""
+        """'"status":{"token":"'"$CLOUD_SESSION"'"}}'\n""",
+    )
+    path = write(tmp_path, "c", config(kube.url, user=exec_user(str(tmp_path / "plugin.sh"))))
+    assert "running 1.4.0" in connect(path, env={"CLOUD_SESSION": "test-token"})
