@@ -137,6 +137,13 @@ def json_patch(target: Any, ops: list[dict[str, Any]]) -> Any:
     return doc
 
 
+def model_block(predictor: dict[str, Any]) -> dict[str, Any]:
+    """The predictor block holding storageUri: ``model`` (current schema) or a framework key (older one)."""
+    if isinstance(predictor.get("model"), dict):
+        return dict(predictor["model"])
+    return next(v for v in predictor.values() if isinstance(v, dict) and "storageUri" in v)
+
+
 def template_hash(template: dict[str, Any]) -> str:
     clean = copy.deepcopy(template)
     clean.get("metadata", {}).get("labels", {}).pop(HASH_LABEL, None)
@@ -271,8 +278,7 @@ class FakeKube(FakeService):
         return ro["spec"]["template"], ro["spec"]["selector"]["matchLabels"]
 
     def add_isvc(self, ns: str, name: str, storage_uri: str, raw: bool = False) -> dict[str, Any]:
-        isvc = self.put(
-            "inferenceservices",
+        return self.add_isvc_object(
             ns,
             {
                 "apiVersion": "serving.kserve.io/v1beta1",
@@ -281,7 +287,14 @@ class FakeKube(FakeService):
                     "predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": storage_uri}}
                 },
             },
+            raw=raw,
         )
+
+    def add_isvc_object(self, ns: str, obj: dict[str, Any], raw: bool = False) -> dict[str, Any]:
+        """Seed an InferenceService as written in a manifest (e.g. a KServe sample), already rolled out."""
+        isvc = self.put("inferenceservices", ns, copy.deepcopy(obj))
+        name = isvc["metadata"]["name"]
+        storage_uri = model_block(isvc["spec"]["predictor"])["storageUri"]
         self.sim[("inferenceservices", ns, name)] = {"revisions": {}, "n": 0, "kgen": 1, "raw": raw}
         if raw:
             # raw (Standard) mode: no revisions or traffic in the status, a predictor Deployment instead
@@ -592,7 +605,7 @@ class FakeKube(FakeService):
         sim = self.sim[("inferenceservices", isvc["metadata"]["namespace"], isvc["metadata"]["name"])]
         sim["n"] += 1
         rev = f"{isvc['metadata']['name']}-predictor-{sim['n']:05d}"
-        sim["revisions"][rev] = isvc["spec"]["predictor"]["model"]["storageUri"]
+        sim["revisions"][rev] = model_block(isvc["spec"]["predictor"])["storageUri"]
         if initial:
             isvc["status"] = {
                 "observedGeneration": 1,
@@ -622,9 +635,9 @@ class FakeKube(FakeService):
             self._isvc_raw_start(ns, isvc)
             return
         pred = isvc["status"]["components"]["predictor"]
-        new_model = predictor["model"] != before["predictor"]["model"]
+        new_model = model_block(predictor) != model_block(before["predictor"])
         rev = self._isvc_new_revision(isvc) if new_model else pred["latestCreatedRevision"]
-        broken = "broken" in predictor["model"]["storageUri"]
+        broken = "broken" in model_block(predictor)["storageUri"]
         canary = predictor.get("canaryTrafficPercent")
 
         def ready(o: dict[str, Any], value: str, reason: str = "", message: str = "") -> None:
@@ -674,7 +687,7 @@ class FakeKube(FakeService):
         sim["steps"] = [lambda o: None, observe, settle]
 
     def _isvc_raw_start(self, ns: str, isvc: dict[str, Any]) -> None:
-        uri = isvc["spec"]["predictor"]["model"]["storageUri"]
+        uri = model_block(isvc["spec"]["predictor"])["storageUri"]
         name = f"{isvc['metadata']['name']}-predictor"
 
         def push(o: dict[str, Any]) -> None:  # the controller rewrites the predictor Deployment

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from adapters.targets.kserve import KServeTarget
 from bot.core.errors import TargetError
@@ -166,3 +168,35 @@ def test_raw_mode_waits_for_the_predictor_deployment() -> None:
         assert dep["status"]["updatedReplicas"] == 2 and dep["status"]["replicas"] == 2  # rollout finished
         assert "deployment ranker-predictor rolled out" in result.detail
         assert target().served_version("ranker", s) == "1.3.0"
+
+
+def test_kserve_rollout_sample_canary_pinned_back() -> None:
+    """KServe's own rollout sample (docs/samples/v1beta1/rollout): default model, then a 10 % canary of
+    flowers-2; rolling back to flowers is the sample's pinned.yaml, and done once revision 1 has 100 %."""
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "kube"
+    default, canary, pinned = (
+        yaml.safe_load((fixtures / f"kserve-rollout-{n}.yaml").read_text()) for n in ("default", "canary", "pinned")
+    )
+    with FakeKube() as kube:
+        kube.add_isvc_object("default", default)
+        first = kube.get("inferenceservices", "default", "my-model")["status"]["components"]["predictor"]
+        kube.apply_spec("inferenceservices", "default", "my-model", lambda o: o.update(spec=canary["spec"]))
+        while kube.sim[("inferenceservices", "default", "my-model")].get("steps"):
+            kube._tick("inferenceservices", "default", kube.get("inferenceservices", "default", "my-model"))
+        s = {
+            "api_url": kube.url,
+            "namespace": "default",
+            "inference_service": "my-model",
+            "storage_uri": "gs://kfserving-examples/models/tensorflow/{version}",
+            "timeout": "5s",
+        }
+        assert target().current_version("my-model", s) == "flowers-2"
+        assert "(canary live)" in target().check_connection("my-model", s)
+        result = target().switch(SwitchRequest("my-model", "flowers-2", "flowers", 1, "errors", s))
+        isvc = kube.get("inferenceservices", "default", "my-model")
+        assert isvc["spec"] == pinned["spec"]  # exactly the sample's rollback
+        predictor = isvc["status"]["components"]["predictor"]
+        assert {t["revisionName"]: t["percent"] for t in predictor["traffic"]}[first["latestRolledoutRevision"]] == 100
+        assert "canary traffic set to 0%" in result.detail
+        assert target().current_version("my-model", s) == "flowers"
+        assert target().served_version("my-model", s) == "flowers"
