@@ -162,6 +162,7 @@ class FakeKube(FakeService):
         self.rv = 1000
         self.before_patch: list[Callable[[FakeKube], None]] = []
         self.deny: set[str] = set()
+        self.role_rules: list[dict[str, Any]] | None = None  # a Role's rules: enforce them (403 otherwise)
         self.server = LoopbackServer(self.handle)
         self.scheme = "http"
         if tls:
@@ -358,6 +359,9 @@ class FakeKube(FakeService):
         if not m or m["plural"] not in KINDS:
             return status(404, "NotFound", "the server could not find the requested resource")
         plural, ns, name, sub = m["plural"], m["ns"], m["name"], m["sub"]
+        refused = self._forbidden(req.method, KINDS[plural][1], plural + (f"/{sub}" if sub else ""), name)
+        if refused:
+            return refused
         with self.lock:
             if name is None and req.method == "GET":
                 return self._list(plural, ns, req)
@@ -372,6 +376,26 @@ class FakeKube(FakeService):
             if req.method == "PATCH":
                 return self._patch(plural, ns, key, req, sub)
         return status(405, "MethodNotAllowed", f"method {req.method} not allowed")
+
+    def _forbidden(self, method: str, group: str, resource: str, name: str | None) -> Response | None:
+        """RBAC as the API server applies a Role: verb, API group, resource (with subresource), name."""
+        if self.role_rules is None:
+            return None
+        verb = {"GET": "get" if name else "list", "PATCH": "patch", "PUT": "update", "POST": "create"}[method]
+        for rule in self.role_rules:
+            if (
+                group in rule.get("apiGroups", [])
+                and resource in rule.get("resources", [])
+                and verb in rule.get("verbs", [])
+                and (not rule.get("resourceNames") or name in rule["resourceNames"])
+            ):
+                return None
+        return status(
+            403,
+            "Forbidden",
+            f'{resource.split("/")[0]}.{group} "{name or ""}" is forbidden: User "system:serviceaccount:ml:'
+            f'rollback-bot" cannot {verb} resource "{resource}" in API group "{group}" in the namespace "ml"',
+        )
 
     def _list(self, plural: str, ns: str, req: Request) -> Response:
         selector = dict(
