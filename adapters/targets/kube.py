@@ -147,13 +147,13 @@ class KubeClient:
                 tls = _tls_failure(exc)
                 if tls is not None:
                     if isinstance(tls, ssl.SSLCertVerificationError):
-                        reason = f"certificate verify failed: {tls.verify_message}"
-                    else:
-                        reason = str(tls.reason or tls)
+                        reason = f"certificate verify failed: {tls.verify_message} (check the cluster's "
+                        reason += "certificate-authority; verification stays on)"
+                    else:  # e.g. the server wants a client certificate the kubeconfig does not give
+                        reason = f"{tls.reason or tls} (the server refused the TLS handshake)"
                     raise TargetError(
                         f"{self.system}: {operation} failed: TLS with {self.conn.config.cluster.server} "
-                        f"failed: {one_line(str(reason))} (check the cluster's certificate-authority; "
-                        f"verification stays on)"
+                        f"failed: {one_line(reason)}"
                     ) from exc
                 if attempt >= self.attempts:
                     kind = "timed out" if isinstance(exc, httpx2.TimeoutException) else "cannot connect"

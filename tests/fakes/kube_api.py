@@ -153,7 +153,9 @@ def template_hash(template: dict[str, Any]) -> str:
 class FakeKube(FakeService):
     """State plus the handler; start it with ``with FakeKube() as kube: kube.url``."""
 
-    def __init__(self, token: str = "test-token", tls: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self, token: str = "test-token", tls: tuple[str, str] | None = None, client_ca: str | None = None
+    ) -> None:
         self.token = token
         self.fail_next: list[int] = []
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -168,6 +170,9 @@ class FakeKube(FakeService):
         if tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(*tls)
+            if client_ca:  # mutual TLS, as kubeadm's admin kubeconfig uses: no client certificate, no handshake
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(client_ca)
             self.server.server.socket = ctx.wrap_socket(self.server.server.socket, server_side=True)
             self.scheme = "https"
 

@@ -406,3 +406,18 @@ def test_exec_plugin_sees_the_targets_environment(kube: FakeKube, tmp_path: Path
     )
     path = write(tmp_path, "c", config(kube.url, user=exec_user(str(tmp_path / "plugin.sh"))))
     assert "running 1.4.0" in connect(path, env={"CLOUD_SESSION": "test-token"})
+
+
+def test_client_certificate_files_relative_to_the_kubeconfig(tmp_path: Path) -> None:
+    cert, key, pem = self_signed(tmp_path, "server")
+    client_cert, _, _ = self_signed(tmp_path, "client")
+    with FakeKube(tls=(cert, key), client_ca=client_cert) as fake:
+        fake.add_deployment("ml", "ranker", "repo/ranker:1.4.0")
+        ca = base64.b64encode(pem).decode()
+        user = "    token: test-token\n    client-certificate: client.crt\n    client-key: client.key\n"
+        path = write(tmp_path, "c", config(fake.url, f"    certificate-authority-data: {ca}\n", user=user))
+        assert "running 1.4.0" in connect(path)
+        without = write(tmp_path, "c2", config(fake.url, f"    certificate-authority-data: {ca}\n"))
+        with pytest.raises(TargetError) as info:
+            connect(without)
+        assert "CERTIFICATE_REQUIRED (the server refused the TLS handshake)" in one_line_error(info)
