@@ -158,6 +158,8 @@ def test_api_url_with_ca_file(tls_kube: tuple[FakeKube, bytes], tmp_path: Path) 
     assert "(api_url)" in KubernetesTarget(env=env).check_connection("ranker", s)
     with pytest.raises(TargetError, match="certificate verify failed"):
         KubernetesTarget(env=env).check_connection("ranker", {"api_url": fake.url, **DEPLOY})
+    insecure = {"api_url": fake.url, "insecure_skip_tls_verify": True, **DEPLOY}
+    assert "running 1.4.0" in KubernetesTarget(env=env).check_connection("ranker", insecure)
 
 
 # -- scalars, merging, proxy ---------------------------------------------------------------------------------
