@@ -78,6 +78,8 @@ def _read(path: Path) -> dict[str, Any]:
         text = path.read_text()
     except OSError as exc:
         raise fail(f"cannot read kubeconfig {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise fail(f"kubeconfig {path} is not UTF-8 text") from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

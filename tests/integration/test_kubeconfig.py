@@ -321,6 +321,8 @@ def test_unsupported_auth(kube: FakeKube, tmp_path: Path, user: str, expected: s
     ("text", "expected"),
     [
         (None, "does not exist"),
+        ("binary", "is not UTF-8 text"),
+        ("users:\n- name: u\n  user:\n    token: 12345\n", "no current-context"),
         ("clusters: [\n", "not valid YAML (line"),
         ("- a list\n", "not a mapping"),
         ("current-context: nope\ncontexts: []\nclusters: []\n", "no context named 'nope'"),
@@ -329,6 +331,8 @@ def test_unsupported_auth(kube: FakeKube, tmp_path: Path, user: str, expected: s
 )
 def test_bad_kubeconfig_files(tmp_path: Path, text: str | None, expected: str) -> None:
     path = str(tmp_path / "c") if text is None else write(tmp_path, "c", text)
+    if text == "binary":
+        Path(path).write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(TargetError) as info:
         connect(path)
     assert expected in one_line_error(info)
