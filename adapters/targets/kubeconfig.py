@@ -372,6 +372,8 @@ def resolve(
         return _resolve(settings, env, sa_dir or SA_DIR, home or Path("~").expanduser())
     except ConfigError as exc:
         raise fail(f"kubeconfig: {exc}") from exc
+    except OSError as exc:  # e.g. a service-account file the bot may not read
+        raise fail(f"cannot read {exc.filename or 'a credential file'}: {exc.strerror or exc}") from exc
 
 
 def _resolve(settings: Mapping[str, Any], env: Mapping[str, str] | None, sa_dir: Path, home: Path) -> Connection:
