@@ -99,6 +99,11 @@ def check_settings(settings: Settings, *, command: str) -> list[str]:
         problems.append(
             "ALERT_WEBHOOK_TOKEN: not set; /alerts/*, /deployments and /api/* refuse every request until it is"
         )
+    if not settings.grafana_webhook_secret and (
+        settings.grafana_timestamp_header or settings.grafana_signature_header != "X-Grafana-Alert-Signature"
+    ):
+        problems.append("GRAFANA_WEBHOOK_SECRET: not set, so the Grafana signature headers configured are never "
+                        "checked; set it to the contact point's HMAC secret")
     if not settings.database_url.startswith(("sqlite", "postgres")):
         problems.append("DATABASE_URL: use sqlite:///path.db or postgresql+psycopg://user@host/db")
     return problems

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -844,3 +846,41 @@ def test_alertmanager_truncated_alerts_is_carried_on_every_alert() -> None:
 def test_alertmanager_bad_truncated_alerts(bad: object) -> None:
     message = error_of(alertmanager.parse, load("alertmanager-firing.json") | {"truncatedAlerts": bad})
     assert message.startswith("truncatedAlerts: expected a whole number")
+
+
+def test_grafana_signature_reasons_name_the_header_and_never_the_secret() -> None:
+    from adapters.alerts import check_grafana_signature
+
+    digest = hmac.new(b"s3cr3t", b"1700000000:" + SIGNED_BODY, hashlib.sha256).hexdigest()
+    headers = {"X-Grafana-Alert-Signature": digest, "X-Grafana-Alert-Timestamp": "1700000000"}
+
+    def why(hdrs: dict[str, str], now: float = 1_700_000_000, **kw: Any) -> str | None:
+        return check_grafana_signature(SIGNED_BODY, hdrs, "s3cr3t", timestamp_header="X-Grafana-Alert-Timestamp",
+                                       now=now, **kw)
+
+    assert why(headers) is None
+    assert why({"X-Grafana-Alerting-Signature": digest, "X-Grafana-Alert-Timestamp": "1700000000"}) is None
+    assert why({"X-Grafana-Alerting-Signature": digest, "X-Grafana-Alert-Timestamp": "1700000000"},
+               signature_header="X-Custom") == (
+        "missing Grafana signature header X-Custom: set the contact point's HMAC secret to GRAFANA_WEBHOOK_SECRET "
+        "(and its header to GRAFANA_SIGNATURE_HEADER if you changed it)")
+    assert (why(headers, now=1_700_000_301) or "").startswith("Grafana timestamp 1700000000 is 301 s old")
+    assert "in the future" in (why(headers, now=1_699_999_000) or "")
+    assert (why({"X-Grafana-Alert-Signature": digest}) or "").startswith("missing Grafana timestamp header")
+    assert "not Unix seconds" in (why({**headers, "X-Grafana-Alert-Timestamp": "9" * 40}) or "")
+    reasons = [why({**headers, "X-Grafana-Alert-Signature": "0" * 64}),
+               check_grafana_signature(SIGNED_BODY, headers, "s3cr3t")]
+    for reason in reasons:
+        assert reason and reason.startswith("wrong Grafana signature") and "s3cr3t" not in reason
+    assert "GRAFANA_TIMESTAMP_HEADER" in (reasons[1] or "")
+
+
+def test_check_flags_grafana_headers_without_a_secret() -> None:
+    from bot.config import check_settings, settings_from
+
+    env = {"ALERT_WEBHOOK_TOKEN": "t", "GRAFANA_TIMESTAMP_HEADER": "X-Ts"}
+    assert any(p.startswith("GRAFANA_WEBHOOK_SECRET") for p in check_settings(settings_from(env), command="check"))
+    env["GRAFANA_WEBHOOK_SECRET"] = "s"
+    assert not any("GRAFANA" in p for p in check_settings(settings_from(env), command="check"))
+    assert settings_from({}).grafana_signature_header == "X-Grafana-Alert-Signature"
+    assert settings_from({}).grafana_timestamp_header is None
