@@ -233,8 +233,15 @@ def _severity(labels: Mapping[str, str], priority: str | None) -> Severity:
     return Severity.WARNING
 
 
+# Keys Datadog's default body has, and aliases of template keys that other setups use.
+DEFAULT_BODY_KEYS = frozenset({"body", "last_updated", "org", "alert_transition", "alert_priority"})
+
+
 def _parse_event(item: object, path: str) -> Alert:
     obj = expect_object(item, path)
+    if not any(key in obj for key in (*PAYLOAD_TEMPLATE, *DEFAULT_BODY_KEYS)):
+        raise PayloadError(path, "none of the fields Datadog sends is here: use the payload template in "
+                                 "docs/sources/datadog.md (or Datadog's default body)")
     labels = parse_tags(obj.get("tags"), at(path, "tags"))
     for key, value in parse_tags(obj.get("scope"), at(path, "scope")).items():
         labels.setdefault(key, value)  # the triggering group's tags, when $TAGS lacks them

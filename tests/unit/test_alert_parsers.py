@@ -884,3 +884,8 @@ def test_check_flags_grafana_headers_without_a_secret() -> None:
     assert not any("GRAFANA" in p for p in check_settings(settings_from(env), command="check"))
     assert settings_from({}).grafana_signature_header == "X-Grafana-Alert-Signature"
     assert settings_from({}).grafana_timestamp_header is None
+
+
+@pytest.mark.parametrize("body", [{}, {"hello": "world"}, [{"x": 1}]])
+def test_datadog_body_with_nothing_datadog_sends_is_refused(body: object) -> None:
+    assert "none of the fields Datadog sends is here" in error_of(datadog.parse, body)
