@@ -34,10 +34,11 @@ from bot.policy_file import TARGETS, parse_policy
 from bot.store.db import make_engine
 from bot.web.app import create_app
 from bot.web.serving import RunningServer, start_server
+from tests.components import require
 from tests.conftest import make_policy
 from tests.e2e.slackbot import deploy_versions, slack_bot
 from tests.fakes.ports import FakeTarget, RecordingNotifier
-from tests.integration.promstack import ALERTMANAGER_BIN, free_port
+from tests.integration.promstack import ALERTMANAGER_BIN, INSTALL_HINT, free_port
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "sources"
 UPSTREAM = Path(__file__).resolve().parent.parent / "fixtures" / "upstream"
@@ -97,10 +98,11 @@ def deploy(container: Container, model: str) -> None:
 
 # ---- Alertmanager ---------------------------------------------------------------------------------------
 
+@pytest.mark.prometheus
 def test_alertmanager_receiver_passes_amtool(tmp_path: Path) -> None:
     amtool = shutil.which("amtool")
-    if amtool is None:
-        pytest.fail("amtool is missing: apt-get install prometheus-alertmanager")
+    require(amtool is not None, "amtool", f"install the Debian packages: {INSTALL_HINT}")
+    assert amtool is not None
     config = tmp_path / "alertmanager.yml"
     config.write_text(snippet("alertmanager.md", "alertmanager.yml"))
     assert "amtool check-config alertmanager.yml" in code_block("alertmanager.md", "sh")
@@ -112,8 +114,8 @@ def test_alertmanager_receiver_passes_amtool(tmp_path: Path) -> None:
 @pytest.mark.prometheus
 def test_alertmanager_receiver_delivers_to_the_bot_with_truncated_alerts(db_url: str, tmp_path: Path) -> None:
     """The documented receiver in a real Alertmanager 0.25; three firing alerts, ``max_alerts`` set to 2."""
-    if shutil.which(ALERTMANAGER_BIN) is None:
-        pytest.fail(f"{ALERTMANAGER_BIN} is missing: apt-get install prometheus-alertmanager")
+    require(shutil.which(ALERTMANAGER_BIN) is not None, ALERTMANAGER_BIN,
+            f"install the Debian packages: {INSTALL_HINT}")
     token_file = tmp_path / "rollback-bot-token"
     token_file.write_text("e2e-alert-token\n")  # what the Slack harness sets as ALERT_WEBHOOK_TOKEN
     clock = SystemClock()
