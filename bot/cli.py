@@ -9,7 +9,7 @@ import io
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any, NoReturn
 
@@ -236,7 +236,7 @@ def cmd_check(settings: Settings, *, connect: bool) -> int:
                   f"{format_duration(mp.approval_timeout)} → {mp.on_timeout}, cooldown "
                   f"{format_duration(mp.cooldown)}, stable after {format_duration(mp.stable_after)}")
         if connect:
-            problems += _check_connections(loaded.policy, credentials)
+            problems += _check_connections(loaded.policy, credentials, secrets)
     if connect:
         problems += _check_slack(settings)
     for problem in problems:
@@ -269,7 +269,7 @@ def _check_slack(settings: Settings) -> list[str]:
     return []
 
 
-def _check_connections(policy: Any, credentials: Any) -> list[str]:
+def _check_connections(policy: Any, credentials: Mapping[str, str], secrets: Sequence[str]) -> list[str]:
     from bot.bootstrap import remote_targets
 
     problems = []
@@ -284,7 +284,7 @@ def _check_connections(policy: Any, credentials: Any) -> list[str]:
             print(f"connect {name}: target {mp.target} has no connection check")
             continue
         try:
-            print(f"connect {name}: {checker(name, mp.target_settings)}")
+            print(redact(f"connect {name}: {checker(name, mp.target_settings)}", secrets))
         except RollbackError as exc:
             problems.append(f"models.{name}.{mp.target}: {exc}")
     return problems

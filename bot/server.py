@@ -75,8 +75,12 @@ def assemble(container: Container, *, with_slack: bool, sweep_every: float = 5.0
     return Running(app, container, jobs, socket_bolt is not None)
 
 
-def preflight(settings: Settings) -> list[str]:
-    """Everything that would stop `serve` from working, one line each, checked before the port is bound."""
+def preflight(settings: Settings, connected: list[str] | None = None) -> list[str]:
+    """Everything that would stop `serve` from working, one line each, checked before the port is bound.
+
+    ``connected`` receives who Slack says the bot is, when it says so.
+    """
+    connected = [] if connected is None else connected
     problems = check_settings(settings, command="serve")
     problems += _database_preflight(settings.database_url)
     token = reveal(settings.slack_bot_token)
@@ -88,7 +92,7 @@ def preflight(settings: Settings) -> list[str]:
         except SlackStartError as exc:
             problems.append(str(exc))
         else:
-            oplog.event("slack.connected", who=who, mode="socket" if settings.socket_mode else "http")
+            connected.append(who)
     return problems
 
 
@@ -103,11 +107,14 @@ def _database_preflight(url: str) -> list[str]:
 
 
 def serve(settings: Settings, *, host: str, port: int) -> int:
-    problems = preflight(settings)
+    connected: list[str] = []
+    problems = preflight(settings, connected)
     if problems:
         for problem in problems:
             print(f"cannot start: {problem}", file=sys.stderr)
         return 1
+    oplog.event("slack.connected", who=connected[0] if connected else None,
+                mode="socket" if settings.socket_mode else "http")
     if settings.alert_webhook_token is None:
         oplog.event("serve.no_alert_token", level=logging.WARNING,
                     advice="ALERT_WEBHOOK_TOKEN is not set: /alerts/*, /deployments and /api/* refuse every "
