@@ -58,13 +58,26 @@ url = "{receiver}/rollback?token={URL_TOKEN}"
 target = "webhook"
 [models.ranker.webhook]
 url = "{receiver}/rollback?token={URL_TOKEN}"
+
+[models.scorer]
+target = "webhook"
+[models.scorer.webhook]
+url = "{receiver}/refuse?token={URL_TOKEN}"
+
+[models.shadow]
+target = "webhook"
+dry_run = true
+[models.shadow.webhook]
+url = "{receiver}/rollback?token={URL_TOKEN}"
 '''
 
 
 def receiver() -> LoopbackServer:
-    served = {"churn": "2", "ranker": "2"}
+    served = {"churn": "2", "ranker": "2", "scorer": "2", "shadow": "2"}
 
     def handle(req: Request) -> Response:
+        if req.path == "/refuse":
+            return Response(422, {"message": "version 1 is not in the registry"})
         if req.method == "POST":
             body = req.json()
             served[body["model"]] = body["to_version"]
@@ -116,7 +129,7 @@ def test_no_configured_secret_in_any_output(tmp_path: Path) -> None:
         assert "upgraded" in cli("db", "upgrade")
         assert "configuration OK" in cli("check", "--connect")
         cli("check", LOG_FORMAT="json")
-        for model in ("churn", "ranker"):
+        for model in ("churn", "ranker", "scorer", "shadow"):
             cli("deploy", model, "1", "--stable")
             cli("deploy", model, "2")
 
@@ -148,6 +161,9 @@ def test_no_configured_secret_in_any_output(tmp_path: Path) -> None:
         assert "rollback.succeeded" in bot.log() and "model=churn" in bot.log()
 
         assert "rolled back ranker from 2 to 1" in cli("rollback", "ranker", "--reason", "errors up")
+        failed = cli("rollback", "scorer", "--reason", "errors up", code=1)
+        assert "HTTP 422" in failed and "token=***" in failed
+        assert "token=***" in cli("rollback", "shadow", "--reason", "rehearsal")
         assert "rollback.succeeded" in cli("audit", "list")
         assert "intact" in cli("audit", "verify")
         cli("audit", "export", "--format", "json")
