@@ -11,6 +11,7 @@ import logging
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, NoReturn
 
 from bot.config import Settings, SettingsError, check_settings, load_settings, reveal
@@ -49,7 +50,7 @@ def positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="rollback-bot", description=__doc__)
-    parser.add_argument("--env-file", default=".env", help="dotenv file to read (default: .env)")
+    parser.add_argument("--env-file", default=None, help="dotenv file to read (default: .env, when present)")
     parser.add_argument("--debug", action="store_true", help="log at DEBUG and show tracebacks of internal errors")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
@@ -90,8 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.env_file is not None and not Path(args.env_file).is_file():
+        print(f"error: --env-file {args.env_file}: no such file", file=sys.stderr)
+        return EXIT_USAGE
     try:
-        settings = load_settings(args.env_file)
+        settings = load_settings(args.env_file or ".env")
     except SettingsError as exc:
         print(f"error: environment: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -115,6 +115,7 @@ def test_cli_mistakes_are_one_line_and_non_zero(tmp_path: Path) -> None:
         (("rollback", "fraud-detector"), "the following arguments are required: --reason"),
         (("frobnicate",), "invalid choice"),
         (("deploy", "nope", "1"), "unknown model 'nope'"),
+        (("--env-file", "missing.env", "audit", "list"), "--env-file missing.env: no such file"),
     ]:
         out = run_cli(*args, env=env, cwd=tmp_path)
         assert out.returncode != 0, args
