@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 from adapters.targets.webhook import verify_signature
 from bot.database_health import code_heads
 from bot.slack.fake_api import FakeSlackApi
+from bot.slack.signing import post, sign, slash_command_body
 from bot.store.migrate import upgrade
 from tests.components import require
 from tests.conftest import PG_ADMIN_URL, _pg_available
@@ -211,6 +212,12 @@ def test_a_database_outage_is_logged_once_and_its_end_once(tmp_path: Path, slack
         with serving({**slack_env(slack), "DATABASE_URL": url}, tmp_path) as bot:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            for _ in range(3):  # people keep using Slack during the outage
+                body = slash_command_body("status", user_id="U0LEAD", channel_id="C0ALERTS",
+                                          response_url=slack.response_url(channel="C0ALERTS"))
+                assert post(f"{bot.url}/slack/events", sign("ops-signing", body)).status == 200
+            answer = slack.wait_for("response_url", 3, timeout=15)[-1].body["text"]
+            assert "database is unavailable right now" in answer
             failures = 0
             started = time.monotonic()
             while time.monotonic() - started < 11:  # readiness probes and two sweeper ticks against no database
