@@ -17,7 +17,7 @@ from bot.bootstrap import Container, build, verifier
 from bot.config import Settings, check_settings, reveal
 from bot.core import oplog
 from bot.database_health import database_problem, reason, sqlite_path
-from bot.redact import mask_url
+from bot.redact import mask_url, redact
 from bot.scheduler import start_scheduler
 from bot.sqlite_lock import SqliteLock
 from bot.store.migrate import upgrade
@@ -111,7 +111,7 @@ def serve(settings: Settings, *, host: str, port: int) -> int:
     problems = preflight(settings, connected)
     if problems:
         for problem in problems:
-            print(f"cannot start: {problem}", file=sys.stderr)
+            print(redact(f"cannot start: {problem}", settings.secret_values()), file=sys.stderr)
         return 1
     oplog.event("slack.connected", who=connected[0] if connected else None,
                 mode="socket" if settings.socket_mode else "http")

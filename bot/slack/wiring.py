@@ -16,6 +16,7 @@ from starlette.routing import Route
 from bot.bootstrap import Container
 from bot.config import reveal
 from bot.insight import chart_provider
+from bot.redact import mask_url
 from bot.slack.app import build_bolt_app
 from bot.slack.client import web_client
 from bot.slack.directory import SlackDirectory
@@ -42,7 +43,7 @@ def check_auth(token: str, base_url: str) -> str:
         raise SlackStartError(f"Slack refused SLACK_BOT_TOKEN (auth.test: {exc.response.get('error')}); "
                               "check the bot token of your Slack app") from None
     except OSError as exc:
-        raise SlackStartError(f"cannot reach Slack's Web API at {base_url} ({type(exc).__name__}); "
+        raise SlackStartError(f"cannot reach Slack's Web API at {mask_url(base_url)} ({type(exc).__name__}); "
                               "check SLACK_API_URL and the network") from None
     return f"{response.get('user')} in {response.get('team')}"
 
