@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     prometheus_url: str | None = None
     public_url: str | None = None
     grafana_webhook_secret: SecretStr | None = None
+    grafana_signature_header: str = "X-Grafana-Alert-Signature"  # grafana/alerting's default name
+    grafana_timestamp_header: str | None = None  # Grafana's default: no timestamp in the signature
     audit_hmac_key: SecretStr | None = None
     audit_anchor_path: str | None = None
     log_format: Literal["text", "json"] = "text"
@@ -205,6 +207,11 @@ def check_settings(settings: Settings, *, command: str) -> list[str]:
         problems.append(
             "ALERT_WEBHOOK_TOKEN: not set; /alerts/*, /deployments and /api/* refuse every request until it is"
         )
+    if not settings.grafana_webhook_secret and (
+        settings.grafana_timestamp_header or settings.grafana_signature_header != "X-Grafana-Alert-Signature"
+    ):
+        problems.append("GRAFANA_WEBHOOK_SECRET: not set, so the Grafana signature headers configured are never "
+                        "checked; set it to the contact point's HMAC secret")
     if not settings.database_url.startswith(("sqlite", "postgres")):
         problems.append("DATABASE_URL: use sqlite:///path.db or postgresql+psycopg://user@host/db")
     return problems
