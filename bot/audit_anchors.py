@@ -141,14 +141,15 @@ def slack_poster(token: str, api_url: str, channel: str) -> Callable[[str], obje
 
 def anchor_job(container: Any) -> tuple[Callable[[], object], float] | None:
     """The scheduler job writing anchors, when AUDIT_ANCHOR_PATH or AUDIT_ANCHOR_CHANNEL is set."""
-    from bot.audit_config import anchor_settings
+    from bot.audit_config import anchor_settings, slack_token
 
     settings = container.settings
     cfg = anchor_settings(settings)
     if not cfg.enabled:
         return None
     post = None
-    if cfg.channel and settings.slack_bot_token:
-        post = slack_poster(settings.slack_bot_token, settings.slack_api_url, cfg.channel)
+    token = slack_token(settings)
+    if cfg.channel and token:
+        post = slack_poster(token, settings.slack_api_url, cfg.channel)
     anchorer = Anchorer(container.store.audit_log, container.clock.now, path=cfg.path, post=post)
     return anchorer.anchor, cfg.interval

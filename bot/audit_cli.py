@@ -11,17 +11,16 @@ import csv
 import hashlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 from bot.audit_anchors import Anchorer, AnchorLine, iter_anchors, slack_poster
-from bot.audit_config import anchor_settings, key_ring
+from bot.audit_config import anchor_settings, key_ring, slack_token
 from bot.core.audit import AuditKeyError, AuditRecord, ChainWalk, KeyRing, canonical_time, walk_chain
 from bot.core.clock import SystemClock
-from bot.core.durations import parse_duration
 from bot.store.audit_log import AuditLog, Filters, Snapshot
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
@@ -31,12 +30,14 @@ MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_FORMAT = "rollback-bot audit export manifest v1"
 
 
-def add_arguments(audit: argparse.ArgumentParser) -> None:
+def add_arguments(audit: argparse.ArgumentParser, *, duration: Callable[[str], timedelta],
+                  positive: Callable[[str], int]) -> None:
+    """The audit subcommand's options; ``duration`` and ``positive`` are the CLI's own argument checks."""
     audit.add_argument("action", choices=["list", "verify", "export", "anchor"])
     audit.add_argument("--model")
-    audit.add_argument("--since", help="e.g. 7d, 12h")
+    audit.add_argument("--since", type=duration, help="e.g. 7d, 12h")
     audit.add_argument("--format", choices=["csv", "json", "jsonl"], default=None)
-    audit.add_argument("--limit", type=int, default=None)
+    audit.add_argument("--limit", type=positive, default=None)
     audit.add_argument("--output", "-o", help="export: file to write (jsonl default: audit-<time>.jsonl)")
     audit.add_argument("--against", metavar="EXPORT",
                        help="verify: prove the database still holds every row of this jsonl export")
@@ -55,9 +56,6 @@ def _line(doc: dict[str, Any]) -> str:
 def cmd_audit(settings: Any, args: argparse.Namespace) -> int:
     from bot.store.db import make_engine
 
-    if args.limit is not None and args.limit < 1:
-        print("--limit: must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
     try:
         ring = key_ring(settings)
         anchor_settings(settings)
@@ -85,8 +83,8 @@ def cmd_audit(settings: Any, args: argparse.Namespace) -> int:
         engine.dispose()
 
 
-def _since(raw: str | None) -> datetime | None:
-    return SystemClock().now() - parse_duration(raw) if raw else None
+def _since(since: timedelta | None) -> datetime | None:
+    return SystemClock().now() - since if since else None
 
 
 # ---- list and export ------------------------------------------------------------------------------------
@@ -175,8 +173,9 @@ def write_anchor(audit: AuditLog, settings: Any) -> int:
               "AUDIT_ANCHOR_CHANNEL", file=sys.stderr)
         return EXIT_USAGE
     post = None
-    if cfg.channel and getattr(settings, "slack_bot_token", None):
-        post = slack_poster(settings.slack_bot_token, settings.slack_api_url, cfg.channel)
+    token = slack_token(settings)
+    if cfg.channel and token:
+        post = slack_poster(token, settings.slack_api_url, cfg.channel)
     anchor = Anchorer(audit, SystemClock().now, path=cfg.path, post=post).anchor(force=True)
     assert anchor is not None
     where = " and ".join(x for x in (cfg.path, f"Slack channel {cfg.channel}" if post else None) if x)

@@ -15,9 +15,27 @@ from bot.core.audit import AuditKeyError, KeyRing, key_ring_from
 DEFAULT_ANCHOR_INTERVAL = 60.0
 
 
+def _plain(value: Any) -> str | None:
+    """A setting's value, revealing a pydantic SecretStr (only to build the key ring, never to print)."""
+    if value is None:
+        return None
+    reveal = getattr(value, "get_secret_value", None)
+    return str(reveal() if callable(reveal) else value)
+
+
 def environment(settings: Any) -> Mapping[str, str]:
-    env = getattr(settings, "extra", None)
-    return env if isinstance(env, Mapping) else {}
+    """The raw variables, with the declared settings (AUDIT_HMAC_KEY, AUDIT_ANCHOR_PATH) on top."""
+    raw = getattr(settings, "extra", None)
+    env = dict(raw) if isinstance(raw, Mapping) else {}
+    for name in ("audit_hmac_key", "audit_anchor_path"):
+        value = _plain(getattr(settings, name, None))
+        if value:
+            env[name.upper()] = value
+    return env
+
+
+def slack_token(settings: Any) -> str | None:
+    return _plain(getattr(settings, "slack_bot_token", None))
 
 
 def key_ring(settings: Any) -> KeyRing:
@@ -57,7 +75,7 @@ def problems(settings: Any, *, command: str) -> list[str]:
         anchors = anchor_settings(settings)
     except AuditKeyError as exc:
         return [str(exc)]
-    if anchors.channel and not getattr(settings, "slack_bot_token", None):
+    if anchors.channel and not slack_token(settings):
         found.append("AUDIT_ANCHOR_CHANNEL: set, but there is no SLACK_BOT_TOKEN to post the anchors with")
     on_sqlite = str(getattr(settings, "database_url", "")).startswith("sqlite")
     if not ring.keyed and not on_sqlite and command in ("serve", "check"):
