@@ -13,7 +13,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from slack_bolt.async_app import AsyncApp
 from starlette.applications import Starlette
 
-from bot.bootstrap import Container, build, verifier
+from bot.bootstrap import Container, build, start_workers, verifier
 from bot.config import Settings, check_settings
 from bot.scheduler import start_scheduler
 from bot.store.migrate import upgrade
@@ -37,8 +37,9 @@ def assemble(container: Container, *, with_slack: bool, sweep_every: float = 5.0
     jobs: dict[str, tuple[Callable[[], object], float]] = {
         "deadlines": (service.sweep_deadlines, sweep_every),
         "stable": (service.sweep_stable, 30.0),
-        "stuck": (service.sweep_stuck, 60.0),
     }
+    if not container.run_workers:  # no executor thread: approved/executing proposals are swept here
+        jobs["stuck"] = (service.sweep_stuck, 60.0)
     socket_bolt: AsyncApp | None = None
     if with_slack:
         from bot.slack.wiring import attach_slack
@@ -48,22 +49,26 @@ def assemble(container: Container, *, with_slack: bool, sweep_every: float = 5.0
             socket_bolt = parts.bolt  # Slack's requests arrive over the socket; alerts stay on HTTP
         else:
             extra.append(parts.route)
-        jobs["cards"] = (parts.notifier.sync_pending, sweep_every)
-    lifespan = None
-    if socket_bolt is not None:
-        bolt, app_token = socket_bolt, container.settings.slack_app_token
+    bolt, app_token = socket_bolt, container.settings.slack_app_token
 
-        @contextlib.asynccontextmanager
-        async def lifespan(app: Starlette) -> AsyncIterator[None]:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # The workers live as long as the server: started when it starts, stopped when it stops.
+        workers = start_workers(container) if with_slack or container.run_workers else []
+        handler = None
+        try:
+            if bolt is not None:
+                from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-            # Built inside the running loop: its aiohttp session must belong to the server's event loop.
-            handler = AsyncSocketModeHandler(bolt, app_token)
-            await handler.connect_async()  # type: ignore[no-untyped-call]
-            try:
-                yield
-            finally:
+                # Built inside the running loop: its aiohttp session must belong to the server's event loop.
+                handler = AsyncSocketModeHandler(bolt, app_token)
+                await handler.connect_async()  # type: ignore[no-untyped-call]
+            yield
+        finally:
+            if handler is not None:
                 await handler.close_async()  # type: ignore[no-untyped-call]
+            for worker in workers:
+                worker.stop()
 
     if service.verification_enabled:
         jobs["verify"] = (verifier(container).sweep, sweep_every)
@@ -88,7 +93,7 @@ def serve(settings: Settings, *, host: str, port: int) -> int:
     log.info("Slack: connected as %s (%s mode)", who, "Socket" if settings.socket_mode else "HTTP")
     if settings.database_url.startswith("sqlite"):
         upgrade(settings.database_url)
-    container = build(settings)
+    container = build(settings, run_workers=True)
     running = assemble(container, with_slack=True)
     scheduler: BackgroundScheduler = start_scheduler(running.jobs)
     try:

@@ -8,20 +8,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.core.audit import AuditEvent
 from bot.core.clock import Clock
 from bot.core.durations import format_duration
-from bot.core.errors import (
-    IllegalTransition,
-    Refused,
-    RollbackError,
-    TargetError,
-    UnknownModel,
-)
+from bot.core.errors import Refused, RollbackError, UnknownModel
+from bot.core.execution import SYSTEM, ApprovedQueue, Executor
 from bot.core.metrics import MetricLine
 from bot.core.policy import Action, Decision, ModelPolicy, OnTimeout, Policy, decide
 from bot.core.ports import (
@@ -34,7 +29,6 @@ from bot.core.ports import (
     StaleProposal,
     StaticDirectory,
     Store,
-    SwitchRequest,
 )
 from bot.core.proposal import Kind, Proposal, State, check_transition
 from bot.core.selection import Deployment, choose_target
@@ -42,9 +36,7 @@ from bot.core.severity import Severity
 
 log = logging.getLogger(__name__)
 
-SYSTEM = "bot:policy"
 TIMEOUT_ACTOR = "bot:timeout"
-STUCK_AFTER = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -52,6 +44,29 @@ class ApprovalOutcome:
     proposal: Proposal
     message: str
     executed: bool = False
+
+
+@dataclass(frozen=True)
+class ApproveRequest:
+    """Everything approve_and_execute needs, typed: who approves which proposal, why, and what to announce."""
+
+    proposal: Proposal
+    actor: str
+    reason: str
+    announce: bool = True  # an automatic rollback's card appears in its final state: no "approved" card
+    event: str = "approved"
+    detail: str | None = None
+    updates: Mapping[str, str] = field(default_factory=dict)  # severity / decision_reason of an escalation
+
+
+class _RunNow:
+    """Approved proposals executed in the caller's thread (no workers: the CLI, embedded use, tests)."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+
+    def submit(self, proposal_id: int, actor: str) -> Proposal:
+        return self.executor.run(proposal_id, actor)
 
 
 def slack_user(actor: str) -> str | None:
@@ -69,7 +84,10 @@ class RollbackService:
         directory: ApproverDirectory | None = None,
         summarise: Callable[[ModelPolicy, Deployment | None, Mapping[str, str]], dict[str, Any]] | None = None,
         verification_enabled: bool = False,
+        executor: Executor | None = None,
+        queue: ApprovedQueue | None = None,
     ) -> None:
+        """``queue`` takes approved proposals: run at once (CLI, tests) or by the executor worker (serve)."""
         self.store = store
         self.policy = policy
         self.targets = targets
@@ -78,6 +96,8 @@ class RollbackService:
         self.directory: ApproverDirectory = directory or StaticDirectory()
         self.summarise = summarise
         self.verification_enabled = verification_enabled
+        self.executor = executor or Executor(store, policy, targets, clock, self.notifier, verification_enabled)
+        self.queue: ApprovedQueue = queue or _RunNow(self.executor)
 
     # ---- lookups ----------------------------------------------------------------------------------------
 
@@ -237,16 +257,23 @@ class RollbackService:
         if not auto:
             self._notify(proposal, "created")
             return proposal
+        return self.approve_and_execute(ApproveRequest(
+            proposal, actor if execute_now else SYSTEM, decision.reason, announce=False))
+
+    def approve_and_execute(self, request: ApproveRequest) -> Proposal:
+        """The one way a proposal becomes approved and reaches the executor (people, policy, timeouts, undo)."""
+        p = request.proposal
         approved = self.store.transition(
-            proposal.id, [State.PROPOSED], State.APPROVED,
-            AuditEvent(actor=actor if execute_now else SYSTEM, action="proposal.approved", model=model,
-                       from_version=proposal.from_version, to_version=proposal.to_version,
-                       reason=decision.reason),
-            decided_by=actor if execute_now else SYSTEM, decided_at=now,
+            p.id, [State.PROPOSED], State.APPROVED,
+            AuditEvent(actor=request.actor, action="proposal.approved", model=p.model, from_version=p.from_version,
+                       to_version=p.to_version, reason=request.reason),
+            decided_by=request.actor, decided_at=self.clock.now(), **request.updates,
         )
         if approved is None:
-            return self.store.get_proposal(proposal.id)
-        return self.execute(proposal.id, actor=approved.decided_by or SYSTEM)
+            return self.store.get_proposal(p.id)
+        if request.announce:
+            self._notify(approved, request.event, request.detail)
+        return self.queue.submit(p.id, request.actor)
 
     def _summary(self, policy: ModelPolicy, current: Deployment, hints: Mapping[str, str],
                  values: Mapping[str, float]) -> dict[str, Any]:
@@ -317,17 +344,10 @@ class RollbackService:
             self._notify(current, "approval", f"{len(approvers)} of {proposal.required_approvals} approvals")
             return ApprovalOutcome(current, f"approval recorded: {len(approvers)} of "
                                             f"{proposal.required_approvals}")
-        approved = self.store.transition(
-            proposal_id, [State.PROPOSED], State.APPROVED,
-            AuditEvent(actor=actor, action="proposal.approved", model=proposal.model,
-                       from_version=proposal.from_version, to_version=proposal.to_version,
-                       reason=f"{len(approvers)} approval(s): {', '.join(approvers)}"),
-            decided_by=actor, decided_at=self.clock.now(),
-        )
-        if approved is None:
-            return ApprovalOutcome(self.store.get_proposal(proposal_id), "someone else decided first")
-        self._notify(approved, "approved")
-        done = self.execute(proposal_id, actor=actor)
+        done = self.approve_and_execute(ApproveRequest(
+            current, actor, f"{len(approvers)} approval(s): {', '.join(approvers)}"))
+        if done.decided_by != actor:
+            return ApprovalOutcome(done, "someone else decided first")
         return ApprovalOutcome(done, f"rollback {done.state.value}", executed=True)
 
     def deny(self, proposal_id: int, actor: str, reason: str | None = None) -> Proposal:
@@ -363,74 +383,13 @@ class RollbackService:
         self._notify(cancelled, "cancelled", reason)
         return cancelled
 
-    # ---- execution --------------------------------------------------------------------------------------
+    # ---- execution ---------------------------------------------------------------------------------------
 
     def execute(self, proposal_id: int, actor: str) -> Proposal:
-        """approved → executing → succeeded | failed. Only the caller that wins `executing` switches."""
+        """Hand an approved proposal to the executor (at once or through the worker, as built)."""
         proposal = self.store.get_proposal(proposal_id)
         check_transition(proposal_id, proposal.state, State.EXECUTING)
-        started = self.clock.now()
-        running = self.store.transition(
-            proposal_id, [State.APPROVED], State.EXECUTING,
-            AuditEvent(actor=actor, action="rollback.executing", model=proposal.model,
-                       from_version=proposal.from_version, to_version=proposal.to_version,
-                       reason=proposal.reason),
-            started_at=started,
-        )
-        if running is None:
-            latest = self.store.get_proposal(proposal_id)
-            raise IllegalTransition(proposal_id, latest.state.value, State.EXECUTING.value)
-        self._notify(running, "executing")
-        policy = self.model_policy(running.model)
-        request = SwitchRequest(model=running.model, from_version=running.from_version,
-                                to_version=running.to_version, proposal_id=proposal_id,
-                                reason=running.reason, settings=policy.target_settings)
-        try:
-            target = self.target_for(policy)
-            if running.dry_run:
-                detail = f"dry run: would {target.describe(request)}; nothing was switched"
-                served = None
-            else:
-                live = target.current_version(running.model, policy.target_settings)
-                if live is not None and live not in (running.from_version, running.to_version):
-                    raise TargetError(
-                        f"{policy.target} reports version {live} live, not {running.from_version}: the model "
-                        "changed since this proposal was made; nothing was switched"
-                    )
-                result = target.switch(request)
-                detail, served = result.detail, result.served_version
-        except TargetError as exc:
-            return self._fail(running, actor, str(exc), {"status": exc.status, "body": (exc.body or "")[:2000]})
-        except Exception as exc:  # an adapter bug must still end in `failed`, never stuck in `executing`
-            log.exception("target %s failed for proposal #%s", policy.target, proposal_id)
-            return self._fail(running, actor, f"unexpected error from target {policy.target}: "
-                                              f"{type(exc).__name__}: {exc}", {})
-        finished = self.clock.now()
-        seconds = (finished - started).total_seconds()
-        verify_at = finished + policy.verify_after if self.verification_enabled and not running.dry_run else None
-        done = self.store.complete_rollback(
-            proposal_id, result=detail, served=served, verify_at=verify_at, deployed_by=actor,
-            audit=AuditEvent(actor=actor, action="rollback.dry_run" if running.dry_run else "rollback.succeeded",
-                             model=running.model, from_version=running.from_version,
-                             to_version=running.to_version, reason=detail,
-                             inputs={"seconds": round(seconds, 3), "served_version": served,
-                                     "target": policy.target}),
-        )
-        final = done or self.store.get_proposal(proposal_id)
-        self._notify(final, "succeeded", detail)
-        return final
-
-    def _fail(self, running: Proposal, actor: str, message: str, inputs: dict[str, Any]) -> Proposal:
-        failed = self.store.transition(
-            running.id, [State.EXECUTING], State.FAILED,
-            AuditEvent(actor=actor, action="rollback.failed", model=running.model,
-                       from_version=running.from_version, to_version=running.to_version, reason=message,
-                       inputs=inputs),
-            finished_at=self.clock.now(), error=message,
-        )
-        final = failed or self.store.get_proposal(running.id)
-        self._notify(final, "failed", message)
-        return final
+        return self.queue.submit(proposal_id, actor)
 
     def undo(self, proposal_id: int, actor: str) -> Proposal:
         """Roll a finished rollback forward again: a new proposal through the same machine and audit."""
@@ -446,7 +405,6 @@ class RollbackService:
         if not history or history[-1].version != original.to_version:
             raise self._refuse(actor, original.model, f"{original.model} no longer runs {original.to_version}; "
                                "undo would overwrite a newer change", "undo.refused", proposal_id)
-        now = self.clock.now()
         try:
             proposal = self.store.create_proposal(NewProposal(
                 model=original.model, from_version=original.to_version, to_version=original.from_version,
@@ -461,16 +419,7 @@ class RollbackService:
         except (OpenProposalExists, StaleProposal):
             raise self._refuse(actor, original.model, f"a rollback of {original.model} is already under way",
                                "undo.refused", proposal_id) from None
-        approved = self.store.transition(
-            proposal.id, [State.PROPOSED], State.APPROVED,
-            AuditEvent(actor=actor, action="proposal.approved", model=original.model,
-                       from_version=proposal.from_version, to_version=proposal.to_version,
-                       reason="undo by an approver"),
-            decided_by=actor, decided_at=now,
-        )
-        if approved is None:
-            return self.store.get_proposal(proposal.id)
-        return self.execute(proposal.id, actor=actor)
+        return self.approve_and_execute(ApproveRequest(proposal, actor, "undo by an approver", announce=False))
 
     # ---- freeze -----------------------------------------------------------------------------------------
 
@@ -533,17 +482,10 @@ class RollbackService:
             self._notify(result, "escalated", " ".join(policy.escalate_to))
             return result
         if policy.on_timeout is OnTimeout.ROLLBACK:
-            approved = self.store.transition(
-                proposal.id, [State.PROPOSED], State.APPROVED,
-                AuditEvent(actor=TIMEOUT_ACTOR, action="proposal.approved", model=proposal.model,
-                           from_version=proposal.from_version, to_version=proposal.to_version,
-                           reason=f"no decision within {format_duration(policy.approval_timeout)}; "
-                                  "on_timeout = rollback"),
-                decided_by=TIMEOUT_ACTOR, decided_at=now,
-            )
-            if approved is None:
-                return None
-            return self.execute(proposal.id, TIMEOUT_ACTOR)
+            done = self.approve_and_execute(ApproveRequest(
+                proposal, TIMEOUT_ACTOR, f"no decision within {format_duration(policy.approval_timeout)}; "
+                                         "on_timeout = rollback", announce=False))
+            return done if done.decided_by == TIMEOUT_ACTOR else None
         expired = self.store.transition(
             proposal.id, [State.PROPOSED], State.EXPIRED,
             AuditEvent(actor=TIMEOUT_ACTOR, action="proposal.expired", model=proposal.model,
@@ -555,20 +497,16 @@ class RollbackService:
         return expired
 
     def sweep_stuck(self) -> list[Proposal]:
-        """A rollback left `executing` by a crash is failed, never re-run: the target's state is unknown."""
-        failed = []
-        for proposal in self.store.stuck_executing(self.clock.now() - STUCK_AFTER):
-            message = ("interrupted while executing (the bot stopped); the target's state is unknown: check "
-                       f"which version of {proposal.model} is live before acting again")
-            done = self.store.transition(
-                proposal.id, [State.EXECUTING], State.FAILED,
-                AuditEvent(actor="bot:recovery", action="rollback.failed", model=proposal.model,
-                           from_version=proposal.from_version, to_version=proposal.to_version, reason=message),
-                finished_at=self.clock.now(), error=message)
-            self._notify(done, "failed", message)
-            if done:
-                failed.append(done)
-        return failed
+        """Approved or executing proposals nobody works on (their executor died): the executor finishes them.
+
+        An executing one is never simply re-run: the executor first asks the target which version is live.
+        """
+        finished = []
+        for proposal_id in self.store.proposals_to_execute():
+            done = self.queue.submit(proposal_id, "bot:recovery")
+            if done.state not in (State.APPROVED, State.EXECUTING):
+                finished.append(done)
+        return finished
 
     # ---- alerts -----------------------------------------------------------------------------------------
 
@@ -577,4 +515,4 @@ class RollbackService:
         return decide(severity, policy, self.store.model_state(model), self.clock.now())
 
 
-__all__ = ["ApprovalOutcome", "RollbackService"]
+__all__ = ["SYSTEM", "ApprovalOutcome", "ApproveRequest", "RollbackService"]

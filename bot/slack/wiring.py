@@ -1,4 +1,4 @@
-"""Attach Slack to a built container: the notifier and directory the core uses, and the Bolt app."""
+"""Attach Slack's inbound side to a built container: the Bolt app and its route (bootstrap built the rest)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bot.bootstrap import Container
-from bot.insight import chart_provider
 from bot.slack.app import build_bolt_app
 from bot.slack.client import web_client
-from bot.slack.directory import SlackDirectory
-from bot.slack.notifier import SlackNotifier
 
 
 class SlackStartError(Exception):
@@ -27,7 +24,6 @@ class SlackStartError(Exception):
 
 @dataclass
 class SlackParts:
-    notifier: SlackNotifier
     bolt: AsyncApp
     async_client: AsyncWebClient
     route: Route
@@ -49,12 +45,6 @@ def check_auth(token: str, base_url: str) -> str:
 def attach_slack(container: Container) -> SlackParts:
     settings = container.settings
     assert settings.slack_bot_token
-    sync_client = web_client(settings.slack_bot_token, settings.slack_api_url)
-    insight = container.extras.get("insight")
-    charts = chart_provider(insight, container.policy) if insight is not None else None
-    notifier = SlackNotifier(sync_client, container.store, container.policy, settings.public_url, charts)
-    container.service.notifier = notifier
-    container.service.directory = SlackDirectory(sync_client)
     async_client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
     bolt = build_bolt_app(container, async_client, settings.slack_signing_secret)
     handler = AsyncSlackRequestHandler(bolt)
@@ -78,5 +68,4 @@ def attach_slack(container: Container) -> SlackParts:
         return status
 
     container.extras["slack_ready"] = slack_ready
-    container.extras["slack"] = notifier
-    return SlackParts(notifier, bolt, async_client, Route("/slack/events", events, methods=["POST"]))
+    return SlackParts(bolt, async_client, Route("/slack/events", events, methods=["POST"]))

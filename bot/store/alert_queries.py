@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, text, update
+from sqlalchemy import case, func, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -78,6 +78,9 @@ class AlertQueries:
             for i in order:
                 alert, model = alerts[i]
                 results[i] = self._store_one(s, source, alert, model, received_at, postgres, known)
+            if any(r.outcome in (StoreOutcome.NEW, StoreOutcome.RESOLVED) and r.record.model
+                   for r in results.values()) and postgres:
+                s.execute(text("NOTIFY rollback_bot_work"))  # the deciders of every replica wake on commit
         return [results[i] for i in range(len(alerts))]
 
     def _known(self, s: Session, source: str, fingerprints: set[str]) -> dict[tuple[str, datetime], AlertRow]:
@@ -146,6 +149,10 @@ class AlertQueries:
             "values": dict(alert.values), "received_at": received_at,
             "resolved_at": (alert.ends_at or received_at) if resolved else None,
         }
+        if model is None or resolved:  # nothing for the decider: closed in the inbox at once
+            values.update(decided_at=received_at, outcome="ignored" if model is None else "resolved",
+                          outcome_reason="no model matches its labels" if model is None
+                          else "resolved, never seen firing")
         dialect_insert = postgresql.insert if postgres else sqlite.insert
         statement = dialect_insert(AlertRow).values(**values).on_conflict_do_nothing(
             index_elements=["source", "fingerprint", "starts_at"]).returning(col(AlertRow.id))
@@ -162,7 +169,9 @@ class AlertQueries:
         result = s.exec(  # type: ignore[call-overload]
             update(AlertRow)
             .where(col(AlertRow.id) == row.id, col(AlertRow.status) == AlertStatus.FIRING.value)
-            .values(status=AlertStatus.RESOLVED.value, ends_at=ended, resolved_at=ended)
+            .values(status=AlertStatus.RESOLVED.value, ends_at=ended, resolved_at=ended,
+                    # back into the inbox when its incident must hear of it (a waiting proposal may cancel)
+                    decided_at=case((col(AlertRow.proposal_id).is_(None), col(AlertRow.decided_at)), else_=None))
         )
         if result.rowcount != 1:
             return False

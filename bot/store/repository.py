@@ -36,6 +36,7 @@ from bot.store.tables import (
     ProposalRow,
     SlackEventRow,
 )
+from bot.store.work_queues import WorkQueues
 
 
 def _deployment(row: DeploymentRow) -> Deployment:
@@ -105,7 +106,7 @@ def _record(row: AuditRow) -> AuditRecord:
     )
 
 
-class SqlStore(AlertQueries):
+class SqlStore(AlertQueries, WorkQueues):
     def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
         self.engine = engine
         self.clock: Clock = clock or SystemClock()
@@ -337,6 +338,10 @@ class SqlStore(AlertQueries):
             if row is None or row.id is None:
                 return None
             return _proposal(row, self._approvals(s, row.id))
+
+    def latest_proposal(self, model: str) -> Proposal | None:
+        found = self.proposals(model=model, limit=1)
+        return found[0] if found else None
 
     def proposals(self, *, model: str | None = None, states: Sequence[State] | None = None,
                   limit: int = 50) -> list[Proposal]:
