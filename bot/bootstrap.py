@@ -160,10 +160,19 @@ def build(
         charts = chart_provider(insight, policy) if insight is not None else None
         sender = SlackSender(outbox_client(settings.slack_bot_token, settings.slack_api_url), store, policy,
                              settings.public_url, charts)
-    return Container(settings, engine, store, policy, service, clock, intake,
-                     Decider(intake, store, owner, timings.lease_s),
-                     ExecutorWorker(executor, store, owner, timings.lease_s), signals, timings, owner,
-                     run_workers, sender, insight)
+    container = Container(settings, engine, store, policy, service, clock, intake,
+                          Decider(intake, store, owner, timings.lease_s),
+                          ExecutorWorker(executor, store, owner, timings.lease_s), signals, timings, owner,
+                          run_workers, sender, insight)
+    if sender is not None:
+        container.extras["readiness_warnings"] = lambda: outbox_warnings(store)
+    return container
+
+
+def outbox_warnings(store: SqlStore) -> list[str]:
+    """Slack messages stopped by a permanent error, for /readyz (the bot stays ready: alerts still work)."""
+    return [f"Slack refused the {f.event} message of proposal #{f.proposal_id}: {f.error}; fix it, then "
+            "restart the bot to resend" for f in store.outbox_failures()]
 
 
 def start_workers(container: Container) -> list[Loop | PgListener]:

@@ -55,6 +55,7 @@ class CardStore(Protocol):
     def outbox_retry(self, item_id: int, error: str, delay_s: float) -> None: ...
     def outbox_stop(self, item_id: int, error: str, audit: AuditEvent) -> None: ...
     def outbox_failures(self, limit: int = 10) -> list[OutboxFailure]: ...
+    def outbox_resume(self) -> int: ...
 
 
 class OutboxNotifier:
@@ -132,11 +133,15 @@ class SlackSender:
         self.store = store
         self.policy = policy
         self.public_url = public_url
+        self._resumed = False
 
     # ---- the worker's tick ------------------------------------------------------------------------------
 
     def tick(self) -> bool:
         """Deliver what is due, oldest first; then re-sync any card the database changed without an intent."""
+        if not self._resumed:  # a new process retries what an earlier one stopped (the cause may be fixed)
+            self.store.outbox_resume()
+            self._resumed = True
         busy = False
         for item in self.store.outbox_due():
             attempts = self.store.outbox_attempt(item.id)

@@ -161,7 +161,7 @@ class WorkQueues:
 
     def add_outbox(self, proposal_id: int, event: str, detail: str | None,
                    session: Session | None = None) -> None:
-        row = SlackOutboxRow(proposal_id=proposal_id, event=event[:40], detail=detail, created_at=self.clock.now(),
+        row = SlackOutboxRow(proposal_id=proposal_id, event=event[:40], detail=detail, created_at=self.wall.now(),
                              attempts=0, permanent=False)
         if session is not None:
             session.add(row)
@@ -219,6 +219,14 @@ class WorkQueues:
                                .values(permanent=True, error=error[:500]))
             if result.rowcount == 1:  # type: ignore[attr-defined]
                 self._audit(s, audit)
+
+    def outbox_resume(self) -> int:
+        """Give stopped messages another chance (at start-up: the operator may have fixed the channel)."""
+        with self.session() as s:
+            result = s.execute(update(SlackOutboxRow)
+                               .where(col(SlackOutboxRow.permanent).is_(True), col(SlackOutboxRow.done_at).is_(None))
+                               .values(permanent=False, next_at=None))
+            return int(result.rowcount)  # type: ignore[attr-defined]
 
     def outbox_failures(self, limit: int = 10) -> list[OutboxFailure]:
         with Session(self.engine) as s:
