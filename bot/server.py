@@ -18,6 +18,7 @@ from bot.config import Settings, check_settings
 from bot.scheduler import start_scheduler
 from bot.store.migrate import upgrade
 from bot.web.app import create_app
+from bot.web.deadline import Deadline
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def assemble(container: Container, *, with_slack: bool, sweep_every: float = 5.0
     if service.verification_enabled:
         jobs["verify"] = (verifier(container).sweep, sweep_every)
     app = create_app(container, extra_routes=extra, lifespan=lifespan)
+    app.add_middleware(Deadline)
     return Running(app, container, jobs, socket_bolt is not None)
 
 

@@ -40,6 +40,7 @@ PERMANENT = frozenset({
     "message_not_found", "cant_update_message", "edit_window_closed",
 })
 MAX_BACKOFF_S = 60.0
+HUNG_POST_WAIT_S = 30.0
 
 
 class CardStore(Protocol):
@@ -91,6 +92,10 @@ def _classify(method: str, exc: Exception) -> DeliveryError:
                 wait = None
             return DeliveryError(f"{method}: ratelimited", retry_after=wait or 1.0)
         return DeliveryError(f"{method}: {code}", permanent=code in PERMANENT)
+    if isinstance(exc, TimeoutError) and method == "chat.postMessage":
+        # The post may still land after our timeout: wait long enough for it to show in the channel's
+        # history, where the retry looks for it, instead of racing it with a second post.
+        return DeliveryError(f"{method}: timed out", retry_after=HUNG_POST_WAIT_S)
     return DeliveryError(f"{method}: {type(exc).__name__}")
 
 
@@ -143,12 +148,16 @@ class SlackSender:
             self.store.outbox_resume()
             self._resumed = True
         busy = False
+        held: set[int] = set()
         for item in self.store.outbox_due():
+            if item.proposal_id in held:
+                continue  # an earlier message of this proposal failed: the later ones wait for it
             attempts = self.store.outbox_attempt(item.id)
             try:
                 self.deliver(item.proposal_id, item.event, item.detail, maybe_posted=attempts > 1)
             except DeliveryError as exc:
                 self._failed(item, attempts, exc)
+                held.add(item.proposal_id)
                 continue
             self.store.outbox_done(item.id)
             busy = True

@@ -9,9 +9,8 @@ exception that would abort the PostgreSQL transaction and lose the rest of the b
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -27,9 +26,6 @@ from bot.core.clock import Clock
 from bot.core.intake import AlertRecord, Stored, StoreOutcome
 from bot.core.severity import parse_severity
 from bot.store.tables import AlertRow, ProposalRow
-
-_LOCKS: dict[tuple[str, str], threading.Lock] = {}
-_LOCKS_GUARD = threading.Lock()
 
 
 def _record(row: AlertRow) -> AlertRecord:
@@ -231,27 +227,3 @@ class AlertQueries:
                               .where(col(AlertRow.proposal_id).is_not(None))).one()
             proposals = s.exec(select(func.count()).select_from(ProposalRow)).one()
         return {"alerts": int(total), "firing": int(firing), "attached": int(attached), "proposals": int(proposals)}
-
-    # ---- serialisation ------------------------------------------------------------------------------
-
-    def model_lock(self, model: str) -> AbstractContextManager[None]:
-        return self._model_lock(model)
-
-    @contextmanager
-    def _model_lock(self, model: str) -> Iterator[None]:
-        """A process-wide lock per model, plus a PostgreSQL advisory lock so replicas queue too."""
-        with _LOCKS_GUARD:
-            local = _LOCKS.setdefault((str(self.engine.url), model), threading.Lock())
-        with local:
-            if self.engine.dialect.name != "postgresql":
-                yield
-                return
-            with self.engine.connect() as conn:
-                key = _lock_key(model)
-                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
-                conn.commit()
-                try:
-                    yield
-                finally:
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                    conn.commit()

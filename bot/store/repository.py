@@ -26,6 +26,7 @@ from bot.core.ports import NewProposal, OpenProposalExists, StaleProposal
 from bot.core.proposal import OPEN_STATES, Kind, Proposal, State
 from bot.core.selection import Deployment
 from bot.store.alert_queries import AlertQueries
+from bot.store.db import WRITE
 from bot.store.tables import (
     AlertRow,
     ApprovalRow,
@@ -110,12 +111,20 @@ class SqlStore(AlertQueries, WorkQueues):
     def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
         self.engine = engine
         self.clock: Clock = clock or SystemClock()
+        self._writer: tuple[Engine, Engine] | None = None
+
+    @property
+    def write_engine(self) -> Engine:
+        """The same pool, marked as writing: only these transactions take SQLite's write lock up front."""
+        if self._writer is None or self._writer[0] is not self.engine:
+            self._writer = (self.engine, self.engine.execution_options(**{WRITE: True}))
+        return self._writer[1]
 
     # ---- plumbing -------------------------------------------------------------------------------------
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+        with Session(self.write_engine, expire_on_commit=False) as session, session.begin():
             yield session
 
     def _audit(self, session: Session, event: AuditEvent, at: datetime | None = None) -> AuditRecord:
