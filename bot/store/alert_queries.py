@@ -71,8 +71,20 @@ class AlertQueries:
         with self.session() as s:
             postgres = self.engine.dialect.name == "postgresql"
             known = self._known(s, source, {a.fingerprint for a, _ in alerts if a.starts_at is not None})
+            # New identities go in with one multi-row INSERT … ON CONFLICT DO NOTHING RETURNING; the rest
+            # (repeats, resolutions, alerts without a start time, lost races) one by one below.
+            fresh: dict[tuple[str, datetime], int] = {}
+            for i in order:
+                alert = alerts[i][0]
+                if alert.starts_at is not None and (alert.fingerprint, alert.starts_at) not in known:
+                    fresh.setdefault((alert.fingerprint, alert.starts_at), i)
+            inserted = self._insert_many(s, source, [alerts[i] for i in fresh.values()], received_at, postgres)
             for i in order:
                 alert, model = alerts[i]
+                key = (alert.fingerprint, alert.starts_at) if alert.starts_at is not None else None
+                if key is not None and fresh.get(key) == i and key in inserted:
+                    results[i] = Stored(StoreOutcome.NEW, inserted[key])
+                    continue
                 results[i] = self._store_one(s, source, alert, model, received_at, postgres, known)
             if any(r.outcome in (StoreOutcome.NEW, StoreOutcome.RESOLVED) and r.record.model
                    for r in results.values()) and postgres:
@@ -134,6 +146,37 @@ class AlertQueries:
         return s.exec(select(AlertRow).where(
             AlertRow.source == source, AlertRow.fingerprint == fingerprint, AlertRow.starts_at == starts_at,
         )).first()
+
+    def _values(self, source: str, alert: Alert, model: str | None, starts_at: datetime,
+                received_at: datetime) -> dict[str, Any]:
+        resolved = alert.status is AlertStatus.RESOLVED
+        values: dict[str, Any] = {
+            "source": source, "fingerprint": alert.fingerprint, "starts_at": starts_at, "ends_at": alert.ends_at,
+            "status": alert.status.value, "name": alert.name, "model": model, "severity": str(alert.severity),
+            "labels": dict(alert.labels), "annotations": dict(alert.annotations), "links": dict(alert.links),
+            "values": dict(alert.values), "received_at": received_at,
+            "resolved_at": (alert.ends_at or received_at) if resolved else None,
+            "decided_at": None, "outcome": None, "outcome_reason": None,
+        }
+        if model is None or resolved:  # nothing for the decider: closed in the inbox at once
+            values.update(decided_at=received_at, outcome="ignored" if model is None else "resolved",
+                          outcome_reason="no model matches its labels" if model is None
+                          else "resolved, never seen firing")
+        return values
+
+    def _insert_many(self, s: Session, source: str, alerts: Sequence[tuple[Alert, str | None]],
+                     received_at: datetime, postgres: bool) -> dict[tuple[str, datetime], AlertRecord]:
+        if not alerts:
+            return {}
+        rows = [self._values(source, a, m, a.starts_at, received_at) for a, m in alerts if a.starts_at is not None]
+        dialect_insert = postgresql.insert if postgres else sqlite.insert
+        statement = dialect_insert(AlertRow).values(rows).on_conflict_do_nothing(
+            index_elements=["source", "fingerprint", "starts_at"]).returning(*AlertRow.__table__.c)  # type: ignore[attr-defined]
+        found: dict[tuple[str, datetime], AlertRecord] = {}
+        for row in s.execute(statement).mappings():
+            record = _record(AlertRow(**dict(row)))
+            found[(record.fingerprint, record.starts_at)] = record
+        return found
 
     def _insert(self, s: Session, source: str, alert: Alert, model: str | None, starts_at: datetime,
                 received_at: datetime, postgres: bool) -> AlertRow | None:
