@@ -82,9 +82,11 @@ class AlertQueries:
             for i in order:
                 alert, model = alerts[i]
                 key = (alert.fingerprint, alert.starts_at) if alert.starts_at is not None else None
-                if key is not None and fresh.get(key) == i and key in inserted:
-                    results[i] = Stored(StoreOutcome.NEW, inserted[key])
-                    continue
+                if key is not None and key in inserted:
+                    first = fresh.get(key) == i
+                    if first or inserted[key].status is alert.status:  # a repeat inside the same batch
+                        results[i] = Stored(StoreOutcome.NEW if first else StoreOutcome.DUPLICATE, inserted[key])
+                        continue
                 results[i] = self._store_one(s, source, alert, model, received_at, postgres, known)
             if any(r.outcome in (StoreOutcome.NEW, StoreOutcome.RESOLVED) and r.record.model
                    for r in results.values()) and postgres:
@@ -169,11 +171,13 @@ class AlertQueries:
         if not alerts:
             return {}
         rows = [self._values(source, a, m, a.starts_at, received_at) for a, m in alerts if a.starts_at is not None]
+        table = AlertRow.__table__  # type: ignore[attr-defined]
         dialect_insert = postgresql.insert if postgres else sqlite.insert
-        statement = dialect_insert(AlertRow).values(rows).on_conflict_do_nothing(
-            index_elements=["source", "fingerprint", "starts_at"]).returning(*AlertRow.__table__.c)  # type: ignore[attr-defined]
+        # Core executemany with RETURNING: one cached statement, sent as multi-row batches ("insertmanyvalues").
+        statement = dialect_insert(table).on_conflict_do_nothing(
+            index_elements=["source", "fingerprint", "starts_at"]).returning(*table.c)
         found: dict[tuple[str, datetime], AlertRecord] = {}
-        for row in s.execute(statement).mappings():
+        for row in s.connection().execute(statement, rows).mappings():
             record = _record(AlertRow(**dict(row)))
             found[(record.fingerprint, record.starts_at)] = record
         return found
