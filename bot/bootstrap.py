@@ -35,7 +35,7 @@ from bot.store.repository import SqlStore
 from bot.web.hints import metric_hints
 from bot.workers.decider import Decider
 from bot.workers.executor import ExecutorWorker, LeasedRunNow, WorkerQueue
-from bot.workers.leasing import worker_id
+from bot.workers.leasing import held, worker_id
 from bot.workers.loop import DECIDE, EXECUTE, SLACK, Loop, Signals
 from bot.workers.wakeup import PgListener
 
@@ -186,7 +186,13 @@ def start_workers(container: Container) -> list[Loop | PgListener]:
             started.append(PgListener(c.engine.url.render_as_string(hide_password=False),
                                       [c.signals.wake_all]).start())
     if c.slack_sender is not None:
-        started.append(Loop(SLACK, c.slack_sender.tick, c.timings.poll_s, c.signals).start())
+        sender = c.slack_sender
+
+        def send() -> bool:  # one sender across replicas: in order, and never two posts of one card at once
+            with held(c.store, "slack:sender", c.owner, c.timings.lease_s) as fencing:
+                return fencing is not None and sender.tick()
+
+        started.append(Loop(SLACK, send, c.timings.poll_s, c.signals).start())
     return started
 
 

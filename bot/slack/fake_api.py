@@ -200,6 +200,11 @@ class FakeSlackApi:
         with self._lock:
             self._channels[channel_id] = {"id": channel_id, **fields}
 
+    def clear_faults(self) -> None:
+        """Slack is back: drop every pending fault, keep calls and messages."""
+        with self._lock:
+            self._faults.clear()
+
     def reset(self) -> None:
         """Forget calls, messages and pending faults (configuration stays)."""
         with self._lock:
