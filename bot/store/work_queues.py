@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, or_, text, update
+from sqlalchemy import case, func, or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -106,13 +106,15 @@ class WorkQueues:
     # ---- the alert inbox ----------------------------------------------------------------------------
 
     def pending_models(self, limit: int = 100) -> list[str]:
-        """Models with alerts the decider has not looked at yet, oldest first."""
+        """Models with alerts the decider has not looked at yet: critical first, then oldest first."""
         with Session(self.engine) as s:
             oldest = func.min(AlertRow.id)
+            # Models with a critical alert waiting go first: they may be rolled back without asking.
+            urgent = func.max(case((col(AlertRow.severity) == "critical", 1), else_=0))
             rows = s.exec(
                 select(AlertRow.model, oldest)
                 .where(col(AlertRow.decided_at).is_(None), col(AlertRow.model).is_not(None))
-                .group_by(col(AlertRow.model)).order_by(oldest).limit(limit)
+                .group_by(col(AlertRow.model)).order_by(urgent.desc(), oldest).limit(limit)
             ).all()
         return [str(model) for model, _ in rows if model]
 
