@@ -43,7 +43,7 @@ def test_card_content_then_approve_updates_it_in_place(bot: SlackBot) -> None:
     assert "[ Approve ]" not in card and "@U0LEAD" in card
     assert [s.to_version for s in bot.target.switches] == ["6"]
     assert len([c for c in bot.slack.calls("chat.postMessage") if "thread_ts" not in c.body]) == posts
-    assert any(t.startswith("Done in") for t in bot.thread(pid))
+    assert bot.wait_thread(pid, "Done in").startswith("Done in")
 
 
 def test_metric_line_is_on_the_card(bot: SlackBot) -> None:
