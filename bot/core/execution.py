@@ -17,7 +17,7 @@ from bot.core.audit import AuditEvent
 from bot.core.clock import Clock
 from bot.core.errors import RollbackError, TargetError
 from bot.core.policy import ModelPolicy, Policy
-from bot.core.ports import DeploymentTarget, Notifier, NullNotifier, ProposalWrites, SwitchRequest
+from bot.core.ports import DeploymentTarget, Intent, Notifier, NullNotifier, ProposalWrites, SwitchRequest, tell
 from bot.core.proposal import Proposal, State
 
 log = logging.getLogger(__name__)
@@ -49,12 +49,8 @@ class Executor:
         self.verification_enabled = verification_enabled
 
     def _notify(self, proposal: Proposal | None, event: str, detail: str | None = None) -> None:
-        if proposal is None:
-            return
-        try:
-            self.notifier.changed(proposal, event, detail)
-        except Exception:  # the outbox row is best effort here; the card sweep re-syncs from the database
-            log.exception("notifying about proposal #%s (%s) failed", proposal.id, event)
+        """Every call follows a store write that carried this intent in its own transaction."""
+        tell(self.notifier, proposal, event, detail, written=True)
 
     def run(self, proposal_id: int, actor: str | None = None) -> Proposal:
         """Do whatever the proposal's state still owes; a no-op for any other state. Caller holds the lease."""
@@ -73,7 +69,7 @@ class Executor:
             proposal.id, [State.APPROVED], State.EXECUTING,
             AuditEvent(actor=actor, action="rollback.executing", model=proposal.model,
                        from_version=proposal.from_version, to_version=proposal.to_version, reason=proposal.reason),
-            started_at=started,
+            started_at=started, intent=Intent("executing"),
         )
         if running is None:  # someone else started it; the lease makes this rare
             return self.store.get_proposal(proposal.id)
@@ -122,6 +118,7 @@ class Executor:
                              to_version=running.to_version, reason=done.detail,
                              inputs={"seconds": round(seconds, 3), "served_version": done.served,
                                      "target": policy.target}),
+            intent=Intent("succeeded", done.detail),
         )
         final = completed or self.store.get_proposal(running.id)
         self._notify(final, "succeeded", done.detail)
@@ -137,7 +134,7 @@ class Executor:
             AuditEvent(actor=actor, action="rollback.failed", model=running.model,
                        from_version=running.from_version, to_version=running.to_version, reason=message,
                        inputs={**inputs, **({"live_version": live} if live is not None else {})}),
-            finished_at=self.clock.now(), error=message,
+            finished_at=self.clock.now(), error=message, intent=Intent("failed", message),
         )
         final = failed or self.store.get_proposal(running.id)
         self._notify(final, "failed", message)

@@ -22,6 +22,7 @@ from bot.core.policy import Action, Decision, ModelPolicy, OnTimeout, Policy, de
 from bot.core.ports import (
     ApproverDirectory,
     DeploymentTarget,
+    Intent,
     NewProposal,
     Notifier,
     NullNotifier,
@@ -29,6 +30,7 @@ from bot.core.ports import (
     StaleProposal,
     StaticDirectory,
     Store,
+    tell,
 )
 from bot.core.proposal import Kind, Proposal, State, check_transition
 from bot.core.selection import Deployment, choose_target
@@ -117,13 +119,10 @@ class RollbackService:
         """Tell people a proposal changed (its card); never raises. Public for intake's "alerts"/"timeline"."""
         self._notify(proposal, event, detail)
 
-    def _notify(self, proposal: Proposal | None, event: str, detail: str | None = None) -> None:
-        if proposal is None:
-            return
-        try:
-            self.notifier.changed(proposal, event, detail)
-        except Exception:  # the card is re-synced from the database later; never lose the state change
-            log.exception("notifying about proposal #%s (%s) failed", proposal.id, event)
+    def _notify(self, proposal: Proposal | None, event: str, detail: str | None = None, *,
+                written: bool = False) -> None:
+        """``written``: the store wrote this intent in the change's transaction (the outbox only needs a wake)."""
+        tell(self.notifier, proposal, event, detail, written=written)
 
     def _refuse(self, actor: str, model: str | None, reason: str, action: str = "rollback.refused",
                 proposal_id: int | None = None, inputs: dict[str, Any] | None = None) -> Refused:
@@ -236,14 +235,14 @@ class RollbackService:
         )
         try:
             try:
-                proposal = self.store.create_proposal(new, created)
+                proposal = self.store.create_proposal(new, created, None if auto else Intent("created"))
             except OpenProposalExists as exc:
                 # Break-glass while a proposal waits for people (chat may be down): that one is superseded.
                 waiting = exc.existing
                 if not (execute_now and waiting and waiting.state is State.PROPOSED and waiting.deadline_at
                         and self.cancel(waiting.id, actor, f"superseded by a break-glass rollback by {actor}")):
                     raise
-                proposal = self.store.create_proposal(new, created)
+                proposal = self.store.create_proposal(new, created, None if auto else Intent("created"))
         except OpenProposalExists as exc:
             other = exc.existing
             what = f"proposal #{other.id} is {other.state.value}" if other else "another proposal is open"
@@ -255,7 +254,7 @@ class RollbackService:
         if on_created is not None:
             on_created(proposal)
         if not auto:
-            self._notify(proposal, "created")
+            self._notify(proposal, "created", written=True)
             return proposal
         return self.approve_and_execute(ApproveRequest(
             proposal, actor if execute_now else SYSTEM, decision.reason, announce=False))
@@ -267,12 +266,13 @@ class RollbackService:
             p.id, [State.PROPOSED], State.APPROVED,
             AuditEvent(actor=request.actor, action="proposal.approved", model=p.model, from_version=p.from_version,
                        to_version=p.to_version, reason=request.reason),
-            decided_by=request.actor, decided_at=self.clock.now(), **request.updates,
+            decided_by=request.actor, decided_at=self.clock.now(),
+            intent=Intent(request.event, request.detail) if request.announce else None, **request.updates,
         )
         if approved is None:
             return self.store.get_proposal(p.id)
         if request.announce:
-            self._notify(approved, request.event, request.detail)
+            self._notify(approved, request.event, request.detail, written=True)
         return self.queue.submit(p.id, request.actor)
 
     def _summary(self, policy: ModelPolicy, current: Deployment, hints: Mapping[str, str],
@@ -364,12 +364,12 @@ class RollbackService:
             AuditEvent(actor=actor, action="proposal.denied", model=proposal.model,
                        from_version=proposal.from_version, to_version=proposal.to_version,
                        reason=reason or "no reason given"),
-            decided_by=actor, decided_at=self.clock.now(), error=reason,
+            decided_by=actor, decided_at=self.clock.now(), error=reason, intent=Intent("denied", reason),
         )
         if denied is None:
             return self.store.get_proposal(proposal_id)
         self.store.record_denial(proposal_id, actor, reason)
-        self._notify(denied, "denied", reason)
+        self._notify(denied, "denied", reason, written=True)
         return denied
 
     def cancel(self, proposal_id: int, actor: str, reason: str) -> Proposal | None:
@@ -378,9 +378,9 @@ class RollbackService:
             proposal_id, [State.PROPOSED], State.CANCELLED,
             AuditEvent(actor=actor, action="proposal.cancelled", model=proposal.model,
                        from_version=proposal.from_version, to_version=proposal.to_version, reason=reason),
-            decided_by=actor, decided_at=self.clock.now(), result=reason,
+            decided_by=actor, decided_at=self.clock.now(), result=reason, intent=Intent("cancelled", reason),
         )
-        self._notify(cancelled, "cancelled", reason)
+        self._notify(cancelled, "cancelled", reason, written=True)
         return cancelled
 
     # ---- execution ---------------------------------------------------------------------------------------
@@ -461,8 +461,10 @@ class RollbackService:
             if proposal.deadline_at <= now:
                 result = self._on_timeout(proposal, policy, now)
             elif not proposal.reminded and now >= halfway:
-                result = self.store.update_open(proposal.id, None, expect={"reminded": False}, reminded=True)
-                self._notify(result, "reminder", f"deadline {proposal.deadline_at:%H:%M} UTC")
+                detail = f"deadline {proposal.deadline_at:%H:%M} UTC"
+                result = self.store.update_open(proposal.id, None, expect={"reminded": False},
+                                                intent=Intent("reminder", detail), reminded=True)
+                self._notify(result, "reminder", detail, written=True)
             else:
                 continue
             if result is not None:
@@ -476,10 +478,10 @@ class RollbackService:
                 AuditEvent(actor=TIMEOUT_ACTOR, action="proposal.escalated", model=proposal.model,
                            reason=f"no decision within {format_duration(policy.approval_timeout)}; "
                                   f"escalated to {', '.join(policy.escalate_to) or 'nobody configured'}"),
-                expect={"escalated": False}, escalated=True, reminded=False,
-                deadline_at=now + policy.approval_timeout,
+                expect={"escalated": False}, intent=Intent("escalated", " ".join(policy.escalate_to)),
+                escalated=True, reminded=False, deadline_at=now + policy.approval_timeout,
             )
-            self._notify(result, "escalated", " ".join(policy.escalate_to))
+            self._notify(result, "escalated", " ".join(policy.escalate_to), written=True)
             return result
         if policy.on_timeout is OnTimeout.ROLLBACK:
             done = self.approve_and_execute(ApproveRequest(
@@ -491,9 +493,9 @@ class RollbackService:
             AuditEvent(actor=TIMEOUT_ACTOR, action="proposal.expired", model=proposal.model,
                        from_version=proposal.from_version, to_version=proposal.to_version,
                        reason=f"no decision by {proposal.deadline_at:%H:%M} UTC"),
-            decided_by=TIMEOUT_ACTOR, decided_at=now,
+            decided_by=TIMEOUT_ACTOR, decided_at=now, intent=Intent("expired"),
         )
-        self._notify(expired, "expired")
+        self._notify(expired, "expired", written=True)
         return expired
 
     def sweep_stuck(self) -> list[Proposal]:

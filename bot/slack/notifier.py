@@ -60,14 +60,23 @@ class CardStore(Protocol):
 
 
 class OutboxNotifier:
-    """The core's Notifier: one outbox row per change, then a wake-up for the sender. Never calls Slack."""
+    """The core's Notifier over the outbox. Never calls Slack.
+
+    State changes carry their intent into the store, which writes it in the same transaction (``written``
+    then only wakes the sender); the few messages that follow a change without one of their own (alerts
+    joining, verification) are written by ``changed``."""
 
     def __init__(self, store: CardStore, wake: Callable[[], None]) -> None:
         self.store = store
         self.wake = wake
 
     def changed(self, proposal: Proposal, event: str, detail: str | None = None) -> None:
+        """An intent the store did not write with its change (alerts joining, verification): write it now."""
         self.store.add_outbox(proposal.id, event, detail)
+        self.wake()
+
+    def written(self) -> None:
+        """The store wrote the intent in the state change's transaction: only wake the sender."""
         self.wake()
 
 

@@ -23,7 +23,7 @@ from bot.core.audit import GENESIS, AuditEvent, AuditRecord, chain_hash
 from bot.core.clock import Clock, SystemClock
 from bot.core.errors import NotFound
 from bot.core.policy import ModelState
-from bot.core.ports import NewProposal, OpenProposalExists, StaleProposal
+from bot.core.ports import Intent, NewProposal, OpenProposalExists, StaleProposal
 from bot.core.proposal import OPEN_STATES, Kind, Proposal, State
 from bot.core.selection import Deployment
 from bot.store.alert_queries import AlertQueries
@@ -369,7 +369,7 @@ class SqlStore(AlertQueries, WorkQueues):
             rows = s.exec(q.order_by(col(ProposalRow.id).desc()).limit(limit)).all()
             return [_proposal(r, self._approvals(s, r.id)) for r in rows if r.id is not None]
 
-    def create_proposal(self, new: NewProposal, audit: AuditEvent) -> Proposal:
+    def create_proposal(self, new: NewProposal, audit: AuditEvent, intent: Intent | None = None) -> Proposal:
         """Insert a proposal and its audit row; raise OpenProposalExists if the model already has one."""
         now = self.clock.now()
         try:
@@ -412,6 +412,7 @@ class SqlStore(AlertQueries, WorkQueues):
                     replace(audit, proposal_id=row.id),
                     now,
                 )
+                self._intent(s, row.id, intent)
                 return _proposal(row, [])
         except IntegrityError as exc:
             if "one_open_per_model" not in str(exc) and "UNIQUE" not in str(exc).upper():
@@ -424,6 +425,8 @@ class SqlStore(AlertQueries, WorkQueues):
         from_states: Sequence[State],
         to_state: State,
         audit: AuditEvent,
+        *,
+        intent: Intent | None = None,
         **updates: Any,
     ) -> Proposal | None:
         """Compare-and-set the state; on success write ``updates`` and the audit row. None if it lost."""
@@ -445,13 +448,14 @@ class SqlStore(AlertQueries, WorkQueues):
             if result.rowcount != 1:
                 return None
             self._audit(s, replace(audit, proposal_id=proposal_id), now)
+            self._intent(s, proposal_id, intent)
             row = s.get(ProposalRow, proposal_id)
             assert row is not None
             s.refresh(row)
             return _proposal(row, self._approvals(s, proposal_id))
 
     def update_open(self, proposal_id: int, audit: AuditEvent | None, expect: Mapping[str, Any] | None = None,
-                    **updates: Any) -> Proposal | None:
+                    *, intent: Intent | None = None, **updates: Any) -> Proposal | None:
         """Change fields of a still-open proposal without changing its state.
 
         ``expect`` adds compare-and-set conditions (``{"escalated": False}``), so a sweeper that runs twice
@@ -474,6 +478,7 @@ class SqlStore(AlertQueries, WorkQueues):
                 return None
             if audit is not None:
                 self._audit(s, replace(audit, proposal_id=proposal_id), now)
+            self._intent(s, proposal_id, intent)
             row = s.get(ProposalRow, proposal_id)
             assert row is not None
             s.refresh(row)
@@ -502,7 +507,7 @@ class SqlStore(AlertQueries, WorkQueues):
 
     def complete_rollback(self, proposal_id: int, *, result: str, served: str | None,
                           verify_at: datetime | None, audit: AuditEvent,
-                          deployed_by: str) -> Proposal | None:
+                          deployed_by: str, intent: Intent | None = None) -> Proposal | None:
         """executing → succeeded, plus the new deployment row, the bad mark and the cooldown, atomically."""
         now = self.clock.now()
         with self.session() as s:
@@ -540,7 +545,13 @@ class SqlStore(AlertQueries, WorkQueues):
                     mrow.auto_blocked_reason = None  # a person acted: automatic rollbacks may resume
                 s.add(mrow)
             self._audit(s, replace(audit, proposal_id=proposal_id), now)
+            self._intent(s, proposal_id, intent)
             return _proposal(row, self._approvals(s, proposal_id))
+
+    def _intent(self, s: Session, proposal_id: int, intent: Intent | None) -> None:
+        """The Slack outbox row for a state change, in the change's own transaction."""
+        if intent is not None:
+            self.add_outbox(proposal_id, intent.event, intent.detail, session=s)
 
     def record_denial(self, proposal_id: int, user: str, reason: str | None) -> None:
         with self.session() as s:

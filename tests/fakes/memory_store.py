@@ -20,7 +20,7 @@ from bot.core.clock import Clock
 from bot.core.errors import NotFound
 from bot.core.intake import AlertRecord, Stored, StoreOutcome
 from bot.core.policy import ModelState
-from bot.core.ports import NewProposal, OpenProposalExists, StaleProposal
+from bot.core.ports import Intent, NewProposal, OpenProposalExists, StaleProposal
 from bot.core.proposal import OPEN_STATES, Proposal, State
 from bot.core.selection import Deployment
 
@@ -128,7 +128,7 @@ class MemoryStore:
         mine = [p for p in self.proposals.values() if p.model == model]
         return max(mine, key=lambda p: p.id) if mine else None
 
-    def create_proposal(self, new: NewProposal, audit: AuditEvent) -> Proposal:
+    def create_proposal(self, new: NewProposal, audit: AuditEvent, intent: Intent | None = None) -> Proposal:
         with self._lock:
             history = self.history(new.model)
             if history and history[-1].version != new.from_version:
@@ -145,20 +145,22 @@ class MemoryStore:
                 required_approvals=new.required_approvals, dry_run=new.dry_run, created_at=self.clock.now(),
                 deadline_at=new.deadline_at, summary=dict(new.summary), undo_of=new.undo_of)
             self.append_audit(replace(audit, proposal_id=pid))
+            self._intent(pid, intent)
             return self.proposals[pid]
 
     def transition(self, proposal_id: int, from_states: Sequence[State], to_state: State,
-                   audit: AuditEvent, **updates: Any) -> Proposal | None:
+                   audit: AuditEvent, *, intent: Intent | None = None, **updates: Any) -> Proposal | None:
         with self._lock:
             current = self.get_proposal(proposal_id)
             if current.state not in from_states:
                 return None
             self.proposals[proposal_id] = replace(current, state=to_state, **updates)
             self.append_audit(replace(audit, proposal_id=proposal_id))
+            self._intent(proposal_id, intent)
             return self.proposals[proposal_id]
 
     def update_open(self, proposal_id: int, audit: AuditEvent | None, expect: Mapping[str, Any] | None = None,
-                    **updates: Any) -> Proposal | None:
+                    *, intent: Intent | None = None, **updates: Any) -> Proposal | None:
         with self._lock:
             current = self.get_proposal(proposal_id)
             if current.state not in OPEN_STATES:
@@ -170,6 +172,7 @@ class MemoryStore:
             self.proposals[proposal_id] = replace(current, **updates)
             if audit is not None:
                 self.append_audit(replace(audit, proposal_id=proposal_id))
+            self._intent(proposal_id, intent)
             return self.proposals[proposal_id]
 
     def add_approval(self, proposal_id: int, user: str, audit: AuditEvent) -> tuple[bool, list[str]]:
@@ -185,7 +188,8 @@ class MemoryStore:
         return None
 
     def complete_rollback(self, proposal_id: int, *, result: str, served: str | None,
-                          verify_at: datetime | None, audit: AuditEvent, deployed_by: str) -> Proposal | None:
+                          verify_at: datetime | None, audit: AuditEvent, deployed_by: str,
+                          intent: Intent | None = None) -> Proposal | None:
         with self._lock:
             current = self.get_proposal(proposal_id)
             if current.state is not State.EXECUTING:
@@ -201,6 +205,7 @@ class MemoryStore:
                                                    now, deployed_by, f"rollback #{proposal_id}"))
                 self.models[current.model] = replace(self.model_state(current.model), last_rollback_at=now)
             self.append_audit(replace(audit, proposal_id=proposal_id))
+            self._intent(proposal_id, intent)
             return self.proposals[proposal_id]
 
     def due_deadlines(self, now: datetime) -> list[Proposal]:
@@ -295,6 +300,10 @@ class MemoryStore:
 
     def add_outbox(self, proposal_id: int, event: str, detail: str | None) -> None:
         self.outbox.append((proposal_id, event, detail))
+
+    def _intent(self, proposal_id: int, intent: Intent | None) -> None:
+        if intent is not None:
+            self.outbox.append((proposal_id, intent.event, intent.detail))
 
 
 __all__ = ["MemoryStore"]
