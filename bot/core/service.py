@@ -1,44 +1,25 @@
-"""Rollback orchestration: requests, approvals, execution, deadlines, stability. No I/O of its own.
+"""Rollback orchestration, composed of its use cases: requests, approvals (here), model controls, sweeps.
 
-Every state change goes through the Store as one compare-and-set with its audit row; the target is called
-only by the caller that won the change to `executing`, so nothing runs twice.
+Every state change goes through the Store as one compare-and-set with its audit row (and its Slack intent);
+approved proposals go to the executor through the one `approve_and_execute` path, so nothing runs twice.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from dataclasses import dataclass
 
 from bot.core.audit import AuditEvent
-from bot.core.clock import Clock
-from bot.core.durations import format_duration
-from bot.core.errors import Refused, RollbackError, UnknownModel
-from bot.core.execution import SYSTEM, ApprovedQueue, Executor
-from bot.core.metrics import MetricLine
-from bot.core.policy import Action, Decision, ModelPolicy, OnTimeout, Policy, decide
-from bot.core.ports import (
-    ApproverDirectory,
-    DeploymentTarget,
-    Intent,
-    NewProposal,
-    Notifier,
-    NullNotifier,
-    OpenProposalExists,
-    StaleProposal,
-    StaticDirectory,
-    Store,
-    tell,
-)
+from bot.core.controls import ModelControls
+from bot.core.execution import SYSTEM
+from bot.core.policy import ModelPolicy
+from bot.core.ports import Intent, NewProposal, OpenProposalExists, StaleProposal
 from bot.core.proposal import Kind, Proposal, State, check_transition
-from bot.core.selection import Deployment, choose_target
-from bot.core.severity import Severity
+from bot.core.requests import Requests
+from bot.core.sweeps import Sweeps
+from bot.core.usecase import TIMEOUT_ACTOR, ApproveRequest, UseCase
 
 log = logging.getLogger(__name__)
-
-TIMEOUT_ACTOR = "bot:timeout"
 
 
 @dataclass(frozen=True)
@@ -48,259 +29,11 @@ class ApprovalOutcome:
     executed: bool = False
 
 
-@dataclass(frozen=True)
-class ApproveRequest:
-    """Everything approve_and_execute needs, typed: who approves which proposal, why, and what to announce."""
-
-    proposal: Proposal
-    actor: str
-    reason: str
-    announce: bool = True  # an automatic rollback's card appears in its final state: no "approved" card
-    event: str = "approved"
-    detail: str | None = None
-    updates: Mapping[str, str] = field(default_factory=dict)  # severity / decision_reason of an escalation
-
-
-class _RunNow:
-    """Approved proposals executed in the caller's thread (no workers: the CLI, embedded use, tests)."""
-
-    def __init__(self, executor: Executor) -> None:
-        self.executor = executor
-
-    def submit(self, proposal_id: int, actor: str) -> Proposal:
-        return self.executor.run(proposal_id, actor)
-
-
 def slack_user(actor: str) -> str | None:
     return actor.split(":", 1)[1] if actor.startswith("slack:") else None
 
 
-class RollbackService:
-    def __init__(
-        self,
-        store: Store,
-        policy: Policy,
-        targets: Mapping[str, DeploymentTarget],
-        clock: Clock,
-        notifier: Notifier | None = None,
-        directory: ApproverDirectory | None = None,
-        summarise: Callable[[ModelPolicy, Deployment | None, Mapping[str, str]], dict[str, Any]] | None = None,
-        verification_enabled: bool = False,
-        executor: Executor | None = None,
-        queue: ApprovedQueue | None = None,
-    ) -> None:
-        """``queue`` takes approved proposals: run at once (CLI, tests) or by the executor worker (serve)."""
-        self.store = store
-        self.policy = policy
-        self.targets = targets
-        self.clock = clock
-        self.notifier: Notifier = notifier or NullNotifier()
-        self.directory: ApproverDirectory = directory or StaticDirectory()
-        self.summarise = summarise
-        self.verification_enabled = verification_enabled
-        self.executor = executor or Executor(store, policy, targets, clock, self.notifier, verification_enabled)
-        self.queue: ApprovedQueue = queue or _RunNow(self.executor)
-
-    # ---- lookups ----------------------------------------------------------------------------------------
-
-    def model_policy(self, model: str) -> ModelPolicy:
-        found = self.policy.model(model)
-        if found is None:
-            raise UnknownModel(model, list(self.policy.models))
-        return found
-
-    def target_for(self, policy: ModelPolicy) -> DeploymentTarget:
-        target = self.targets.get(policy.target)
-        if target is None:
-            raise RollbackError(f"target '{policy.target}' of {policy.name} is not available in this build")
-        return target
-
-    def notify(self, proposal: Proposal | None, event: str, detail: str | None = None) -> None:
-        """Tell people a proposal changed (its card); never raises. Public for intake's "alerts"/"timeline"."""
-        self._notify(proposal, event, detail)
-
-    def _notify(self, proposal: Proposal | None, event: str, detail: str | None = None, *,
-                written: bool = False) -> None:
-        """``written``: the store wrote this intent in the change's transaction (the outbox only needs a wake)."""
-        tell(self.notifier, proposal, event, detail, written=written)
-
-    def _refuse(self, actor: str, model: str | None, reason: str, action: str = "rollback.refused",
-                proposal_id: int | None = None, inputs: dict[str, Any] | None = None) -> Refused:
-        self.store.append_audit(AuditEvent(actor=actor, action=action, model=model, proposal_id=proposal_id,
-                                           reason=reason, inputs=inputs or {}))
-        return Refused(reason)
-
-    # ---- deployments ------------------------------------------------------------------------------------
-
-    def deploy(self, model: str, version: str, *, actor: str, deployed_by: str | None = None,
-               source: str | None = None, metadata: dict[str, Any] | None = None,
-               stable: bool = False) -> Deployment:
-        try:
-            policy = self.model_policy(model)
-        except UnknownModel as exc:
-            self.store.append_audit(AuditEvent(actor=actor, action="deploy.refused", model=model,
-                                               to_version=version, reason=str(exc)))
-            raise
-        version = version.strip()
-        if not version:
-            raise RollbackError("version must not be empty")
-        history = self.store.history(model)
-        previous = history[-1].version if history else None
-        return self.store.record_deployment(
-            model, version, deployed_by=deployed_by, source=source, metadata=metadata or {},
-            stable=stable, set_served=policy.target == "local",
-            audit=AuditEvent(actor=actor, action="deploy", model=model, from_version=previous,
-                             to_version=version, reason=f"deployed by {deployed_by or actor}"
-                             + (f" via {source}" if source else "") + (" (marked stable)" if stable else ""),
-                             inputs={"metadata": metadata or {}}),
-        )
-
-    # ---- requests ---------------------------------------------------------------------------------------
-
-    def request_rollback(
-        self,
-        model: str,
-        *,
-        actor: str,
-        reason: str,
-        to_version: str | None = None,
-        execute_now: bool = False,
-        force_cooldown: bool = False,
-        kind: Kind = Kind.MANUAL,
-        severity: str = "manual",
-        decision: Decision | None = None,
-        metric_hints: Mapping[str, str] | None = None,
-        alert_values: Mapping[str, float] | None = None,
-        alert_severity: Severity | None = None,
-        on_created: Callable[[Proposal], None] | None = None,
-    ) -> Proposal:
-        """Open a proposal (and, for break-glass or automatic decisions, run it at once).
-
-        ``alert_severity`` lets the policy decide from the same model state the proposal is then checked
-        against, so a rollback finishing in between makes the request stale instead of running it twice.
-        ``on_created`` runs after the proposal is written and before anyone is told or anything runs (alert
-        intake attaches its alerts there, so the first card already lists them).
-        """
-        try:
-            policy = self.model_policy(model)
-        except UnknownModel as exc:
-            raise self._refuse(actor, model, str(exc)) from None
-        now = self.clock.now()
-        state = self.store.model_state(model)
-        if state.frozen(now):
-            assert state.frozen_until is not None
-            why = f" ({state.frozen_reason})" if state.frozen_reason else ""
-            raise self._refuse(actor, model,
-                               f"{model} is frozen until {state.frozen_until:%Y-%m-%d %H:%M} UTC by "
-                               f"{state.frozen_by}{why}; run `/rollback unfreeze {model}` first")
-        cooldown_ends = state.cooldown_ends(policy)
-        in_cooldown = cooldown_ends is not None and cooldown_ends > now
-        if execute_now and in_cooldown and not force_cooldown and kind is Kind.MANUAL:
-            assert cooldown_ends is not None
-            raise self._refuse(actor, model,
-                               f"{model} was rolled back at {state.last_rollback_at:%H:%M} UTC and is in "
-                               f"cooldown until {cooldown_ends:%H:%M} UTC; pass --force to roll back again now")
-        history = self.store.history(model)
-        try:
-            choice = choose_target(model, history, to_version)
-        except RollbackError as exc:
-            raise self._refuse(actor, model, str(exc)) from None
-        if decision is None and alert_severity is not None:
-            decision = decide(alert_severity, policy, state, now)
-            if decision.action is Action.IGNORE:
-                raise self._refuse(actor, model, decision.reason)
-        if decision is None:
-            wait = (f"asked by {actor}: waiting for {policy.required_approvals} approval(s)"
-                    if not execute_now else f"break-glass rollback by {actor}")
-            if in_cooldown and not execute_now:
-                wait += f" (in cooldown after a rollback at {state.last_rollback_at:%H:%M} UTC)"
-            decision = Decision(Action.AUTO_EXECUTE if execute_now else Action.PROPOSE, wait, policy.dry_run)
-        auto = decision.action is Action.AUTO_EXECUTE
-        summary = self._summary(policy, history[-1], metric_hints or {}, alert_values or {})
-        runs = self._version_metrics(policy, choice.from_version, choice.to_version)
-        if runs:
-            summary = {**summary, "version_metrics": runs}
-        new = NewProposal(
-            model=model, from_version=choice.from_version, to_version=choice.to_version, kind=kind,
-            requested_by=actor, reason=reason, target_note=choice.note, severity=severity,
-            decision_reason=decision.reason, required_approvals=policy.required_approvals,
-            dry_run=policy.dry_run, deadline_at=None if auto else now + policy.approval_timeout,
-            summary=summary, seen_last_rollback_at=state.last_rollback_at,
-        )
-        created = AuditEvent(
-            actor=actor, action="proposal.created", model=model, from_version=choice.from_version,
-            to_version=choice.to_version, reason=reason,
-            inputs={"decision": decision.action.value, "why": decision.reason, "target": choice.note,
-                    "severity": severity, "kind": kind.value, "summary": summary},
-        )
-        try:
-            try:
-                proposal = self.store.create_proposal(new, created, None if auto else Intent("created"))
-            except OpenProposalExists as exc:
-                # Break-glass while a proposal waits for people (chat may be down): that one is superseded.
-                waiting = exc.existing
-                if not (execute_now and waiting and waiting.state is State.PROPOSED and waiting.deadline_at
-                        and self.cancel(waiting.id, actor, f"superseded by a break-glass rollback by {actor}")):
-                    raise
-                proposal = self.store.create_proposal(new, created, None if auto else Intent("created"))
-        except OpenProposalExists as exc:
-            other = exc.existing
-            what = f"proposal #{other.id} is {other.state.value}" if other else "another proposal is open"
-            raise self._refuse(actor, model, f"a rollback of {model} is already under way ({what}); "
-                                             "approve or deny that one instead") from None
-        except StaleProposal as exc:
-            raise self._refuse(actor, model, f"{exc} (another rollback or deployment finished meanwhile); "
-                                             "check `/rollback status` and ask again if still needed") from None
-        if on_created is not None:
-            on_created(proposal)
-        if not auto:
-            self._notify(proposal, "created", written=True)
-            return proposal
-        return self.approve_and_execute(ApproveRequest(
-            proposal, actor if execute_now else SYSTEM, decision.reason, announce=False))
-
-    def approve_and_execute(self, request: ApproveRequest) -> Proposal:
-        """The one way a proposal becomes approved and reaches the executor (people, policy, timeouts, undo)."""
-        p = request.proposal
-        approved = self.store.transition(
-            p.id, [State.PROPOSED], State.APPROVED,
-            AuditEvent(actor=request.actor, action="proposal.approved", model=p.model, from_version=p.from_version,
-                       to_version=p.to_version, reason=request.reason),
-            decided_by=request.actor, decided_at=self.clock.now(),
-            intent=Intent(request.event, request.detail) if request.announce else None, **request.updates,
-        )
-        if approved is None:
-            return self.store.get_proposal(p.id)
-        if request.announce:
-            self._notify(approved, request.event, request.detail, written=True)
-        return self.queue.submit(p.id, request.actor)
-
-    def _summary(self, policy: ModelPolicy, current: Deployment, hints: Mapping[str, str],
-                 values: Mapping[str, float]) -> dict[str, Any]:
-        """Numbers for the card, computed once and stored with the proposal (the audit shows what was seen)."""
-        if self.summarise is not None:
-            try:
-                return self.summarise(policy, current, hints)
-            except Exception:  # a metrics outage must never stop a rollback proposal
-                log.exception("metric summary for %s failed", policy.name)
-        if values:  # no Prometheus: show what Grafana or Datadog put in the alert, as it is
-            lines = [MetricLine(k, "", float(v), None, None, None, "", False) for k, v in list(values.items())[:10]]
-            return {"metrics": [line.to_dict() for line in lines], "exprs": {}, "source": "alert"}
-        return {}
-
-    def _version_metrics(self, policy: ModelPolicy, from_version: str, to_version: str) -> dict[str, Any]:
-        """Per-version run metrics, where the target's registry keeps them (MLflow)."""
-        target = self.targets.get(policy.target)
-        reader = getattr(target, "version_metrics", None)
-        if reader is None:
-            return {}
-        try:
-            return {"from": reader(policy.name, from_version, policy.target_settings),
-                    "to": reader(policy.name, to_version, policy.target_settings)}
-        except Exception:  # the registry being slow or down must not stop a proposal
-            log.exception("run metrics of %s from %s failed", policy.name, policy.target)
-            return {}
-
+class RollbackService(Requests, ModelControls, Sweeps, UseCase):
     # ---- approvals --------------------------------------------------------------------------------------
 
     def may_approve(self, policy: ModelPolicy, actor: str) -> bool:
@@ -372,17 +105,6 @@ class RollbackService:
         self._notify(denied, "denied", reason, written=True)
         return denied
 
-    def cancel(self, proposal_id: int, actor: str, reason: str) -> Proposal | None:
-        proposal = self.store.get_proposal(proposal_id)
-        cancelled = self.store.transition(
-            proposal_id, [State.PROPOSED], State.CANCELLED,
-            AuditEvent(actor=actor, action="proposal.cancelled", model=proposal.model,
-                       from_version=proposal.from_version, to_version=proposal.to_version, reason=reason),
-            decided_by=actor, decided_at=self.clock.now(), result=reason, intent=Intent("cancelled", reason),
-        )
-        self._notify(cancelled, "cancelled", reason, written=True)
-        return cancelled
-
     # ---- execution ---------------------------------------------------------------------------------------
 
     def execute(self, proposal_id: int, actor: str) -> Proposal:
@@ -421,100 +143,5 @@ class RollbackService:
                                "undo.refused", proposal_id) from None
         return self.approve_and_execute(ApproveRequest(proposal, actor, "undo by an approver", announce=False))
 
-    # ---- freeze -----------------------------------------------------------------------------------------
 
-    def freeze(self, model: str, *, actor: str, duration: timedelta, reason: str | None) -> datetime:
-        self.model_policy(model)
-        until = self.clock.now() + duration
-        self.store.set_freeze(model, until, reason, actor, AuditEvent(
-            actor=actor, action="model.frozen", model=model,
-            reason=f"frozen for {format_duration(duration)}" + (f": {reason}" if reason else "")))
-        return until
-
-    def unfreeze(self, model: str, *, actor: str) -> None:
-        self.model_policy(model)
-        self.store.set_freeze(model, None, None, None, AuditEvent(actor=actor, action="model.unfrozen",
-                                                                  model=model, reason="unfrozen"))
-
-    # ---- sweepers (each asks the database what is due; safe to run twice or on two replicas) -------------
-
-    def sweep_stable(self) -> list[Deployment]:
-        now = self.clock.now()
-        due: dict[str, datetime] = {}
-        for dep in self.store.current_deployments(list(self.policy.models)):
-            if dep.stable_at is not None or dep.rolled_back_at is not None:
-                continue
-            policy = self.policy.models[dep.model]
-            quiet = self.store.quiet_since(dep.model, dep.deployed_at)
-            if quiet is not None and now - quiet >= policy.stable_after:
-                due[str(dep.id)] = quiet
-        return self.store.mark_stable_due(due, "bot:stability") if due else []
-
-    def sweep_deadlines(self) -> list[Proposal]:
-        now = self.clock.now()
-        touched: list[Proposal] = []
-        for proposal in self.store.due_deadlines(now):
-            policy = self.policy.model(proposal.model)
-            if policy is None or proposal.deadline_at is None:
-                continue
-            halfway = proposal.deadline_at - (policy.approval_timeout / 2)
-            if proposal.deadline_at <= now:
-                result = self._on_timeout(proposal, policy, now)
-            elif not proposal.reminded and now >= halfway:
-                detail = f"deadline {proposal.deadline_at:%H:%M} UTC"
-                result = self.store.update_open(proposal.id, None, expect={"reminded": False},
-                                                intent=Intent("reminder", detail), reminded=True)
-                self._notify(result, "reminder", detail, written=True)
-            else:
-                continue
-            if result is not None:
-                touched.append(result)
-        return touched
-
-    def _on_timeout(self, proposal: Proposal, policy: ModelPolicy, now: datetime) -> Proposal | None:
-        if policy.on_timeout is OnTimeout.ESCALATE and not proposal.escalated:
-            result = self.store.update_open(
-                proposal.id,
-                AuditEvent(actor=TIMEOUT_ACTOR, action="proposal.escalated", model=proposal.model,
-                           reason=f"no decision within {format_duration(policy.approval_timeout)}; "
-                                  f"escalated to {', '.join(policy.escalate_to) or 'nobody configured'}"),
-                expect={"escalated": False}, intent=Intent("escalated", " ".join(policy.escalate_to)),
-                escalated=True, reminded=False, deadline_at=now + policy.approval_timeout,
-            )
-            self._notify(result, "escalated", " ".join(policy.escalate_to), written=True)
-            return result
-        if policy.on_timeout is OnTimeout.ROLLBACK:
-            done = self.approve_and_execute(ApproveRequest(
-                proposal, TIMEOUT_ACTOR, f"no decision within {format_duration(policy.approval_timeout)}; "
-                                         "on_timeout = rollback", announce=False))
-            return done if done.decided_by == TIMEOUT_ACTOR else None
-        expired = self.store.transition(
-            proposal.id, [State.PROPOSED], State.EXPIRED,
-            AuditEvent(actor=TIMEOUT_ACTOR, action="proposal.expired", model=proposal.model,
-                       from_version=proposal.from_version, to_version=proposal.to_version,
-                       reason=f"no decision by {proposal.deadline_at:%H:%M} UTC"),
-            decided_by=TIMEOUT_ACTOR, decided_at=now, intent=Intent("expired"),
-        )
-        self._notify(expired, "expired", written=True)
-        return expired
-
-    def sweep_stuck(self) -> list[Proposal]:
-        """Approved or executing proposals nobody works on (their executor died): the executor finishes them.
-
-        An executing one is never simply re-run: the executor first asks the target which version is live.
-        """
-        finished = []
-        for proposal_id in self.store.proposals_to_execute():
-            done = self.queue.submit(proposal_id, "bot:recovery")
-            if done.state not in (State.APPROVED, State.EXECUTING):
-                finished.append(done)
-        return finished
-
-    # ---- alerts -----------------------------------------------------------------------------------------
-
-    def decide_for(self, model: str, severity: Severity) -> Decision:
-        policy = self.model_policy(model)
-        return decide(severity, policy, self.store.model_state(model), self.clock.now())
-
-
-__all__ = ["SYSTEM", "ApprovalOutcome", "ApproveRequest", "RollbackService"]
+__all__ = ["SYSTEM", "TIMEOUT_ACTOR", "ApprovalOutcome", "ApproveRequest", "RollbackService", "UseCase"]
