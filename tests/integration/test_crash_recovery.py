@@ -19,10 +19,11 @@ from bot.slack.fake_api import FakeSlackApi
 from bot.slack.notifier import CARD_EVENT_TYPE
 from bot.store.db import make_engine
 from bot.store.repository import SqlStore
+from tests.conftest import TABLES as ALL_TABLES
 from tests.integration.alert_helpers import am_alert, am_body
 from tests.integration.served import Deployer, Serve, policy_text, serve_env, wait_until
 
-TABLES = "approvals, alerts, proposals, deployments, models, audit, audit_head, slack_events, leases, slack_outbox"
+TABLES = ", ".join(ALL_TABLES)
 
 
 @pytest.fixture
