@@ -254,7 +254,8 @@ class MemoryStore:
                     rec = AlertRecord(len(self.alerts) + 1, source, alert.fingerprint, alert.name, model,
                                       alert.status, alert.severity, starts, alert.ends_at, received_at,
                                       (alert.ends_at or received_at) if resolved else None, None, alert.summary,
-                                      dict(alert.labels), dict(alert.links), dict(alert.values))
+                                      dict(alert.labels), dict(alert.links), dict(alert.values),
+                                      dict(alert.annotations))
                     self.alerts[rec.id] = rec
                     self.decided[rec.id] = None if model is not None and not resolved else ("closed", "")
                     out.append(Stored(StoreOutcome.NEW, rec))
