@@ -86,6 +86,7 @@ def _seconds(settings: Settings, name: str, default: float) -> float:
 class WorkerTimings:
     lease_s: float = 15.0  # an executor or decider that died is replaced after this long
     poll_s: float = 1.0  # the fallback when a wake-up (in-process or NOTIFY) was lost
+    deadline_s: float = 4.5  # every HTTP request answered (503 at worst) within this long
 
 
 @dataclass
@@ -132,7 +133,8 @@ def build(
     store = SqlStore(engine, clock)
     policy = policy or read_policy(settings.policy_path)
     timings = WorkerTimings(_seconds(settings, "EXECUTOR_LEASE_SECONDS", 15.0),
-                            _seconds(settings, "WORKER_POLL_SECONDS", 1.0))
+                            _seconds(settings, "WORKER_POLL_SECONDS", 1.0),
+                            _seconds(settings, "REQUEST_DEADLINE_SECONDS", 4.5))
     signals = Signals()
     owner = worker_id()
     all_targets: dict[str, DeploymentTarget] = {"local": LocalTarget(store)}

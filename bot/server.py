@@ -74,7 +74,8 @@ def assemble(container: Container, *, with_slack: bool, sweep_every: float = 5.0
     if service.verification_enabled:
         jobs["verify"] = (verifier(container).sweep, sweep_every)
     app = create_app(container, extra_routes=extra, lifespan=lifespan)
-    app.add_middleware(Deadline)
+    if container.run_workers:  # the request only records: anything slower than the deadline is the database
+        app.add_middleware(Deadline, seconds=container.timings.deadline_s)
     return Running(app, container, jobs, socket_bolt is not None)
 
 

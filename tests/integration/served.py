@@ -161,7 +161,7 @@ def serve_env(db_url: str, slack_url: str, policy: Path, **extra: str) -> dict[s
     return {"DATABASE_URL": db_url, "SLACK_BOT_TOKEN": "xoxb-crash-test", "SLACK_SIGNING_SECRET": "crash-secret",
             "SLACK_API_URL": slack_url, "ROLLBACK_POLICY": str(policy), "ALERT_WEBHOOK_TOKEN": ALERT_TOKEN,
             "ROLLBACK_WEBHOOK_SECRET": WEBHOOK_SECRET, "EXECUTOR_LEASE_SECONDS": "2",
-            "WORKER_POLL_SECONDS": "0.5", **extra}
+            "WORKER_POLL_SECONDS": "0.5", "REQUEST_DEADLINE_SECONDS": "30", **extra}
 
 
 __all__ = ["AUTH", "Deployer", "Serve", "policy_text", "serve_env", "serving", "wait_until"]

@@ -97,7 +97,8 @@ def test_database_outage_is_503_within_5_s_and_work_resumes(tmp_path: Path, pg_u
     try:
         with FakeSlackApi() as slack, Deployer({"fraud-detector": "7"}) as deployer:
             (tmp_path / "rollback.toml").write_text(policy_text(deployer.url))
-            serve = Serve(serve_env(proxied, slack.base_url, tmp_path / "rollback.toml"), tmp_path).start()
+            env = serve_env(proxied, slack.base_url, tmp_path / "rollback.toml", REQUEST_DEADLINE_SECONDS="4.5")
+            serve = Serve(env, tmp_path).start()
             try:
                 deploy_versions(serve)
                 proxy.refuse() if outage == "refused" else proxy.stall()
