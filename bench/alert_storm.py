@@ -380,7 +380,7 @@ def run(kind: str, alerts: int, fingerprints: int, models: int, batch: int, send
                 slack.send("cards")
                 cards = int(slack.recv())
         bare_port = free_port()
-        with process(["-m", "bench.bare", "--port", str(bare_port)], {}, ROOT,
+        with process(["-m", "bench.bare", "--port", str(bare_port)], {}, tmp,
                      f"http://127.0.0.1:{bare_port}/healthz"):
             bare = blast([bare_port], make_bodies(alerts, fingerprints, models, batch), senders, "bare 202",
                          min_seconds=2.0)
