@@ -172,7 +172,10 @@ EXPECTED_RULES = {
         {"apiGroups": ["argoproj.io"], "resources": ["rollouts/status"], "verbs": ["patch"]},
         {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list"]},
     ],
-    "kserve": [{"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"], "verbs": ["get", "patch"]}],
+    "kserve": [
+        {"apiGroups": ["serving.kserve.io"], "resources": ["inferenceservices"], "verbs": ["get", "patch"]},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},  # raw mode: the rollout
+    ],
 }
 
 
@@ -189,3 +192,10 @@ def test_each_target_gets_only_the_verbs_it_uses_in_one_namespace(target: str) -
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                                   "name": role["metadata"]["name"]}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "rollback-bot", "namespace": "rollback-bot"}]
+
+
+def test_the_image_tag_is_the_package_version(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    _, docs = overlay
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert {c["image"] for c in [*pod["containers"], *pod["initContainers"]]} == {f"rollback-bot:{version}"}
