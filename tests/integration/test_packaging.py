@@ -142,3 +142,10 @@ def test_the_scripts_are_executable_bash(script: str) -> None:
     path = ROOT / script
     assert os.access(path, os.X_OK)
     assert subprocess.run(["bash", "-n", str(path)], check=False).returncode == 0
+
+
+def test_ci_installs_what_the_packaging_tests_need_then_runs_the_readme_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "need_apt+=(kubernetes-client)" in ci
+    assert ci.rstrip().splitlines()[-1].startswith("exec ./scripts/test")
+    assert "./scripts/test" in (ROOT / "README.md").read_text()
