@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 
@@ -14,15 +13,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bot import charts as chart_images
 from bot.bootstrap import Container
 from bot.insight import chart_provider
 from bot.slack.app import build_bolt_app
 from bot.slack.client import web_client
 from bot.slack.directory import SlackDirectory
 from bot.slack.notifier import SlackNotifier
-
-log = logging.getLogger(__name__)
 
 
 class SlackStartError(Exception):
@@ -55,11 +51,7 @@ def attach_slack(container: Container) -> SlackParts:
     assert settings.slack_bot_token
     sync_client = web_client(settings.slack_bot_token, settings.slack_api_url)
     insight = container.extras.get("insight")
-    charts = None
-    if insight is not None and chart_images.available():
-        charts = chart_provider(insight, container.policy)
-    elif insight is not None:
-        log.info("charts are off: matplotlib is not installed (install rollback-bot[charts] for PNG charts)")
+    charts = chart_provider(insight, container.policy) if insight is not None else None
     notifier = SlackNotifier(sync_client, container.store, container.policy, settings.public_url, charts)
     container.service.notifier = notifier
     container.service.directory = SlackDirectory(sync_client)

@@ -149,3 +149,13 @@ def test_ci_installs_what_the_packaging_tests_need_then_runs_the_readme_command(
     assert "need_apt+=(kubernetes-client)" in ci
     assert ci.rstrip().splitlines()[-1].startswith("exec ./scripts/test")
     assert "./scripts/test" in (ROOT / "README.md").read_text()
+
+
+def test_without_matplotlib_the_chart_provider_is_off_and_says_so() -> None:
+    code = ("import logging, sys; sys.modules['matplotlib'] = None\n"
+            "logging.basicConfig(level=logging.INFO)\n"
+            "from bot.insight import chart_provider\n"
+            "sys.exit(chart_provider(object(), object()) is not None)")
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert "charts are off: matplotlib is not installed" in result.stderr
