@@ -199,3 +199,14 @@ def test_the_image_tag_is_the_package_version(overlay: tuple[str, list[dict[str,
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
     assert {c["image"] for c in [*pod["containers"], *pod["initContainers"]]} == {f"rollback-bot:{version}"}
+
+
+@pytest.mark.parametrize("target", RBAC)
+def test_the_shipped_role_grants_what_the_target_page_documents(target: str) -> None:
+    """docs/targets/<target>.md's Role is the one its tests run a whole rollback under; ours must match it."""
+    page = (ROOT / "docs" / "targets" / f"{target}.md").read_text()
+    documented = [doc for block in re.findall(r"```yaml\n(.*?)```", page, re.S)
+                  for doc in yaml.safe_load_all(block) if isinstance(doc, dict) and doc.get("kind") == "Role"]
+    assert documented, f"no Role in docs/targets/{target}.md"
+    rules = [{k: v for k, v in rule.items() if k != "resourceNames"} for rule in documented[0]["rules"]]
+    assert one(render(KUBE / "rbac" / target), "ClusterRole")["rules"] == rules
