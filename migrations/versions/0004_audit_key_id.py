@@ -1,7 +1,7 @@
 """audit rows name the HMAC key that signed them (NULL: an unkeyed row written before keys existed)
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 """
 from collections.abc import Sequence
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0004'
-down_revision: str | None = '0002'
+down_revision: str | None = '0003'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
