@@ -32,7 +32,7 @@ class ServeProcess:
         self.port = port or free_port()
         self.cwd = cwd
         self.log_path = cwd / f"serve-{self.port}.log"
-        full = clean_env(env)
+        full = clean_env({"AUDIT_HMAC_KEY": "serve-process-audit-key-0123", **env})  # required on PostgreSQL
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(self.port)], env=full,
                                      cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT)

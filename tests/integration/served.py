@@ -113,6 +113,7 @@ class Serve:
 
     def start(self) -> Serve:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL", "ROLLBACK_"))}
+        env["AUDIT_HMAC_KEY"] = "served-audit-key-0123456789"  # required on PostgreSQL; a test's env may override
         env.update(self.env)
         env["PYTHONPATH"] = str(ROOT)
         with self.log.open("ab") as out:
