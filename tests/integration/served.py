@@ -20,12 +20,15 @@ from typing import Any
 
 import httpx
 
+from bot.core.audit import key_ring_from
 from tests.fakes.httpserver import FakeService, LoopbackServer, Request, Response
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERT_TOKEN = "crash-alert-token"
 AUTH = {"Authorization": f"Bearer {ALERT_TOKEN}"}
 WEBHOOK_SECRET = "whsec-crash-secret"
+AUDIT_KEY = "served-audit-key-0123456789"
+AUDIT_RING = key_ring_from({"AUDIT_HMAC_KEY": AUDIT_KEY})  # to verify what the served bot wrote
 
 
 def free_port() -> int:
@@ -113,7 +116,7 @@ class Serve:
 
     def start(self) -> Serve:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL", "ROLLBACK_"))}
-        env["AUDIT_HMAC_KEY"] = "served-audit-key-0123456789"  # required on PostgreSQL; a test's env may override
+        env["AUDIT_HMAC_KEY"] = AUDIT_KEY  # required on PostgreSQL; a test's env may override
         env.update(self.env)
         env["PYTHONPATH"] = str(ROOT)
         with self.log.open("ab") as out:

@@ -21,7 +21,7 @@ from bot.store.db import make_engine
 from bot.store.repository import SqlStore
 from tests.conftest import TABLES as ALL_TABLES
 from tests.integration.alert_helpers import am_alert, am_body
-from tests.integration.served import Deployer, Serve, policy_text, serve_env, wait_until
+from tests.integration.served import AUDIT_RING, Deployer, Serve, policy_text, serve_env, wait_until
 
 TABLES = ", ".join(ALL_TABLES)
 
@@ -38,7 +38,7 @@ def pg_url(pg_database: str) -> str:
 @pytest.fixture
 def store(pg_url: str) -> Iterator[SqlStore]:
     engine = make_engine(pg_url)
-    yield SqlStore(engine, SystemClock())
+    yield SqlStore(engine, SystemClock(), audit_keys=AUDIT_RING)  # the served bot's key
     engine.dispose()
 
 
@@ -105,7 +105,7 @@ def test_kill_mid_switch_after_the_target_switched_completes_without_switching_a
         assert len(deployer.posts) == 1  # switched once
         assert deployer.live["fraud-detector"] == "6"
         records = store.audit_records()
-        assert verify_chain(records) == []
+        assert verify_chain(records, AUDIT_RING) == []
         assert [r.action for r in records if r.proposal_id == p.id].count("rollback.succeeded") == 1
         wait_until(lambda: cards(slack, p.id), 20, "the card")
     finally:
@@ -133,7 +133,7 @@ def test_kill_mid_switch_before_the_target_switched_switches_once_after_restart(
         assert done.state is State.SUCCEEDED, done.error
         assert "resumed after the bot restarted" in (done.result or "")
         assert deployer.live["fraud-detector"] == "6"
-        assert verify_chain(store.audit_records()) == []
+        assert verify_chain(store.audit_records(), AUDIT_RING) == []
     finally:
         second.stop()
 
@@ -162,7 +162,7 @@ def test_kill_after_approval_before_execution_is_finished_by_the_next_process(
     try:
         done = wait_until(lambda: finished(store, p.id), 20, "the executor to pick up the approved proposal")
         assert done.state is State.SUCCEEDED and len(deployer.posts) == 1
-        assert verify_chain(store.audit_records()) == []
+        assert verify_chain(store.audit_records(), AUDIT_RING) == []
     finally:
         second.stop()
 

@@ -21,7 +21,7 @@ from bot.store.db import make_engine
 from bot.store.repository import SqlStore
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.integration.alert_helpers import am_alert, am_body
-from tests.integration.served import AUTH, Deployer, Serve, policy_text, serve_env, wait_until
+from tests.integration.served import AUDIT_RING, AUTH, Deployer, Serve, policy_text, serve_env, wait_until
 from tests.integration.test_crash_recovery import TABLES, cards, deploy_versions
 
 ENDPOINTS: list[tuple[str, str, Any]] = [
@@ -46,7 +46,7 @@ def pg_url(pg_database: str) -> str:
 @pytest.fixture
 def store(pg_url: str) -> Iterator[SqlStore]:
     engine = make_engine(pg_url)
-    yield SqlStore(engine, SystemClock())
+    yield SqlStore(engine, SystemClock(), audit_keys=AUDIT_RING)  # the served bot's key
     engine.dispose()
 
 
