@@ -24,6 +24,7 @@ from bot.core.errors import (
 )
 from bot.core.metrics import MetricLine
 from bot.core.policy import Action, Decision, ModelPolicy, OnTimeout, Policy, decide
+from bot.core.policy_record import policy_values  # report hook: the policy in force, stored with the proposal
 from bot.core.ports import (
     ApproverDirectory,
     DeploymentTarget,
@@ -212,7 +213,8 @@ class RollbackService:
             actor=actor, action="proposal.created", model=model, from_version=choice.from_version,
             to_version=choice.to_version, reason=reason,
             inputs={"decision": decision.action.value, "why": decision.reason, "target": choice.note,
-                    "severity": severity, "kind": kind.value, "summary": summary},
+                    "severity": severity, "kind": kind.value, "summary": summary,
+                    "policy": policy_values(policy)},  # report hook: read back by bot/core/report.py
         )
         try:
             try:

@@ -79,6 +79,7 @@ class SlackNotifier:
         self.public_url = public_url
         self._locks: defaultdict[int, threading.Lock] = defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()
+        self.report: Callable[[str, Proposal], None] | None = None  # report hook: set by bot/slack/wiring.py
 
     def _lock(self, proposal_id: int) -> threading.Lock:
         with self._locks_guard:
@@ -94,6 +95,8 @@ class SlackNotifier:
                 if event in ("created", "verification") or (event == "succeeded" and current.kind.value == "alert"
                                                              and (current.decided_by or "").startswith("bot:")):
                     self._post_charts(current)
+                if self.report is not None:  # report hook: the post-incident report when the story ends
+                    self.report(event, current)
 
     # ---- card sync ----------------------------------------------------------------------------------------
 

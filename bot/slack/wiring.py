@@ -54,6 +54,11 @@ def attach_slack(container: Container) -> SlackParts:
     charts = chart_provider(insight, container.policy) if insight is not None else None
     notifier = SlackNotifier(sync_client, container.store, container.policy, settings.public_url, charts)
     container.service.notifier = notifier
+    from bot.report.wiring import reports_for  # report hook: the post-incident report in the card's thread
+    from bot.slack.report_post import ReportPoster
+
+    notifier.report = ReportPoster(sync_client, reports_for(container), container.store, container.policy,
+                                   container.service.targets)
     container.service.directory = SlackDirectory(sync_client)
     async_client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
     bolt = build_bolt_app(container, async_client, settings.slack_signing_secret)

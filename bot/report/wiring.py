@@ -1,0 +1,28 @@
+"""Build the one `Reports` a process uses from its container (database, metrics source, link key)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.report.links import signer_from_env
+from bot.report.reports import Reports
+from bot.store.report_queries import ReportQueries
+
+
+def reports_for(container: Any) -> Reports:
+    """Cached on the container, so the web app, Slack and the CLI share one instance per process."""
+    found = container.extras.get("reports")
+    if isinstance(found, Reports):
+        return found
+    settings = container.settings
+    insight = container.extras.get("insight")
+    reports = Reports(
+        queries=ReportQueries(container.engine),
+        clock=container.clock,
+        metrics=getattr(insight, "source", None),
+        graph_url=settings.prometheus_url,
+        signer=signer_from_env(settings.extra, container.clock),
+        public_url=settings.public_url,
+    )
+    container.extras["reports"] = reports
+    return reports
