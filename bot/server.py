@@ -49,6 +49,9 @@ def assemble(container: Container, *, with_slack: bool, sweep_every: float = 5.0
         else:
             extra.append(parts.route)
         jobs["cards"] = (parts.notifier.sync_pending, sweep_every)
+        poster = container.extras.get("report_poster")  # report hook: reports a crash or Slack outage missed
+        if poster is not None:
+            jobs["reports"] = (poster.sweep, 30.0)
     lifespan = None
     if socket_bolt is not None:
         bolt, app_token = socket_bolt, container.settings.slack_app_token

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from slack_sdk import WebClient
@@ -19,6 +20,14 @@ from bot.report.reports import Reports, capture_versions
 from bot.slack.report_blocks import report_blocks, report_text
 
 log = logging.getLogger(__name__)
+POSTED = "report.posted"
+FAILED = "slack.post_failed"
+METHOD = "report"
+# The sweeper posts what the inline path missed (a crash, a Slack outage): stories that ended at least GRACE
+# ago and at most WINDOW ago (so an upgrade does not post reports for every old rollback), MAX_TRIES times.
+GRACE = timedelta(seconds=60)
+WINDOW = timedelta(hours=6)
+MAX_TRIES = 5
 
 
 def report_due(event: str, proposal: Proposal) -> bool:
@@ -32,12 +41,13 @@ def report_due(event: str, proposal: Proposal) -> bool:
 
 class ReportPoster:
     def __init__(self, client: WebClient, reports: Reports, store: Any, policy: Policy,
-                 targets: Mapping[str, DeploymentTarget]) -> None:
+                 targets: Mapping[str, DeploymentTarget], grace: timedelta = GRACE) -> None:
         self.client = client
         self.reports = reports
         self.store = store
         self.policy = policy
         self.targets = targets
+        self.grace = grace
 
     def __call__(self, event: str, proposal: Proposal) -> None:
         if not report_due(event, proposal):
@@ -47,9 +57,22 @@ class ReportPoster:
         except Exception:  # the report never breaks the card; `/rollback report ID` still works
             log.exception("the report of #%s could not be built", proposal.id)
 
-    def post(self, proposal: Proposal) -> None:
+    def sweep(self) -> int:
+        """Post every report the inline path missed; safe to run on several replicas only up to a duplicate
+        post when two sweep the same proposal at the same second."""
+        now = self.reports.clock.now()
+        done = 0
+        for proposal_id in self.reports.queries.reports_due(ended_after=now - WINDOW, ended_before=now - self.grace,
+                                                            posted_action=POSTED):
+            if self.reports.queries.audit_count(proposal_id, FAILED, METHOD) >= MAX_TRIES:
+                continue
+            if self.post(self.store.get_proposal(proposal_id)):
+                done += 1
+        return done
+
+    def post(self, proposal: Proposal) -> bool:
         if not proposal.slack_channel or not proposal.slack_ts:
-            return
+            return False
         if proposal.state is State.SUCCEEDED:
             capture_versions(self.store, self.policy, self.targets, proposal)
         report = self.reports.build(proposal.id)
@@ -65,6 +88,12 @@ class ReportPoster:
             code = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
             log.warning("posting the report of #%s failed: %s", proposal.id, code)
             self.store.append_audit(AuditEvent(
-                actor="bot:slack", action="slack.post_failed", model=proposal.model, proposal_id=proposal.id,
-                reason=f"report post failed: {code}; `/rollback report {proposal.id}` shows it",
-                inputs={"method": "report", "error": str(code)}))
+                actor="bot:slack", action=FAILED, model=proposal.model, proposal_id=proposal.id,
+                reason=f"report post failed: {code}; it will be retried, and `/rollback report {proposal.id}` "
+                       "shows it meanwhile", inputs={"method": METHOD, "error": str(code)}))
+            return False
+        self.store.append_audit(AuditEvent(
+            actor="bot:report", action=POSTED, model=proposal.model, proposal_id=proposal.id,
+            reason="post-incident report posted in the card's thread",
+            inputs={"file": f"rollback-{proposal.id}-report.md"}))
+        return True

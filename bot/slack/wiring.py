@@ -59,6 +59,7 @@ def attach_slack(container: Container) -> SlackParts:
 
     notifier.report = ReportPoster(sync_client, reports_for(container), container.store, container.policy,
                                    container.service.targets)
+    container.extras["report_poster"] = notifier.report
     container.service.directory = SlackDirectory(sync_client)
     async_client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
     bolt = build_bolt_app(container, async_client, settings.slack_signing_secret)

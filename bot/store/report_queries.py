@@ -146,6 +146,29 @@ class ReportQueries:
                           .order_by(col(ProposalRow.id).desc()).limit(limit)).all()
             return [_proposal(r, []) for r in rows]
 
+    # ---- reports still to post -------------------------------------------------------------------------
+
+    def reports_due(self, *, ended_after: datetime, ended_before: datetime, posted_action: str,
+                    limit: int = 20) -> list[int]:
+        """Rollbacks whose story ended in the window, with a Slack card, and no report posted yet."""
+        posted = sa_select(col(AuditRow.proposal_id)).where(col(AuditRow.action) == posted_action,
+                                                            col(AuditRow.proposal_id).is_not(None))
+        q = (sa_select(col(ProposalRow.id))
+             .where(col(ProposalRow.state).in_(["succeeded", "failed"]),
+                    col(ProposalRow.finished_at) >= ended_after, col(ProposalRow.finished_at) < ended_before,
+                    col(ProposalRow.slack_ts).is_not(None),
+                    col(ProposalRow.verify_at).is_(None) | col(ProposalRow.verification).is_not(None),
+                    col(ProposalRow.id).not_in(posted))
+             .order_by(col(ProposalRow.id)).limit(limit))
+        with Session(self.engine) as s:
+            return [int(i) for (i,) in s.execute(q).all()]
+
+    def audit_count(self, proposal_id: int, action: str, method: str) -> int:
+        with Session(self.engine) as s:
+            rows = s.exec(select(AuditRow).where(AuditRow.proposal_id == proposal_id,
+                                                 AuditRow.action == action)).all()
+            return sum(1 for r in rows if (r.inputs or {}).get("method") == method)
+
     # ---- metrics ----------------------------------------------------------------------------------------
 
     def proposal_times(self) -> list[ProposalTimes]:
