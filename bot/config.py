@@ -95,6 +95,9 @@ def check_settings(settings: Settings, *, command: str) -> list[str]:
         problems.append(
             "ALERT_WEBHOOK_TOKEN: not set; /alerts/*, /deployments and /api/* refuse every request until it is"
         )
+    from bot.report.links import link_problems  # report hook: PAGE_LINK_KEY / PAGE_LINK_TTL
+
+    problems += link_problems(settings.extra)
     if not settings.database_url.startswith(("sqlite", "postgres")):
         problems.append("DATABASE_URL: use sqlite:///path.db or postgresql+psycopg://user@host/db")
     return problems

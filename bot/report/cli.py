@@ -52,7 +52,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
             return EXIT_PROBLEM
         page_url = reports.page_url(report.proposal.id)
         if args.report_format == "json":
-            print(json.dumps(report_json(report, page_url), indent=2, default=str))
+            print(json.dumps(report_json(report, page_url), indent=2, allow_nan=False))
         else:
             sys.stdout.write(render_markdown(report, page_url))
         return EXIT_OK

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,25 @@ def _row(r: DiffRow) -> dict[str, Any]:
             "differs": r.differs, "difference": round(r.score, 6)}
 
 
+def finite(value: Any) -> Any:
+    """JSON has no NaN or infinity (a registry metric or a metric source may hold them): they become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
 def report_json(report: Report, page_url: str | None = None) -> dict[str, Any]:
+    """Only JSON types, every float finite."""
+    return dict(finite(_report_json(report, page_url)))
+
+
+def _report_json(report: Report, page_url: str | None) -> dict[str, Any]:
     def dep(d: Any) -> dict[str, Any] | None:
         if d is None:
             return None

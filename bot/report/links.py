@@ -91,3 +91,14 @@ def public_link(public_url: str | None, signer: LinkSigner | None, path: str) ->
     if not public_url or signer is None:
         return None
     return public_url.rstrip("/") + signer.sign(path)
+
+
+def link_problems(env: Mapping[str, str]) -> list[str]:
+    """For `rollback-bot check`: what is wrong with PAGE_LINK_KEY / PAGE_LINK_TTL (never the key itself)."""
+    from bot.core.clock import SystemClock
+
+    try:
+        signer_from_env(env, SystemClock())
+    except LinkConfigError as exc:
+        return [str(exc)]
+    return []

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from bot.report.links import signer_from_env
+from bot.report.links import LinkConfigError, LinkSigner, signer_from_env
 from bot.report.reports import Reports
 from bot.store.report_queries import ReportQueries
+
+log = logging.getLogger(__name__)
+
+
+def _signer(container: Any) -> LinkSigner | None:
+    try:
+        return signer_from_env(container.settings.extra, container.clock)
+    except LinkConfigError as exc:  # `rollback-bot check` names it too; the pages still open with the token
+        log.error("incident page links are disabled: %s", exc)
+        return None
 
 
 def reports_for(container: Any) -> Reports:
@@ -21,7 +32,7 @@ def reports_for(container: Any) -> Reports:
         clock=container.clock,
         metrics=getattr(insight, "source", None),
         graph_url=settings.prometheus_url,
-        signer=signer_from_env(settings.extra, container.clock),
+        signer=_signer(container),
         public_url=settings.public_url,
     )
     container.extras["reports"] = reports

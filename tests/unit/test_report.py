@@ -209,3 +209,20 @@ def test_verdict_labels() -> None:
     assert verdict_label("not recovered: an alert") == "not_recovered"
     assert verdict_label("inconclusive: no data") == "inconclusive"
     assert verdict_label(None) is None and verdict_label("weird") is None
+
+
+def test_json_has_no_nan_and_check_names_a_bad_link_key() -> None:
+    import json
+
+    from bot.config import check_settings, settings_from
+    from bot.report.json_view import report_json
+
+    src = automatic_source()
+    src.rows[2] = replace(src.rows[2], inputs={"from": {"metrics": {"auc": float("nan"), "loss": float("inf")}},
+                                               "to": {"metrics": {"auc": 0.9, "loss": 1.0}}})
+    data = report_json(build_report(src, 7, now=at(90)))
+    json.dumps(data, allow_nan=False)
+    assert {r["key"]: r["rolled_back"] for r in data["changes"]["runs"]} == {"auc": None, "loss": None}
+    problems = check_settings(settings_from({"PAGE_LINK_KEY": "short", "ALERT_WEBHOOK_TOKEN": "t"}), command="check")
+    assert problems == ["PAGE_LINK_KEY must be at least 16 characters long"]
+    assert "short" not in " ".join(problems)

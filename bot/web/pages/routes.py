@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
@@ -85,7 +84,10 @@ def page_routes(container: Any, reports: Reports, protect: Callable[[str, Handle
             access = page_access(request, reports.signer, token)
             if not access.ok:
                 title = "Access refused" if access.status == 403 else "Sign-in needed"
-                return html(access.status, "error.html", title=title, reason=access.reason, link=None)
+                refused = html(access.status, "error.html", title=title, reason=access.reason, link=None)
+                if access.status == 401:
+                    refused.headers["WWW-Authenticate"] = 'Bearer realm="rollback-bot"'
+                return refused
             link = linker(access)
             try:
                 return await render(request, link)
@@ -160,7 +162,7 @@ def page_routes(container: Any, reports: Reports, protect: Callable[[str, Handle
         page_url = reports.page_url(report.proposal.id)
         if "text/markdown" in request.headers.get("accept", ""):
             return Response(render_markdown(report, page_url), media_type="text/markdown; charset=utf-8")
-        return JSONResponse(json.loads(json.dumps(report_json(report, page_url), default=str)))
+        return JSONResponse(report_json(report, page_url))
 
     return [
         Route("/api/proposals/{id}/report", protect("/api/proposals/report", report_api), methods=["GET"]),
