@@ -38,8 +38,10 @@ def axe_script() -> Path:
     return script
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def chromium() -> Iterator[Any]:
+    """Per test: Playwright's sync API runs an event loop on this thread while it is open, which would break
+    later tests that call asyncio.run()."""
     require(Path(CHROMIUM).exists(), "chromium", "apt-get install chromium (Debian's package)")
     try:
         from playwright.sync_api import sync_playwright
