@@ -44,6 +44,7 @@ def fill(url: str, n: int) -> None:
                               requested_by="alert:am", severity="warning", created_at=start + timedelta(minutes=3),
                               updated_at=start, decided_by="slack:U1", decided_at=start + timedelta(minutes=5),
                               finished_at=start + timedelta(minutes=6), verification="recovered: ok", summary={}))
+            s.flush()
             s.add(AlertRow(source="alertmanager", fingerprint=f"f{i}", starts_at=start + timedelta(minutes=2),
                            status="resolved", name="Errors", model=model, severity="warning", proposal_id=i,
                            received_at=start + timedelta(minutes=3)))
