@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -102,3 +104,22 @@ def link_problems(env: Mapping[str, str]) -> list[str]:
     except LinkConfigError as exc:
         return [str(exc)]
     return []
+
+
+_SIG = re.compile(r"(\bsig=)[^&\s\"']+")
+
+
+def redact(text: str) -> str:
+    """A signed link opens a page for days: logs keep its path, never its signature."""
+    return _SIG.sub(r"\1[redacted]", text)
+
+
+class RedactSignatures(logging.Filter):
+    """For uvicorn's access log, which prints each request's full path and query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        return True

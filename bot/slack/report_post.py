@@ -17,6 +17,7 @@ from bot.core.ports import DeploymentTarget
 from bot.core.proposal import Proposal, State
 from bot.report.markdown import render_markdown
 from bot.report.reports import Reports, capture_versions
+from bot.slack.mrkdwn import link
 from bot.slack.report_blocks import report_blocks, report_text
 
 log = logging.getLogger(__name__)
@@ -50,12 +51,27 @@ class ReportPoster:
         self.grace = grace
 
     def __call__(self, event: str, proposal: Proposal) -> None:
+        if event == "created":
+            self.post_link(proposal)
+            return
         if not report_due(event, proposal):
             return
         try:
             self.post(proposal)
         except Exception:  # the report never breaks the card; `/rollback report ID` still works
             log.exception("the report of #%s could not be built", proposal.id)
+
+    def post_link(self, proposal: Proposal) -> None:
+        """The incident page from the start, so people can follow the incident outside Slack."""
+        page_url = self.reports.page_url(proposal.id)
+        if page_url is None or not proposal.slack_channel or not proposal.slack_ts:
+            return
+        try:
+            self.client.chat_postMessage(channel=proposal.slack_channel, thread_ts=proposal.slack_ts,
+                                         text=f"Incident page (read-only; the link expires): "
+                                              f"{link(page_url, f'rollback #{proposal.id}')}")
+        except (SlackApiError, OSError) as exc:  # the card matters, the link does not: the report repeats it
+            log.warning("posting the incident page link of #%s failed: %s", proposal.id, type(exc).__name__)
 
     def sweep(self) -> int:
         """Post every report the inline path missed; safe to run on several replicas only up to a duplicate

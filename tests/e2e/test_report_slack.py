@@ -53,6 +53,8 @@ def actions(bot: SlackBot, pid: int) -> list[str]:
 
 def test_report_slash_command(bot: SlackBot) -> None:
     pid = rolled_back(bot)
+    first = bot.thread(pid)[0]
+    assert first.startswith("Incident page (read-only; the link expires): <https://bot.example.org/incidents/")
     reply = bot.command_reply(f"report {pid}")
     assert f"*Post-incident report #{pid}*: fraud-detector 7 → 6, succeeded; decision approved by <@U0LEAD>" in reply
     assert f"<https://bot.example.org/incidents/{pid}?exp=" in reply and "|Open the incident page>" in reply

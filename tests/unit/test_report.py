@@ -226,3 +226,15 @@ def test_json_has_no_nan_and_check_names_a_bad_link_key() -> None:
     problems = check_settings(settings_from({"PAGE_LINK_KEY": "short", "ALERT_WEBHOOK_TOKEN": "t"}), command="check")
     assert problems == ["PAGE_LINK_KEY must be at least 16 characters long"]
     assert "short" not in " ".join(problems)
+
+
+def test_access_log_never_keeps_a_signature() -> None:
+    import logging
+
+    from bot.report.links import RedactSignatures, redact
+
+    assert redact("/incidents/7?exp=1&sig=abc-_DEF") == "/incidents/7?exp=1&sig=[redacted]"
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5", "GET", "/incidents/7?sig=secretsig&exp=9", "1.1", 200), None)
+    assert RedactSignatures().filter(record)
+    assert "secretsig" not in record.getMessage() and "sig=[redacted]&exp=9" in record.getMessage()

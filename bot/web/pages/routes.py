@@ -174,9 +174,15 @@ def page_routes(container: Any, reports: Reports, protect: Callable[[str, Handle
 
 def report_routes(container: Any, protect: Callable[[str, Handler], Handler], registry: Any) -> list[Route]:
     """The report API and the pages, and the rollback metrics on ``registry`` (the app's /metrics)."""
+    import logging
+
+    from bot.report.links import RedactSignatures
     from bot.report.metrics import RollbackCollector
     from bot.report.wiring import reports_for
 
+    access_log = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactSignatures) for f in access_log.filters):
+        access_log.addFilter(RedactSignatures())
     reports = reports_for(container)
     registry.register(RollbackCollector(reports.queries))
     return page_routes(container, reports, protect)
