@@ -228,3 +228,17 @@ def test_metrics_count_from_the_database(incident: Any, clock: ManualClock) -> N
     assert _sample(text, "rollback_bot_proposals_total", model=MODEL, decision="denied") == 1.0
     assert _sample(text, "rollback_bot_proposals_total", model=MODEL, decision="approved") == 1.0
     assert _sample(text, "rollback_bot_rollbacks_total", model=MODEL, outcome="succeeded") == 1.0
+
+
+@pytest.mark.parametrize("query", [
+    "until=9999-12-31", "since=0001-01-01", "since=2026-02-30", "page=99999", "page=1e3", "page=-1",
+    "model=" + "m" * 300, "state=%00", "since=%F0%9F%98%80", "exp=1&sig=", "sig=x", "exp=99999999999999999999&sig=a",
+])
+def test_no_input_gets_a_server_error(incident: Any, query: str) -> None:
+    _, client, _ = incident
+    r = client.get(f"/incidents?{query}", headers=AUTH if "sig" not in query else {})
+    assert r.status_code < 500 and "Traceback" not in r.text
+    for path in ("/incidents/%20", "/incidents/99999999999999999999", "/models/", "/models/a%2F..%2Fb",
+                 "/incidents/-1"):
+        r = client.get(path, headers=AUTH)
+        assert r.status_code in (400, 404), (path, r.status_code)

@@ -110,7 +110,8 @@ def page_routes(container: Any, reports: Reports, protect: Callable[[str, Handle
         raw_page = q.get("page") or "1"
         if not raw_page.isdigit() or not 1 <= int(raw_page) <= MAX_PAGE:
             raise BadInput(f"page must be a whole number from 1 to {MAX_PAGE}")
-        flt = IncidentFilter(model, state, since, until + timedelta(days=1) if until else None)
+        end = until + timedelta(days=1) if until and until.date() < date.max else None
+        flt = IncidentFilter(model, state, since, end)
         found = await run_in_threadpool(reports.queries.incidents, flt, int(raw_page))
         models = sorted(known_models | set(await run_in_threadpool(reports.queries.models)))
         filters = {"model": model or "", "state": state or "", "since": q.get("since") or "",
