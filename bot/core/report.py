@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 from bot.core.metrics import MetricLine
 from bot.core.proposal import Proposal, State
@@ -294,8 +295,6 @@ def _charts(p: Proposal, graph_url: str | None) -> list[ChartRef]:
     for name, expr in exprs.items():
         link = None
         if graph_url:
-            from urllib.parse import urlencode
-
             link = graph_url.rstrip("/") + "/graph?" + urlencode({"g0.expr": str(expr), "g0.range_input": "1h"})
         out.append(ChartRef(str(name), str(expr), link))
     return out

@@ -8,7 +8,7 @@ import re
 from bot.core.report import Report
 from bot.report.text import DURATION_LABELS, metric, offset, seconds, value, when
 
-_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#])")
+_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|])")
 
 
 def esc(text: object) -> str:
@@ -43,19 +43,19 @@ def render_markdown(report: Report, page_url: str | None = None) -> str:
     out.append("")
     for key, v in report.policy.items():
         shown = ", ".join(map(str, v)) if isinstance(v, list) else value(v)
-        out.append(f"- `{esc(key)}`: {esc(shown) or '—'}")
+        out.append(f"- {esc(key)}: {esc(shown) or '—'}")
     if report.decisions:
         out += ["", "Decisions by people:", ""]
         for d in report.decisions:
             out.append(f"- {when(d.at)}: {esc(d.user)} {'approved' if d.decision == 'approve' else 'refused'}"
                        + (f" ({esc(d.reason)})" if d.reason else ""))
     out += ["", "## Numbers", ""]
-    out.append("What the approvers saw (stored with the proposal):")
+    out += ["What the approvers saw (stored with the proposal):", ""]
     out += [f"- {esc(metric(m))}" for m in report.summary_metrics] or ["- no metric summary was stored"]
     if report.metrics_at_verification:
-        out += ["", "At verification:"] + [f"- {esc(metric(m))}" for m in report.metrics_at_verification]
+        out += ["", "At verification:", ""] + [f"- {esc(metric(m))}" for m in report.metrics_at_verification]
     if report.metrics_now is not None:
-        out += ["", "Now:"] + ([f"- {esc(metric(m))}" for m in report.metrics_now] or ["- no data"])
+        out += ["", "Now:", ""] + ([f"- {esc(metric(m))}" for m in report.metrics_now] or ["- no data"])
     out += ["", "## What changed", "", f"Deployment metadata ({esc(p.from_version)} rolled back, "
             f"{esc(p.to_version)} restored):", ""]
     if report.changes.metadata:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.core.audit import AuditEvent
@@ -41,8 +41,6 @@ class Reports:
         exprs = summary.get("exprs")
         if self.metrics is None or not isinstance(exprs, Mapping) or not exprs:
             return None
-        from datetime import timedelta
-
         raw = summary.get("deployed_at")
         deployed_at = datetime.fromisoformat(raw) if isinstance(raw, str) and raw else None
         try:
