@@ -20,6 +20,11 @@ def _safe_url(url: str) -> str | None:
     return url if url.startswith(("http://", "https://")) and not any(c in url for c in " <>()\n") else None
 
 
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers),
+            *("| " + " | ".join(cells) + " |" for cells in rows)]
+
+
 def render_markdown(report: Report, page_url: str | None = None) -> str:
     p = report.proposal
     out: list[str] = [f"# Rollback #{p.id}: {esc(p.model)} {esc(p.from_version)} → {esc(p.to_version)}", ""]
@@ -31,13 +36,13 @@ def render_markdown(report: Report, page_url: str | None = None) -> str:
     out.append(f"- Report generated {when(report.generated_at)} from the database")
     if page_url:
         out.append(f"- Incident page: <{page_url}>")
-    out += ["", "## Timeline", "", "| time (UTC) | since deploy | what | who | detail |", "|---|---|---|---|---|"]
-    for e in report.timeline:
-        out.append(f"| {e.at:%Y-%m-%d %H:%M:%S} | {offset(e.offset_s)} | {esc(e.what)} | {esc(e.who or '')} | "
-                   f"{esc(e.detail or '')} |")
-    out += ["", "## Durations", "", "| measure | from → to | duration |", "|---|---|---|"]
-    for attr, label, span in DURATION_LABELS:
-        out.append(f"| {label} | {span} | {seconds(getattr(report.durations, attr))} |")
+    out += ["", "## Timeline", ""]
+    out += _table(["time (UTC)", "since deploy", "what", "who", "detail"],
+                  [[f"{e.at:%Y-%m-%d %H:%M:%S}", offset(e.offset_s), esc(e.what), esc(e.who or ""),
+                    esc(e.detail or "")] for e in report.timeline])
+    out += ["", "## Durations", ""]
+    out += _table(["measure", "from → to", "duration"],
+                  [[label, span, seconds(getattr(report.durations, attr))] for attr, label, span in DURATION_LABELS])
     out += ["", "## Decision and policy", ""]
     out.append(f"Policy values ({report.policy_note}):")
     out.append("")
@@ -59,18 +64,16 @@ def render_markdown(report: Report, page_url: str | None = None) -> str:
     out += ["", "## What changed", "", f"Deployment metadata ({esc(p.from_version)} rolled back, "
             f"{esc(p.to_version)} restored):", ""]
     if report.changes.metadata:
-        out += ["| key | rolled back | restored | differs |", "|---|---|---|---|"]
-        for r in report.changes.metadata:
-            out.append(f"| {esc(r.key)} | {esc(value(r.bad))} | {esc(value(r.restored))} | "
-                       f"{'yes' if r.differs else ''} |")
+        out += _table(["key", "rolled back", "restored", "differs"],
+                      [[esc(r.key), esc(value(r.bad)), esc(value(r.restored)), "yes" if r.differs else ""]
+                       for r in report.changes.metadata])
     else:
         out.append("No deployment metadata was sent for either version.")
     out += ["", f"Registry runs ({esc(report.changes.runs_note)}):", ""]
     if report.changes.runs:
-        out += ["| kind | key | rolled back | restored | difference |", "|---|---|---|---|---|"]
-        for r in report.changes.runs:
-            out.append(f"| {r.kind} | {esc(r.key)} | {esc(value(r.bad))} | {esc(value(r.restored))} | "
-                       f"{r.score:.0%} |")
+        out += _table(["kind", "key", "rolled back", "restored", "difference"],
+                      [[r.kind, esc(r.key), esc(value(r.bad)), esc(value(r.restored)), f"{r.score:.0%}"]
+                       for r in report.changes.runs])
     else:
         out.append("No run differences recorded.")
     out += ["", "## Alerts", ""]
