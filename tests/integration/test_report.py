@@ -242,3 +242,36 @@ def test_no_input_gets_a_server_error(incident: Any, query: str) -> None:
                  "/incidents/-1"):
         r = client.get(path, headers=AUTH)
         assert r.status_code in (400, 404), (path, r.status_code)
+
+
+def test_metrics_answer_when_the_database_is_down() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from bot.report.metrics import RollbackCollector
+    from bot.store.db import make_engine
+    from bot.store.report_queries import ReportQueries
+
+    engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/nowhere", connect_args={"connect_timeout": 2})
+    registry = CollectorRegistry()
+    registry.register(RollbackCollector(ReportQueries(engine)))
+    text = generate_latest(registry).decode()
+    assert "rollback_bot_rollback_metrics_up 0.0" in text and "rollback_bot_rollbacks_total" not in text
+    engine.dispose()
+
+
+def test_report_of_a_proposal_still_waiting(db_url: str, clock: ManualClock) -> None:
+    pol = make_policy(models={MODEL: {"target": "fake"}})
+    container = make_container(db_url, clock, FakeTarget(), RecordingNotifier(), pol=pol)
+    try:
+        container.service.deploy(MODEL, "6", actor="api:ci", stable=True)
+        container.service.deploy(MODEL, "7", actor="api:ci")
+        p = container.service.request_rollback(MODEL, actor="slack:U0BOB", reason="looks off")
+        with TestClient(create_app(container)) as client:
+            rep = client.get(f"/api/proposals/{p.id}/report", headers=AUTH).json()
+        assert rep["decision"] == "waiting" and rep["page_url"] is None
+        assert rep["durations"] == {"detect_s": None, "decide_s": None, "roll_back_s": None, "recover_s": None,
+                                    "total_s": None}
+        whats = [e["what"] for e in rep["timeline"]]
+        assert whats == ["version 7 deployed", f"proposal #{p.id} opened (manual): 7 → 6"]
+    finally:
+        container.close()
