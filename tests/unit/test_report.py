@@ -238,3 +238,11 @@ def test_access_log_never_keeps_a_signature() -> None:
                                ("127.0.0.1:5", "GET", "/incidents/7?sig=secretsig&exp=9", "1.1", 200), None)
     assert RedactSignatures().filter(record)
     assert "secretsig" not in record.getMessage() and "sig=[redacted]&exp=9" in record.getMessage()
+
+
+def test_openapi_paths_describe_every_route() -> None:
+    from bot.web.pages.openapi import report_paths
+
+    paths = report_paths()
+    assert set(paths) == {"/api/proposals/{id}/report", "/incidents", "/incidents/{id}", "/models/{model}"}
+    assert set(paths["/incidents/{id}"]["get"]["responses"]) == {"200", "400", "401", "403", "404"}
