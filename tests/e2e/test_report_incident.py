@@ -213,10 +213,14 @@ def wait_for_thread(bot: SlackBot, pid: int, words: str, timeout: float = 15) ->
     raise AssertionError(f"no thread message with {words!r}: {bot.thread(pid)}")
 
 
-def report_file(bot: SlackBot, pid: int) -> str:
-    for call in bot.slack.calls("files.completeUploadExternal"):
-        for item in call.body.get("files", []):
-            found = bot.slack.file(str(item["id"]))
-            if found is not None and found.get("name") == f"rollback-{pid}-report.md":
-                return bytes(found["content"]).decode()
+def report_file(bot: SlackBot, pid: int, timeout: float = 15) -> str:
+    """The Markdown file follows the summary in the thread: wait for its upload to complete."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for call in bot.slack.calls("files.completeUploadExternal"):
+            for item in call.body.get("files", []):
+                found = bot.slack.file(str(item["id"]))
+                if found is not None and found.get("name") == f"rollback-{pid}-report.md":
+                    return bytes(found["content"]).decode()
+        time.sleep(0.1)
     raise AssertionError("no report file was uploaded to the thread")

@@ -3,6 +3,7 @@ Slack outage and a crash between the rollback and the post (the sweeper posts it
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -51,8 +52,17 @@ def actions(bot: SlackBot, pid: int) -> list[str]:
     return [r.action for r in bot.container.store.audit_records(proposal_id=pid)]
 
 
+def wait_for_action(bot: SlackBot, pid: int, action: str, timeout: float = 10) -> None:
+    """The report is posted after the card shows the rollback, in the same notifier call: wait for its row."""
+    deadline = time.monotonic() + timeout
+    while action not in actions(bot, pid):
+        assert time.monotonic() < deadline, f"no {action} for #{pid}: {actions(bot, pid)}"
+        time.sleep(0.05)
+
+
 def test_report_slash_command(bot: SlackBot) -> None:
     pid = rolled_back(bot)
+    wait_for_action(bot, pid, "report.posted")
     first = bot.thread(pid)[0]
     assert first.startswith("Incident page (read-only; the link expires): <https://bot.example.org/incidents/")
     reply = bot.command_reply(f"report {pid}")
@@ -66,6 +76,7 @@ def test_report_slash_command(bot: SlackBot) -> None:
 def test_slack_outage_then_the_sweeper_posts_the_report_once(bot: SlackBot, clock: ManualClock) -> None:
     bot.slack.fail("files.getUploadURLExternal", "internal_error")
     pid = rolled_back(bot)
+    wait_for_action(bot, pid, "slack.post_failed")
     assert report_files(bot) == []
     assert actions(bot, pid).count("slack.post_failed") == 1 and "report.posted" not in actions(bot, pid)
     bot.sweep()  # within the grace period: the inline path may still be at work
