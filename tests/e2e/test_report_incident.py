@@ -97,7 +97,7 @@ def _seconds(a: datetime, b: datetime) -> float:
 def test_incident_report_end_to_end(incident_bot: Any, promstack: PromStack, pages: Pages) -> None:
     bot, model, run_ids = incident_bot
     svc = bot.container.service
-    metrics_before = httpx.get(f"{bot.url}/metrics").text
+    metrics_before = httpx.get(f"{bot.url}/metrics", timeout=30).text
     assert f'rollback_bot_rollbacks_total{{model="{model}"' not in metrics_before
 
     # good traffic on version 1; version 2 deployed by CI; errors rise; Alertmanager's payload arrives
@@ -106,7 +106,7 @@ def test_incident_report_end_to_end(incident_bot: Any, promstack: PromStack, pag
                metadata={"commit": "a1f0c3e", "image": f"registry/{model}:1"})
     wait_until(lambda: promstack.query(ratio(model)), "the good version's ratio in Prometheus")
     time.sleep(3)
-    r = httpx.post(f"{bot.url}/deployments", headers=ALERT_AUTH, json={
+    r = httpx.post(f"{bot.url}/deployments", headers=ALERT_AUTH, timeout=30, json={
         "model": model, "version": "2", "deployed_by": "ci", "source": "github-actions",
         "metadata": {"commit": "b7c1e9d", "image": f"registry/{model}:2", "data_snapshot": "2026-11-01"}})
     assert r.status_code == 201, r.text
@@ -114,7 +114,8 @@ def test_incident_report_end_to_end(incident_bot: Any, promstack: PromStack, pag
     wait_until(lambda: _value(promstack, model) > 0.75, "the error ratio to rise")
     started = _iso(datetime.now(UTC))
     firing = am_alert(model, "fp-report-e2e", severity="warning", starts=started)
-    assert httpx.post(f"{bot.url}/alerts/alertmanager", json=am_body(firing), headers=ALERT_AUTH).status_code == 202
+    sent = httpx.post(f"{bot.url}/alerts/alertmanager", json=am_body(firing), headers=ALERT_AUTH, timeout=30)
+    assert sent.status_code == 202, sent.text
     pid = bot.container.store.open_proposal(model).id
 
     # a person approves; the alias moves back; errors drain; the alert resolves; verification runs
@@ -124,7 +125,8 @@ def test_incident_report_end_to_end(incident_bot: Any, promstack: PromStack, pag
     wait_until(lambda: _value(promstack, model) < 0.01, "the errors to drain")
     resolved = am_alert(model, "fp-report-e2e", severity="warning", status="resolved", starts=started,
                         ends=_iso(datetime.now(UTC)))
-    assert httpx.post(f"{bot.url}/alerts/alertmanager", json=am_body(resolved), headers=ALERT_AUTH).status_code == 202
+    assert httpx.post(f"{bot.url}/alerts/alertmanager", json=am_body(resolved), headers=ALERT_AUTH,
+                      timeout=30).status_code == 202
     time.sleep(1.1)  # verify_after = 1s
     bot.sweep()
     assert "Verification: recovered" in bot.wait_card(pid, "Verification:")
@@ -137,7 +139,7 @@ def test_incident_report_end_to_end(incident_bot: Any, promstack: PromStack, pag
     assert "| param | learning\\_rate | 0.1 | 0.05 | 50% |" in md
 
     # the report, field by field, against what the database holds
-    rep = httpx.get(f"{bot.url}/api/proposals/{pid}/report", headers=ALERT_AUTH).json()
+    rep = httpx.get(f"{bot.url}/api/proposals/{pid}/report", headers=ALERT_AUTH, timeout=30).json()
     store = bot.container.store
     p = store.get_proposal(pid)
     bad = next(d for d in store.history(model) if d.version == "2")
@@ -195,7 +197,7 @@ def test_incident_report_end_to_end(incident_bot: Any, promstack: PromStack, pag
     assert pages.open(local.replace("sig=", "sig=x")) == 403
 
     # /metrics counts the rollback, from the database
-    after = httpx.get(f"{bot.url}/metrics").text
+    after = httpx.get(f"{bot.url}/metrics", timeout=30).text
     assert _sample(after, "rollback_bot_rollbacks_total", model=model, outcome="succeeded") == 1.0
     assert _sample(after, "rollback_bot_proposals_total", model=model, decision="approved") == 1.0
     assert _sample(after, "rollback_bot_verifications_total", model=model, verdict="recovered") == 1.0
