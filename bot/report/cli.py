@@ -24,7 +24,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     from bot.report.json_view import report_json
     from bot.report.links import signer_from_env
     from bot.report.markdown import render_markdown
-    from bot.report.reports import Reports
+    from bot.report.reports import Reports, public_base
     from bot.store.db import make_engine
     from bot.store.migrate import upgrade
     from bot.store.report_queries import ReportQueries
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
 
             metrics = PrometheusSource.from_env(settings.prometheus_url)
         clock = SystemClock()
-        reports = Reports(ReportQueries(engine), clock, metrics=metrics, graph_url=settings.prometheus_url,
+        reports = Reports(ReportQueries(engine), clock, metrics=metrics, graph_url=public_base(settings.prometheus_url),
                           signer=signer_from_env(settings.extra, clock), public_url=settings.public_url)
         try:
             report = reports.build(int(raw))

@@ -21,6 +21,18 @@ log = logging.getLogger(__name__)
 NOW_WINDOW_MINUTES = 30
 
 
+def public_base(url: str | None) -> str | None:
+    """A base URL fit for links people see: any user:password@ in it is dropped."""
+    if not url:
+        return None
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 @dataclass
 class Reports:
     queries: ReportQueries

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from bot.report.links import LinkConfigError, LinkSigner, signer_from_env
-from bot.report.reports import Reports
+from bot.report.reports import Reports, public_base
 from bot.store.report_queries import ReportQueries
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def reports_for(container: Any) -> Reports:
         queries=ReportQueries(container.engine),
         clock=container.clock,
         metrics=getattr(insight, "source", None),
-        graph_url=settings.prometheus_url,
+        graph_url=public_base(settings.prometheus_url),
         signer=_signer(container),
         public_url=settings.public_url,
     )

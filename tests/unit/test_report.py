@@ -246,3 +246,10 @@ def test_openapi_paths_describe_every_route() -> None:
     paths = report_paths()
     assert set(paths) == {"/api/proposals/{id}/report", "/incidents", "/incidents/{id}", "/models/{model}"}
     assert set(paths["/incidents/{id}"]["get"]["responses"]) == {"200", "400", "401", "403", "404"}
+
+
+def test_graph_links_never_carry_credentials() -> None:
+    from bot.report.reports import public_base
+
+    assert public_base("https://user:pw@prom.example:9090/prom/") == "https://prom.example:9090/prom/"
+    assert public_base("http://127.0.0.1:9090") == "http://127.0.0.1:9090" and public_base(None) is None

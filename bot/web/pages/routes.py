@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from bot.config import reveal
 from bot.core.errors import NotFound, RollbackError
 from bot.core.proposal import State
 from bot.core.report import decision_kind
@@ -64,7 +65,7 @@ def _date(raw: str | None, name: str) -> datetime | None:
 
 def page_routes(container: Any, reports: Reports, protect: Callable[[str, Handler], Handler]) -> list[Route]:
     env = templates()
-    token = container.settings.alert_webhook_token
+    token = reveal(container.settings.alert_webhook_token)
     known_models = set(container.policy.models)
 
     def html(status: int, name: str, **ctx: Any) -> HTMLResponse:
