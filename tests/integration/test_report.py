@@ -93,7 +93,7 @@ def test_report_json_timeline_durations_and_changes(incident: Any) -> None:
 
 
 def test_report_markdown_and_the_cli(incident: Any, monkeypatch: pytest.MonkeyPatch,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+                                     capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:
     container, client, pid = incident
     r = client.get(f"/api/proposals/{pid}/report", headers={**AUTH, "Accept": "text/markdown"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/markdown")
@@ -106,14 +106,16 @@ def test_report_markdown_and_the_cli(incident: Any, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setenv("DATABASE_URL", container.settings.database_url)
     monkeypatch.delenv("PROMETHEUS_URL", raising=False)
-    assert main(["--env-file", "/nonexistent", "report", str(pid), "--format", "json"]) == 0
+    env_file = tmp_path / "empty.env"
+    env_file.write_text("")
+    assert main(["--env-file", str(env_file), "report", str(pid), "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["durations"]["decide_s"] == 180.0 and out["proposal"]["id"] == pid
-    assert main(["--env-file", "/nonexistent", "report", f"#{pid}"]) == 0
+    assert main(["--env-file", str(env_file), "report", f"#{pid}"]) == 0
     assert capsys.readouterr().out.startswith(f"# Rollback #{pid}")
-    assert main(["--env-file", "/nonexistent", "report", "999999"]) == 1
+    assert main(["--env-file", str(env_file), "report", "999999"]) == 1
     assert "no proposal #999999" in capsys.readouterr().err
-    assert main(["--env-file", "/nonexistent", "report", "abc"]) == 2
+    assert main(["--env-file", str(env_file), "report", "abc"]) == 2
 
 
 def test_report_api_errors(incident: Any) -> None:
