@@ -26,7 +26,7 @@ def reports_for(container: Any) -> Reports:
     if isinstance(found, Reports):
         return found
     settings = container.settings
-    insight = container.extras.get("insight")
+    insight = getattr(container, "insight", None) or container.extras.get("insight")
     reports = Reports(
         queries=ReportQueries(container.engine),
         clock=container.clock,

@@ -113,3 +113,14 @@ class ReportPoster:
             reason="post-incident report posted in the card's thread",
             inputs={"file": f"rollback-{proposal.id}-report.md"}))
         return True
+
+
+def attach_report_poster(container: Any, sender: Any) -> ReportPoster:
+    """The Slack sender worker calls the poster after each outbox intent it delivers (one sender at a time)."""
+    from bot.report.wiring import reports_for
+
+    poster = ReportPoster(sender.client, reports_for(container), container.store, container.policy,
+                          container.service.targets)
+    sender.report = poster
+    container.extras["report_poster"] = poster
+    return poster

@@ -91,12 +91,15 @@ def test_slack_outage_then_the_sweeper_posts_the_report_once(bot: SlackBot, cloc
 
 def test_a_crash_before_the_post_is_made_good_by_the_sweeper(bot: SlackBot, clock: ManualClock) -> None:
     poster = bot.container.extras["report_poster"]
-    bot.container.extras["slack"].report = None  # the process dies after the switch, before the report
+    sender = bot.container.slack_sender
+    sender.report = None  # the process dies after the switch, before the report
     pid = rolled_back(bot)
-    with bot.container.extras["slack"]._lock(pid):  # the notifier is done with this proposal's events
-        pass
+    deadline = time.monotonic() + 10
+    while bot.container.store.outbox_due():  # the sender is done with this proposal's messages
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     assert report_files(bot) == []
-    bot.container.extras["slack"].report = poster  # restarted
+    sender.report = poster  # restarted
     clock.advance(timedelta(minutes=2))
     bot.sweep()
     bot.sweep()
