@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--since", type=duration_arg, help="e.g. 7d, 12h")
     audit.add_argument("--format", choices=["csv", "json"], default=None)
     audit.add_argument("--limit", type=positive_int, default=None)
+
+    from bot.report import cli as report_cli  # report hook: `rollback-bot report ID`
+
+    report_cli.add_parser(sub)
     return parser
 
 
@@ -142,6 +146,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from bot.demo import run_demo
 
         return run_demo(keep=args.keep)
+    if command == "report":  # report hook
+        from bot.report import cli as report_cli
+
+        return report_cli.run(args, settings)
     from bot.bootstrap import build
     from bot.store.migrate import upgrade
 

@@ -25,6 +25,7 @@ from bot.database_health import OUTAGE, is_database_error, reason
 from bot.store.migrate import is_current
 from bot.web.alerts import alert_routes
 from bot.web.auth import BodyTooLarge, bearer_ok, read_body
+from bot.web.pages.routes import report_routes  # report hook: report API, incident pages, rollback metrics
 from bot.web.views import audit_json, deployment_json, proposal_json
 
 log = logging.getLogger(__name__)
@@ -204,6 +205,7 @@ def create_app(container: Container, *, extra_routes: list[Route] | None = None,
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         *alert_routes(container, p, metrics),
+        *report_routes(container, p, metrics.registry),  # report hook
         *(extra_routes or []),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
