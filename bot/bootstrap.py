@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from adapters.targets import TARGET_FACTORIES
 from adapters.targets import local as local_target
 from adapters.targets.local import LocalTarget
+from bot.audit_config import key_ring as audit_key_ring
 from bot.config import Settings, reveal
 from bot.core.clock import Clock, SystemClock
 from bot.core.execution import ApprovedQueue, Executor
@@ -120,7 +121,7 @@ def build(
     """
     clock = clock or SystemClock()
     engine = engine or make_engine(settings.database_url)
-    store = SqlStore(engine, clock)
+    store = SqlStore(engine, clock, audit_keys=audit_key_ring(settings))  # AUDIT_HMAC_KEY(S)
     credentials = settings.credentials()
     policy = policy or read_policy(settings.policy_path, credentials)
     timings = WorkerTimings(settings.executor_lease_seconds, settings.worker_poll_seconds,

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import getpass
-import io
-import json
 import logging
 import sys
 from collections.abc import Mapping, Sequence
@@ -14,8 +11,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
+from bot.audit_cli import add_arguments as add_audit_arguments
+from bot.audit_cli import cmd_audit
+from bot.audit_config import problems as audit_problems
 from bot.config import Settings, SettingsError, check_settings, load_settings, reveal
-from bot.core.audit import verify_chain
 from bot.core.durations import format_duration, parse_duration
 from bot.core.errors import RollbackError
 from bot.database_health import code_heads, database_problem, is_database_error, reason, sqlite_path
@@ -80,12 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     dep.add_argument("--source", default="cli")
     dep.add_argument("--stable", action="store_true", help="mark it stable at once (onboarding)")
 
-    audit = sub.add_parser("audit", help="list, verify or export the audit trail")
-    audit.add_argument("action", choices=["list", "verify", "export"])
-    audit.add_argument("--model")
-    audit.add_argument("--since", type=duration_arg, help="e.g. 7d, 12h")
-    audit.add_argument("--format", choices=["csv", "json"], default=None)
-    audit.add_argument("--limit", type=positive_int, default=None)
+    audit = sub.add_parser("audit", help="list, verify or export the audit trail; anchor its head")
+    add_audit_arguments(audit, duration=duration_arg, positive=positive_int)  # bot/audit_cli.py
 
     from bot.report import cli as report_cli  # report hook: `rollback-bot report ID`
 
@@ -159,15 +154,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_PROBLEM
-    if command == "audit":  # auditors need no policy file, only the database
-        from bot.store.db import make_engine
-        from bot.store.repository import SqlStore
-
-        store = SqlStore(make_engine(settings.database_url))
-        try:
-            return cmd_audit(store, args)
-        finally:
-            store.engine.dispose()
+    if command == "audit":  # auditors need no policy file, only the database (bot/audit_cli.py)
+        return cmd_audit(settings, args)
     container = build(settings)
     try:
         if command == "deploy":
@@ -232,6 +220,7 @@ def cmd_check(settings: Settings, *, connect: bool) -> int:
 
     secrets = settings.secret_values()
     problems = [f"environment: {p}" for p in check_settings(settings, command="check")]
+    problems += [f"environment: {p}" for p in audit_problems(settings, command="check")]
     database, db_note = _check_database(settings.database_url)
     problems += [f"database: {database}"] if database else []
     if db_note:
@@ -244,7 +233,8 @@ def cmd_check(settings: Settings, *, connect: bool) -> int:
     if loaded.policy:
         for name, mp in sorted(loaded.policy.models.items()):
             print(f"model {name}: target {mp.target}, channel {mp.channel}, auto-rollback at "
-                  f"{mp.auto_rollback_severity}, {mp.required_approvals} approval(s), timeout "
+                  f"{mp.auto_rollback_severity}, {mp.required_approvals} approval(s) (undo: "
+                  f"{mp.undo_approvals or mp.required_approvals}), timeout "
                   f"{format_duration(mp.approval_timeout)} → {mp.on_timeout}, cooldown "
                   f"{format_duration(mp.cooldown)}, stable after {format_duration(mp.stable_after)}")
         if connect:
@@ -300,49 +290,6 @@ def _check_connections(policy: Any, credentials: Mapping[str, str], secrets: Seq
         except RollbackError as exc:
             problems.append(f"models.{name}.{mp.target}: {exc}")
     return problems
-
-
-def cmd_audit(store: Any, args: argparse.Namespace) -> int:
-    from bot.web.views import audit_json
-
-    if args.action == "verify":
-        records = store.audit_records()
-        problems = [p.problem for p in verify_chain(records)]
-        last_id, last_hash = store.audit_head()
-        newest = records[-1] if records else None
-        if newest is None and last_id:
-            problems.append(f"all {last_id} rows were deleted")
-        elif newest is not None and (newest.id != last_id or newest.hash != last_hash):
-            problems.append(f"rows after row {newest.id} were deleted (the newest row was {last_id})")
-        for problem in problems:
-            print(f"TAMPERED: {problem}")
-        if problems:
-            return EXIT_PROBLEM
-        print(f"audit chain intact: {len(records)} rows verified")
-        return EXIT_OK
-    since = store.clock.now() - args.since if args.since else None
-    records = store.audit_records(model=args.model, since=since, limit=args.limit)
-    fmt = args.format or ("json" if args.action == "export" else "text")
-    if fmt == "json":
-        print(json.dumps([audit_json(r) for r in records], indent=2))
-    elif fmt == "csv":
-        out = io.StringIO()
-        fields = ["id", "at", "actor", "action", "model", "proposal_id", "from_version", "to_version", "reason",
-                  "inputs", "prev_hash", "hash"]
-        writer = csv.DictWriter(out, fieldnames=fields)
-        writer.writeheader()
-        for r in records:
-            row = audit_json(r)
-            row["inputs"] = json.dumps(row["inputs"], sort_keys=True)
-            writer.writerow(row)
-        sys.stdout.write(out.getvalue())
-    else:
-        for r in records:
-            versions = f" {r.from_version or '?'}→{r.to_version}" if r.to_version else ""
-            pid = f" #{r.proposal_id}" if r.proposal_id else ""
-            print(f"{r.at:%Y-%m-%d %H:%M:%S} {r.actor:<22} {r.action:<20} {r.model or '-'}{versions}{pid}"
-                  f"  {r.reason or ''}")
-    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from bot.core.severity import ALIASES, Severity, is_known_severity, parse_severi
 TARGETS = ("local", "webhook", "mlflow", "kubernetes", "argo-rollouts", "kserve", "unleash", "launchdarkly")
 DURATION_KEYS = ("approval_timeout", "cooldown", "stable_after", "verify_after")
 POLICY_KEYS = (
-    "channel", "min_severity", "auto_rollback_severity", "approvers", "required_approvals",
+    "channel", "min_severity", "auto_rollback_severity", "approvers", "required_approvals", "undo_approvals",
     "allow_self_approval", "approval_timeout", "on_timeout", "escalate_to", "cooldown", "stable_after",
     "dry_run", "verify_after", "no_data",
 )
@@ -149,12 +149,13 @@ def parse_policy(data: Mapping[str, Any], name: str = "<policy>",
         if not isinstance(metrics, dict) or not all(isinstance(v, str) for v in metrics.values()):
             bad(f"{prefix}.metrics", "must be a table of name = 'PromQL expression' strings")
             metrics = {}
-        if fields.get("required_approvals", 1) > max(1, len(fields.get("approvers", ()))) and not any(
-            a.startswith("S") for a in fields.get("approvers", ())
-        ):
-            bad(f"{prefix}.required_approvals",
-                f"needs {fields['required_approvals']} distinct approvers but only "
-                f"{len(fields.get('approvers', ()))} are listed")
+        for count_key in ("required_approvals", "undo_approvals"):
+            if fields.get(count_key, 1) > max(1, len(fields.get("approvers", ()))) and not any(
+                a.startswith("S") for a in fields.get("approvers", ())
+            ):
+                bad(f"{prefix}.{count_key}",
+                    f"needs {fields[count_key]} distinct approvers but only "
+                    f"{len(fields.get('approvers', ()))} are listed")
         if not fields.get("channel"):
             bad(f"{prefix}.channel", "no Slack channel; set channel in [defaults] or in this model's table")
         models[model_name] = ModelPolicy(
@@ -213,7 +214,7 @@ def _convert(key: str, value: Any, notes: list[str], full: str) -> Any:
         if wrong:
             raise ValueError(f"{', '.join(wrong)}: not a Slack user ID (U…/W…) or user-group ID (S…)")
         return tuple(value)
-    if key == "required_approvals":
+    if key in ("required_approvals", "undo_approvals"):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError("must be a whole number of at least 1")
         return value

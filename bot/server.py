@@ -13,6 +13,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from slack_bolt.async_app import AsyncApp
 from starlette.applications import Starlette
 
+from bot.audit_anchors import anchor_job
+from bot.audit_config import problems as audit_problems
 from bot.bootstrap import Container, build, start_workers, verifier
 from bot.config import Settings, check_settings, reveal
 from bot.core import oplog
@@ -80,6 +82,8 @@ def assemble(container: Container, *, with_slack: bool, sweep_every: float = 5.0
 
     if service.verification_enabled:
         jobs["verify"] = (verifier(container).sweep, sweep_every)
+    if anchors := anchor_job(container):  # audit chain heads written outside the database
+        jobs["audit-anchor"] = anchors
     app = create_app(container, extra_routes=extra, lifespan=lifespan)
     if container.run_workers:  # the request only records: anything slower than the deadline is the database
         app.add_middleware(Deadline, seconds=container.timings.deadline_s)
@@ -93,6 +97,7 @@ def preflight(settings: Settings, connected: list[str] | None = None) -> list[st
     """
     connected = [] if connected is None else connected
     problems = check_settings(settings, command="serve")
+    problems += audit_problems(settings, command="serve")  # AUDIT_HMAC_KEY on PostgreSQL (bot/audit_config.py)
     problems += _database_preflight(settings.database_url)
     token = reveal(settings.slack_bot_token)
     if token and not any(p.startswith("SLACK_BOT_TOKEN") for p in problems):

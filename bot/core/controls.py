@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.core import oplog
 from bot.core.audit import AuditEvent
+from bot.core.authorization import Act
 from bot.core.durations import format_duration
 from bot.core.errors import RollbackError, UnknownModel
 from bot.core.selection import Deployment
@@ -44,7 +45,7 @@ class ModelControls(UseCase):
     # ---- freeze -----------------------------------------------------------------------------------------
 
     def freeze(self, model: str, *, actor: str, duration: timedelta, reason: str | None) -> datetime:
-        self.model_policy(model)
+        self._authorize(actor, Act.FREEZE, self.model_policy(model))
         until = self.clock.now() + duration
         self.store.set_freeze(model, until, reason, actor, AuditEvent(
             actor=actor, action="model.frozen", model=model,
@@ -53,7 +54,7 @@ class ModelControls(UseCase):
         return until
 
     def unfreeze(self, model: str, *, actor: str) -> None:
-        self.model_policy(model)
+        self._authorize(actor, Act.UNFREEZE, self.model_policy(model))
         self.store.set_freeze(model, None, None, None, AuditEvent(actor=actor, action="model.unfrozen",
                                                                   model=model, reason="unfrozen"))
         oplog.event("model.unfrozen", model=model, actor=actor)

@@ -37,6 +37,7 @@ class ModelPolicy:
     auto_rollback_severity: Severity = Severity.CRITICAL
     approvers: tuple[str, ...] = ()
     required_approvals: int = 1
+    undo_approvals: int | None = None  # None: the same as required_approvals
     allow_self_approval: bool = False
     approval_timeout: timedelta = timedelta(minutes=15)
     on_timeout: OnTimeout = OnTimeout.ESCALATE

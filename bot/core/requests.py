@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.core import oplog
 from bot.core.audit import AuditEvent
+from bot.core.authorization import Act
 from bot.core.errors import RollbackError, UnknownModel
 from bot.core.execution import SYSTEM
 from bot.core.metrics import MetricLine
@@ -53,6 +54,7 @@ class Requests(UseCase):
             policy = self.model_policy(model)
         except UnknownModel as exc:
             raise self._refuse(actor, model, str(exc)) from None
+        self._authorize(actor, Act.BREAK_GLASS if execute_now else Act.ROLLBACK, policy)
         now = self.clock.now()
         state = self.store.model_state(model)
         if state.frozen(now):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from bot.core import oplog
 from bot.core.audit import AuditEvent
+from bot.core.authorization import Act, approvers_text, is_approver, undo_approvals
 from bot.core.controls import ModelControls
 from bot.core.execution import SYSTEM
 from bot.core.policy import ModelPolicy
@@ -38,34 +39,17 @@ class RollbackService(Requests, ModelControls, Sweeps, UseCase):
     # ---- approvals --------------------------------------------------------------------------------------
 
     def may_approve(self, policy: ModelPolicy, actor: str) -> bool:
-        user = slack_user(actor)
-        if user is None:
-            return False
-        if not policy.approvers:
-            return True
-        if user in policy.approvers:
-            return True
-        return any(user in self.directory.members(g) for g in policy.approvers if g.startswith("S"))
+        return is_approver(policy, actor, self.directory)
 
     def approvers_text(self, policy: ModelPolicy) -> str:
-        if not policy.approvers:
-            return "anyone in the channel"
-        return ", ".join(f"group {a}" if a.startswith("S") else a for a in policy.approvers)
+        return approvers_text(policy)
 
     def approve(self, proposal_id: int, actor: str) -> ApprovalOutcome:
         proposal = self.store.get_proposal(proposal_id)
         policy = self.model_policy(proposal.model)
         if proposal.state is not State.PROPOSED:
             return ApprovalOutcome(proposal, f"proposal #{proposal_id} is already {proposal.state.value}")
-        if not self.may_approve(policy, actor):
-            raise self._refuse(actor, proposal.model,
-                               f"you may not approve rollbacks of {proposal.model}; approvers: "
-                               f"{self.approvers_text(policy)}", "approval.refused", proposal_id)
-        if not policy.allow_self_approval and actor == proposal.requested_by:
-            raise self._refuse(actor, proposal.model,
-                               "you asked for this rollback, and this model's policy does not allow "
-                               "self-approval (allow_self_approval = false); another approver must approve",
-                               "approval.refused", proposal_id)
+        self._authorize(actor, Act.APPROVE, policy, proposal_id, requested_by=proposal.requested_by)
         new, approvers = self.store.add_approval(proposal_id, actor, AuditEvent(
             actor=actor, action="approval.added", model=proposal.model, from_version=proposal.from_version,
             to_version=proposal.to_version, reason=f"approval from {actor}"))
@@ -89,10 +73,7 @@ class RollbackService(Requests, ModelControls, Sweeps, UseCase):
         policy = self.model_policy(proposal.model)
         if proposal.state is not State.PROPOSED:
             return proposal
-        if not self.may_approve(policy, actor):
-            raise self._refuse(actor, proposal.model,
-                               f"you may not deny rollbacks of {proposal.model}; approvers: "
-                               f"{self.approvers_text(policy)}", "denial.refused", proposal_id)
+        self._authorize(actor, Act.DENY, policy, proposal_id)
         denied = self.store.transition(
             proposal_id, [State.PROPOSED], State.DENIED,
             AuditEvent(actor=actor, action="proposal.denied", model=proposal.model,
@@ -122,27 +103,36 @@ class RollbackService(Requests, ModelControls, Sweeps, UseCase):
         if original.state is not State.SUCCEEDED or original.dry_run:
             raise self._refuse(actor, original.model, f"proposal #{proposal_id} is {original.state.value}; "
                                "only a completed rollback can be undone", "undo.refused", proposal_id)
-        if not self.may_approve(policy, actor):
-            raise self._refuse(actor, original.model, f"only approvers may undo a rollback of {original.model}: "
-                               f"{self.approvers_text(policy)}", "undo.refused", proposal_id)
+        self._authorize(actor, Act.UNDO, policy, proposal_id)
         history = self.store.history(original.model)
         if not history or history[-1].version != original.to_version:
             raise self._refuse(actor, original.model, f"{original.model} no longer runs {original.to_version}; "
                                "undo would overwrite a newer change", "undo.refused", proposal_id)
+        required = undo_approvals(policy)  # the model's approvals, like any proposal (policy: undo_approvals)
+        waits = required > 1
         try:
             proposal = self.store.create_proposal(NewProposal(
                 model=original.model, from_version=original.to_version, to_version=original.from_version,
                 kind=Kind.UNDO, requested_by=actor, reason=f"undo of rollback #{proposal_id}",
                 target_note=f"roll forward to {original.from_version} (undo of #{proposal_id})",
-                severity="manual", decision_reason=f"undo asked by {actor}", required_approvals=1,
-                dry_run=policy.dry_run, deadline_at=None, summary={}, undo_of=proposal_id,
-                seen_last_rollback_at=self.store.model_state(original.model).last_rollback_at,
+                severity="manual", decision_reason=f"undo asked by {actor}: {required} approval(s) needed",
+                required_approvals=required, dry_run=policy.dry_run,
+                deadline_at=self.clock.now() + policy.approval_timeout if waits else None, summary={},
+                undo_of=proposal_id, seen_last_rollback_at=self.store.model_state(original.model).last_rollback_at,
             ), AuditEvent(actor=actor, action="proposal.created", model=original.model,
                           from_version=original.to_version, to_version=original.from_version,
-                          reason=f"undo of rollback #{proposal_id}", inputs={"kind": "undo"}))
+                          reason=f"undo of rollback #{proposal_id}", inputs={"kind": "undo"}),
+                Intent("created") if waits else None)
         except (OpenProposalExists, StaleProposal):
             raise self._refuse(actor, original.model, f"a rollback of {original.model} is already under way",
                                "undo.refused", proposal_id) from None
+        _, approvers = self.store.add_approval(proposal.id, actor, AuditEvent(
+            actor=actor, action="approval.added", model=original.model, from_version=proposal.from_version,
+            to_version=proposal.to_version, reason=f"approval from {actor} (asked for the undo)"))
+        if len(approvers) < required:
+            waiting = self.store.get_proposal(proposal.id)
+            self._notify(waiting, "created", written=True)
+            return waiting
         return self.approve_and_execute(ApproveRequest(proposal, actor, "undo by an approver", announce=False))
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from bot.core import oplog
 from bot.core.audit import AuditEvent
+from bot.core.authorization import REFUSED_AUDIT, Act, authorize
 from bot.core.clock import Clock
 from bot.core.errors import Refused, RollbackError, UnknownModel
 from bot.core.execution import SYSTEM, ApprovedQueue, Executor
@@ -115,6 +116,15 @@ class UseCase:
         self.store.append_audit(AuditEvent(actor=actor, action=action, model=model, proposal_id=proposal_id,
                                            reason=reason, inputs=inputs or {}))
         return Refused(reason)
+
+    # ---- authorization hook (rules in bot/core/authorization.py; keep this one call per action) ---------
+
+    def _authorize(self, actor: str, action: Act, policy: ModelPolicy, proposal_id: int | None = None,
+                   requested_by: str | None = None) -> None:
+        """Raise Refused (audited once) unless the policy lets ``actor`` do ``action``."""
+        verdict = authorize(actor, action, policy, self.directory, requested_by=requested_by)
+        if not verdict.allowed:
+            raise self._refuse(actor, policy.name, verdict.reason, REFUSED_AUDIT[action], proposal_id)
 
     def approve_and_execute(self, request: ApproveRequest) -> Proposal:
         """The one way a proposal becomes approved and reaches the executor (people, policy, timeouts, undo)."""

@@ -19,20 +19,19 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from bot.core.audit import GENESIS, AuditEvent, AuditRecord, chain_hash
+from bot.core.audit import AuditEvent, AuditRecord, KeyRing
 from bot.core.clock import Clock, SystemClock
 from bot.core.errors import NotFound
 from bot.core.policy import ModelState
 from bot.core.ports import Intent, NewProposal, OpenProposalExists, StaleProposal
 from bot.core.proposal import OPEN_STATES, Kind, Proposal, State
 from bot.core.selection import Deployment
+from bot.store import audit_log
 from bot.store.alert_queries import AlertQueries
 from bot.store.db import WRITE
 from bot.store.tables import (
     AlertRow,
     ApprovalRow,
-    AuditHeadRow,
-    AuditRow,
     DeploymentRow,
     ModelRow,
     ProposalRow,
@@ -91,27 +90,11 @@ def _proposal(row: ProposalRow, approvals: list[str]) -> Proposal:
     )
 
 
-def _record(row: AuditRow) -> AuditRecord:
-    return AuditRecord(
-        id=row.id,
-        at=row.at,
-        actor=row.actor,
-        action=row.action,
-        model=row.model,
-        proposal_id=row.proposal_id,
-        from_version=row.from_version,
-        to_version=row.to_version,
-        reason=row.reason,
-        inputs=dict(row.inputs or {}),
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-    )
-
-
 class SqlStore(AlertQueries, WorkQueues):
-    def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
+    def __init__(self, engine: Engine, clock: Clock | None = None, audit_keys: KeyRing | None = None) -> None:
         self.engine = engine
         self.clock: Clock = clock or SystemClock()
+        self.audit_log = audit_log.AuditLog(engine, audit_keys)  # AUDIT_HMAC_KEY(S): bot/store/audit_log.py
         self._writer: tuple[Engine, Engine] | None = None
         self._writers: AbstractContextManager[object] = (
             threading.Lock() if engine.dialect.name == "sqlite" else nullcontext())
@@ -134,34 +117,8 @@ class SqlStore(AlertQueries, WorkQueues):
             yield session
 
     def _audit(self, session: Session, event: AuditEvent, at: datetime | None = None) -> AuditRecord:
-        """Append one chained audit row inside the caller's transaction (the head row lock orders them)."""
-        at = at or self.clock.now()
-        head = session.exec(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).first()
-        if head is None:
-            head = AuditHeadRow(id=1, last_id=0, last_hash=GENESIS)
-            session.add(head)
-            session.flush()
-        digest = chain_hash(head.last_hash, at, event)
-        row = AuditRow(
-            id=head.last_id + 1,
-            at=at,
-            actor=event.actor,
-            action=event.action,
-            model=event.model,
-            proposal_id=event.proposal_id,
-            from_version=event.from_version,
-            to_version=event.to_version,
-            reason=event.reason,
-            inputs=event.inputs,
-            prev_hash=head.last_hash,
-            hash=digest,
-        )
-        session.add(row)
-        head.last_id = row.id
-        head.last_hash = digest
-        session.add(head)
-        session.flush()
-        return _record(row)
+        """Append one chained audit row inside the caller's transaction (see bot/store/audit_log.py)."""
+        return audit_log.append(session, self.audit_log.ring, event, at or self.clock.now())
 
     def append_audit(self, event: AuditEvent) -> AuditRecord:
         with self.session() as s:
@@ -637,22 +594,9 @@ class SqlStore(AlertQueries, WorkQueues):
     def audit_records(self, *, model: str | None = None, since: datetime | None = None,
                       actor: str | None = None, proposal_id: int | None = None,
                       limit: int | None = None, newest_first: bool = False) -> list[AuditRecord]:
-        with Session(self.engine) as s:
-            q = select(AuditRow)
-            if model:
-                q = q.where(AuditRow.model == model)
-            if since:
-                q = q.where(AuditRow.at >= since)
-            if actor:
-                q = q.where(AuditRow.actor == actor)
-            if proposal_id is not None:
-                q = q.where(AuditRow.proposal_id == proposal_id)
-            q = q.order_by(col(AuditRow.id).desc() if newest_first else col(AuditRow.id))
-            if limit:
-                q = q.limit(limit)
-            return [_record(r) for r in s.exec(q).all()]
+        return self.audit_log.records(audit_log.Filters(model=model, since=since, actor=actor,
+                                                        proposal_id=proposal_id, limit=limit,
+                                                        newest_first=newest_first))
 
     def audit_head(self) -> tuple[int, str]:
-        with Session(self.engine) as s:
-            head = s.get(AuditHeadRow, 1)
-            return (head.last_id, head.last_hash) if head else (0, GENESIS)
+        return self.audit_log.head()

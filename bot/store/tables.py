@@ -157,6 +157,7 @@ class AuditRow(SQLModel, table=True):
     inputs: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+    key_id: str | None = Field(default=None, max_length=40)  # HMAC key that signed it; None: unkeyed SHA-256
 
 
 class AuditHeadRow(SQLModel, table=True):

@@ -39,7 +39,7 @@ def slack() -> Any:
 
 def slack_env(slack: FakeSlackApi) -> dict[str, str]:
     return {"SLACK_BOT_TOKEN": "xoxb-ops-test", "SLACK_SIGNING_SECRET": "ops-signing", "SLACK_API_URL": slack.base_url,
-            "ALERT_WEBHOOK_TOKEN": "ops-alert-token"}
+            "ALERT_WEBHOOK_TOKEN": "ops-alert-token", "AUDIT_HMAC_KEY": "ops-audit-key-0123456789"}
 
 
 def start_refused(tmp_path: Path, env: dict[str, str]) -> list[str]:
