@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from bot.config import Settings, check_settings, load_environment, settings_from
@@ -56,10 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="list, verify or export the audit trail")
     audit.add_argument("action", choices=["list", "verify", "export"])
     audit.add_argument("--model")
-    audit.add_argument("--since", help="e.g. 7d, 12h")
+    audit.add_argument("--since", type=_duration_arg, help="e.g. 7d, 12h (at most 3650d)")
     audit.add_argument("--format", choices=["csv", "json"], default=None)
     audit.add_argument("--limit", type=int, default=None)
     return parser
+
+
+def _duration_arg(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -212,7 +220,7 @@ def cmd_audit(store: Any, args: argparse.Namespace) -> int:
             return EXIT_PROBLEM
         print(f"audit chain intact: {len(records)} rows verified")
         return EXIT_OK
-    since = store.clock.now() - parse_duration(args.since) if args.since else None
+    since = store.clock.now() - args.since if args.since else None
     records = store.audit_records(model=args.model, since=since, limit=args.limit)
     fmt = args.format or ("json" if args.action == "export" else "text")
     if fmt == "json":

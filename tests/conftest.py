@@ -23,7 +23,8 @@ from tests.integration import realservers
 from tests.integration.promstack import INSTALL_HINT, PromStack, missing_binaries, start_promstack
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-TABLES = ("approvals", "alerts", "proposals", "deployments", "models", "audit", "audit_head", "slack_events")
+TABLES = ("approvals", "alerts", "proposals", "deployments", "models", "audit", "audit_head", "slack_events",
+          "slack_signatures")
 
 BASE_POLICY: dict[str, Any] = {
     "defaults": {

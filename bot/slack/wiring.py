@@ -19,6 +19,8 @@ from bot.slack.app import build_bolt_app
 from bot.slack.client import web_client
 from bot.slack.directory import SlackDirectory
 from bot.slack.notifier import SlackNotifier
+from bot.store.replay import ReplayLog
+from bot.web.slack_guard import slack_checked
 
 
 class SlackStartError(Exception):
@@ -79,4 +81,5 @@ def attach_slack(container: Container) -> SlackParts:
 
     container.extras["slack_ready"] = slack_ready
     container.extras["slack"] = notifier
-    return SlackParts(notifier, bolt, async_client, Route("/slack/events", events, methods=["POST"]))
+    guarded_events = slack_checked(events, settings.slack_signing_secret, ReplayLog(container.store.engine))
+    return SlackParts(notifier, bolt, async_client, Route("/slack/events", guarded_events, methods=["POST"]))
