@@ -26,7 +26,8 @@ class RawResponse:
 
 
 def request(url: str, method: str, path: str, headers: dict[str, str], body: bytes | Iterator[bytes] | None,
-            timeout: float = 30.0) -> RawResponse:
+            timeout: float = 30.0, *, chunked: bool = True) -> RawResponse:
+    """Send one request; an iterator body goes chunked, or as raw bytes after a Content-Length the caller set."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     head = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close"]
@@ -37,9 +38,11 @@ def request(url: str, method: str, path: str, headers: dict[str, str], body: byt
         pending: Iterator[bytes] = iter([bytes(body)])
     elif body is None:
         pending = iter(())
-    else:
+    elif chunked:
         head.append("Transfer-Encoding: chunked")
         pending = _chunked(body)
+    else:
+        pending = body
     head += [f"{k}: {v}" for k, v in headers.items()]
     sock = socket.create_connection((host, port), timeout=timeout)
     sock.setblocking(False)
