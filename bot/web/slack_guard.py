@@ -23,7 +23,7 @@ from bot.store.replay import ReplayLog
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
-WINDOW_SECONDS = 300  # Slack's: "more than five minutes from local time ... could be a replay attack"
+WINDOW_SECONDS = 300  # the window of Slack's own SDK (slack_sdk.signature.SignatureVerifier)
 
 
 def _refuse(message: str, header: str) -> JSONResponse:
