@@ -40,6 +40,7 @@ class Case:
     auth: bool = True
     changes: frozenset[str] = frozenset()  # tables this request may change
     replay_first: bool = False  # send the same request once before (it must pass), then assert on the replay
+    key: str = "error"  # the answer's key that carries the message ("text" for a Slack command's ack)
 
 
 def deployment(**fields: Any) -> bytes:
@@ -291,6 +292,42 @@ SLACK: list[Case] = [
     Case("slack-get", "GET", "/slack/events", 405, None, "not allowed", auth=False),
 ]
 
+
+
+def command(case_id: str, text: str, words: str) -> Case:
+    """A correctly signed slash command with hostile text: Slack gets 200 and the usage, nothing is stored."""
+    body = slash_command_body(text, user_id="U0BOB", trigger_id=f"1.2.{case_id}").encode()
+    return Case(case_id, "POST", "/slack/events", 200, None, words, body, headers=signed(body), auth=False,
+                changes=frozenset({"slack_signatures"}), key="text")
+
+
+def button(case_id: str, action_id: str, value: str) -> Case:
+    """A correctly signed button press whose value is not a proposal id: acknowledged, nothing changes."""
+    from bot.slack.signing import block_actions_payload, payload_body
+
+    body = payload_body(block_actions_payload(action_id, value, user_id="U0LEAD", trigger_id=f"1.2.{case_id}"))
+    raw_body = body.encode()
+    return Case(case_id, "POST", "/slack/events", 200, None, "", raw_body, headers=signed(raw_body), auth=False,
+                changes=frozenset({"slack_signatures"}), key="")
+
+
+SLACK_SIGNED: list[Case] = [
+    command("slash-freeze-3000000d", "freeze fraud-detector for 3000000d", "longest duration accepted, 3650d"),
+    command("slash-freeze-40-digits", "freeze fraud-detector for " + "9" * 40 + "s", "longest duration"),
+    command("slash-audit-since-overflow", "audit since=99999999999d", "longest duration accepted"),
+    command("slash-history-20-digits", "history fraud-detector 99999999999999999999", "from 1 to 100"),
+    command("slash-history-superscript", "history fraud-detector ²", "whole number"),
+    command("slash-status-nul", "status fraud\x00detector", "not a model name"),
+    command("slash-versions-5000-chars", "versions " + "x" * 5000, "not a model name"),
+    command("slash-rollback-to-nul", "fraud-detector to 7\x00", "not a version"),
+    command("slash-freeze-nul-duration", "freeze fraud-detector for 1\x00h",
+            "not a duration"),
+    button("button-approve-superscript", "rollback_approve", "²"),
+    button("button-approve-20-digits", "rollback_approve", "99999999999999999999"),
+    button("button-deny-past-int32", "rollback_deny", "2147483648"),
+    button("button-undo-nul", "rollback_undo", "1\x00"),
+]
+
 ALERTS_AND_ROUTES: list[Case] = [
     Case("alert-source-unknown", "POST", "/alerts/nagios", 404, None, "unknown alert source", b"{}", headers=JSON),
     Case("alert-over-cap-declared", "POST", "/alerts/alertmanager", 413, "body", "1048576-byte limit",
@@ -308,6 +345,6 @@ ALERTS_AND_ROUTES: list[Case] = [
     Case("openapi-with-a-body", "GET", "/openapi.json", 413, "body", "", b"x" * (17 * 1024), auth=False),
 ]
 
-CASES: list[Case] = [*DEPLOYMENTS, *TOKENS, *PROPOSALS, *MODELS, *AUDIT, *SLACK, *ALERTS_AND_ROUTES]
+CASES: list[Case] = [*DEPLOYMENTS, *TOKENS, *PROPOSALS, *MODELS, *AUDIT, *SLACK, *SLACK_SIGNED, *ALERTS_AND_ROUTES]
 
 __all__ = ["AUTH", "CASES", "Case"]

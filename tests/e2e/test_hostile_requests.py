@@ -50,13 +50,16 @@ def test_hostile_request(server: tuple[SlackBot, str], case: Case) -> None:
         before = table_digests(url)
         response = send(bot, case)
     assert response.status == case.status, response.body[:500]
-    assert response.headers.get("content-type", "").startswith("application/json"), response.headers
-    answer = response.json()
-    assert isinstance(answer.get("error"), str) and answer["error"], answer
-    if case.field is not None:
-        assert answer.get("field") == case.field, answer
-    assert case.words in answer["error"], answer
-    assert "Traceback" not in answer["error"]
+    if case.key:
+        assert response.headers.get("content-type", "").startswith("application/json"), response.headers
+        answer = response.json()
+        assert isinstance(answer.get(case.key), str) and answer[case.key], answer
+        if case.field is not None:
+            assert answer.get("field") == case.field, answer
+        assert case.words in answer[case.key], answer
+        assert "Traceback" not in answer[case.key]
+    else:  # a button press: Slack only needs the acknowledgement; the answer goes to the user
+        assert response.body in (b"", b"{}"), response.body
     after = table_digests(url)
     changed = {name for name in set(before) | set(after) if before.get(name) != after.get(name)}
     assert changed <= case.changes, f"tables changed: {sorted(changed - case.changes)}"
