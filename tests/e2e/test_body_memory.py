@@ -46,18 +46,21 @@ def served(tmp_path: Path) -> Iterator[tuple[str, int]]:
                     "SLACK_SIGNING_SECRET": "memory-test-secret", "SLACK_API_URL": slack.base_url,
                     "ALERT_WEBHOOK_TOKEN": "memory-test-token", "ROLLBACK_POLICY": str(tmp_path / "rollback.toml"),
                     "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+        log = (tmp_path / "serve.log").open("wb")  # a file, not a pipe nobody reads: the server never blocks on it
         proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)], env=env, cwd=tmp_path,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+                assert proc.poll() is None, (tmp_path / "serve.log").read_text()
                 try:
                     if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                         break
                 except httpx.TransportError:
                     time.sleep(0.1)
+            else:
+                raise AssertionError("serve did not answer /healthz in 60 s:\n" + (tmp_path / "serve.log").read_text())
             yield url, proc.pid
         finally:
             proc.terminate()
@@ -66,6 +69,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, int]]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            log.close()
 
 
 def stream(total: int) -> Iterator[bytes]:
