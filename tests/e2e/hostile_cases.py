@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bot.slack.signing import event_callback_body, signature, slash_command_body
@@ -328,7 +329,41 @@ SLACK_SIGNED: list[Case] = [
     button("button-undo-nul", "rollback_undo", "1\x00"),
 ]
 
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "alerts"
+
+
+def alertmanager(labels: dict[str, str], fingerprint: str = "f0", starts: str = "2026-11-02T11:00:00Z",
+                 annotations: dict[str, str] | None = None) -> bytes:
+    """A real Alertmanager webhook body (tests/fixtures/alerts/alertmanager-firing.json, captured from
+    Alertmanager) with one alert's labels, fingerprint, start or annotations made hostile."""
+    body = json.loads((FIXTURES / "alertmanager-firing.json").read_text())
+    first = body["alerts"][0]
+    first["labels"] = {**first["labels"], "model": "fraud-detector", **labels}
+    first.update(fingerprint=fingerprint, startsAt=starts)
+    if annotations is not None:
+        first["annotations"] = annotations
+    body["alerts"] = [first]
+    return json.dumps(body).encode()
+
+
+def alert(case_id: str, body: bytes, fld: str, words: str) -> Case:
+    return Case(case_id, "POST", "/alerts/alertmanager", 400, fld, words, body, headers=dict(JSON))
+
+
 ALERTS_AND_ROUTES: list[Case] = [
+    alert("alert-label-nul", alertmanager({"alertname": "A\u0000", "model": "fraud-detector"}),
+          "alerts[0].labels.alertname", "NUL"),
+    alert("alert-model-nul", alertmanager({"model": "fraud\u0000"}), "alerts[0].labels.model", "NUL"),
+    alert("alert-name-5000", alertmanager({"alertname": "A" * 5000, "model": "fraud-detector"}),
+          "alerts[0].labels.alertname", "at most"),
+    alert("alert-fingerprint-5000", alertmanager({"model": "fraud-detector"}, fingerprint="f" * 5000),
+          "alerts[0].fingerprint", "at most"),
+    alert("alert-year-99999", alertmanager({"model": "fraud-detector"}, starts="99999-01-01T00:00:00Z"),
+          "alerts[0].startsAt", "not an ISO 8601 time"),
+    alert("alert-annotation-nul", alertmanager({"model": "fraud-detector"}, annotations={"summary": "x\u0000"}),
+          "alerts[0].annotations.summary", "NUL"),
     Case("alert-source-unknown", "POST", "/alerts/nagios", 404, None, "unknown alert source", b"{}", headers=JSON),
     Case("alert-over-cap-declared", "POST", "/alerts/alertmanager", 413, "body", "1048576-byte limit",
          b"{" + b" " * MIB + b"}", headers=JSON),
