@@ -240,7 +240,7 @@ def create_app(container: Container, *, extra_routes: list[Route] | None = None,
         *alert_routes(container, p, metrics),
         *(extra_routes or []),
     ]
-    document = openapi_document(routes)
+    document = openapi_document()
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(BodyLimit)],
                     exception_handlers={HTTPException: http_exception, Exception: unexpected})
     app.state.container = container

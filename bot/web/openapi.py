@@ -171,7 +171,7 @@ def _operation(op: Operation, components: _Components) -> dict[str, Any]:
     return out
 
 
-def openapi_document(routes: Sequence[BaseRoute] = (), operations: Iterable[Operation] = OPERATIONS) -> dict[str, Any]:
+def openapi_document(operations: Iterable[Operation] = OPERATIONS) -> dict[str, Any]:
     components = _Components()
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:

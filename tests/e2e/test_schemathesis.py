@@ -23,7 +23,7 @@ from tests.e2e.dbstate import database_url, seeded_bot
 from tests.e2e.hostile_cases import AUTH
 from tests.e2e.slackbot import SlackBot
 
-EXAMPLES = 100
+EXAMPLES = 200
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
