@@ -8,7 +8,7 @@ be declared here; ``undocumented()`` names those that are not (a test holds it e
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,11 +171,15 @@ def _operation(op: Operation, components: _Components) -> dict[str, Any]:
     return out
 
 
-def openapi_document(operations: Iterable[Operation] = OPERATIONS) -> dict[str, Any]:
+def openapi_document(operations: Iterable[Operation] = OPERATIONS,
+                     extra_paths: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The document; ``extra_paths`` are path items other modules describe themselves (merged by method)."""
     components = _Components()
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
         paths.setdefault(op.path, {})[op.method] = _operation(op, components)
+    for path, item in (extra_paths or {}).items():
+        paths.setdefault(path, {}).update(item)
     return {
         "openapi": "3.1.0",
         "info": {
