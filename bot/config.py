@@ -28,6 +28,8 @@ class Settings:
     prometheus_url: str | None = None
     public_url: str | None = None
     grafana_webhook_secret: str | None = None
+    grafana_signature_header: str = "X-Grafana-Alert-Signature"  # grafana/alerting's default name
+    grafana_timestamp_header: str | None = None  # Grafana's default: no timestamp in the signature
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -72,6 +74,8 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         prometheus_url=get("PROMETHEUS_URL"),
         public_url=get("PUBLIC_URL"),
         grafana_webhook_secret=get("GRAFANA_WEBHOOK_SECRET"),
+        grafana_signature_header=get("GRAFANA_SIGNATURE_HEADER") or "X-Grafana-Alert-Signature",
+        grafana_timestamp_header=get("GRAFANA_TIMESTAMP_HEADER"),
         extra=dict(env),
     )
 
@@ -95,6 +99,11 @@ def check_settings(settings: Settings, *, command: str) -> list[str]:
         problems.append(
             "ALERT_WEBHOOK_TOKEN: not set; /alerts/*, /deployments and /api/* refuse every request until it is"
         )
+    if not settings.grafana_webhook_secret and (
+        settings.grafana_timestamp_header or settings.grafana_signature_header != "X-Grafana-Alert-Signature"
+    ):
+        problems.append("GRAFANA_WEBHOOK_SECRET: not set, so the Grafana signature headers configured are never "
+                        "checked; set it to the contact point's HMAC secret")
     if not settings.database_url.startswith(("sqlite", "postgres")):
         problems.append("DATABASE_URL: use sqlite:///path.db or postgresql+psycopg://user@host/db")
     return problems

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from adapters.alerts import alertmanager, datadog, generic, grafana
-from adapters.alerts._fields import decode_json
+from adapters.alerts._fields import decode_form, decode_json, is_form
 from adapters.alerts.errors import MappingError, PayloadError
 from adapters.alerts.generic import GenericMapping, mapping_from_dict
-from adapters.alerts.grafana import verify_grafana_signature
+from adapters.alerts.grafana import check_grafana_signature, verify_grafana_signature
 from bot.core.alert import Alert
 
 AlertParser = Callable[[object], list[Alert]]
@@ -35,8 +35,16 @@ def parser_for(source: str, generic_mapping: GenericMapping | None = None) -> Al
         raise KeyError(f"unknown alert source {source!r} (known: {', '.join(sorted(PARSERS))})") from None
 
 
-def parse_body(source: str, body: bytes, generic_mapping: GenericMapping | None = None) -> list[Alert]:
-    """Decode a raw request body and parse it: the one call the intake endpoint needs."""
+def parse_body(
+    source: str, body: bytes, generic_mapping: GenericMapping | None = None, content_type: str = ""
+) -> list[Alert]:
+    """Decode a raw request body and parse it: the one call the intake endpoint needs.
+
+    Datadog's "Encode as form" sends the payload template as ``application/x-www-form-urlencoded``;
+    every other body (and every other sender) is JSON.
+    """
+    if source == "datadog" and is_form(content_type, body):
+        return datadog.parse(decode_form(body))
     return parser_for(source, generic_mapping)(decode_json(body))
 
 
@@ -46,6 +54,7 @@ __all__ = [
     "GenericMapping",
     "MappingError",
     "PayloadError",
+    "check_grafana_signature",
     "decode_json",
     "mapping_from_dict",
     "parse_body",

@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from urllib.parse import parse_qsl
 
 from adapters.alerts.errors import PayloadError
 
@@ -64,6 +65,51 @@ def decode_json(body: bytes | str) -> object:
         ) from None
     except RecursionError:
         raise PayloadError("body", "JSON nested too deeply") from None
+
+
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+MAX_FORM_FIELDS = 1_000
+
+
+def is_form(content_type: str, body: bytes) -> bool:
+    """A URL-encoded form body (by its Content-Type; a JSON-looking body is JSON whatever the header says)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == FORM_CONTENT_TYPE and body.lstrip()[:1] not in (b"{", b"[")
+
+
+def decode_form(body: bytes) -> dict[str, object]:
+    """A URL-encoded body as the JSON object it was written from.
+
+    Each field is one key of the sender's JSON template; a value that is itself JSON (an object or a
+    list) is decoded, so nested template parts survive. One single field holding a whole JSON object
+    is that object. The first of repeated fields wins.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError("body", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text.strip()),
+                          max_num_fields=MAX_FORM_FIELDS, errors="strict")
+    except UnicodeDecodeError:
+        raise PayloadError("body", "a form field is not UTF-8 once percent-decoded") from None
+    except ValueError as exc:
+        raise PayloadError("body", f"not a URL-encoded form: {exc}") from None
+    result: dict[str, object] = {}
+    for key, value in pairs:
+        check_text(key, "body", MAX_KEY_BYTES)
+        decoded: object = value
+        if value.lstrip()[:1] in ("{", "["):
+            try:
+                decoded = json.loads(value)
+            except (json.JSONDecodeError, RecursionError):
+                decoded = value
+        result.setdefault(key, decoded)
+    if len(result) == 1:
+        only = next(iter(result.values()))
+        if isinstance(only, dict):
+            return only
+    return result
 
 
 def expect_object(value: object, path: str) -> Mapping[str, object]:

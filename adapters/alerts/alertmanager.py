@@ -1,12 +1,15 @@
 """Prometheus Alertmanager webhook (payload version 4) to normalised alerts.
 
 Alertmanager sends one group per request: ``alerts`` holds every alert of the group, each with its
-own ``status``; resolved ones come only when the receiver has ``send_resolved: true``.
+own ``status``; resolved ones come only when the receiver has ``send_resolved: true``. With
+``max_alerts`` set, ``truncatedAlerts`` counts the group's alerts it left out; each parsed alert carries
+that count as the ``truncatedAlerts`` annotation so the card can say that more exist.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from adapters.alerts._fields import (
     MAX_ALERTS,
@@ -29,6 +32,8 @@ from bot.core.alert import Alert, AlertStatus
 from bot.core.severity import parse_severity
 
 SOURCE = "alertmanager"
+TRUNCATED = "truncatedAlerts"  # the annotation that carries the group's left-out alert count
+MAX_TRUNCATED = 10_000_000
 # Per-alert link fields Alertmanager and Grafana send, keyed as in Alert.links.
 ALERT_LINK_FIELDS: tuple[str, ...] = ("generatorURL",)
 
@@ -54,10 +59,23 @@ def parse_group(payload: object, source: str, link_fields: tuple[str, ...]) -> l
     items = expect_list(body["alerts"], "alerts", MAX_ALERTS)
     group_status = None if body.get("status") is None else parse_status(body["status"], "status")
     external_url = optional_str(body, "externalURL", "", MAX_URL_BYTES)
-    return [
+    truncated = parse_truncated(body.get(TRUNCATED))
+    alerts = [
         parse_alert(item, index("alerts", i), source, link_fields, group_status, external_url)
         for i, item in enumerate(items)
     ]
+    if truncated:
+        alerts = [replace(a, annotations={**a.annotations, TRUNCATED: str(truncated)}) for a in alerts]
+    return alerts
+
+
+def parse_truncated(value: object) -> int:
+    """``truncatedAlerts``: how many of the group's alerts ``max_alerts`` left out (absent or null: none)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TRUNCATED:
+        raise PayloadError(TRUNCATED, f"expected a whole number from 0 to {MAX_TRUNCATED}, got {str(value)[:40]}")
+    return value
 
 
 def parse_alert(

@@ -6,10 +6,17 @@ and add ``@webhook-<name>`` to the monitor's message. Tag the monitor ``model:<n
 ``severity:critical``): ``$TAGS`` becomes the alert's labels, which select the model in the policy.
 
 - ``transition`` (``$ALERT_TRANSITION``): ``Recovered`` is resolved; ``Triggered``, ``Re-Triggered``,
-  ``Warn``, ``Re-Warn``, ``No Data``, ``Re-No Data`` and ``Renotify`` are firing.
+  ``Warn``, ``Re-Warn``, ``No Data``, ``Re-No Data`` and ``Renotify`` are firing. ``Null`` (no state
+  change) and a missing transition read the state from the title's ``[Triggered …]``/``[Recovered]``
+  prefix, else from ``$ALERT_TYPE`` (``success`` is resolved), else firing.
+- Datadog's default body (no custom payload: ``body``, ``last_updated``, ``event_type``, ``title``,
+  ``date``, ``org``, ``id``) is accepted too: the labels come from the title's ``{tag:value}`` scope,
+  the monitor from the ``/monitors/<id>`` link in ``body``, the fingerprint from monitor, labels and
+  title. The template gives better cards; the default keeps Datadog from losing the event (it never
+  retries a 4xx).
 - Severity: a ``severity`` tag wins; else ``$ALERT_PRIORITY`` P1/P2 critical, P3 warning, P4/P5 info.
 - Fingerprint: ``$ALERT_CYCLE_KEY`` (one value from trigger to recovery), else ``$AGGREG_KEY``,
-  else monitor ID plus tags.
+  else monitor ID plus tags (plus the title without its state prefix when the monitor is unknown).
 - ``date`` (``$DATE``, epoch milliseconds) is ``starts_at`` when firing and ``ends_at`` when recovered.
 """
 
@@ -63,12 +70,16 @@ PAYLOAD_TEMPLATE: dict[str, str] = {
     "query": "$ALERT_QUERY",
     "hostname": "$HOSTNAME",
     "org_id": "$ORG_ID",
+    "event_type": "$EVENT_TYPE",
 }
 
 RESOLVED_TRANSITIONS = frozenset({"recovered"})
 FIRING_TRANSITIONS = frozenset(
     {"triggered", "re-triggered", "warn", "re-warn", "no data", "re-no data", "renotify"}
 )
+NO_TRANSITION = "null"  # Datadog's $ALERT_TRANSITION when a notification is not a state change
+RESOLVED_ALERT_TYPES = frozenset({"success"})
+FIRING_ALERT_TYPES = frozenset({"error", "warning"})
 PRIORITIES: dict[str, Severity] = {
     "p1": Severity.CRITICAL,
     "p2": Severity.CRITICAL,
@@ -80,6 +91,7 @@ PRIORITIES: dict[str, Severity] = {
 ANNOTATION_FIELDS: dict[str, str] = {
     "title": "summary",
     "message": "description",
+    "event_type": "event_type",
     "alert_status": "alert_status",
     "metric": "metric",
     "query": "query",
@@ -94,6 +106,14 @@ ANNOTATION_FIELDS: dict[str, str] = {
 }
 _UNFILLED = re.compile(r"\$[A-Z][A-Z0-9_]*")  # a variable Datadog left as is (not available here)
 _TITLE_PREFIX = re.compile(r"^(\s*\[[^\]]*\])+\s*")  # "[P1] [Triggered on {model:x}] "
+_TITLE_GROUP = re.compile(r"\[([^\]]*)\]")
+_TITLE_STATE = re.compile(
+    r"^\s*(re-triggered|triggered|recovered|re-warn|warn|re-no data|no data|renotify)\b", re.IGNORECASE
+)
+_TITLE_SCOPE = re.compile(r"\{([^{}]*)\}")  # "[Triggered on {model:x,env:prod}]"
+_TITLE_PRIORITY = re.compile(r"^\s*(p[1-5])\s*$", re.IGNORECASE)
+_MONITOR_URL = re.compile(r"https?://[^\s)\]\"'<>]*/monitors/(\d+)[^\s)\]\"'<>]*")
+_MARKDOWN_FENCE = re.compile(r"^\s*%%%\s*|\s*%%%\s*$")  # Datadog wraps markdown messages in %%%
 
 
 def parse(payload: object) -> list[Alert]:
@@ -114,6 +134,18 @@ def _text(obj: Mapping[str, object], key: str, path: str, max_bytes: int) -> str
     text = expect_str(value, at(path, key), max_bytes).strip()
     if not text or _UNFILLED.fullmatch(text):
         return None
+    return text
+
+
+def _clipped(obj: Mapping[str, object], key: str, path: str) -> str | None:
+    """Display text cut to the limit: Datadog never retries a 4xx, so a long message must not lose the alert."""
+    value = obj.get(key)
+    if isinstance(value, str) and len(value.encode("utf-8", "surrogatepass")) > MAX_TEXT_BYTES:
+        value = value.encode("utf-8", "surrogatepass")[: MAX_TEXT_BYTES - 3].decode("utf-8", "ignore") + "…"
+        obj = {key: value}
+    text = _text(obj, key, path, MAX_TEXT_BYTES)
+    if text is not None and key == "body":
+        text = _MARKDOWN_FENCE.sub("", text).strip() or None
     return text
 
 
@@ -150,18 +182,47 @@ def parse_tags(value: object, path: str) -> dict[str, str]:
     return labels
 
 
-def _status(transition: str | None, path: str) -> AlertStatus:
-    if transition is None:
-        raise PayloadError(
-            at(path, "transition"), "missing: set it to $ALERT_TRANSITION in the webhook payload"
-        )
-    lowered = transition.lower()
-    if lowered in RESOLVED_TRANSITIONS:
+def _title_groups(title: str | None) -> list[str]:
+    """The bracketed groups that open a Datadog title: ``[P1] [Triggered on {model:x}] …``."""
+    match = _TITLE_PREFIX.match(title or "")
+    return _TITLE_GROUP.findall(match.group(0)) if match else []
+
+
+def _title_state(title: str | None) -> AlertStatus | None:
+    for group in _title_groups(title):
+        if found := _TITLE_STATE.match(group):
+            word = found.group(1).lower()
+            return AlertStatus.RESOLVED if word in RESOLVED_TRANSITIONS else AlertStatus.FIRING
+    return None
+
+
+def _title_labels(title: str | None, path: str) -> dict[str, str]:
+    """The triggering group's tags Datadog puts in a multi-alert title: ``[Triggered on {model:x}]``."""
+    labels: dict[str, str] = {}
+    for group in _title_groups(title):
+        for scope in _TITLE_SCOPE.findall(group):
+            for key, value in parse_tags(scope, path).items():
+                labels.setdefault(key, value)
+    return labels
+
+
+def _status(transition: str | None, title: str | None, alert_type: str | None, path: str) -> AlertStatus:
+    """The alert's state: the transition when it names one, else what the title and alert type say."""
+    if transition is not None:
+        lowered = transition.lower()
+        if lowered in RESOLVED_TRANSITIONS:
+            return AlertStatus.RESOLVED
+        if lowered in FIRING_TRANSITIONS:
+            return AlertStatus.FIRING
+        if lowered != NO_TRANSITION:
+            known = "Recovered, Triggered, Re-Triggered, Warn, Re-Warn, No Data, Re-No Data, Renotify, Null"
+            raise PayloadError(at(path, "transition"), f"unknown transition {transition[:40]!r} (known: {known})")
+    if state := _title_state(title):
+        return state
+    kind_ = (alert_type or "").lower()
+    if kind_ in RESOLVED_ALERT_TYPES:
         return AlertStatus.RESOLVED
-    if lowered in FIRING_TRANSITIONS:
-        return AlertStatus.FIRING
-    known = "Recovered, Triggered, Re-Triggered, Warn, Re-Warn, No Data, Re-No Data, Renotify"
-    raise PayloadError(at(path, "transition"), f"unknown transition {transition[:40]!r} (known: {known})")
+    return AlertStatus.FIRING  # "error", "warning" or nothing said: a monitor notified, treat it as firing
 
 
 def _severity(labels: Mapping[str, str], priority: str | None) -> Severity:
@@ -172,35 +233,68 @@ def _severity(labels: Mapping[str, str], priority: str | None) -> Severity:
     return Severity.WARNING
 
 
+# Keys Datadog's default body has, and aliases of template keys that other setups use.
+DEFAULT_BODY_KEYS = frozenset({"body", "last_updated", "org", "alert_transition", "alert_priority"})
+
+
 def _parse_event(item: object, path: str) -> Alert:
     obj = expect_object(item, path)
+    if not any(key in obj for key in (*PAYLOAD_TEMPLATE, *DEFAULT_BODY_KEYS)):
+        raise PayloadError(path, "none of the fields Datadog sends is here: use the payload template in "
+                                 "docs/sources/datadog.md (or Datadog's default body)")
     labels = parse_tags(obj.get("tags"), at(path, "tags"))
     for key, value in parse_tags(obj.get("scope"), at(path, "scope")).items():
         labels.setdefault(key, value)  # the triggering group's tags, when $TAGS lacks them
-    transition = _text(obj, "transition", path, 64)
-    status = _status(transition, path)
+    alert_title = _text(obj, "alert_title", path, MAX_TEXT_BYTES)
+    event_title = _text(obj, "title", path, MAX_TEXT_BYTES)
+    for title in (alert_title, event_title):
+        for key, value in _title_labels(title, at(path, "title")).items():
+            labels.setdefault(key, value)  # Datadog's default body has no tags: the title carries the group
+    transition = _text(obj, "transition", path, 64) or _text(obj, "alert_transition", path, 64)
+    alert_type = _text(obj, "alert_type", path, 64)
+    status = _status(transition, alert_title or event_title, alert_type, path)
     raw_date = obj.get("date")
+    if raw_date is None or (isinstance(raw_date, str) and _UNFILLED.fullmatch(raw_date.strip())):
+        raw_date = obj.get("last_updated")
     if isinstance(raw_date, str) and _UNFILLED.fullmatch(raw_date.strip()):
         raw_date = None
-    when = parse_time(raw_date.strip() if isinstance(raw_date, str) else raw_date, at(path, "date"))
-    monitor = _text(obj, "alert_id", path, MAX_FINGERPRINT)
-    fingerprint = (
-        _text(obj, "alert_cycle_key", path, MAX_FINGERPRINT)
-        or _text(obj, "aggreg_key", path, MAX_FINGERPRINT)
-        or labels_fingerprint({**labels, "__monitor__": monitor or ""})
-    )
+    date_key = "date" if obj.get("date") is not None else "last_updated"
+    when = parse_time(raw_date.strip() if isinstance(raw_date, str) else raw_date, at(path, date_key))
     annotations = {
         name: text
         for key, name in ANNOTATION_FIELDS.items()
-        if (text := _text(obj, key, path, MAX_TEXT_BYTES)) is not None
+        if name not in ("summary", "description") and (text := _text(obj, key, path, MAX_TEXT_BYTES)) is not None
     }
-    title = _text(obj, "alert_title", path, MAX_TEXT_BYTES) or annotations.get("summary") or ""
+    summary = _clipped(obj, "title", path)
+    description = _clipped(obj, "message", path) or _clipped(obj, "body", path)
+    annotations.update({k: v for k, v in (("summary", summary), ("description", description)) if v})
+    if transition:
+        annotations["transition"] = transition
+    monitor = _text(obj, "alert_id", path, MAX_FINGERPRINT)
+    body_link = _MONITOR_URL.search(description or "")
+    if monitor is None and body_link:
+        monitor = body_link.group(1)
+        annotations.setdefault("monitor_id", monitor)
+    title = alert_title or summary or ""
     name = (
         _TITLE_PREFIX.sub("", title)
         or title
         or (f"Datadog monitor {monitor}" if monitor else "Datadog alert")
     )
-    link = _text(obj, "link", path, MAX_URL_BYTES)
+    fallback = {**labels, "__monitor__": monitor or ""}
+    if monitor is None:
+        fallback["__name__"] = name  # the title without its state prefix: the same on trigger and recovery
+    fingerprint = (
+        _text(obj, "alert_cycle_key", path, MAX_FINGERPRINT)
+        or _text(obj, "aggreg_key", path, MAX_FINGERPRINT)
+        or labels_fingerprint(fallback)
+    )
+    link = _text(obj, "link", path, MAX_URL_BYTES) or (
+        body_link.group(0) if body_link and len(body_link.group(0)) <= MAX_URL_BYTES else None
+    )
+    priority = _text(obj, "priority", path, 64) or _text(obj, "alert_priority", path, 64)
+    if "priority" not in obj and "alert_priority" not in obj:  # Datadog's default body: "[P1] [Triggered] …"
+        priority = next((g.strip().upper() for g in _title_groups(event_title) if _TITLE_PRIORITY.match(g)), None)
     return Alert(
         source=SOURCE,
         fingerprint=fingerprint,
@@ -208,7 +302,7 @@ def _parse_event(item: object, path: str) -> Alert:
         name=clip_name(name),
         labels=labels,
         annotations=annotations,
-        severity=_severity(labels, _text(obj, "priority", path, 64)),
+        severity=_severity(labels, priority),
         starts_at=when if status is AlertStatus.FIRING else None,
         ends_at=when if status is AlertStatus.RESOLVED else None,
         links={"link": link} if link else {},

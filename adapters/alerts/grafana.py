@@ -20,10 +20,12 @@ from bot.core.alert import Alert
 SOURCE = "grafana"
 LINK_FIELDS: tuple[str, ...] = ("generatorURL", "dashboardURL", "panelURL", "silenceURL", "imageURL")
 
-# What Grafana's webhook settings show as the signature header's default name.
-SIGNATURE_HEADER = "X-Grafana-Alerting-Signature"
-# The name grafana/alerting's signer falls back to when the header setting is left empty.
-LEGACY_SIGNATURE_HEADER = "X-Grafana-Alert-Signature"
+# grafana/alerting ``http/hmac.go``: the header the signer uses when the contact point leaves it empty.
+SIGNATURE_HEADER = "X-Grafana-Alert-Signature"
+# The name Grafana's contact point form shows as the header's placeholder; people often type it in.
+PLACEHOLDER_SIGNATURE_HEADER = "X-Grafana-Alerting-Signature"
+LEGACY_SIGNATURE_HEADER = SIGNATURE_HEADER  # kept for callers of the earlier name
+MAX_SIGNATURE_AGE_SECONDS = 300.0  # a signed timestamp older (or newer) than 5 minutes is a replay
 
 
 def parse(payload: object) -> list[Alert]:
@@ -47,6 +49,64 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
+def check_grafana_signature(
+    body: bytes,
+    headers: Mapping[str, str],
+    secret: str,
+    *,
+    signature_header: str | None = None,
+    timestamp_header: str | None = None,
+    max_age_seconds: float | None = MAX_SIGNATURE_AGE_SECONDS,
+    now: float | None = None,
+) -> str | None:
+    """None when the request carries Grafana's HMAC-SHA256 signature of ``body``; else why not.
+
+    grafana/alerting (``http/hmac.go``) signs ``hex(HMAC-SHA256(secret, body))``, or
+    ``hex(HMAC-SHA256(secret, timestamp + ":" + body))`` when the contact point names a timestamp
+    header (Unix seconds; Grafana has no default name, so pass the same ``timestamp_header``).
+    Grafana's default header name, or none given, also accepts the name its form shows as placeholder.
+    A timestamp more than ``max_age_seconds`` away from now is refused so a captured request cannot be
+    replayed (``None`` disables the check). The reason names headers and settings, never the secret.
+    """
+    if not secret:
+        return "no Grafana HMAC secret is configured (GRAFANA_WEBHOOK_SECRET)"
+    wanted = signature_header or SIGNATURE_HEADER
+    names = [wanted]
+    if wanted.lower() == SIGNATURE_HEADER.lower():
+        names.append(PLACEHOLDER_SIGNATURE_HEADER)
+    received = next((value for name in names if (value := _header(headers, name))), None)
+    if not received:
+        return (f"missing Grafana signature header {wanted}: set the contact point's HMAC secret to "
+                "GRAFANA_WEBHOOK_SECRET (and its header to GRAFANA_SIGNATURE_HEADER if you changed it)")
+    mac = hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha256)
+    if timestamp_header:
+        stamp = _header(headers, timestamp_header)
+        if not stamp:
+            return (f"missing Grafana timestamp header {timestamp_header}: set the contact point's HMAC "
+                    "'Timestamp header' to the name in GRAFANA_TIMESTAMP_HEADER")
+        stamp = stamp.strip()
+        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+            return f"Grafana timestamp header {timestamp_header} is not Unix seconds: {stamp[:20]!r}"
+        if max_age_seconds is not None:
+            current = time.time() if now is None else now
+            age = current - int(stamp)
+            if abs(age) > max_age_seconds:
+                when = f"{int(age)} s old" if age > 0 else f"{int(-age)} s in the future"
+                return (f"Grafana timestamp {stamp} is {when}; signatures more than "
+                        f"{int(max_age_seconds)} s from now are refused as replays (check both clocks)")
+        mac.update(stamp.encode("ascii"))
+        mac.update(b":")
+    mac.update(body)
+    # bytes, not str: compare_digest refuses non-ASCII text, and headers may carry any byte.
+    if hmac.compare_digest(mac.hexdigest().encode("ascii"),
+                           received.strip().lower().encode("utf-8", "replace")):
+        return None
+    hint = ("" if timestamp_header else
+            "; if the contact point sets a 'Timestamp header', name it in GRAFANA_TIMESTAMP_HEADER")
+    return (f"wrong Grafana signature in {wanted}: the contact point's HMAC secret must equal "
+            f"GRAFANA_WEBHOOK_SECRET{hint}")
+
+
 def verify_grafana_signature(
     body: bytes,
     headers: Mapping[str, str],
@@ -54,35 +114,11 @@ def verify_grafana_signature(
     *,
     signature_header: str | None = None,
     timestamp_header: str | None = None,
-    max_age_seconds: float | None = 300.0,
+    max_age_seconds: float | None = MAX_SIGNATURE_AGE_SECONDS,
     now: float | None = None,
 ) -> bool:
-    """True when the request carries Grafana's HMAC-SHA256 signature of ``body`` under ``secret``.
-
-    Grafana signs ``hex(HMAC-SHA256(secret, body))``, or ``timestamp + ":" + body`` when the contact
-    point names a timestamp header (Unix seconds, no default name: pass the same ``timestamp_header``).
-    Without ``signature_header`` both names Grafana uses are tried. With a timestamp, one older or newer
-    than ``max_age_seconds`` is refused against replays (``None`` disables the check).
-    """
-    if not secret:
-        return False
-    names = [signature_header] if signature_header else [SIGNATURE_HEADER, LEGACY_SIGNATURE_HEADER]
-    received = next((value for name in names if (value := _header(headers, name))), None)
-    if not received:
-        return False
-    mac = hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha256)
-    if timestamp_header:
-        stamp = _header(headers, timestamp_header)
-        if not stamp or not (stamp.isascii() and stamp.isdigit()):
-            return False
-        if max_age_seconds is not None:
-            current = time.time() if now is None else now
-            if abs(current - int(stamp)) > max_age_seconds:
-                return False
-        mac.update(stamp.encode("ascii"))
-        mac.update(b":")
-    mac.update(body)
-    # bytes, not str: compare_digest refuses non-ASCII text, and headers may carry any byte.
-    return hmac.compare_digest(
-        mac.hexdigest().encode("ascii"), received.strip().lower().encode("utf-8", "replace")
-    )
+    """True when ``check_grafana_signature`` finds nothing wrong."""
+    return check_grafana_signature(
+        body, headers, secret, signature_header=signature_header, timestamp_header=timestamp_header,
+        max_age_seconds=max_age_seconds, now=now,
+    ) is None

@@ -4,15 +4,21 @@
 subresource (falling back to the main resource when it is absent): traffic goes back to the stable
 ReplicaSet at once. ``kubectl argo rollouts undo`` then JSON-patches ``/spec/template`` with the template
 of the wanted ReplicaSet (minus its ``rollouts-pod-template-hash`` label), so the Rollout stops trying to go
-to the bad version. We do both, then wait for ``status.phase == Healthy`` with the stable ReplicaSet being
-the current one. A version with no ReplicaSet left is set through the ``image`` template instead.
+to the bad version. A Rollout with ``spec.workloadRef`` has no template of its own: the pod template comes
+from the referenced Deployment (or ReplicaSet), and undo patches that object instead (argo-rollouts
+``pkg/kubectl-argo-rollouts/cmd/undo/undo.go``, ``undoWorkloadRef``). We do the same, then wait for
+``status.phase == Healthy`` with the stable ReplicaSet being the current one. A version with no ReplicaSet
+left is set through the ``image`` template instead.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+
+from lightkube.types import PatchType
 
 from adapters.targets.common import (
     Waiter,
@@ -22,16 +28,17 @@ from adapters.targets.common import (
     timeout_seconds,
     unknown_keys,
 )
-from adapters.targets.kube import JSON_PATCH, MERGE, KubeClient, KubeTarget, can_i, namespace_of
+from adapters.targets.kube import DEPLOYMENT, JSON_PATCH, MERGE, REPLICASET, ROLLOUT, KubeClient, KubeTarget
+from adapters.targets.kubeconfig import settings_problems
 from adapters.targets.kubernetes import AUTH_KEYS, pick_container, version_in
 from bot.core.errors import TargetError
 from bot.core.ports import SwitchRequest, SwitchResult
 
-GROUP = "/apis/argoproj.io/v1alpha1"
 HASH_LABEL = "rollouts-pod-template-hash"
 REVISION = "rollout.argoproj.io/revision"
 KNOWN = {"namespace", "rollout", "container", "image", "timeout", "poll_interval"} | AUTH_KEYS
 CONFLICT_RETRIES = 5
+WORKLOAD_KINDS = {("apps/v1", "Deployment"): DEPLOYMENT, ("apps/v1", "ReplicaSet"): REPLICASET}
 
 
 def _containers(template: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -46,50 +53,81 @@ def _clean(template: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+@dataclass
+class Source:
+    """Where the Rollout's pod template lives: the Rollout itself, or the object its workloadRef names."""
+
+    kind: Any
+    name: str
+    obj: dict[str, Any]
+    label: str
+    plural: str = "rollouts"
+
+    @property
+    def template(self) -> dict[str, Any]:
+        return dict(self.obj.get("spec", {}).get("template", {}))
+
+
 class ArgoRolloutsTarget(KubeTarget):
     name = "argo-rollouts"
 
-    def _path(self, kube: KubeClient, settings: Mapping[str, Any]) -> str:
-        return f"{GROUP}/namespaces/{namespace_of(settings, kube.auth)}/rollouts/{settings['rollout']}"
+    def _rollout(self, kube: KubeClient, settings: Mapping[str, Any]) -> dict[str, Any]:
+        return kube.get(ROLLOUT, str(settings["rollout"]), f"read rollout {settings.get('rollout')}")
 
-    def _version(self, template: Mapping[str, Any], settings: Mapping[str, Any]) -> str | None:
+    def _source(self, kube: KubeClient, ro: Mapping[str, Any], settings: Mapping[str, Any]) -> Source:
+        ref = ro.get("spec", {}).get("workloadRef")
+        if not ref:
+            return Source(ROLLOUT, str(settings["rollout"]), dict(ro), f"rollout {settings['rollout']}")
+        key = (str(ref.get("apiVersion", "apps/v1")), str(ref.get("kind")))
+        kind = WORKLOAD_KINDS.get(key)
+        if kind is None:
+            raise TargetError(
+                f"argo-rollouts: rollout {settings['rollout']} refers to a {key[1]} ({key[0]}); "
+                "only a Deployment or ReplicaSet workloadRef is supported"
+            )
+        name = str(ref.get("name"))
+        obj = kube.get(kind, name, f"read {key[1]} {name} (workloadRef of rollout {settings['rollout']})")
+        label = f"{key[1].lower()} {name} (workloadRef of rollout {settings['rollout']})"
+        return Source(kind, name, obj, label, f"{key[1].lower()}s")
+
+    def _version(self, template: Mapping[str, Any], settings: Mapping[str, Any], where: str = "") -> str | None:
         container = pick_container(
             _containers(template),
             settings.get("container"),
-            f"argo-rollouts: rollout {settings.get('rollout')}",
+            f"argo-rollouts: {where or 'rollout ' + str(settings.get('rollout'))}",
         )
         return version_in(container, settings)
 
     def _replicasets(
-        self, kube: KubeClient, ro: Mapping[str, Any], settings: Mapping[str, Any]
+        self, kube: KubeClient, ro: Mapping[str, Any], source: Source
     ) -> list[dict[str, Any]]:
-        labels = ro.get("spec", {}).get("selector", {}).get("matchLabels", {})
-        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        data = kube.get(
-            f"/apis/apps/v1/namespaces/{namespace_of(settings, kube.auth)}/replicasets",
-            "list the rollout's ReplicaSets",
-            params={"labelSelector": selector},
+        labels = ro.get("spec", {}).get("selector", {}).get("matchLabels") or (
+            source.obj.get("spec", {}).get("selector", {}).get("matchLabels", {}) if source.kind is not ROLLOUT else {}
         )
+        items = kube.list(REPLICASET, "list the rollout's ReplicaSets", labels=labels or None)
         uid = ro.get("metadata", {}).get("uid")
         owned = [
             rs
-            for rs in data.get("items", [])
+            for rs in items
             if any(
                 ref.get("uid") == uid and ref.get("controller")
                 for ref in rs.get("metadata", {}).get("ownerReferences", [])
             )
         ]
         return sorted(
-            owned, key=lambda rs: int(rs["metadata"].get("annotations", {}).get(REVISION, "0")), reverse=True
+            owned,
+            key=lambda rs: int((rs["metadata"].get("annotations") or {}).get(REVISION, "0")),
+            reverse=True,
         )
 
     def _hash(self, rs: Mapping[str, Any]) -> str:
-        return str(rs.get("metadata", {}).get("labels", {}).get(HASH_LABEL, ""))
+        return str((rs.get("metadata", {}).get("labels") or {}).get(HASH_LABEL, ""))
 
     # -- DeploymentTarget -----------------------------------------------------------------------------------
     def validate(self, settings: Mapping[str, Any]) -> list[str]:
         problems = missing_keys(settings, ("rollout",), self.name)
         problems += unknown_keys(settings, KNOWN, self.name)
+        problems += settings_problems(settings, self.name)
         if settings.get("image"):
             problems += template_problem(str(settings["image"]), "image", self.name)
         else:
@@ -102,89 +140,94 @@ class ArgoRolloutsTarget(KubeTarget):
         s = request.settings
         return (
             f'PATCH ({MERGE}) rollouts/{s.get("rollout")}/status {{"status":{{"abort":true}}}} if an '
-            f"update is in progress; then PATCH ({JSON_PATCH}) /spec/template back to the ReplicaSet "
-            f"running {request.to_version} (or image "
+            f"update is in progress; then PATCH ({JSON_PATCH}) /spec/template (of the rollout, or of the "
+            f"Deployment its workloadRef names) back to the ReplicaSet running {request.to_version} (or image "
             f"{str(s.get('image', '?')).replace('{version}', request.to_version)}); wait up to "
             f"{s.get('timeout', '5m')} for phase Healthy"
         )
 
     def current_version(self, model: str, settings: Mapping[str, Any]) -> str | None:
         with self._kube(settings) as kube:
-            ro = kube.get(self._path(kube, settings), f"read rollout {settings.get('rollout')}")
-        return self._version(ro.get("spec", {}).get("template", {}), settings)
+            source = self._source(kube, self._rollout(kube, settings), settings)
+        return self._version(source.template, settings, source.label)
 
     def served_version(self, model: str, settings: Mapping[str, Any]) -> str | None:
         """The stable ReplicaSet's version: what takes the traffic that is not canary traffic."""
         with self._kube(settings) as kube:
-            ro = kube.get(self._path(kube, settings), f"read rollout {settings.get('rollout')}")
-            stable = ro.get("status", {}).get("stableRS")
-            for rs in self._replicasets(kube, ro, settings):
-                if self._hash(rs) == stable:
-                    return self._version(rs.get("spec", {}).get("template", {}), settings)
+            return self._stable_version(kube, settings)
+
+    def _stable_version(self, kube: KubeClient, settings: Mapping[str, Any]) -> str | None:
+        ro = self._rollout(kube, settings)
+        stable = ro.get("status", {}).get("stableRS")
+        for rs in self._replicasets(kube, ro, self._source(kube, ro, settings)):
+            if self._hash(rs) == stable:
+                return self._version(rs.get("spec", {}).get("template", {}), settings)
         return None
 
     def switch(self, request: SwitchRequest) -> SwitchResult:
         s, to = request.settings, request.to_version
         started = self._clock()
         with self._kube(s) as kube:
-            path = self._path(kube, s)
-            ro = kube.get(path, f"read rollout {s['rollout']}")
+            ro = self._rollout(kube, s)
             status = ro.get("status", {})
             aborted = False
             if status.get("currentPodHash") != status.get("stableRS") and not status.get("abort"):
-                self._abort(kube, path, s)
+                self._abort(kube, s)
                 aborted = True
             for attempt in range(1, CONFLICT_RETRIES + 1):
-                ro = kube.get(path, f"read rollout {s['rollout']}")
-                wanted_hash, ops, how = self._plan(kube, ro, s, to)
+                ro = self._rollout(kube, s)
+                source = self._source(kube, ro, s)
+                wanted_hash, ops, how = self._plan(kube, ro, source, s, to)
                 if not ops:
                     break
                 try:
-                    kube.patch(path, ops, JSON_PATCH, f"restore rollout {s['rollout']} to {to}")
+                    kube.patch(source.kind, source.name, ops, PatchType.JSON, f"restore {source.label} to {to}")
                     break
                 except TargetError as exc:
                     if exc.status != 409 or attempt == CONFLICT_RETRIES:
                         raise
-            self._wait(kube, path, s, wanted_hash, to)
+            self._wait(kube, s, wanted_hash, to)
         took = self._clock() - started
         prefix = "aborted the update, " if aborted else ""
         return SwitchResult(
             detail=f"rollout {s['rollout']}: {prefix}{how}; Healthy in {took:.1f}s", served_version=to
         )
 
-    def _abort(self, kube: KubeClient, path: str, settings: Mapping[str, Any]) -> None:
+    def _abort(self, kube: KubeClient, settings: Mapping[str, Any]) -> None:
         body = {"status": {"abort": True}}
+        name = str(settings["rollout"])
         try:
-            kube.patch(f"{path}/status", body, MERGE, f"abort rollout {settings['rollout']}")
+            kube.patch(ROLLOUT, name, body, PatchType.MERGE, f"abort rollout {name}", status=True)
         except TargetError as exc:
             if exc.status != 404:
                 raise
-            kube.patch(path, body, MERGE, f"abort rollout {settings['rollout']}")
+            kube.patch(ROLLOUT, name, body, PatchType.MERGE, f"abort rollout {name}")
 
     def _plan(
-        self, kube: KubeClient, ro: Mapping[str, Any], settings: Mapping[str, Any], to: str
+        self, kube: KubeClient, ro: Mapping[str, Any], source: Source, settings: Mapping[str, Any], to: str
     ) -> tuple[str | None, list[dict[str, Any]], str]:
         """(hash we expect to become stable, JSON patch ops, words). Empty ops: nothing to change."""
-        rv = ro["metadata"]["resourceVersion"]
+        rv = source.obj["metadata"]["resourceVersion"]
         guard = {"op": "replace", "path": "/metadata/resourceVersion", "value": rv}  # stale -> 409
-        template = ro.get("spec", {}).get("template", {})
+        template = source.template
         stable = ro.get("status", {}).get("stableRS")
         candidates = [
             rs
-            for rs in self._replicasets(kube, ro, settings)
+            for rs in self._replicasets(kube, ro, source)
             if self._version(rs.get("spec", {}).get("template", {}), settings) == to
         ]
         candidates.sort(key=lambda rs: self._hash(rs) != stable)  # the stable one first
+        where = "" if source.kind is ROLLOUT else f" of {source.label}"
         if candidates:
             rs = candidates[0]
             restored = _clean(rs["spec"]["template"])
-            revision = rs["metadata"].get("annotations", {}).get(REVISION, "?")
+            revision = (rs["metadata"].get("annotations") or {}).get(REVISION, "?")
             if _clean(template) == restored:
-                return self._hash(rs), [], f"template already at revision {revision} ({to})"
+                return self._hash(rs), [], f"template{where} already at revision {revision} ({to})"
             return (
                 self._hash(rs),
                 [guard, {"op": "replace", "path": "/spec/template", "value": restored}],
-                f"template restored to revision {revision} ({to})",
+                f"template{where} restored to revision {revision} ({to})",
             )
         if not settings.get("image"):
             raise TargetError(
@@ -192,9 +235,7 @@ class ArgoRolloutsTarget(KubeTarget):
                 "no 'image' template is set"
             )
         containers = _containers(template)
-        container = pick_container(
-            containers, settings.get("container"), f"argo-rollouts: rollout {settings['rollout']}"
-        )
+        container = pick_container(containers, settings.get("container"), f"argo-rollouts: {source.label}")
         index = containers.index(container)
         image = str(settings["image"]).format(version=to)
         return (
@@ -203,12 +244,10 @@ class ArgoRolloutsTarget(KubeTarget):
                 guard,
                 {"op": "replace", "path": f"/spec/template/spec/containers/{index}/image", "value": image},
             ],
-            f"image set to {image}",
+            f"image{where} set to {image}",
         )
 
-    def _wait(
-        self, kube: KubeClient, path: str, settings: Mapping[str, Any], wanted_hash: str | None, to: str
-    ) -> None:
+    def _wait(self, kube: KubeClient, settings: Mapping[str, Any], wanted_hash: str | None, to: str) -> None:
         waiter = Waiter(
             poll_interval=self._poll or float(settings.get("poll_interval", 2)),
             sleep=self._sleep,
@@ -216,14 +255,14 @@ class ArgoRolloutsTarget(KubeTarget):
         )
         deadline = waiter.deadline(timeout_seconds(settings, "timeout", "5m"))
         while True:
-            ro = kube.get(path, f"watch rollout {settings['rollout']}")
+            ro = kube.get(ROLLOUT, str(settings["rollout"]), f"watch rollout {settings['rollout']}")
             st = ro.get("status", {})
             observed = str(st.get("observedGeneration", "")) == str(ro["metadata"].get("generation", ""))
             stable_now = st.get("stableRS") == st.get("currentPodHash")
             right = wanted_hash is None or st.get("stableRS") == wanted_hash
             words = f"phase {st.get('phase')}: {st.get('message') or 'no message'}"
             if observed and stable_now and right and st.get("phase") == "Healthy":
-                if wanted_hash is None and self.served_version("", settings) != to:
+                if wanted_hash is None and self._stable_version(kube, settings) != to:
                     raise TargetError(
                         f"argo-rollouts: rollout {settings['rollout']} is Healthy but its "
                         f"stable ReplicaSet does not run {to}"
@@ -243,11 +282,14 @@ class ArgoRolloutsTarget(KubeTarget):
 
     def check_connection(self, model: str, settings: Mapping[str, Any]) -> str:
         with self._kube(settings) as kube:
-            ro = kube.get(self._path(kube, settings), f"read rollout {settings.get('rollout')}")
-            ns = namespace_of(settings, kube.auth)
-            perm = can_i(kube, "patch", "argoproj.io", "rollouts", ns, str(settings["rollout"]))
+            ro = self._rollout(kube, settings)
+            source = self._source(kube, ro, settings)
+            perm = kube.can_i("patch", "argoproj.io", "rollouts", str(settings["rollout"]))
+            if source.kind is not ROLLOUT:
+                perm += "; " + kube.can_i("patch", "apps", source.plural, source.name)
         st = ro.get("status", {})
+        via = f" via {source.label}" if source.kind is not ROLLOUT else ""
         return (
-            f"argo-rollouts ({kube.auth.source}): rollout {ns}/{settings['rollout']} found, phase "
-            f"{st.get('phase')}, running {self._version(ro['spec']['template'], settings)}; {perm}"
+            f"argo-rollouts ({kube.source}): rollout {kube.namespace}/{settings['rollout']} found{via}, phase "
+            f"{st.get('phase')}, running {self._version(source.template, settings, source.label)}; {perm}"
         )

@@ -4,13 +4,27 @@ With a live canary (``canaryTrafficPercent`` below 100 and traffic split between
 documented rollback is ``canaryTrafficPercent: 0``: all traffic returns to the previous rolled-out
 revision. We also record the version we pinned in the annotation ``rollback-bot/pinned-version``, because
 the spec still names the canary's model and KServe's status names revisions, not versions. Otherwise the
-predictor's ``storageUri`` is set from the template. Either way we wait for the Ready condition.
+predictor's ``storageUri`` is set from the template.
+
+When it is done is judged the way KServe reports it, never by ``status.observedGeneration``: KServe copies
+that field from the Knative Service (serverless) or the predictor Deployment (raw mode), whose generation
+moves with every autoscaler change (kserve ``pkg/apis/serving/v1beta1/inference_service_status.go``,
+``PropagateStatus`` / ``PropagateRawStatus``). Serverless: ``Ready`` plus the traffic split of
+``status.components.predictor`` giving 100 % to the revision we expect (the previous rolled-out revision
+after a pin; after a new ``storageUri``, a revision created after our patch that is the latest ready one).
+Raw mode has no revisions in the status: the predictor Deployment (``<name>-predictor``) must carry the new
+``storageUri`` in its pod template and have finished its rollout (as ``kubectl rollout status`` judges it),
+and the InferenceService must be ``Ready``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+
+from lightkube.types import PatchType
 
 from adapters.targets.common import (
     Waiter,
@@ -21,18 +35,21 @@ from adapters.targets.common import (
     unknown_keys,
     version_from_template,
 )
-from adapters.targets.kube import MERGE, KubeClient, KubeTarget, can_i, failing_condition, namespace_of
-from adapters.targets.kubernetes import AUTH_KEYS
+from adapters.targets.kube import DEPLOYMENT, INFERENCE_SERVICE, MERGE, KubeClient, KubeTarget, failing_condition
+from adapters.targets.kubeconfig import settings_problems
+from adapters.targets.kubernetes import AUTH_KEYS, rollout_state
 from bot.core.errors import TargetError
 from bot.core.ports import SwitchRequest, SwitchResult
 
-GROUP = "/apis/serving.kserve.io/v1beta1"
 PINNED = "rollback-bot/pinned-version"
+MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+RAW_MODES = {"RawDeployment", "Standard"}
 KNOWN = {"namespace", "inference_service", "storage_uri", "timeout", "poll_interval"} | AUTH_KEYS
 FAILED = {
     ("Ready", "False", "RevisionFailed"),
     ("PredictorReady", "False", "RevisionFailed"),
     ("Ready", "False", "ProgressDeadlineExceeded"),
+    ("PredictorReady", "False", "ProgressDeadlineExceeded"),
 }
 CONFLICT_RETRIES = 5
 
@@ -50,23 +67,59 @@ def _model_spec(isvc: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     )
 
 
+def _predictor_status(isvc: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(isvc.get("status", {}).get("components", {}).get("predictor") or {})
+
+
+def traffic_by_revision(isvc: Mapping[str, Any]) -> dict[str, int]:
+    """Percent per revision, summed as KServe does (a revision may appear twice under two tags)."""
+    out: dict[str, int] = {}
+    for t in _predictor_status(isvc).get("traffic") or []:
+        if t.get("percent") is not None and t.get("revisionName"):
+            out[str(t["revisionName"])] = out.get(str(t["revisionName"]), 0) + int(t["percent"])
+    return out
+
+
+def serving_revision(isvc: Mapping[str, Any]) -> str | None:
+    """The revision the status says takes 100 % of the traffic, if one does."""
+    full = [rev for rev, pct in traffic_by_revision(isvc).items() if pct >= 100]
+    return full[0] if full else None
+
+
+def is_ready(isvc: Mapping[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in isvc.get("status", {}).get("conditions") or []
+    )
+
+
+def is_raw(isvc: Mapping[str, Any]) -> bool:
+    mode = isvc.get("status", {}).get("deploymentMode") or (isvc.get("metadata", {}).get("annotations") or {}).get(
+        MODE_ANNOTATION
+    )
+    return str(mode) in RAW_MODES
+
+
 def live_canary(isvc: Mapping[str, Any]) -> bool:
     percent = isvc.get("spec", {}).get("predictor", {}).get("canaryTrafficPercent")
-    traffic = isvc.get("status", {}).get("components", {}).get("predictor", {}).get("traffic", [])
-    split = sum(1 for t in traffic if int(t.get("percent") or 0) > 0) > 1
+    split = sum(1 for pct in traffic_by_revision(isvc).values() if pct > 0) > 1
     return percent is not None and 0 < int(percent) < 100 and split
+
+
+@dataclass
+class Expectation:
+    """What the status must show before the switch counts as done."""
+
+    pinned_to: str | None = None  # serverless pin: this revision at 100 %
+    created_before: str | None = None  # serverless new storageUri: a revision other than this one
+    uri: str | None = None  # raw mode: the predictor Deployment's template carries this
 
 
 class KServeTarget(KubeTarget):
     name = "kserve"
 
-    def _path(self, kube: KubeClient, settings: Mapping[str, Any]) -> str:
-        ns = namespace_of(settings, kube.auth)
-        return f"{GROUP}/namespaces/{ns}/inferenceservices/{settings['inference_service']}"
-
     def _read(self, kube: KubeClient, settings: Mapping[str, Any]) -> dict[str, Any]:
-        name = settings.get("inference_service")
-        return kube.get(self._path(kube, settings), f"read InferenceService {name}")
+        name = str(settings["inference_service"])
+        return kube.get(INFERENCE_SERVICE, name, f"read InferenceService {name}")
 
     def _spec_version(self, isvc: Mapping[str, Any], settings: Mapping[str, Any]) -> str | None:
         _, model = _model_spec(isvc)
@@ -74,7 +127,7 @@ class KServeTarget(KubeTarget):
 
     def _version(self, isvc: Mapping[str, Any], settings: Mapping[str, Any]) -> str | None:
         percent = isvc.get("spec", {}).get("predictor", {}).get("canaryTrafficPercent")
-        pinned = isvc.get("metadata", {}).get("annotations", {}).get(PINNED)
+        pinned = (isvc.get("metadata", {}).get("annotations") or {}).get(PINNED)
         if pinned and percent is not None and int(percent) == 0:
             return str(pinned)
         return self._spec_version(isvc, settings)
@@ -83,6 +136,7 @@ class KServeTarget(KubeTarget):
     def validate(self, settings: Mapping[str, Any]) -> list[str]:
         problems = missing_keys(settings, ("inference_service", "storage_uri"), self.name)
         problems += unknown_keys(settings, KNOWN, self.name)
+        problems += settings_problems(settings, self.name)
         if settings.get("storage_uri"):
             problems += template_problem(str(settings["storage_uri"]), "storage_uri", self.name)
         return problems + duration_problem(settings, "timeout", self.name)
@@ -93,7 +147,7 @@ class KServeTarget(KubeTarget):
         return (
             f"PATCH ({MERGE}) inferenceservices/{s.get('inference_service')}: with a live canary "
             f"spec.predictor.canaryTrafficPercent: 0, otherwise storageUri {uri}; wait up to "
-            f"{s.get('timeout', '5m')} for Ready"
+            f"{s.get('timeout', '5m')} for Ready with the expected revision at 100 % of the traffic"
         )
 
     def current_version(self, model: str, settings: Mapping[str, Any]) -> str | None:
@@ -101,20 +155,26 @@ class KServeTarget(KubeTarget):
             return self._version(self._read(kube, settings), settings)
 
     def served_version(self, model: str, settings: Mapping[str, Any]) -> str | None:
-        """Known only when one revision takes all traffic and the service is Ready."""
+        """Known only when the service is Ready and one revision takes all traffic: the one the spec names."""
         with self._kube(settings) as kube:
             isvc = self._read(kube, settings)
-        conditions = isvc.get("status", {}).get("conditions", [])
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-        return self._version(isvc, settings) if ready and not live_canary(isvc) else None
+        if not is_ready(isvc) or live_canary(isvc):
+            return None
+        predictor = _predictor_status(isvc)
+        serving = serving_revision(isvc)
+        pinned = (isvc.get("metadata", {}).get("annotations") or {}).get(PINNED)
+        if serving and not pinned and serving != predictor.get("latestCreatedRevision"):
+            return None  # a newer revision exists but the old one still takes the traffic
+        return self._version(isvc, settings)
 
     def switch(self, request: SwitchRequest) -> SwitchResult:
         s, to = request.settings, request.to_version
+        name = str(s["inference_service"])
         started = self._clock()
         with self._kube(s) as kube:
-            path = self._path(kube, s)
             for attempt in range(1, CONFLICT_RETRIES + 1):
                 isvc = self._read(kube, s)
+                predictor = _predictor_status(isvc)
                 meta: dict[str, Any] = {"resourceVersion": isvc["metadata"]["resourceVersion"]}
                 if live_canary(isvc) and self._spec_version(isvc, s) != to:
                     meta["annotations"] = {PINNED: to}
@@ -123,8 +183,11 @@ class KServeTarget(KubeTarget):
                         "spec": {"predictor": {"canaryTrafficPercent": 0}},
                     }
                     how = "canary traffic set to 0%, all traffic back on the previous rolled-out revision"
+                    others = [r for r in traffic_by_revision(isvc) if r != predictor.get("latestCreatedRevision")]
+                    stable = predictor.get("latestRolledoutRevision") or (others[0] if others else None)
+                    expect = Expectation(pinned_to=stable)
                 else:
-                    key, _ = _model_spec(isvc)
+                    key, model_block = _model_spec(isvc)
                     uri = str(s["storage_uri"]).format(version=to)
                     meta["annotations"] = {PINNED: None}
                     body = {
@@ -132,20 +195,54 @@ class KServeTarget(KubeTarget):
                         "spec": {"predictor": {"canaryTrafficPercent": None, key: {"storageUri": uri}}},
                     }
                     how = f"storageUri set to {uri}"
+                    changed = model_block.get("storageUri") != uri
+                    expect = Expectation(
+                        created_before=predictor.get("latestCreatedRevision") if changed else None, uri=uri
+                    )
                 try:
-                    patched = kube.patch(path, body, MERGE, f"switch {s['inference_service']} to {to}")
+                    kube.patch(INFERENCE_SERVICE, name, body, PatchType.MERGE, f"switch {name} to {to}")
                     break
                 except TargetError as exc:
                     if exc.status != 409 or attempt == CONFLICT_RETRIES:
                         raise
-            self._wait(kube, path, s, int(patched.get("metadata", {}).get("generation", 0)))
+            words = self._wait(kube, s, expect)
         took = self._clock() - started
         return SwitchResult(
-            detail=f"InferenceService {s['inference_service']}: {how}; Ready in {took:.1f}s",
+            detail=f"InferenceService {name}: {how}; {words} in {took:.1f}s",
             served_version=to,
         )
 
-    def _wait(self, kube: KubeClient, path: str, settings: Mapping[str, Any], generation: int) -> None:
+    def _done(self, kube: KubeClient, isvc: Mapping[str, Any], expect: Expectation) -> tuple[bool, bool, str]:
+        """(done?, is the failure ours to report?, words) for one read of the InferenceService."""
+        ready = is_ready(isvc)
+        if is_raw(isvc):
+            return self._done_raw(kube, isvc, expect, ready)
+        predictor = _predictor_status(isvc)
+        serving = serving_revision(isvc)
+        created, latest_ready = predictor.get("latestCreatedRevision"), predictor.get("latestReadyRevision")
+        split = ", ".join(f"{rev} {pct}%" for rev, pct in traffic_by_revision(isvc).items()) or "no traffic yet"
+        if expect.pinned_to:
+            ok = ready and serving == expect.pinned_to
+            return ok, True, f"Ready, {expect.pinned_to} takes 100 % of the traffic" if ok else f"traffic: {split}"
+        ours = expect.created_before is None or (created is not None and created != expect.created_before)
+        if not ours:
+            return False, False, f"waiting for KServe to create a new revision (traffic: {split})"
+        ok = ready and created == latest_ready and serving == latest_ready
+        return ok, True, f"Ready, {serving} takes 100 % of the traffic" if ok else f"traffic: {split}"
+
+    def _done_raw(
+        self, kube: KubeClient, isvc: Mapping[str, Any], expect: Expectation, ready: bool
+    ) -> tuple[bool, bool, str]:
+        name = f"{isvc['metadata']['name']}-predictor"
+        dep = kube.get(DEPLOYMENT, name, f"read predictor deployment {name}")
+        template = json.dumps(dep.get("spec", {}).get("template", {}))
+        if expect.uri and expect.uri not in template:
+            return False, False, f"waiting for KServe to update deployment {name}"
+        complete, words = rollout_state(dep)
+        ok = ready and complete
+        return ok, True, f"Ready, deployment {name} rolled out ({words})" if ok else f"deployment {name}: {words}"
+
+    def _wait(self, kube: KubeClient, settings: Mapping[str, Any], expect: Expectation) -> str:
         waiter = Waiter(
             poll_interval=self._poll or float(settings.get("poll_interval", 2)),
             sleep=self._sleep,
@@ -154,20 +251,16 @@ class KServeTarget(KubeTarget):
         deadline = waiter.deadline(timeout_seconds(settings, "timeout", "5m"))
         name = settings["inference_service"]
         while True:
-            isvc = kube.get(path, f"watch InferenceService {name}")
-            st = isvc.get("status", {})
-            observed = int(st.get("observedGeneration", 0)) >= generation
-            conditions = st.get("conditions", [])
-            ready = [c for c in conditions if c.get("type") == "Ready"]
-            if observed and ready and ready[0].get("status") == "True":
-                return
-            problem = failing_condition(conditions, FAILED) if observed else None
+            isvc = self._read(kube, settings)
+            done, ours, words = self._done(kube, isvc, expect)
+            if done:
+                return words
+            problem = failing_condition(isvc.get("status", {}).get("conditions"), FAILED) if ours else None
             if problem:
                 raise TargetError(f"kserve: InferenceService {name} failed: {problem}")
             if waiter.expired(deadline):
-                words = ready[0].get("message") or ready[0].get("status") if ready else "no Ready condition"
                 raise TargetError(
-                    f"kserve: InferenceService {name} not Ready within "
+                    f"kserve: InferenceService {name} not serving the rollback within "
                     f"{settings.get('timeout', '5m')} ({words})",
                     retryable=True,
                 )
@@ -176,17 +269,10 @@ class KServeTarget(KubeTarget):
     def check_connection(self, model: str, settings: Mapping[str, Any]) -> str:
         with self._kube(settings) as kube:
             isvc = self._read(kube, settings)
-            ns = namespace_of(settings, kube.auth)
-            perm = can_i(
-                kube,
-                "patch",
-                "serving.kserve.io",
-                "inferenceservices",
-                ns,
-                str(settings["inference_service"]),
-            )
+            perm = kube.can_i("patch", "serving.kserve.io", "inferenceservices", str(settings["inference_service"]))
         canary = " (canary live)" if live_canary(isvc) else ""
+        mode = "raw" if is_raw(isvc) else "serverless"
         return (
-            f"kserve ({kube.auth.source}): InferenceService {ns}/{settings['inference_service']} found, "
-            f"running {self._version(isvc, settings)}{canary}; {perm}"
+            f"kserve ({kube.source}): InferenceService {kube.namespace}/{settings['inference_service']} found "
+            f"({mode} mode), running {self._version(isvc, settings)}{canary}; {perm}"
         )

@@ -1,186 +1,104 @@
-"""A minimal Kubernetes REST client over httpx: credentials, GET, PATCH, and Status-shaped errors.
+"""The Kubernetes API through lightkube: bounded retries, and every failure a one-line TargetError.
 
-Credentials, first match wins: settings ``api_url`` (+ env ``KUBERNETES_TOKEN``); a kubeconfig from
-settings ``kubeconfig`` or env ``KUBECONFIG`` (current context; token, tokenFile or client certificate);
-the in-cluster service account; ``~/.kube/config``. ``exec`` credential plugins are not supported.
+Why a wrapper at all: lightkube raises its own and httpx's exceptions and does not retry. The targets need
+the rules every other target follows (``adapters.targets.http``): retry 5xx, 429, timeouts and connection
+errors with backoff up to ``attempts``; never retry another 4xx; quote the API server's ``Status.message``;
+a certificate that does not verify is reported as such, at once, and never retried or worked around.
+Credentials and the kubeconfig rules live in ``adapters.targets.kubeconfig``.
 """
 
 from __future__ import annotations
 
-import base64
-import os
+import random
 import ssl
-import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import httpx
+import httpx2
+import msgspec
+from lightkube import Client
+from lightkube.core.exceptions import ApiError, ConfigError
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.models.authorization_v1 import ResourceAttributes, SelfSubjectAccessReviewSpec
+from lightkube.resources.authorization_v1 import SelfSubjectAccessReview
+from lightkube.types import PatchType
 
-from adapters.targets import miniyaml
-from adapters.targets.common import env_value
-from adapters.targets.http import HttpClient, decode_json
+from adapters.targets import kubeconfig
+from adapters.targets.kubeconfig import Connection, one_line
 from bot.core.errors import TargetError
 
-SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-STRATEGIC = "application/strategic-merge-patch+json"
-MERGE = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
+STRATEGIC = PatchType.STRATEGIC.value
+MERGE = PatchType.MERGE.value
+JSON_PATCH = PatchType.JSON.value
+FIELD_MANAGER = "rollback-bot"
+BODY_LIMIT = 2000
+
+# Generic (dict) resources, not lightkube's typed models: a typed decode refuses an object missing a field
+# the model calls required, and the targets read a handful of fields from plain dicts anyway.
+DEPLOYMENT: Any = create_namespaced_resource("apps", "v1", "Deployment", "deployments")
+REPLICASET: Any = create_namespaced_resource("apps", "v1", "ReplicaSet", "replicasets")
+ROLLOUT: Any = create_namespaced_resource("argoproj.io", "v1alpha1", "Rollout", "rollouts")
+INFERENCE_SERVICE: Any = create_namespaced_resource(
+    "serving.kserve.io", "v1beta1", "InferenceService", "inferenceservices"
+)
+
+T = TypeVar("T")
 
 
-@dataclass
-class KubeAuth:
-    server: str
-    headers: dict[str, str] = field(default_factory=dict)
-    verify: Any = True
-    namespace: str | None = None
-    source: str = ""
+def _as_dict(obj: Any) -> dict[str, Any]:
+    if obj is None:
+        return {}
+    data = obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+    return data if isinstance(data, dict) else {}
 
 
-def _pick(items: Any, name: str | None, key: str) -> dict[str, Any]:
-    for item in items or []:
-        if isinstance(item, dict) and item.get("name") == name:
-            value = item.get(key)
-            return value if isinstance(value, dict) else {}
-    raise TargetError(f"kubernetes: kubeconfig has no {key} named '{name}'")
-
-
-def _ssl_context(
-    ca_file: str | None, ca_data: str | None, cert: tuple[bytes, bytes] | None, insecure: bool
-) -> Any:
-    if insecure:
-        return False
-    ctx = ssl.create_default_context(
-        cafile=ca_file, cadata=base64.b64decode(ca_data).decode() if ca_data else None
-    )
-    if cert:
-        # ssl needs files for a client certificate: write them 0600 and remove them at once
-        with tempfile.TemporaryDirectory() as tmp:
-            cert_path, key_path = Path(tmp, "c.pem"), Path(tmp, "k.pem")
-            for path, data in ((cert_path, cert[0]), (key_path, cert[1])):
-                path.touch(mode=0o600)
-                path.write_bytes(data)
-            ctx.load_cert_chain(str(cert_path), str(key_path))
-    return ctx
-
-
-def from_kubeconfig(path: str) -> KubeAuth:
-    try:
-        config = miniyaml.loads(Path(path).expanduser().read_text())
-    except OSError as exc:
-        raise TargetError(f"kubernetes: cannot read kubeconfig {path}: {exc.strerror}") from exc
-    except ValueError as exc:
-        raise TargetError(f"kubernetes: cannot parse kubeconfig {path}: {exc}") from exc
-    if not isinstance(config, dict):
-        raise TargetError(f"kubernetes: kubeconfig {path} is not a mapping")
-    context = _pick(config.get("contexts"), config.get("current-context"), "context")
-    cluster = _pick(config.get("clusters"), context.get("cluster"), "cluster")
-    user = _pick(config.get("users"), context.get("user"), "user") if context.get("user") else {}
-    if "exec" in user or "auth-provider" in user:
-        raise TargetError(
-            "kubernetes: kubeconfig user uses an exec/auth-provider plugin, which the bot "
-            "does not run; give it a service-account token instead"
-        )
-    base = Path(path).expanduser().parent
-
-    def rel(value: Any) -> str | None:
-        return None if not value else str(base / str(value))
-
-    headers: dict[str, str] = {}
-    token = user.get("token")
-    if not token and user.get("tokenFile"):
-        token = Path(str(rel(user["tokenFile"]))).read_text().strip()
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    elif user.get("username"):
-        pair = f"{user['username']}:{user.get('password', '')}".encode()
-        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
-    cert: tuple[bytes, bytes] | None = None
-    if user.get("client-certificate-data") and user.get("client-key-data"):
-        cert = (base64.b64decode(user["client-certificate-data"]), base64.b64decode(user["client-key-data"]))
-    elif user.get("client-certificate") and user.get("client-key"):
-        cert = (
-            Path(str(rel(user["client-certificate"]))).read_bytes(),
-            Path(str(rel(user["client-key"]))).read_bytes(),
-        )
-    server = str(cluster.get("server") or "")
-    verify: Any = True
-    if server.startswith("https://"):
-        verify = _ssl_context(
-            rel(cluster.get("certificate-authority")),
-            cluster.get("certificate-authority-data"),
-            cert,
-            bool(cluster.get("insecure-skip-tls-verify")),
-        )
-    return KubeAuth(
-        server=server,
-        headers=headers,
-        verify=verify,
-        namespace=context.get("namespace"),
-        source=f"kubeconfig {path}",
-    )
-
-
-def resolve_auth(settings: Mapping[str, Any], env: Mapping[str, str] | None = None) -> KubeAuth:
-    """Find the API server and credentials; see the module docstring for the order."""
-    if settings.get("api_url"):
-        token = env_value(env, "KUBERNETES_TOKEN")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        verify: Any = not bool(settings.get("insecure_skip_tls_verify", False))
-        if settings.get("ca_file"):
-            verify = ssl.create_default_context(cafile=str(settings["ca_file"]))
-        return KubeAuth(server=str(settings["api_url"]), headers=headers, verify=verify, source="api_url")
-    path = settings.get("kubeconfig") or env_value(env, "KUBECONFIG")
-    if path:
-        return from_kubeconfig(str(path).split(os.pathsep)[0])
-    host, port = env_value(env, "KUBERNETES_SERVICE_HOST"), env_value(env, "KUBERNETES_SERVICE_PORT")
-    if host and (SA_DIR / "token").exists():
-        namespace_file = SA_DIR / "namespace"
-        return KubeAuth(
-            server=f"https://{host if ':' not in host else f'[{host}]'}:{port or '443'}",
-            headers={"Authorization": f"Bearer {(SA_DIR / 'token').read_text().strip()}"},
-            verify=ssl.create_default_context(cafile=str(SA_DIR / "ca.crt")),
-            namespace=namespace_file.read_text().strip() if namespace_file.exists() else None,
-            source="in-cluster service account",
-        )
-    home = Path("~/.kube/config").expanduser()
-    if home.exists():
-        return from_kubeconfig(str(home))
-    raise TargetError(
-        "kubernetes: no credentials: set 'api_url' (+ KUBERNETES_TOKEN), 'kubeconfig' or "
-        "KUBECONFIG, or run in a cluster with a service account"
-    )
+def _tls_failure(exc: BaseException) -> ssl.SSLError | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class KubeClient:
-    """GET and PATCH on one API server; every failure is a TargetError quoting the Status message."""
+    """One API server for one operation's lifetime; dict in, dict out."""
 
     def __init__(
         self,
         system: str,
         settings: Mapping[str, Any],
         *,
-        client: httpx.Client | None = None,
         env: Mapping[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.auth = resolve_auth(settings, env)
         self.system = system
-        self.http = HttpClient(
-            system,
-            base_url=self.auth.server,
-            headers=self.auth.headers,
-            client=client,
-            verify=self.auth.verify,
-            timeout=float(settings.get("request_timeout", 10)),
-            attempts=int(settings.get("attempts", 3)),
-            sleep=sleep,
-        )
+        self.conn: Connection = kubeconfig.resolve(settings, env)
+        self.namespace = str(settings.get("namespace") or self.conn.namespace or "default")
+        self.source = self.conn.source
+        self.attempts = int(settings.get("attempts", 3))
+        self.timeout = float(settings.get("request_timeout", 10))
+        self.backoff, self.max_backoff = 0.5, 8.0
+        self._sleep = sleep
+        self._client = self._build()
+
+    def _build(self) -> Client:
+        try:
+            return Client(
+                config=self.conn.config,
+                namespace=self.namespace,
+                timeout=httpx2.Timeout(self.timeout),
+                field_manager=FIELD_MANAGER,
+                proxy=self.conn.proxy,
+            )
+        except (ConfigError, ssl.SSLError, OSError, ValueError) as exc:
+            # a CA or client certificate that cannot be loaded: bad input, not a network problem
+            detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            raise TargetError(f"{self.system}: cannot set up TLS for {self.source}: {one_line(detail)}") from exc
 
     def close(self) -> None:
-        self.http.close()
+        self._client.close()
 
     def __enter__(self) -> KubeClient:
         return self
@@ -188,22 +106,127 @@ class KubeClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def get(self, path: str, operation: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
-        data = self.http.get_json(path, operation=operation, params=params)
-        if not isinstance(data, dict):
-            raise TargetError(f"{self.system}: {operation}: expected an object")
-        return data
+    # -- the retry loop ---------------------------------------------------------------------------------------
+    def _delay(self, attempt: int, exc: BaseException | None) -> float:
+        response = getattr(exc, "response", None)
+        if response is not None and response.status_code == 429:
+            retry_after = response.headers.get("Retry-After", "")
+            if retry_after.isdigit():
+                return min(float(retry_after), self.max_backoff)
+        base = min(self.max_backoff, self.backoff * (2.0 ** (attempt - 1)))
+        return base * (0.5 + random.random() / 2)
 
-    def patch(self, path: str, body: Any, content_type: str, operation: str) -> dict[str, Any]:
-        response = self.http.request(
-            "PATCH", path, json_body=body, headers={"Content-Type": content_type}, operation=operation
+    def call(self, operation: str, fn: Callable[[Client], T]) -> T:
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return fn(self._client)
+            except ApiError as exc:
+                code = int(exc.status.code or exc.response.status_code)
+                if code == 401 and self.conn.exec_spec is not None and not refreshed:
+                    refreshed = True  # the exec credential may have expired: ask the plugin once more
+                    self._client.close()
+                    self.conn = kubeconfig.refresh_exec(self.conn)
+                    self._client = self._build()
+                    attempt -= 1
+                    continue
+                retryable = code >= 500 or code == 429
+                if not retryable or attempt >= self.attempts:
+                    raise self._api_error(operation, exc, code, exc.status.message or "", attempt, retryable) from exc
+                last: BaseException = exc
+            except httpx2.HTTPStatusError as exc:  # an answer that is not a Status (a proxy, a load balancer)
+                code = exc.response.status_code
+                retryable = code >= 500 or code == 429
+                text = exc.response.text.strip() or exc.response.reason_phrase
+                if not retryable or attempt >= self.attempts:
+                    raise self._api_error(operation, exc, code, text, attempt, retryable) from exc
+                last = exc
+            except httpx2.TransportError as exc:
+                tls = _tls_failure(exc)
+                if tls is not None:
+                    if isinstance(tls, ssl.SSLCertVerificationError):
+                        reason = f"certificate verify failed: {tls.verify_message} (check the cluster's "
+                        reason += "certificate-authority; verification stays on)"
+                    else:  # e.g. the server wants a client certificate the kubeconfig does not give
+                        reason = f"{tls.reason or tls} (the server refused the TLS handshake)"
+                    raise TargetError(
+                        f"{self.system}: {operation} failed: TLS with {self.conn.config.cluster.server} "
+                        f"failed: {one_line(reason)}"
+                    ) from exc
+                if attempt >= self.attempts:
+                    kind = "timed out" if isinstance(exc, httpx2.TimeoutException) else "cannot connect"
+                    raise TargetError(
+                        f"{self.system}: {operation} failed after {attempt} attempt(s): {kind} "
+                        f"({type(exc).__name__}: {one_line(str(exc), 200)}) to {self.conn.config.cluster.server}",
+                        retryable=True,
+                    ) from exc
+                last = exc
+            except ConfigError as exc:  # e.g. a tokenFile that vanished
+                raise TargetError(f"{self.system}: {operation} failed: {one_line(str(exc))}") from exc
+            except (msgspec.DecodeError, msgspec.ValidationError, KeyError, ValueError) as exc:
+                # KeyError: lightkube reads Content-Type of an error answer without checking it is there
+                raise TargetError(
+                    f"{self.system}: {operation} failed: the API server's answer cannot be read: {one_line(str(exc))}"
+                ) from exc
+            self._sleep(self._delay(attempt, last))
+
+    def _api_error(
+        self, operation: str, exc: httpx2.HTTPStatusError, code: int, message: str, attempts: int, retryable: bool
+    ) -> TargetError:
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        request = exc.request
+        body = exc.response.text
+        text = (
+            f"{self.system}: {operation} failed{tries}: HTTP {code} {exc.response.reason_phrase}: "
+            f"{one_line(message)} ({request.method} {request.url.copy_with(query=None)})"
         )
-        data = decode_json(response, self.system, operation)
-        return data if isinstance(data, dict) else {}
+        return TargetError(
+            text,
+            status=code,
+            body=body if len(body) <= BODY_LIMIT else body[:BODY_LIMIT] + "…",
+            retryable=retryable,
+        )
 
+    # -- verbs ------------------------------------------------------------------------------------------------
+    def get(self, kind: Any, name: str, operation: str) -> dict[str, Any]:
+        return _as_dict(self.call(operation, lambda c: c.get(kind, name, namespace=self.namespace)))
 
-def namespace_of(settings: Mapping[str, Any], auth: KubeAuth) -> str:
-    return str(settings.get("namespace") or auth.namespace or "default")
+    def list(self, kind: Any, operation: str, labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        selector: dict[str, Any] | None = dict(labels) if labels else None
+        return self.call(
+            operation, lambda c: [_as_dict(o) for o in c.list(kind, namespace=self.namespace, labels=selector)]
+        )
+
+    def patch(
+        self, kind: Any, name: str, body: Any, patch_type: PatchType, operation: str, *, status: bool = False
+    ) -> dict[str, Any]:
+        res = kind.Status if status else kind
+        return _as_dict(
+            self.call(
+                operation,
+                lambda c: c.patch(res, name, body, namespace=self.namespace, patch_type=patch_type),
+            )
+        )
+
+    def can_i(self, verb: str, group: str, resource: str, name: str) -> str:
+        """Ask the API server (SelfSubjectAccessReview) whether our credentials may ``verb`` the object."""
+        review = SelfSubjectAccessReview(
+            spec=SelfSubjectAccessReviewSpec(
+                resourceAttributes=ResourceAttributes(
+                    namespace=self.namespace, verb=verb, group=group, resource=resource, name=name
+                )
+            )
+        )
+        try:
+            answer = self.call(f"check {verb} permission", lambda c: c.create(review))
+        except TargetError as exc:
+            if exc.status in (403, 404):
+                return f"{verb} permission unknown (access review answered {exc.status})"
+            raise
+        allowed = answer.status.allowed if answer.status is not None else False
+        return f"may {verb} it" if allowed else f"may NOT {verb} {resource}/{name}"
 
 
 def failing_condition(conditions: Any, bad: set[tuple[str, str, str]]) -> str | None:
@@ -220,43 +243,21 @@ def failing_condition(conditions: Any, bad: set[tuple[str, str, str]]) -> str | 
     return None
 
 
-def can_i(kube: KubeClient, verb: str, group: str, resource: str, namespace: str, name: str) -> str:
-    """Ask the API server (SelfSubjectAccessReview) whether our credentials may ``verb`` the object."""
-    attrs = {"namespace": namespace, "verb": verb, "group": group, "resource": resource, "name": name}
-    review = {
-        "apiVersion": "authorization.k8s.io/v1",
-        "kind": "SelfSubjectAccessReview",
-        "spec": {"resourceAttributes": attrs},
-    }
-    response = kube.http.request(
-        "POST",
-        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
-        json_body=review,
-        operation=f"check {verb} permission",
-        ok=(403, 404),
-    )
-    if response.status_code >= 300:
-        return f"{verb} permission unknown (access review answered {response.status_code})"
-    allowed = (response.json() or {}).get("status", {}).get("allowed")
-    return f"may {verb} it" if allowed else f"may NOT {verb} {resource}/{name}"
-
-
 class KubeTarget:
-    """What every target on the Kubernetes API shares: injectable client, clock and sleep for tests."""
+    """What every target on the Kubernetes API shares: injectable environment, clock and sleep for tests."""
 
     name = "kubernetes-api"
 
     def __init__(
         self,
         *,
-        client: httpx.Client | None = None,
         env: Mapping[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         poll_interval: float | None = None,
     ) -> None:
-        self._client, self._env, self._sleep, self._clock = client, env, sleep, clock
+        self._env, self._sleep, self._clock = env, sleep, clock
         self._poll = poll_interval
 
     def _kube(self, settings: Mapping[str, Any]) -> KubeClient:
-        return KubeClient(self.name, settings, client=self._client, env=self._env, sleep=self._sleep)
+        return KubeClient(self.name, settings, env=self._env, sleep=self._sleep)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from lightkube.types import PatchType
+
 from adapters.targets.common import (
     Waiter,
     duration_problem,
@@ -19,7 +21,8 @@ from adapters.targets.common import (
     unknown_keys,
     version_from_template,
 )
-from adapters.targets.kube import STRATEGIC, KubeClient, KubeTarget, can_i, failing_condition, namespace_of
+from adapters.targets.kube import DEPLOYMENT, STRATEGIC, KubeClient, KubeTarget, failing_condition
+from adapters.targets.kubeconfig import settings_problems
 from bot.core.errors import TargetError
 from bot.core.ports import SwitchRequest, SwitchResult
 
@@ -69,13 +72,10 @@ def rollout_state(obj: Mapping[str, Any]) -> tuple[bool, str]:
 class KubernetesTarget(KubeTarget):
     name = "kubernetes"
 
-    @staticmethod
-    def _path(namespace: str, settings: Mapping[str, Any]) -> str:
-        return f"/apis/apps/v1/namespaces/{namespace}/deployments/{settings['deployment']}"
-
     def validate(self, settings: Mapping[str, Any]) -> list[str]:
         problems = missing_keys(settings, ("deployment",), self.name)
         problems += unknown_keys(settings, KNOWN, self.name)
+        problems += settings_problems(settings, self.name)
         if bool(settings.get("image")) == bool(settings.get("env")):
             problems.append(
                 "kubernetes: set exactly one of 'image' (\"repo/x:{version}\") or 'env' (\"MODEL_VERSION\")"
@@ -95,8 +95,7 @@ class KubernetesTarget(KubeTarget):
         )
 
     def _read(self, kube: KubeClient, settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        path = self._path(namespace_of(settings, kube.auth), settings)
-        obj = kube.get(path, f"read deployment {settings.get('deployment')}")
+        obj = kube.get(DEPLOYMENT, str(settings["deployment"]), f"read deployment {settings.get('deployment')}")
         containers = obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
         return obj, pick_container(
             containers, settings.get("container"), f"kubernetes: deployment {settings.get('deployment')}"
@@ -117,7 +116,6 @@ class KubernetesTarget(KubeTarget):
         s = request.settings
         started = self._clock()
         with self._kube(s) as kube:
-            path = self._path(namespace_of(s, kube.auth), s)
             for attempt in range(1, CONFLICT_RETRIES + 1):
                 obj, container = self._read(kube, s)
                 before = version_in(container, s)
@@ -138,13 +136,17 @@ class KubernetesTarget(KubeTarget):
                 }
                 try:
                     patched = kube.patch(
-                        path, body, STRATEGIC, f"set {s['deployment']} to {request.to_version}"
+                        DEPLOYMENT,
+                        str(s["deployment"]),
+                        body,
+                        PatchType.STRATEGIC,
+                        f"set {s['deployment']} to {request.to_version}",
                     )
                     break
                 except TargetError as exc:
                     if exc.status != 409 or attempt == CONFLICT_RETRIES:
                         raise
-            words = self._wait(kube, path, patched, s)
+            words = self._wait(kube, patched, s)
         took = self._clock() - started
         return SwitchResult(
             detail=f"deployment {s['deployment']}: {before} -> {request.to_version}; "
@@ -152,7 +154,7 @@ class KubernetesTarget(KubeTarget):
             served_version=request.to_version,
         )
 
-    def _wait(self, kube: KubeClient, path: str, obj: dict[str, Any], settings: Mapping[str, Any]) -> str:
+    def _wait(self, kube: KubeClient, obj: dict[str, Any], settings: Mapping[str, Any]) -> str:
         waiter = Waiter(
             poll_interval=self._poll or float(settings.get("poll_interval", 2)),
             sleep=self._sleep,
@@ -175,14 +177,13 @@ class KubernetesTarget(KubeTarget):
                     retryable=True,
                 )
             waiter.pause(deadline)
-            obj = kube.get(path, f"watch the rollout of {settings['deployment']}")
+            obj = kube.get(DEPLOYMENT, str(settings["deployment"]), f"watch the rollout of {settings['deployment']}")
 
     def check_connection(self, model: str, settings: Mapping[str, Any]) -> str:
         with self._kube(settings) as kube:
             _, container = self._read(kube, settings)
-            namespace = namespace_of(settings, kube.auth)
-            perm = can_i(kube, "patch", "apps", "deployments", namespace, str(settings["deployment"]))
+            perm = kube.can_i("patch", "apps", "deployments", str(settings["deployment"]))
         return (
-            f"kubernetes ({kube.auth.source}): deployment {namespace}/{settings['deployment']} found, "
+            f"kubernetes ({kube.source}): deployment {kube.namespace}/{settings['deployment']} found, "
             f"running {version_in(container, settings) or container.get('image')}; {perm}"
         )

@@ -56,6 +56,7 @@ class AlertRecord:
     labels: Mapping[str, str] = field(default_factory=dict)
     links: Mapping[str, str] = field(default_factory=dict)
     values: Mapping[str, float] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 MetricHints = Callable[[Sequence[AlertRecord]], Mapping[str, str]]

@@ -7,7 +7,7 @@ own validation (lengths, required fields) runs before Slack ever sees the messag
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -67,6 +67,18 @@ class CardAlert:
     summary: str
     link: str | None = None
     starts_at: datetime | None = None
+    source: str = ""  # alertmanager | grafana | datadog | generic
+    not_sent: int = 0  # alerts of the same group the sender left out (Alertmanager's truncatedAlerts)
+
+
+SENDER_NAMES = {"alertmanager": "Alertmanager", "grafana": "Grafana", "datadog": "Datadog"}
+TRUNCATED_ANNOTATION = "truncatedAlerts"
+
+
+def not_sent(annotations: Mapping[str, str]) -> int:
+    """The ``truncatedAlerts`` count a parser stored on an alert (0 when absent or unreadable)."""
+    raw = annotations.get(TRUNCATED_ANNOTATION, "")
+    return int(raw) if raw.isascii() and raw.isdigit() else 0
 
 
 @dataclass
@@ -327,7 +339,24 @@ def alerts_text(alerts: Sequence[CardAlert], limit: int = MAX_ALERTS_ON_CARD) ->
     text = "\n".join([title, *shown])
     if more > 0:
         text += f"\n+{more} more (all of them in the thread)"
+    for line in not_sent_lines(alerts):
+        text += f"\n{line}"
     return _fit_lines(text, MAX_SECTION_TEXT)
+
+
+def not_sent_lines(alerts: Sequence[CardAlert]) -> list[str]:
+    """"+N more that Alertmanager did not send": a receiver's ``max_alerts`` hid alerts from the bot.
+
+    Each notification of a group repeats its current count, so the largest one per sender is shown.
+    """
+    counts: dict[str, int] = {}
+    for alert in alerts:
+        if alert.not_sent > 0:
+            counts[alert.source] = max(counts.get(alert.source, 0), alert.not_sent)
+    return [
+        f"+{count} more that {SENDER_NAMES.get(source, source or 'the sender')} did not send"
+        for source, count in sorted(counts.items())
+    ]
 
 
 def metrics_text(metrics: Sequence[MetricLine], limit: int = MAX_METRICS_ON_CARD) -> str:

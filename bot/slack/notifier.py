@@ -20,7 +20,7 @@ from bot.core.audit import AuditEvent, AuditRecord
 from bot.core.metrics import MetricLine
 from bot.core.policy import Policy
 from bot.core.proposal import Proposal, State
-from bot.slack.cards import CardAlert, CardData, card_message, format_seconds, thread_details
+from bot.slack.cards import CardAlert, CardData, card_message, format_seconds, not_sent, thread_details
 from bot.slack.mrkdwn import escape, mention, mention_ids, mentions
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,8 @@ def card_alerts(store: Any, proposal_id: int) -> list[CardAlert]:
         link = next((a.links[k] for k in ("generatorURL", "panelURL", "dashboardURL", "link") if a.links.get(k)),
                     None)
         alerts.append(CardAlert(name=a.name, severity=str(a.severity), status=str(a.status), summary=a.summary,
-                                link=link, starts_at=a.starts_at))
+                                link=link, starts_at=a.starts_at, source=a.source,
+                                not_sent=not_sent(a.annotations)))
     return alerts
 
 

@@ -43,6 +43,7 @@ def _record(row: AlertRow) -> AlertRecord:
         summary=str(annotations.get("summary") or annotations.get("description") or row.name),
         labels=dict(row.labels or {}), links=dict(row.links or {}),
         values={k: float(v) for k, v in (row.values or {}).items()},
+        annotations={str(k): str(v) for k, v in annotations.items()},
     )
 
 

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from adapters.alerts import PARSERS, PayloadError, mapping_from_dict, parse_body, verify_grafana_signature
+from adapters.alerts import PARSERS, PayloadError, check_grafana_signature, mapping_from_dict, parse_body
 from adapters.alerts.generic import GenericMapping
 from adapters.metrics.promql import expr_from_generator_url
 from bot.core.intake import AlertIntake, AlertRecord, IntakeResult
@@ -57,7 +57,8 @@ def alert_routes(container: Container, protect: Protect, metrics: Metrics | None
     """The intake route, wrapped by ``protect`` (bearer token in constant time, error mapping, counting)."""
     intake = AlertIntake(container.service, container.store, container.clock, metric_hints)
     mapping = generic_mapping(container)
-    secret = container.settings.grafana_webhook_secret
+    settings = container.settings
+    secret = settings.grafana_webhook_secret
     sources = ", ".join(f"/alerts/{name}" for name in sorted(PARSERS))
 
     def count(source: str, result: IntakeResult) -> None:
@@ -70,13 +71,15 @@ def alert_routes(container: Container, protect: Protect, metrics: Metrics | None
         if source not in PARSERS:
             return _error(404, f"unknown alert source '{source[:60]}'; use one of {sources}")
         body = await read_body(request)
-        if source == "grafana" and secret and not verify_grafana_signature(body, request.headers, secret):
-            return _error(401, "missing or wrong Grafana signature (X-Grafana-Alerting-Signature): the contact "
-                               "point's HMAC secret must equal GRAFANA_WEBHOOK_SECRET")
+        if source == "grafana" and secret and (why := check_grafana_signature(
+                body, request.headers, secret, signature_header=settings.grafana_signature_header,
+                timestamp_header=settings.grafana_timestamp_header)):
+            return _error(401, why)
+        content_type = request.headers.get("content-type", "")
         received_at = container.clock.now()
 
         def work() -> IntakeResult:  # parsing a 1 MiB body is CPU work too: keep it off the event loop
-            alerts = parse_body(source, body, mapping if source == "generic" else None)
+            alerts = parse_body(source, body, mapping if source == "generic" else None, content_type)
             return intake.ingest(source, alerts, received_at)
 
         try:
@@ -93,7 +96,8 @@ def alert_routes(container: Container, protect: Protect, metrics: Metrics | None
         count(source, result)
         return JSONResponse(result.as_json(), status_code=202)
 
-    return [Route("/alerts/{source}", protect("/alerts", receive), methods=["POST"])]
+    # PUT too: Grafana's webhook contact point can be set to send with it.
+    return [Route("/alerts/{source}", protect("/alerts", receive), methods=["POST", "PUT"])]
 
 
 __all__ = ["alert_routes", "generic_mapping", "metric_hints"]

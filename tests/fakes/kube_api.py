@@ -4,7 +4,10 @@ It follows the real API where the adapters depend on it: paths and verbs; the th
 (strategic merge only for built-in kinds, 415 for custom resources); optimistic concurrency (a patch that
 carries a stale ``metadata.resourceVersion`` is a 409 Conflict); ``metav1.Status`` bodies for 401, 404,
 409, 415 and 422; generation bumped on spec changes only; the status subresource; and controllers that
-make progress one step per poll so the adapters' waiting loops are exercised.
+make progress one step per poll so the adapters' waiting loops are exercised. It answers what lightkube
+sends (``?fieldManager=`` on patches, ``labelSelector`` on lists, ``SelfSubjectAccessReview`` posts) and
+refuses a ``watch`` (the targets poll), so a change in what the library sends shows up here. ``tls=``
+serves HTTPS with a certificate the test made; ``fail_next`` answers the next requests with those codes.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import copy
 import hashlib
 import json
 import re
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +26,9 @@ from tests.fakes.httpserver import FakeService, LoopbackServer, Request, Respons
 APPS = "/apis/apps/v1"
 ARGO = "/apis/argoproj.io/v1alpha1"
 KSERVE = "/apis/serving.kserve.io/v1beta1"
+# kserve pkg/constants/constants.go: the controller writes the storageUri into this pod-template annotation
+# of the predictor Deployment (pkg/controller/v1beta1/inferenceservice/components/predictor.go)
+SOURCE_URI = "internal.serving.kserve.io/storage-initializer-sourceuri"
 HASH_LABEL = "rollouts-pod-template-hash"
 REVISION = "rollout.argoproj.io/revision"
 PATH = re.compile(
@@ -130,6 +137,13 @@ def json_patch(target: Any, ops: list[dict[str, Any]]) -> Any:
     return doc
 
 
+def model_block(predictor: dict[str, Any]) -> dict[str, Any]:
+    """The predictor block holding storageUri: ``model`` (current schema) or a framework key (older one)."""
+    if isinstance(predictor.get("model"), dict):
+        return dict(predictor["model"])
+    return next(v for v in predictor.values() if isinstance(v, dict) and "storageUri" in v)
+
+
 def template_hash(template: dict[str, Any]) -> str:
     clean = copy.deepcopy(template)
     clean.get("metadata", {}).get("labels", {}).pop(HASH_LABEL, None)
@@ -139,15 +153,32 @@ def template_hash(template: dict[str, Any]) -> str:
 class FakeKube(FakeService):
     """State plus the handler; start it with ``with FakeKube() as kube: kube.url``."""
 
-    def __init__(self, token: str = "test-token") -> None:
+    def __init__(
+        self, token: str = "test-token", tls: tuple[str, str] | None = None, client_ca: str | None = None
+    ) -> None:
         self.token = token
+        self.fail_next: list[int] = []
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.sim: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.lock = threading.RLock()
         self.rv = 1000
         self.before_patch: list[Callable[[FakeKube], None]] = []
         self.deny: set[str] = set()
+        self.role_rules: list[dict[str, Any]] | None = None  # a Role's rules: enforce them (403 otherwise)
         self.server = LoopbackServer(self.handle)
+        self.scheme = "http"
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            if client_ca:  # mutual TLS, as kubeadm's admin kubeconfig uses: no client certificate, no handshake
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(client_ca)
+            self.server.server.socket = ctx.wrap_socket(self.server.server.socket, server_side=True)
+            self.scheme = "https"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.server.server.server_address[1]}"
 
     def _next_rv(self) -> str:
         self.rv += 1
@@ -161,6 +192,7 @@ class FakeKube(FakeService):
             meta.update(namespace=ns, resourceVersion=self._next_rv(), uid=f"uid-{meta['name']}")
             meta.setdefault("generation", 1)
             obj.setdefault("kind", kind)
+            obj.setdefault("status", {})
             self.objects[(plural, ns, meta["name"])] = obj
             return obj
 
@@ -176,7 +208,11 @@ class FakeKube(FakeService):
             {
                 "apiVersion": "apps/v1",
                 "metadata": {"name": name, "generation": 1},
-                "spec": {"replicas": replicas, "template": {"spec": {"containers": [container]}}},
+                "spec": {
+                    "replicas": replicas,
+                    "selector": {"matchLabels": {"app": name}},
+                    "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container]}},
+                },
                 "status": {
                     "observedGeneration": 1,
                     "replicas": replicas,
@@ -223,9 +259,32 @@ class FakeKube(FakeService):
         }
         return ro
 
-    def add_isvc(self, ns: str, name: str, storage_uri: str) -> dict[str, Any]:
-        isvc = self.put(
-            "inferenceservices",
+    def add_rollout_object(self, ns: str, ro: dict[str, Any]) -> dict[str, Any]:
+        """Seed a Rollout as written in a manifest (e.g. an upstream example), already Healthy."""
+        ro = self.put("rollouts", ns, copy.deepcopy(ro))
+        h = self._ensure_rs(ns, ro)
+        replicas = int(ro["spec"].get("replicas", 1))
+        ro["status"] = {
+            "phase": "Healthy",
+            "stableRS": h,
+            "currentPodHash": h,
+            "observedGeneration": str(ro["metadata"]["generation"]),
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "availableReplicas": replicas,
+        }
+        return ro
+
+    def _template_source(self, ns: str, ro: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        """(pod template, selector labels): the Rollout's own, or those of the Deployment its workloadRef names."""
+        ref = ro["spec"].get("workloadRef")
+        if ref:
+            dep = self.objects[("deployments", ns, ref["name"])]
+            return dep["spec"]["template"], dep["spec"]["selector"]["matchLabels"]
+        return ro["spec"]["template"], ro["spec"]["selector"]["matchLabels"]
+
+    def add_isvc(self, ns: str, name: str, storage_uri: str, raw: bool = False) -> dict[str, Any]:
+        return self.add_isvc_object(
             ns,
             {
                 "apiVersion": "serving.kserve.io/v1beta1",
@@ -234,10 +293,40 @@ class FakeKube(FakeService):
                     "predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": storage_uri}}
                 },
             },
+            raw=raw,
         )
-        self.sim[("inferenceservices", ns, name)] = {"revisions": {}, "n": 0}
+
+    def add_isvc_object(self, ns: str, obj: dict[str, Any], raw: bool = False) -> dict[str, Any]:
+        """Seed an InferenceService as written in a manifest (e.g. a KServe sample), already rolled out."""
+        isvc = self.put("inferenceservices", ns, copy.deepcopy(obj))
+        name = isvc["metadata"]["name"]
+        storage_uri = model_block(isvc["spec"]["predictor"])["storageUri"]
+        self.sim[("inferenceservices", ns, name)] = {"revisions": {}, "n": 0, "kgen": 1, "raw": raw}
+        if raw:
+            # raw (Standard) mode: no revisions or traffic in the status, a predictor Deployment instead
+            dep = self.add_deployment(ns, f"{name}-predictor", "kserve/sklearnserver:v0.14.0", replicas=2)
+            dep["spec"]["template"]["metadata"]["annotations"] = {SOURCE_URI: storage_uri}
+            isvc["status"] = {
+                "observedGeneration": 1,
+                "deploymentMode": "RawDeployment",
+                "conditions": [
+                    {"type": "PredictorReady", "status": "True"},
+                    {"type": "IngressReady", "status": "True"},
+                    {"type": "Ready", "status": "True"},
+                ],
+                "components": {"predictor": {"url": f"http://{name}-predictor.{ns}.svc.cluster.local"}},
+            }
+            return isvc
         self._isvc_new_revision(isvc, initial=True)
         return isvc
+
+    def isvc_autoscale(self, ns: str, name: str, times: int = 5) -> None:
+        """The autoscaler changed the Knative Service (or the raw Deployment) ``times`` times: its generation
+        moved, and KServe copies that into the InferenceService's ``status.observedGeneration``."""
+        with self.lock:
+            sim = self.sim[("inferenceservices", ns, name)]
+            sim["kgen"] += times
+            self.objects[("inferenceservices", ns, name)]["status"]["observedGeneration"] = sim["kgen"]
 
     def get(self, plural: str, ns: str, name: str) -> dict[str, Any]:
         return self.objects[(plural, ns, name)]
@@ -259,6 +348,11 @@ class FakeKube(FakeService):
 
     # -- HTTP -----------------------------------------------------------------------------------------------
     def handle(self, req: Request) -> Response:
+        if self.fail_next:
+            code = self.fail_next.pop(0)
+            return status(code, "InternalError" if code >= 500 else "TooManyRequests", f"injected {code}")
+        if req.query.get("watch"):
+            return status(400, "BadRequest", "this stand-in serves no watch; the targets poll")
         if req.headers.get("authorization") != f"Bearer {self.token}":
             return status(401, "Unauthorized", "Unauthorized")
         if req.path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" and req.method == "POST":
@@ -270,6 +364,9 @@ class FakeKube(FakeService):
         if not m or m["plural"] not in KINDS:
             return status(404, "NotFound", "the server could not find the requested resource")
         plural, ns, name, sub = m["plural"], m["ns"], m["name"], m["sub"]
+        refused = self._forbidden(req.method, KINDS[plural][1], plural + (f"/{sub}" if sub else ""), name)
+        if refused:
+            return refused
         with self.lock:
             if name is None and req.method == "GET":
                 return self._list(plural, ns, req)
@@ -284,6 +381,26 @@ class FakeKube(FakeService):
             if req.method == "PATCH":
                 return self._patch(plural, ns, key, req, sub)
         return status(405, "MethodNotAllowed", f"method {req.method} not allowed")
+
+    def _forbidden(self, method: str, group: str, resource: str, name: str | None) -> Response | None:
+        """RBAC as the API server applies a Role: verb, API group, resource (with subresource), name."""
+        if self.role_rules is None:
+            return None
+        verb = {"GET": "get" if name else "list", "PATCH": "patch", "PUT": "update", "POST": "create"}[method]
+        for rule in self.role_rules:
+            if (
+                group in rule.get("apiGroups", [])
+                and resource in rule.get("resources", [])
+                and verb in rule.get("verbs", [])
+                and (not rule.get("resourceNames") or name in rule["resourceNames"])
+            ):
+                return None
+        return status(
+            403,
+            "Forbidden",
+            f'{resource.split("/")[0]}.{group} "{name or ""}" is forbidden: User "system:serviceaccount:ml:'
+            f'rollback-bot" cannot {verb} resource "{resource}" in API group "{group}" in the namespace "ml"',
+        )
 
     def _list(self, plural: str, ns: str, req: Request) -> Response:
         selector = dict(
@@ -372,7 +489,7 @@ class FakeKube(FakeService):
 
     @staticmethod
     def _invalid(plural: str, obj: dict[str, Any]) -> str | None:
-        if plural in ("deployments", "rollouts"):
+        if plural in ("deployments", "rollouts") and "template" in obj["spec"]:
             for i, c in enumerate(obj["spec"]["template"]["spec"]["containers"]):
                 if not c.get("image"):
                     return f"spec.template.spec.containers[{i}].image: Required value"
@@ -388,6 +505,10 @@ class FakeKube(FakeService):
             obj["metadata"]["generation"] = int(obj["metadata"].get("generation", 1)) + 1
             if plural == "deployments":
                 self._deploy_start(ns, obj)
+                for (p, n, _), ro in list(self.objects.items()):
+                    ref = ro.get("spec", {}).get("workloadRef") if p == "rollouts" and n == ns else None
+                    if ref and ref.get("kind") == "Deployment" and ref.get("name") == obj["metadata"]["name"]:
+                        self._rollout_start(ns, ro)
             elif plural == "rollouts":
                 self._rollout_start(ns, obj)
             elif plural == "inferenceservices":
@@ -433,7 +554,8 @@ class FakeKube(FakeService):
         self.sim[("deployments", ns, obj["metadata"]["name"])] = {"steps": steps}
 
     def _ensure_rs(self, ns: str, ro: dict[str, Any]) -> str:
-        h = template_hash(ro["spec"]["template"])
+        source, match = self._template_source(ns, ro)
+        h = template_hash(source)
         revisions = [
             int(o["metadata"]["annotations"][REVISION])
             for (p, n, _), o in self.objects.items()
@@ -443,7 +565,7 @@ class FakeKube(FakeService):
         if key in self.objects:
             self.objects[key]["metadata"]["annotations"][REVISION] = str(max(revisions) + 1)
             return h
-        template = copy.deepcopy(ro["spec"]["template"])
+        template = copy.deepcopy(source)
         template["metadata"]["labels"][HASH_LABEL] = h
         self.put(
             "replicasets",
@@ -452,7 +574,7 @@ class FakeKube(FakeService):
                 "apiVersion": "apps/v1",
                 "metadata": {
                     "name": key[2],
-                    "labels": {**ro["spec"]["selector"]["matchLabels"], HASH_LABEL: h},
+                    "labels": {**match, HASH_LABEL: h},
                     "annotations": {REVISION: str(max(revisions, default=0) + 1)},
                     "ownerReferences": [
                         {
@@ -464,7 +586,7 @@ class FakeKube(FakeService):
                         }
                     ],
                 },
-                "spec": {"replicas": ro["spec"]["replicas"], "template": template},
+                "spec": {"replicas": ro["spec"].get("replicas", 1), "template": template},
             },
         )
         return h
@@ -512,7 +634,7 @@ class FakeKube(FakeService):
         sim = self.sim[("inferenceservices", isvc["metadata"]["namespace"], isvc["metadata"]["name"])]
         sim["n"] += 1
         rev = f"{isvc['metadata']['name']}-predictor-{sim['n']:05d}"
-        sim["revisions"][rev] = isvc["spec"]["predictor"]["model"]["storageUri"]
+        sim["revisions"][rev] = model_block(isvc["spec"]["predictor"])["storageUri"]
         if initial:
             isvc["status"] = {
                 "observedGeneration": 1,
@@ -534,12 +656,17 @@ class FakeKube(FakeService):
         return rev
 
     def _isvc_start(self, ns: str, isvc: dict[str, Any], before: dict[str, Any]) -> None:
-        gen = isvc["metadata"]["generation"]
+        sim = self.sim[("inferenceservices", ns, isvc["metadata"]["name"])]
+        sim["kgen"] += 1
+        gen = sim["kgen"]  # the Knative Service's generation, not the InferenceService's
         predictor = isvc["spec"]["predictor"]
+        if sim["raw"]:
+            self._isvc_raw_start(ns, isvc)
+            return
         pred = isvc["status"]["components"]["predictor"]
-        new_model = predictor["model"] != before["predictor"]["model"]
+        new_model = model_block(predictor) != model_block(before["predictor"])
         rev = self._isvc_new_revision(isvc) if new_model else pred["latestCreatedRevision"]
-        broken = "broken" in predictor["model"]["storageUri"]
+        broken = "broken" in model_block(predictor)["storageUri"]
         canary = predictor.get("canaryTrafficPercent")
 
         def ready(o: dict[str, Any], value: str, reason: str = "", message: str = "") -> None:
@@ -584,7 +711,23 @@ class FakeKube(FakeService):
                 ]
             ready(o, "True")
 
-        self.sim[("inferenceservices", ns, isvc["metadata"]["name"])]["steps"] = [observe, settle]
+        # the first read after a change still shows the old status (Ready, old revision at 100 %): the
+        # controller has not reconciled yet
+        sim["steps"] = [lambda o: None, observe, settle]
+
+    def _isvc_raw_start(self, ns: str, isvc: dict[str, Any]) -> None:
+        uri = model_block(isvc["spec"]["predictor"])["storageUri"]
+        name = f"{isvc['metadata']['name']}-predictor"
+
+        def push(o: dict[str, Any]) -> None:  # the controller rewrites the predictor Deployment
+            def change(dep: dict[str, Any]) -> None:
+                dep["spec"]["template"]["metadata"]["annotations"] = {SOURCE_URI: uri}
+
+            self.apply_spec("deployments", ns, name, change)
+            o["status"]["observedGeneration"] = self.objects[("deployments", ns, name)]["status"]["observedGeneration"]
+
+        # Ready stays True from before the change: only the Deployment tells when the rollout is over
+        self.sim[("inferenceservices", ns, isvc["metadata"]["name"])]["steps"] = [lambda o: None, push]
 
     def isvc_revision_uri(self, ns: str, name: str, revision: str) -> str:
         return str(self.sim[("inferenceservices", ns, name)]["revisions"][revision])

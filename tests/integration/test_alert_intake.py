@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -321,7 +322,10 @@ BAD_INPUTS = [
     ("missing token", "alertmanager", GOOD, {}, 401, "missing bearer token"),
     ("wrong token", "alertmanager", GOOD, {"Authorization": "Bearer nope"}, 401, "wrong bearer token"),
     ("grafana body missing alerts", "grafana", b'{"status": "firing"}', AUTH, 400, "alerts: missing"),
-    ("datadog default body", "datadog", json.dumps(load("datadog-default-payload.json")).encode(), AUTH, 400, ""),
+    ("datadog unknown transition", "datadog", json.dumps(load("datadog-triggered.json") | {"transition": "Boom"}
+                                                          ).encode(), AUTH, 400, "transition: unknown transition"),
+    ("negative truncatedAlerts", "alertmanager", _wrong("truncatedAlerts", -2), AUTH, 400,
+     "truncatedAlerts: expected a whole number"),
     ("generic without the mapped list", "generic", b'{"alerts": []}', AUTH, 400, "events: missing"),
 ]
 
@@ -354,6 +358,60 @@ def test_grafana_signature_is_checked_when_a_secret_is_set(db_url: str, clock: M
         metrics = client.get("/metrics").text
     assert 'rollback_bot_alerts_total{outcome="resolved",source="grafana"} 1.0' in metrics
     c.close()
+
+
+def test_grafana_timestamped_signature_and_put(db_url: str, clock: ManualClock, fake_target: FakeTarget,
+                                               notifier: RecordingNotifier) -> None:
+    """grafana/alerting signs hex(HMAC(secret, ts ":" body)) with the header names the contact point sets."""
+    env = {"GRAFANA_WEBHOOK_SECRET": "s3cret", "GRAFANA_SIGNATURE_HEADER": "X-Sig",
+           "GRAFANA_TIMESTAMP_HEADER": "X-Ts"}
+    c = make_container(db_url, clock, fake_target, notifier, env=env)
+    body = json.dumps(load("grafana-resolved.json")).encode()
+
+    def signed(stamp: int, payload: bytes = body) -> dict[str, str]:
+        digest = hmac.new(b"s3cret", str(stamp).encode() + b":" + payload, hashlib.sha256).hexdigest()
+        return {**AUTH, "X-Sig": digest, "X-Ts": str(stamp)}
+
+    now = int(time.time())
+    with TestClient(create_app(c)) as client:
+        cases = [
+            (signed(now - 400), 401, "s old; signatures more than 300 s from now are refused"),
+            (signed(now + 400), 401, "s in the future"),
+            ({**signed(now), "X-Ts": str(now + 1)}, 401, "wrong Grafana signature in X-Sig"),
+            ({k: v for k, v in signed(now).items() if k != "X-Ts"}, 401, "missing Grafana timestamp header X-Ts"),
+            ({**AUTH, "X-Grafana-Alert-Signature": hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()}, 401,
+             "missing Grafana signature header X-Sig"),
+        ]
+        for headers, status, words in cases:
+            r = client.put("/alerts/grafana", content=body, headers=headers)
+            assert (r.status_code, words in r.json().get("error", "")) == (status, True), r.text
+        assert table_counts(c.engine)["alerts"] == 0
+        r = client.put("/alerts/grafana", content=body, headers=signed(now - 30))
+        assert r.status_code == 202, r.text
+        assert client.delete("/alerts/grafana", headers=signed(now)).status_code == 405
+    c.close()
+
+
+def test_datadog_form_encoded_and_default_bodies_are_stored(client: TestClient, bot: Container) -> None:
+    from urllib.parse import urlencode
+
+    form = urlencode(load("datadog-triggered.json")).encode()
+    r = client.post("/alerts/datadog", content=form,
+                    headers={**AUTH, "content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 202 and r.json()["stored"] == 1, r.text
+    r = client.post("/alerts/datadog", json=load("datadog-default-payload.json"), headers=AUTH)
+    assert r.status_code == 202 and r.json()["alerts"][0]["model"] == "fraud-detector", r.text
+    before = table_counts(bot.engine)
+    r = client.post("/alerts/datadog", content=b"transition=%ff",
+                    headers={**AUTH, "content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 400 and "not UTF-8" in r.json()["error"]
+    assert table_counts(bot.engine) == before
+
+
+def test_truncated_alerts_reach_the_stored_rows(client: TestClient, bot: Container) -> None:
+    post(client, am_body(am_alert("fraud", "t1"), am_alert("fraud", "t2")) | {"truncatedAlerts": 1})
+    rows = bot.store.alerts_for_proposal(bot.store.proposals(model="fraud")[0].id)
+    assert [r.annotations["truncatedAlerts"] for r in rows] == ["1", "1"]
 
 
 def test_database_down_means_503_so_the_sender_retries(db_url: str, tmp_path: Path, clock: ManualClock,

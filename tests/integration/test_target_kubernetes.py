@@ -59,6 +59,8 @@ def test_switch_patches_image_and_waits_for_rollout(kube: FakeKube) -> None:
     assert len(gets_after) >= 3  # waited over several polls
     assert target().current_version("ranker", s) == "1.3.0"
     assert target().served_version("ranker", s) == "1.3.0"
+    assert patch.query.get("fieldManager") == ["rollback-bot"]
+    assert not any("watch" in r.query for r in kube.requests)  # polled, never watched
 
 
 def test_env_mode_sets_variable(kube: FakeKube) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -381,9 +383,78 @@ def test_datadog_recovered_matches_the_trigger() -> None:
     assert resolved.ends_at == datetime(2014, 7, 29, 19, 42, 52, tzinfo=UTC)
 
 
-def test_datadog_default_payload_says_what_to_configure() -> None:
-    message = error_of(datadog.parse, load("datadog-default-payload.json"))
-    assert message == "transition: missing: set it to $ALERT_TRANSITION in the webhook payload"
+def test_datadog_default_payload_is_accepted_with_defaults() -> None:
+    [alert] = datadog.parse(load("datadog-default-payload.json"))
+    assert alert.status is AlertStatus.FIRING  # from the title's "[Triggered on …]"
+    assert alert.labels == {"model": "fraud-detector"}  # the title's {tag:value} scope
+    assert alert.name == "fraud-detector error rate is high"
+    assert alert.severity is Severity.WARNING
+    assert alert.starts_at == datetime(2014, 7, 29, 19, 37, 52, tzinfo=UTC)
+    assert alert.annotations["description"] == "Error rate for fraud-detector is above 5% over the last 5m."
+    assert alert.annotations["event_id"] == "6284467829765405698"
+    assert len(alert.fingerprint) == 64
+
+
+def test_datadog_default_payload_recovery_has_the_trigger_fingerprint() -> None:
+    body = load("datadog-default-payload.json")
+    recovered = body | {"title": "[Recovered on {model:fraud-detector}] fraud-detector error rate is high",
+                        "id": "6284467829765405699", "date": "1406662972000"}
+    [firing], [resolved] = datadog.parse(body), datadog.parse(recovered)
+    assert resolved.status is AlertStatus.RESOLVED and resolved.fingerprint == firing.fingerprint
+    other = body | {"title": "[Triggered on {model:ranker}] ranker error rate is high"}
+    assert datadog.parse(other)[0].fingerprint != firing.fingerprint
+
+
+def test_datadog_monitor_and_priority_from_the_default_body() -> None:
+    body = load("datadog-default-payload.json") | {
+        "title": "[P1] [Triggered] High tracking",
+        "body": "%%%\nhigh [![g](https://p.example/x.png)](https://app.datadoghq.com/monitors/221164084?from_ts=1)"
+                "\n%%%",
+    }
+    [alert] = datadog.parse(body)
+    assert alert.severity is Severity.CRITICAL and alert.annotations["monitor_id"] == "221164084"
+    assert alert.links == {"link": "https://app.datadoghq.com/monitors/221164084?from_ts=1"}
+    moved = body | {"id": "1", "date": "1406662999000", "last_updated": "1406662999000"}
+    assert datadog.parse(moved)[0].fingerprint == alert.fingerprint
+
+
+@pytest.mark.parametrize(
+    ("changes", "status"),
+    [
+        ({"transition": "Null"}, AlertStatus.FIRING),  # the title still says [Triggered …]
+        ({"transition": "Null", "alert_title": "[Recovered] x", "title": "[Recovered] x"}, AlertStatus.RESOLVED),
+        ({"transition": "Null", "alert_title": "x", "title": "x", "alert_type": "success"}, AlertStatus.RESOLVED),
+        ({"transition": "Null", "alert_title": "x", "title": "x", "alert_type": "error"}, AlertStatus.FIRING),
+        ({"transition": None, "alert_transition": "Recovered"}, AlertStatus.RESOLVED),
+        ({"transition": "$ALERT_TRANSITION", "alert_title": "[Recovered] x"}, AlertStatus.RESOLVED),
+    ],
+)
+def test_datadog_null_and_missing_transition(changes: dict[str, Any], status: AlertStatus) -> None:
+    [alert] = datadog.parse(load("datadog-triggered.json") | changes)
+    assert alert.status is status
+
+
+def test_datadog_long_message_is_cut_not_refused() -> None:
+    [alert] = datadog.parse(load("datadog-triggered.json") | {"message": "m" * 20_000})
+    assert len(alert.annotations["description"].encode()) <= 16_384
+    assert alert.annotations["description"].endswith("…")
+
+
+def test_datadog_form_encoded_body() -> None:
+    from urllib.parse import urlencode
+
+    from adapters.alerts import parse_body
+
+    fields = load("datadog-triggered.json")
+    form = urlencode(fields).encode()
+    [alert] = parse_body("datadog", form, None, "application/x-www-form-urlencoded; charset=utf-8")
+    assert alert == datadog.parse(fields)[0]
+    nested = urlencode({"payload": json.dumps(fields)}).encode()
+    assert parse_body("datadog", nested, None, "application/x-www-form-urlencoded")[0] == alert
+    with pytest.raises(PayloadError, match="not a URL-encoded form"):
+        parse_body("datadog", b"&&=x;", None, "application/x-www-form-urlencoded")
+    with pytest.raises(PayloadError, match="not UTF-8"):
+        parse_body("datadog", b"transition=%ff", None, "application/x-www-form-urlencoded")
 
 
 @pytest.mark.parametrize(
@@ -426,7 +497,9 @@ def test_datadog_tags_forms() -> None:
     spaced = datadog.parse(base | {"tags": " model:a , env:prod,model:b", "scope": "zone:z1, model:c"})[0]
     assert spaced.labels == {"model": "a", "env": "prod", "zone": "z1"}  # first value wins
     unfilled = datadog.parse(base | {"tags": "$TAGS", "scope": ""})[0]
-    assert unfilled.labels == {}
+    assert unfilled.labels == {"model": "fraud-detector"}  # from the title's "[Triggered on {model:…}]"
+    untitled = datadog.parse(base | {"tags": "$TAGS", "scope": "", "title": "x", "alert_title": "x"})[0]
+    assert untitled.labels == {}
 
 
 def test_datadog_fingerprint_fallbacks() -> None:
@@ -465,7 +538,6 @@ def test_datadog_list_body() -> None:
         ({"tags": ",".join(f"t{i}:v" for i in range(10_000))}, "tags: 10000 tags, at most 200 are accepted"),
         ({"tags": "model:" + "x" * 5000}, "tags[0]: 5000 bytes long, at most 1024 are accepted"),
         ({"date": "soon"}, "date: not an ISO 8601 time or epoch number: 'soon'"),
-        ({"message": "m" * 20_000}, "message: 20000 bytes long, at most 16384 are accepted"),
     ],
 )
 def test_datadog_bad_input(changes: dict[str, Any], message: str) -> None:
@@ -758,3 +830,62 @@ def test_generic_non_ascii_digit_segment_is_a_key_not_an_index() -> None:
     assert error_of(lambda p: generic.parse(p, mapping), {"names": ["a"]}) == (
         "names: expected an object to read '²' from, got list"
     )
+
+
+def test_alertmanager_truncated_alerts_is_carried_on_every_alert() -> None:
+    body = load("alertmanager-firing.json") | {"truncatedAlerts": 1}
+    alerts = alertmanager.parse(body)
+    assert alerts and all(a.annotations["truncatedAlerts"] == "1" for a in alerts)
+    none_left_out = alertmanager.parse(load("alertmanager-firing.json") | {"truncatedAlerts": 0})
+    assert "truncatedAlerts" not in none_left_out[0].annotations
+    grafana_body = load("grafana-firing.json") | {"truncatedAlerts": 2}
+    assert grafana.parse(grafana_body)[0].annotations["truncatedAlerts"] == "2"
+
+
+@pytest.mark.parametrize("bad", [-1, "2", 1.5, True, 10**12])
+def test_alertmanager_bad_truncated_alerts(bad: object) -> None:
+    message = error_of(alertmanager.parse, load("alertmanager-firing.json") | {"truncatedAlerts": bad})
+    assert message.startswith("truncatedAlerts: expected a whole number")
+
+
+def test_grafana_signature_reasons_name_the_header_and_never_the_secret() -> None:
+    from adapters.alerts import check_grafana_signature
+
+    digest = hmac.new(b"s3cr3t", b"1700000000:" + SIGNED_BODY, hashlib.sha256).hexdigest()
+    headers = {"X-Grafana-Alert-Signature": digest, "X-Grafana-Alert-Timestamp": "1700000000"}
+
+    def why(hdrs: dict[str, str], now: float = 1_700_000_000, **kw: Any) -> str | None:
+        return check_grafana_signature(SIGNED_BODY, hdrs, "s3cr3t", timestamp_header="X-Grafana-Alert-Timestamp",
+                                       now=now, **kw)
+
+    assert why(headers) is None
+    assert why({"X-Grafana-Alerting-Signature": digest, "X-Grafana-Alert-Timestamp": "1700000000"}) is None
+    assert why({"X-Grafana-Alerting-Signature": digest, "X-Grafana-Alert-Timestamp": "1700000000"},
+               signature_header="X-Custom") == (
+        "missing Grafana signature header X-Custom: set the contact point's HMAC secret to GRAFANA_WEBHOOK_SECRET "
+        "(and its header to GRAFANA_SIGNATURE_HEADER if you changed it)")
+    assert (why(headers, now=1_700_000_301) or "").startswith("Grafana timestamp 1700000000 is 301 s old")
+    assert "in the future" in (why(headers, now=1_699_999_000) or "")
+    assert (why({"X-Grafana-Alert-Signature": digest}) or "").startswith("missing Grafana timestamp header")
+    assert "not Unix seconds" in (why({**headers, "X-Grafana-Alert-Timestamp": "9" * 40}) or "")
+    reasons = [why({**headers, "X-Grafana-Alert-Signature": "0" * 64}),
+               check_grafana_signature(SIGNED_BODY, headers, "s3cr3t")]
+    for reason in reasons:
+        assert reason and reason.startswith("wrong Grafana signature") and "s3cr3t" not in reason
+    assert "GRAFANA_TIMESTAMP_HEADER" in (reasons[1] or "")
+
+
+def test_check_flags_grafana_headers_without_a_secret() -> None:
+    from bot.config import check_settings, settings_from
+
+    env = {"ALERT_WEBHOOK_TOKEN": "t", "GRAFANA_TIMESTAMP_HEADER": "X-Ts"}
+    assert any(p.startswith("GRAFANA_WEBHOOK_SECRET") for p in check_settings(settings_from(env), command="check"))
+    env["GRAFANA_WEBHOOK_SECRET"] = "s"
+    assert not any("GRAFANA" in p for p in check_settings(settings_from(env), command="check"))
+    assert settings_from({}).grafana_signature_header == "X-Grafana-Alert-Signature"
+    assert settings_from({}).grafana_timestamp_header is None
+
+
+@pytest.mark.parametrize("body", [{}, {"hello": "world"}, [{"x": 1}]])
+def test_datadog_body_with_nothing_datadog_sends_is_refused(body: object) -> None:
+    assert "none of the fields Datadog sends is here" in error_of(datadog.parse, body)

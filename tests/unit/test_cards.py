@@ -391,3 +391,16 @@ def test_card_reads_well_in_a_terminal() -> None:
     assert "2024-05-01 12:15 UTC" in out
     assert "@S0ONCALL" in out
     assert out.rstrip().endswith("[ Approve ] [ Deny ]")
+
+
+def test_alerts_alertmanager_did_not_send_are_counted() -> None:
+    from bot.slack.cards import alerts_text, not_sent
+
+    shown = [CardAlert(f"A{i}", "critical", "firing", "", source="alertmanager", not_sent=n)
+             for i, n in enumerate((1, 1))]
+    text = alerts_text(shown)
+    assert "*Alerts* (2)" in text and text.endswith("+1 more that Alertmanager did not send")
+    grafana = CardAlert("G", "warning", "firing", "", source="grafana", not_sent=4)
+    assert "+4 more that Grafana did not send" in alerts_text([*shown, grafana])
+    assert "did not send" not in alerts_text([CardAlert("A", "critical", "firing", "")])
+    assert [not_sent({"truncatedAlerts": v}) for v in ("3", "", "-1", "x", "²")] == [3, 0, 0, 0, 0]
