@@ -98,11 +98,13 @@ OPERATIONS: tuple[Operation, ...] = (
               params=(PROPOSAL_PATH,), tags=("read",)),
     Operation("get", "/api/audit", "The audit trail, newest first", 200, s.AuditListOut, (400, 401, 503),
               params=_audit_params(), tags=("read",)),
-    *(Operation("post", f"/alerts/{source}", f"Alert intake from {source}", 202, s.IntakeOut,
+    *(Operation(method, f"/alerts/{source}", f"Alert intake from {source}", 202, s.IntakeOut,
                 (400, 401, 413, 503), body=ALERT_BODY, tags=("alerts",),
                 description=f"Body at most {ALERTS_MAX_BODY} bytes. Answered only after the whole batch is "
-                            "stored; a 4xx means the body will never be accepted, a 503 means send it again.")
-      for source in ALERT_SOURCES),
+                            "stored; a 4xx means the body will never be accepted, a 503 means send it again."
+                            + (" PUT is taken too: Grafana's webhook contact point can be set to use it."
+                               if method == "put" else ""))
+      for source in ALERT_SOURCES for method in ("post", "put")),
     Operation("get", "/healthz", "Liveness", 200, s.HealthOut, (), secured=False, tags=("operations",)),
     Operation("get", "/readyz", "Readiness: database schema current, Slack reachable", 200, s.ReadyOut, (),
               secured=False, tags=("operations",), extra_ok={503: s.ReadyOut}),
