@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from adapters.targets import TARGET_FACTORIES
 from adapters.targets import local as local_target
 from adapters.targets.local import LocalTarget
-from bot.config import Settings
+from bot.config import Settings, reveal
 from bot.core.clock import Clock, SystemClock
 from bot.core.metrics import MetricsSource
 from bot.core.policy import Policy
@@ -29,15 +29,19 @@ from bot.store.repository import SqlStore
 log = logging.getLogger(__name__)
 
 
-def remote_targets() -> dict[str, DeploymentTarget]:
-    """Every target adapter that needs no database, from the registry in adapters/targets."""
-    return {name: factory() for name, factory in TARGET_FACTORIES.items()}
+def remote_targets(credentials: Mapping[str, str] | None = None) -> dict[str, DeploymentTarget]:
+    """Every target adapter that needs no database, from the registry in adapters/targets.
+
+    ``credentials`` (``Settings.credentials()``: the environment and `.env`) is what the targets read their
+    tokens from by name; None means the process environment.
+    """
+    return {name: factory(env=credentials) for name, factory in TARGET_FACTORIES.items()}
 
 
-def target_validators() -> dict[str, TargetValidator]:
+def target_validators(credentials: Mapping[str, str] | None = None) -> dict[str, TargetValidator]:
     """Each target's settings check, for the policy file loader and `rollback-bot check`."""
     validators: dict[str, TargetValidator] = {"local": local_target.validate}
-    for name, target in remote_targets().items():
+    for name, target in remote_targets(credentials).items():
         validate = getattr(target, "validate", None)
         if validate is not None:
             validators[name] = validate
@@ -49,8 +53,8 @@ def target_names() -> tuple[str, ...]:
     return ("local", *TARGET_FACTORIES)
 
 
-def read_policy(path: str) -> Policy:
-    loaded = load_policy(path, target_validators(), target_names())
+def read_policy(path: str, credentials: Mapping[str, str] | None = None) -> Policy:
+    loaded = load_policy(path, target_validators(credentials), target_names())
     if loaded.policy is None:
         raise PolicyFileError(loaded.problems)
     return loaded.policy
@@ -84,15 +88,16 @@ def build(
     clock = clock or SystemClock()
     engine = engine or make_engine(settings.database_url)
     store = SqlStore(engine, clock)
-    policy = policy or read_policy(settings.policy_path)
+    credentials = settings.credentials()
+    policy = policy or read_policy(settings.policy_path, credentials)
     all_targets: dict[str, DeploymentTarget] = {"local": LocalTarget(store)}
-    all_targets.update(remote_targets() if targets is None else targets)
+    all_targets.update(remote_targets(credentials) if targets is None else targets)
     service = RollbackService(store, policy, all_targets, clock, notifier=notifier, directory=directory)
     container = Container(settings, engine, store, policy, service, clock)
     if metrics is None and settings.prometheus_url:
         from adapters.metrics.prometheus import PrometheusSource
 
-        metrics = PrometheusSource.from_env(settings.prometheus_url)
+        metrics = PrometheusSource(settings.prometheus_url, token=reveal(settings.prometheus_token))
     if metrics is not None:
         from bot.insight import MetricInsight, summary_hook
 

@@ -9,24 +9,50 @@ import io
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
-from bot.config import Settings, check_settings, load_environment, settings_from
+from bot.config import Settings, SettingsError, check_settings, load_settings, reveal
 from bot.core.audit import verify_chain
-from bot.core.durations import parse_duration
+from bot.core.durations import format_duration, parse_duration
 from bot.core.errors import RollbackError
+from bot.database_health import code_heads, database_problem, is_database_error, reason, sqlite_path
+from bot.logging_setup import configure as configure_logging
 from bot.policy_file import PolicyFileError, load_policy
-from bot.store.db import safe_url
+from bot.redact import mask_url, redact
+
+log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (what was wrong, and where to read more), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def duration_arg(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1 or len(text) > 9:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number from 1 to 999999999")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rollback-bot", description=__doc__)
-    parser.add_argument("--env-file", default=".env", help="dotenv file to read (default: .env)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="rollback-bot", description=__doc__)
+    parser.add_argument("--env-file", default=None, help="dotenv file to read (default: .env, when present)")
+    parser.add_argument("--debug", action="store_true", help="log at DEBUG and show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     serve = sub.add_parser("serve", help="run the HTTP server (Socket Mode when SLACK_APP_TOKEN is set)")
     serve.add_argument("--host", default="127.0.0.1")
@@ -57,9 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="list, verify or export the audit trail")
     audit.add_argument("action", choices=["list", "verify", "export"])
     audit.add_argument("--model")
-    audit.add_argument("--since", type=_duration_arg, help="e.g. 7d, 12h (at most 3650d)")
+    audit.add_argument("--since", type=duration_arg, help="e.g. 7d, 12h (at most 3650d)")
     audit.add_argument("--format", choices=["csv", "json"], default=None)
-    audit.add_argument("--limit", type=int, default=None)
+    audit.add_argument("--limit", type=positive_int, default=None)
     return parser
 
 
@@ -77,37 +103,43 @@ def _check_deployment(args: argparse.Namespace) -> None:
         raise RollbackError(validation_error(exc, where="argument").message) from None
 
 
-def _duration_arg(text: str) -> timedelta:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.command == "demo" else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns what matters
-    settings = settings_from(load_environment(args.env_file))
+    if args.env_file is not None and not Path(args.env_file).is_file():
+        print(f"error: --env-file {args.env_file}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        settings = load_settings(args.env_file or ".env")
+    except SettingsError as exc:
+        print(f"error: environment: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    secrets = settings.secret_values()
+    level = "DEBUG" if args.debug else ("WARNING" if args.command == "demo" else settings.log_level)
+    configure_logging(fmt=settings.log_format, level=level, secrets=secrets)
+
+    def fail(message: str, code: int = EXIT_PROBLEM) -> int:
+        print(redact(message, secrets), file=sys.stderr)
+        return code
+
     try:
         return int(_dispatch(args, settings))
     except PolicyFileError as exc:
-        print("policy file problems:\n" + "\n".join(f"  {p}" for p in exc.problems), file=sys.stderr)
-        return EXIT_PROBLEM
+        return fail("policy file problems:\n" + "\n".join(f"  {p}" for p in exc.problems))
     except RollbackError as exc:
-        print(f"refused: {exc}", file=sys.stderr)
-        return EXIT_PROBLEM
+        return fail(f"refused: {exc}")
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        from sqlalchemy.exc import OperationalError
+        if is_database_error(exc):
+            return fail(f"database unreachable at {mask_url(settings.database_url)}: {reason(exc)}")
+        from sqlalchemy.exc import ProgrammingError
 
-        if isinstance(exc, OperationalError):
-            print(f"database unreachable at {safe_url(settings.database_url)}: "
-                  f"{str(exc.orig).splitlines()[0] if exc.orig else exc}", file=sys.stderr)
-            return EXIT_PROBLEM
-        raise
+        if isinstance(exc, ProgrammingError):  # e.g. a table missing: say what the schema lacks
+            return fail(f"error: {database_problem(settings.database_url) or reason(exc)}")
+        if args.debug:
+            log.exception("internal error")
+        return fail(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                    "(an internal error; run with --debug for the traceback)")
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -115,11 +147,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if command == "check":
         return cmd_check(settings, connect=args.connect)
     if command == "db":
-        from bot.store.migrate import upgrade
-
-        upgrade(settings.database_url)
-        print(f"database at {safe_url(settings.database_url)} is at the newest schema")
-        return EXIT_OK
+        return cmd_db_upgrade(settings.database_url)
     if command == "serve":
         from bot.server import serve
 
@@ -133,6 +161,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
     if settings.database_url.startswith("sqlite"):
         upgrade(settings.database_url)
+    problem = database_problem(settings.database_url)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_PROBLEM
     if command == "audit":  # auditors need no policy file, only the database
         from bot.store.db import make_engine
         from bot.store.repository import SqlStore
@@ -158,14 +190,40 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
                                                    force_cooldown=args.force)
             if p.state.value == "succeeded":
                 print(f"rolled back {p.model} from {p.from_version} to {p.to_version} (proposal #{p.id}): "
-                      f"{p.result}")
+                      f"{redact(p.result or '', settings.secret_values())}")
                 return EXIT_OK
-            print(f"rollback of {p.model} {p.state.value} (proposal #{p.id}): {p.error or p.result}",
-                  file=sys.stderr)
+            print(f"rollback of {p.model} {p.state.value} (proposal #{p.id}): "
+                  f"{redact(p.error or p.result or '', settings.secret_values())}", file=sys.stderr)
             return EXIT_PROBLEM
     finally:
         container.close()
     return EXIT_USAGE
+
+
+def cmd_db_upgrade(url: str) -> int:
+    from sqlalchemy.exc import DBAPIError
+
+    from bot.store.db import make_engine
+    from bot.store.migrate import upgrade
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            from alembic.runtime.migration import MigrationContext
+
+            before = ", ".join(MigrationContext.configure(conn).get_current_heads()) or "empty"
+    except DBAPIError as exc:
+        print(f"database unreachable at {mask_url(url)}: {reason(exc)}", file=sys.stderr)
+        return EXIT_PROBLEM
+    finally:
+        engine.dispose()
+    upgrade(url)
+    after = ", ".join(code_heads(url))
+    if before == after:
+        print(f"database at {mask_url(url)} is at the newest schema ({after})")
+    else:
+        print(f"database at {mask_url(url)} upgraded from {before} to {after}; it is at the newest schema")
+    return EXIT_OK
 
 
 def _os_user() -> str:
@@ -176,10 +234,17 @@ def _os_user() -> str:
 
 
 def cmd_check(settings: Settings, *, connect: bool) -> int:
+    """Everything `serve` would refuse, and everything the policy file gets wrong, each on one line."""
     from bot.bootstrap import target_names, target_validators
 
+    secrets = settings.secret_values()
     problems = [f"environment: {p}" for p in check_settings(settings, command="check")]
-    loaded = load_policy(settings.policy_path, target_validators(), target_names())
+    database, db_note = _check_database(settings.database_url)
+    problems += [f"database: {database}"] if database else []
+    if db_note:
+        print(f"note: {db_note}")
+    credentials = settings.credentials()
+    loaded = load_policy(settings.policy_path, target_validators(credentials), target_names())
     problems += [str(p) for p in loaded.problems]
     for note in loaded.notes:
         print(f"note: {note}")
@@ -187,20 +252,47 @@ def cmd_check(settings: Settings, *, connect: bool) -> int:
         for name, mp in sorted(loaded.policy.models.items()):
             print(f"model {name}: target {mp.target}, channel {mp.channel}, auto-rollback at "
                   f"{mp.auto_rollback_severity}, {mp.required_approvals} approval(s), timeout "
-                  f"{mp.approval_timeout} → {mp.on_timeout}")
+                  f"{format_duration(mp.approval_timeout)} → {mp.on_timeout}, cooldown "
+                  f"{format_duration(mp.cooldown)}, stable after {format_duration(mp.stable_after)}")
         if connect:
-            problems += _check_connections(loaded.policy)
+            problems += _check_connections(loaded.policy, credentials, secrets)
+    if connect:
+        problems += _check_slack(settings)
     for problem in problems:
-        print(f"problem: {problem}", file=sys.stderr)
+        print(redact(f"problem: {problem}", secrets), file=sys.stderr)
     print(f"{len(problems)} problem(s) found" if problems else "configuration OK")
     return EXIT_PROBLEM if problems else EXIT_OK
 
 
-def _check_connections(policy: Any) -> list[str]:
+def _check_database(url: str) -> tuple[str | None, str | None]:
+    """(problem, note): reachable and current; a SQLite file `serve` will create or upgrade is only a note."""
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        return None, f"database {mask_url(url)} does not exist yet; `serve` creates it"
+    problem = database_problem(url)
+    if path is not None and problem and problem.startswith("schema is"):
+        return None, f"database {mask_url(url)}: {problem.split(':')[0]}; `serve` upgrades SQLite by itself"
+    return problem, None
+
+
+def _check_slack(settings: Settings) -> list[str]:
+    from bot.slack.wiring import SlackStartError, check_auth
+
+    token = reveal(settings.slack_bot_token)
+    if not token:
+        return []
+    try:
+        print(f"connect Slack: {check_auth(token, settings.slack_api_url)}")
+    except SlackStartError as exc:
+        return [f"slack: {exc}"]
+    return []
+
+
+def _check_connections(policy: Any, credentials: Mapping[str, str], secrets: Sequence[str]) -> list[str]:
     from bot.bootstrap import remote_targets
 
     problems = []
-    targets = remote_targets()
+    targets = remote_targets(credentials)
     for name, mp in sorted(policy.models.items()):
         target = targets.get(mp.target)
         checker = getattr(target, "check_connection", None)
@@ -211,7 +303,7 @@ def _check_connections(policy: Any) -> list[str]:
             print(f"connect {name}: target {mp.target} has no connection check")
             continue
         try:
-            print(f"connect {name}: {checker(name, mp.target_settings)}")
+            print(redact(f"connect {name}: {checker(name, mp.target_settings)}", secrets))
         except RollbackError as exc:
             problems.append(f"models.{name}.{mp.target}: {exc}")
     return problems

@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from bot.database_health import OUTAGE, is_database_error
+
 log = logging.getLogger(__name__)
 
 
@@ -14,8 +16,13 @@ def _safe(name: str, job: Callable[[], object]) -> Callable[[], None]:
     def run() -> None:
         try:
             job()
-        except Exception:  # a failing sweep must not kill the scheduler; the next run retries
-            log.exception("sweeper %s failed", name)
+        except Exception as exc:  # a failing sweep must not kill the scheduler; the next run retries
+            if is_database_error(exc):
+                OUTAGE.failed(exc, f"sweeper {name}")  # once per outage, not a traceback per tick
+            else:
+                log.exception("sweeper %s failed", name)
+        else:
+            OUTAGE.recovered()
 
     return run
 

@@ -14,8 +14,12 @@ from slack_bolt.async_app import AsyncApp
 from starlette.applications import Starlette
 
 from bot.bootstrap import Container, build, verifier
-from bot.config import Settings, check_settings
+from bot.config import Settings, check_settings, reveal
+from bot.core import oplog
+from bot.database_health import database_problem, reason, sqlite_path
+from bot.redact import mask_url, redact
 from bot.scheduler import start_scheduler
+from bot.sqlite_lock import SqliteLock
 from bot.store.migrate import upgrade
 from bot.web.app import create_app
 
@@ -51,7 +55,7 @@ def assemble(container: Container, *, with_slack: bool, sweep_every: float = 5.0
         jobs["cards"] = (parts.notifier.sync_pending, sweep_every)
     lifespan = None
     if socket_bolt is not None:
-        bolt, app_token = socket_bolt, container.settings.slack_app_token
+        bolt, app_token = socket_bolt, reveal(container.settings.slack_app_token)
 
         @contextlib.asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -71,32 +75,69 @@ def assemble(container: Container, *, with_slack: bool, sweep_every: float = 5.0
     return Running(app, container, jobs, socket_bolt is not None)
 
 
+def preflight(settings: Settings, connected: list[str] | None = None) -> list[str]:
+    """Everything that would stop `serve` from working, one line each, checked before the port is bound.
+
+    ``connected`` receives who Slack says the bot is, when it says so.
+    """
+    connected = [] if connected is None else connected
+    problems = check_settings(settings, command="serve")
+    problems += _database_preflight(settings.database_url)
+    token = reveal(settings.slack_bot_token)
+    if token and not any(p.startswith("SLACK_BOT_TOKEN") for p in problems):
+        from bot.slack.wiring import SlackStartError, check_auth
+
+        try:
+            who = check_auth(token, settings.slack_api_url)
+        except SlackStartError as exc:
+            problems.append(str(exc))
+        else:
+            connected.append(who)
+    return problems
+
+
+def _database_preflight(url: str) -> list[str]:
+    if url.startswith("sqlite"):  # serve keeps SQLite current by itself
+        try:
+            upgrade(url)
+        except Exception as exc:  # noqa: BLE001  one line, whatever the reason (no directory, read-only file)
+            return [f"cannot open the SQLite database {mask_url(url)}: {reason(exc)}"]
+    problem = database_problem(url)
+    return [problem] if problem else []
+
+
 def serve(settings: Settings, *, host: str, port: int) -> int:
-    problems = [p for p in check_settings(settings, command="serve") if not p.startswith("ALERT_WEBHOOK_TOKEN")]
+    connected: list[str] = []
+    problems = preflight(settings, connected)
     if problems:
         for problem in problems:
-            print(f"cannot start: {problem}", file=sys.stderr)
+            print(redact(f"cannot start: {problem}", settings.secret_values()), file=sys.stderr)
         return 1
-    from bot.slack.wiring import SlackStartError, check_auth
-
-    assert settings.slack_bot_token
-    try:
-        who = check_auth(settings.slack_bot_token, settings.slack_api_url)
-    except SlackStartError as exc:
-        print(f"cannot start: {exc}", file=sys.stderr)
-        return 1
-    log.info("Slack: connected as %s (%s mode)", who, "Socket" if settings.socket_mode else "HTTP")
-    if settings.database_url.startswith("sqlite"):
-        upgrade(settings.database_url)
+    oplog.event("slack.connected", who=connected[0] if connected else None,
+                mode="socket" if settings.socket_mode else "http")
+    if settings.alert_webhook_token is None:
+        oplog.event("serve.no_alert_token", level=logging.WARNING,
+                    advice="ALERT_WEBHOOK_TOKEN is not set: /alerts/*, /deployments and /api/* refuse every "
+                           "request until it is")
+    lock = None
+    path = sqlite_path(settings.database_url)
+    if path is not None:
+        lock = SqliteLock(path)
+        lock.acquire()
     container = build(settings)
     running = assemble(container, with_slack=True)
     scheduler: BackgroundScheduler = start_scheduler(running.jobs)
+    oplog.event("serve.started", url=f"http://{host}:{port}", database=mask_url(settings.database_url),
+                mode="socket" if settings.socket_mode else "http", jobs=",".join(running.jobs))
     try:
-        uvicorn.run(running.app, host=host, port=port, log_level="info")
+        uvicorn.run(running.app, host=host, port=port, log_config=None, access_log=False, log_level="warning")
     finally:
         scheduler.shutdown(wait=False)
         container.close()
+        if lock is not None:
+            lock.release()
+        oplog.event("serve.stopped")
     return 0
 
 
-__all__ = ["Running", "assemble", "serve"]
+__all__ = ["Running", "assemble", "preflight", "serve"]

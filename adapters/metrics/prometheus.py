@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from bot.core.metrics import MetricsError, Point, Series, sum_series
+from bot.redact import mask_url
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class PrometheusSource:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._shown = _without_userinfo(self.base_url)
+        self._shown = mask_url(_without_userinfo(self.base_url))
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from bot.core.errors import TargetError
+from bot.redact import mask_url
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class HttpClient:
         self._base_url = base_url.rstrip("/")
 
     def __repr__(self) -> str:  # never show headers: they may hold a token
-        return f"HttpClient(system={self.system!r}, base_url={self._base_url!r})"
+        return f"HttpClient(system={self.system!r}, base_url={mask_url(self._base_url)!r})"
 
     def close(self) -> None:
         if self._owns_client:
@@ -186,7 +187,7 @@ class HttpClient:
             self._sleep(delay)
         raise TargetError(
             f"{self.system}: {operation} failed after {self.attempts} attempt(s): {last_error} "
-            f"({method} {url})",
+            f"({method} {mask_url(url)})",
             retryable=True,
         )
 
@@ -197,7 +198,7 @@ class HttpClient:
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         message = (
             f"{self.system}: {operation} failed{tries}: HTTP {status} {response.reason_phrase}: "
-            f"{remote_message(response)} ({method} {response.request.url})"
+            f"{remote_message(response)} ({method} {mask_url(str(response.request.url))})"
         )
         return TargetError(message, status=status, body=truncate(response.text), retryable=retryable)
 

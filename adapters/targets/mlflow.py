@@ -16,6 +16,7 @@ from adapters.targets.common import duration_problem, env_value, missing_keys, t
 from adapters.targets.http import HttpClient
 from bot.core.errors import TargetError
 from bot.core.ports import SwitchRequest, SwitchResult
+from bot.redact import mask_url
 
 API = "/api/2.0/mlflow"
 KNOWN = {"tracking_uri", "registered_model", "alias", "timeout", "attempts"}
@@ -97,7 +98,7 @@ class MlflowTarget:
         name, alias = self._names(request.model, request.settings)
         uri = request.settings.get("tracking_uri", "<tracking_uri missing>")
         return (
-            f"POST {uri}{API}/registered-models/alias {{name: {name}, alias: {alias}, "
+            f"POST {mask_url(str(uri))}{API}/registered-models/alias {{name: {name}, alias: {alias}, "
             f"version: {request.to_version}}}, then read the alias back"
         )
 

@@ -23,6 +23,7 @@ from adapters.targets.common import duration_problem, env_value, missing_keys, r
 from adapters.targets.http import HttpClient, decode_json
 from bot.core.errors import TargetError
 from bot.core.ports import SwitchRequest, SwitchResult
+from bot.redact import mask_url
 
 SECRET_ENV = "ROLLBACK_WEBHOOK_SECRET"
 SIGNATURE_HEADER = "X-Rollback-Signature"
@@ -103,7 +104,7 @@ class WebhookTarget:
         url = request.settings.get("url", "<url missing>")
         key = f"rollback-{request.proposal_id}-{request.to_version}"
         return (
-            f"POST {url} with {json.dumps(payload(request), sort_keys=True)}, signed with "
+            f"POST {mask_url(str(url))} with {json.dumps(payload(request), sort_keys=True)}, signed with "
             f"{SECRET_ENV} ({SIGNATURE_HEADER}), Idempotency-Key {key}"
         )
 
@@ -160,4 +161,4 @@ class WebhookTarget:
         url = required(settings, "url", self.name)
         with self._http(settings) as http:  # HEAD: reachability only, never triggers a rollback
             response = http.request("HEAD", url, operation="reach the webhook", ok=range(400, 500))
-        return f"webhook: {url} reachable (HEAD answered {response.status_code})"
+        return f"webhook: {mask_url(url)} reachable (HEAD answered {response.status_code})"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.core import oplog
 from bot.core.audit import AuditEvent
 from bot.core.clock import Clock
 from bot.core.durations import format_duration
@@ -107,6 +108,7 @@ class RollbackService:
 
     def _refuse(self, actor: str, model: str | None, reason: str, action: str = "rollback.refused",
                 proposal_id: int | None = None, inputs: dict[str, Any] | None = None) -> Refused:
+        oplog.event(action, model=model, proposal=proposal_id, actor=actor, reason=reason)
         self.store.append_audit(AuditEvent(actor=actor, action=action, model=model, proposal_id=proposal_id,
                                            reason=reason, inputs=inputs or {}))
         return Refused(reason)
@@ -127,6 +129,8 @@ class RollbackService:
             raise RollbackError("version must not be empty")
         history = self.store.history(model)
         previous = history[-1].version if history else None
+        oplog.event("deployment.recorded", model=model, from_version=previous, to_version=version,
+                    deployed_by=deployed_by or actor, source=source, stable=stable or None)
         return self.store.record_deployment(
             model, version, deployed_by=deployed_by, source=source, metadata=metadata or {},
             stable=stable, set_served=policy.target == "local",
@@ -188,6 +192,8 @@ class RollbackService:
             raise self._refuse(actor, model, str(exc)) from None
         if decision is None and alert_severity is not None:
             decision = decide(alert_severity, policy, state, now)
+            oplog.event("rollback.decision", model=model, severity=str(alert_severity),
+                        action=decision.action.value, why=decision.reason)
             if decision.action is Action.IGNORE:
                 raise self._refuse(actor, model, decision.reason)
         if decision is None:
@@ -232,6 +238,9 @@ class RollbackService:
         except StaleProposal as exc:
             raise self._refuse(actor, model, f"{exc} (another rollback or deployment finished meanwhile); "
                                              "check `/rollback status` and ask again if still needed") from None
+        oplog.event("proposal.created", proposal=proposal.id, model=model, kind=kind.value,
+                    from_version=proposal.from_version, to_version=proposal.to_version, actor=actor,
+                    decision=decision.action.value, dry_run=policy.dry_run or None, why=decision.reason)
         if on_created is not None:
             on_created(proposal)
         if not auto:
@@ -326,6 +335,7 @@ class RollbackService:
         )
         if approved is None:
             return ApprovalOutcome(self.store.get_proposal(proposal_id), "someone else decided first")
+        oplog.event("proposal.approved", proposal=proposal_id, model=approved.model, actor=actor)
         self._notify(approved, "approved")
         done = self.execute(proposal_id, actor=actor)
         return ApprovalOutcome(done, f"rollback {done.state.value}", executed=True)
@@ -349,6 +359,7 @@ class RollbackService:
         if denied is None:
             return self.store.get_proposal(proposal_id)
         self.store.record_denial(proposal_id, actor, reason)
+        oplog.event("proposal.denied", proposal=proposal_id, model=proposal.model, actor=actor, reason=reason)
         self._notify(denied, "denied", reason)
         return denied
 
@@ -360,6 +371,8 @@ class RollbackService:
                        from_version=proposal.from_version, to_version=proposal.to_version, reason=reason),
             decided_by=actor, decided_at=self.clock.now(), result=reason,
         )
+        if cancelled is not None:
+            oplog.event("proposal.cancelled", proposal=proposal_id, model=proposal.model, actor=actor, reason=reason)
         self._notify(cancelled, "cancelled", reason)
         return cancelled
 
@@ -385,6 +398,9 @@ class RollbackService:
         request = SwitchRequest(model=running.model, from_version=running.from_version,
                                 to_version=running.to_version, proposal_id=proposal_id,
                                 reason=running.reason, settings=policy.target_settings)
+        oplog.event("rollback.switching", proposal=proposal_id, model=running.model, target=policy.target,
+                    from_version=running.from_version, to_version=running.to_version, actor=actor,
+                    dry_run=running.dry_run or None)
         try:
             target = self.target_for(policy)
             if running.dry_run:
@@ -417,6 +433,9 @@ class RollbackService:
                                      "target": policy.target}),
         )
         final = done or self.store.get_proposal(proposal_id)
+        oplog.event("rollback.dry_run" if running.dry_run else "rollback.succeeded", proposal=proposal_id,
+                    model=running.model, target=policy.target, from_version=running.from_version,
+                    to_version=running.to_version, seconds=round(seconds, 3), detail=detail)
         self._notify(final, "succeeded", detail)
         return final
 
@@ -429,6 +448,8 @@ class RollbackService:
             finished_at=self.clock.now(), error=message,
         )
         final = failed or self.store.get_proposal(running.id)
+        oplog.event("rollback.failed", level=logging.ERROR, proposal=running.id, model=running.model,
+                    from_version=running.from_version, to_version=running.to_version, error=message)
         self._notify(final, "failed", message)
         return final
 
@@ -480,12 +501,14 @@ class RollbackService:
         self.store.set_freeze(model, until, reason, actor, AuditEvent(
             actor=actor, action="model.frozen", model=model,
             reason=f"frozen for {format_duration(duration)}" + (f": {reason}" if reason else "")))
+        oplog.event("model.frozen", model=model, actor=actor, until=f"{until:%Y-%m-%dT%H:%MZ}", reason=reason)
         return until
 
     def unfreeze(self, model: str, *, actor: str) -> None:
         self.model_policy(model)
         self.store.set_freeze(model, None, None, None, AuditEvent(actor=actor, action="model.unfrozen",
                                                                   model=model, reason="unfrozen"))
+        oplog.event("model.unfrozen", model=model, actor=actor)
 
     # ---- sweepers (each asks the database what is due; safe to run twice or on two replicas) -------------
 
@@ -530,6 +553,9 @@ class RollbackService:
                 expect={"escalated": False}, escalated=True, reminded=False,
                 deadline_at=now + policy.approval_timeout,
             )
+            if result is not None:
+                oplog.event("proposal.escalated", proposal=proposal.id, model=proposal.model,
+                            to=" ".join(policy.escalate_to) or "nobody configured")
             self._notify(result, "escalated", " ".join(policy.escalate_to))
             return result
         if policy.on_timeout is OnTimeout.ROLLBACK:
@@ -551,6 +577,8 @@ class RollbackService:
                        reason=f"no decision by {proposal.deadline_at:%H:%M} UTC"),
             decided_by=TIMEOUT_ACTOR, decided_at=now,
         )
+        if expired is not None:
+            oplog.event("proposal.expired", proposal=proposal.id, model=proposal.model)
         self._notify(expired, "expired")
         return expired
 
@@ -565,6 +593,9 @@ class RollbackService:
                 AuditEvent(actor="bot:recovery", action="rollback.failed", model=proposal.model,
                            from_version=proposal.from_version, to_version=proposal.to_version, reason=message),
                 finished_at=self.clock.now(), error=message)
+            if done is not None:
+                oplog.event("rollback.failed", level=logging.ERROR, proposal=proposal.id, model=proposal.model,
+                            from_version=proposal.from_version, to_version=proposal.to_version, error=message)
             self._notify(done, "failed", message)
             if done:
                 failed.append(done)
@@ -574,7 +605,10 @@ class RollbackService:
 
     def decide_for(self, model: str, severity: Severity) -> Decision:
         policy = self.model_policy(model)
-        return decide(severity, policy, self.store.model_state(model), self.clock.now())
+        decision = decide(severity, policy, self.store.model_state(model), self.clock.now())
+        oplog.event("rollback.decision", model=model, severity=str(severity), action=decision.action.value,
+                    why=decision.reason)
+        return decision
 
 
 __all__ = ["ApprovalOutcome", "RollbackService"]

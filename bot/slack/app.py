@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.bootstrap import Container
 from bot.core.errors import NotFound, Refused, RollbackError
+from bot.database_health import OUTAGE, is_database_error
 from bot.slack.answers import Answers
 from bot.slack.cards import ACTION_APPROVE, ACTION_DENY, ACTION_UNDO
 from bot.slack.commands import CommandError, parse_command
@@ -67,7 +68,13 @@ def build_bolt_app(container: Container, client: AsyncWebClient, signing_secret:
                    request_verification_enabled=bool(signing_secret))
 
     async def run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except Exception as exc:
+            if not is_database_error(exc):
+                raise
+            OUTAGE.failed(exc, "slack")  # logged once per outage; the person gets an answer, not a timeout
+            raise RollbackError("the bot's database is unavailable right now; try again in a minute") from None
 
     @app.middleware
     async def deduplicate_events(body: dict[str, Any],
@@ -91,7 +98,10 @@ def build_bolt_app(container: Container, client: AsyncWebClient, signing_secret:
             await ack(response_type="ephemeral", text=f":warning: {mention_ids(str(exc))}")
             return
         await ack()
-        reply = await run(answers.answer, parsed, str(command.get("user_id")))
+        try:
+            reply = await run(answers.answer, parsed, str(command.get("user_id")))
+        except RollbackError as exc:
+            reply = f":warning: {mention_ids(str(exc))}"
         await respond(response_type="ephemeral", text=reply)
 
     async def click(body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond,
@@ -184,5 +194,15 @@ def build_bolt_app(container: Container, client: AsyncWebClient, signing_secret:
     async def on_mention(event: dict[str, Any], say: Callable[..., Awaitable[Any]]) -> None:
         reply = await run(answers.status, None)
         await say(text=reply, thread_ts=event.get("ts"))
+
+    @app.error
+    async def on_error(error: Exception) -> None:
+        """A database outage is said once (``database.down``), not as a traceback per Slack request."""
+        if is_database_error(error):
+            OUTAGE.failed(error, "slack")
+        elif isinstance(error, RollbackError):
+            log.warning("Slack request not handled: %s", error)
+        else:
+            log.error("Slack listener failed", exc_info=error)
 
     return app

@@ -14,7 +14,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bot.bootstrap import Container
+from bot.config import reveal
 from bot.insight import chart_provider
+from bot.redact import mask_url
 from bot.slack.app import build_bolt_app
 from bot.slack.client import web_client
 from bot.slack.directory import SlackDirectory
@@ -43,22 +45,23 @@ def check_auth(token: str, base_url: str) -> str:
         raise SlackStartError(f"Slack refused SLACK_BOT_TOKEN (auth.test: {exc.response.get('error')}); "
                               "check the bot token of your Slack app") from None
     except OSError as exc:
-        raise SlackStartError(f"cannot reach Slack's Web API at {base_url} ({type(exc).__name__}); "
+        raise SlackStartError(f"cannot reach Slack's Web API at {mask_url(base_url)} ({type(exc).__name__}); "
                               "check SLACK_API_URL and the network") from None
     return f"{response.get('user')} in {response.get('team')}"
 
 
 def attach_slack(container: Container) -> SlackParts:
     settings = container.settings
-    assert settings.slack_bot_token
-    sync_client = web_client(settings.slack_bot_token, settings.slack_api_url)
+    token = reveal(settings.slack_bot_token)
+    assert token
+    sync_client = web_client(token, settings.slack_api_url)
     insight = container.extras.get("insight")
     charts = chart_provider(insight, container.policy) if insight is not None else None
     notifier = SlackNotifier(sync_client, container.store, container.policy, settings.public_url, charts)
     container.service.notifier = notifier
     container.service.directory = SlackDirectory(sync_client)
-    async_client = AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
-    bolt = build_bolt_app(container, async_client, settings.slack_signing_secret)
+    async_client = AsyncWebClient(token=token, base_url=settings.slack_api_url)
+    bolt = build_bolt_app(container, async_client, reveal(settings.slack_signing_secret))
     handler = AsyncSlackRequestHandler(bolt)
 
     async def events(request: Request) -> Response:
@@ -81,5 +84,5 @@ def attach_slack(container: Container) -> SlackParts:
 
     container.extras["slack_ready"] = slack_ready
     container.extras["slack"] = notifier
-    guarded_events = slack_checked(events, settings.slack_signing_secret, ReplayLog(container.store.engine))
+    guarded_events = slack_checked(events, reveal(settings.slack_signing_secret), ReplayLog(container.store.engine))
     return SlackParts(notifier, bolt, async_client, Route("/slack/events", guarded_events, methods=["POST"]))

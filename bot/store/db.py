@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlmodel import create_engine
+
+from bot.redact import mask_url
 
 
 def normalise_url(url: str) -> str:
@@ -18,11 +20,8 @@ def normalise_url(url: str) -> str:
 
 
 def safe_url(url: str) -> str:
-    """The URL with its password hidden, for logs and error messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001  an unparsable URL must still not leak
-        return "<unparsable DATABASE_URL>"
+    """The URL with its password hidden (user-info and ``?password=`` alike), for logs and error messages."""
+    return mask_url(url)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -20,7 +20,9 @@ from starlette.routing import Route
 from adapters.alerts import PARSERS, PayloadError, check_grafana_signature, mapping_from_dict, parse_body
 from adapters.alerts.generic import GenericMapping
 from adapters.metrics.promql import expr_from_generator_url
+from bot.config import reveal
 from bot.core.intake import AlertIntake, AlertRecord, IntakeResult
+from bot.database_health import OUTAGE
 from bot.web.auth import read_body
 
 if TYPE_CHECKING:
@@ -58,7 +60,7 @@ def alert_routes(container: Container, protect: Protect, metrics: Metrics | None
     intake = AlertIntake(container.service, container.store, container.clock, metric_hints)
     mapping = generic_mapping(container)
     settings = container.settings
-    secret = settings.grafana_webhook_secret
+    secret = reveal(settings.grafana_webhook_secret)
     sources = ", ".join(f"/alerts/{name}" for name in sorted(PARSERS))
 
     def count(source: str, result: IntakeResult) -> None:
@@ -90,8 +92,7 @@ def alert_routes(container: Container, protect: Protect, metrics: Metrics | None
             log.exception("alert intake hit a constraint it should have handled")
             return _error(503, "could not store the alerts; retry later")
         except SQLAlchemyError as exc:
-            log.error("alert intake: database unavailable: %s (%s)", type(exc).__name__,
-                      type(getattr(exc, "orig", None) or exc).__name__)
+            OUTAGE.failed(exc, "alert intake")
             return _error(503, "database unavailable; the alerts were not stored, retry later")
         count(source, result)
         return JSONResponse(result.as_json(), status_code=202)

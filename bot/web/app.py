@@ -20,9 +20,11 @@ from starlette.routing import Route
 from starlette.types import Lifespan
 
 from bot.bootstrap import Container
+from bot.config import reveal
 from bot.core.durations import parse_duration
 from bot.core.errors import NotFound, Refused, RollbackError, UnknownModel, UnknownVersion
 from bot.core.selection import last_stable
+from bot.database_health import OUTAGE, is_database_error, reason
 from bot.store.migrate import is_current
 from bot.web.alerts import alert_routes
 from bot.web.auth import BodyTooLarge, bearer_ok, read_body
@@ -53,7 +55,7 @@ def protected(container: Container, metrics: Metrics, route: str, handler: Handl
     """Token check, error mapping and request counting around a handler."""
 
     async def wrapper(request: Request) -> Response:
-        ok, why = bearer_ok(request, container.settings.alert_webhook_token)
+        ok, why = bearer_ok(request, reveal(container.settings.alert_webhook_token))
         if not ok:
             response: Response = error(401, why)
         else:
@@ -80,8 +82,8 @@ async def guarded(handler: Handler, request: Request) -> Response:
         return error(409, str(exc))
     except RollbackError as exc:
         return error(400, str(exc))
-    except OperationalError:
-        log.exception("database unavailable")
+    except OperationalError as exc:
+        OUTAGE.failed(exc, request.url.path)
         return error(503, "database unavailable; retry later")
     except DataError as exc:  # a value the schema let through but the database refused: still the input's fault
         log.warning("database refused a value on %s: %s", request.url.path, type(exc.orig).__name__)
@@ -210,8 +212,11 @@ def create_app(container: Container, *, extra_routes: list[Route] | None = None,
         try:
             current = await run_in_threadpool(is_current, store.engine, container.settings.database_url)
             checks["database"] = "ok" if current else "schema is behind the code: run `rollback-bot db upgrade`"
+            OUTAGE.recovered()
         except Exception as exc:  # noqa: BLE001  readiness reports any failure, it never raises
-            checks["database"] = f"unavailable: {type(exc).__name__}"
+            if is_database_error(exc):
+                OUTAGE.failed(exc, "/readyz")
+            checks["database"] = f"unavailable: {reason(exc)}"
         slack_check = container.extras.get("slack_ready")
         if slack_check is not None:
             checks["slack"] = await slack_check()

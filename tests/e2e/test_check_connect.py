@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.slack.fake_api import FakeSlackApi
 from tests.e2e.cli import run_cli
 from tests.integration.test_target_mlflow import registered_model
 
@@ -29,8 +30,11 @@ tracking_uri = "http://127.0.0.1:1"
 timeout = "2s"
 attempts = 1
 ''')
-    out = run_cli("check", "--connect", env={"ALERT_WEBHOOK_TOKEN": "abcd", "MLFLOW_TRACKING_TOKEN": "tok-secret-1"},
-                  cwd=tmp_path)
+    with FakeSlackApi() as slack:
+        env = {"ALERT_WEBHOOK_TOKEN": "abcd", "MLFLOW_TRACKING_TOKEN": "tok-secret-1", "SLACK_BOT_TOKEN": "xoxb-1",
+               "SLACK_SIGNING_SECRET": "s1", "SLACK_API_URL": slack.base_url}
+        out = run_cli("check", "--connect", env=env, cwd=tmp_path)
     assert "connect ranker:" in out.stdout and "alias 'champion' -> 2" in out.stdout
     assert "models.gone.mlflow:" in out.stderr and out.returncode == 1
     assert "tok-secret-1" not in out.stdout + out.stderr
+    assert "connect Slack:" in out.stdout

@@ -6,6 +6,7 @@ import base64
 import stat
 from pathlib import Path
 
+from bot.slack.fake_api import FakeSlackApi
 from tests.e2e.cli import run_cli
 from tests.fakes.kube_api import FakeKube
 from tests.integration.test_kubeconfig import self_signed
@@ -19,7 +20,7 @@ def test_bad_kubeconfigs_give_one_line_reasons(tmp_path: Path) -> None:
         plugin.chmod(plugin.stat().st_mode | stat.S_IEXEC)
     cert, key, _ = self_signed(tmp_path, "server")
     _, _, other_ca = self_signed(tmp_path, "other")
-    with FakeKube(tls=(cert, key)) as kube:
+    with FakeKube(tls=(cert, key)) as kube, FakeSlackApi() as slack:
         kube.add_deployment("ml", "ranker", "repo/ranker:1.4.0")
         context = "contexts:\n- name: c\n  context: {cluster: c, user: u, namespace: ml}\ncurrent-context: c\n"
         exec_user = "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: {}\n"
@@ -47,7 +48,9 @@ def test_bad_kubeconfigs_give_one_line_reasons(tmp_path: Path) -> None:
             f'kubeconfig = "{tmp_path / "nope"}"\ndeployment = "ranker"\nimage = "repo/ranker:{{version}}"\n'
         )
         (tmp_path / "rollback.toml").write_text(policy)
-        out = run_cli("check", "--connect", env={"ALERT_WEBHOOK_TOKEN": "abcd"}, cwd=tmp_path)
+        env = {"ALERT_WEBHOOK_TOKEN": "abcd", "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s1",
+               "SLACK_API_URL": slack.base_url}  # `check` validates what `serve` needs, Slack included
+        out = run_cli("check", "--connect", env=env, cwd=tmp_path)
     assert out.returncode == 1 and "Traceback" not in out.stdout + out.stderr
     assert "connect good: kubernetes (kubeconfig" in out.stdout and "running 1.4.0" in out.stdout
     problems = [line for line in out.stderr.splitlines() if line.startswith("problem: ")]

@@ -78,8 +78,10 @@ def test_check_reports_every_problem(tmp_path: Path) -> None:
     assert "rollback.toml: defaults.cooldown: 'soon' is not a duration" in out.stderr
     assert "rollback.toml: models.x.target: 'nowhere' is not a target" in out.stderr
     assert "environment: ALERT_WEBHOOK_TOKEN: not set" in out.stderr
+    assert "environment: SLACK_BOT_TOKEN: not set" in out.stderr
     (tmp_path / "rollback.toml").write_text(POLICY)
-    good = run_cli("check", env={"DATABASE_URL": "sqlite:///x.db", "ALERT_WEBHOOK_TOKEN": "abcd"}, cwd=tmp_path)
+    good = run_cli("check", env={"DATABASE_URL": "sqlite:///x.db", "ALERT_WEBHOOK_TOKEN": "abcd",
+                                 "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s1"}, cwd=tmp_path)
     assert good.returncode == 0 and "configuration OK" in good.stdout
     assert "page→critical" in good.stdout
 

@@ -82,9 +82,7 @@ def test_health_ready_metrics(client: TestClient) -> None:
 
 
 def test_no_token_configured_refuses_everything(container: Any) -> None:
-    from dataclasses import replace
-
-    container.settings = replace(container.settings, alert_webhook_token=None)
+    container.settings = container.settings.model_copy(update={"alert_webhook_token": None})
     with TestClient(create_app(container)) as c:
         r = c.get("/api/audit", headers={"Authorization": "Bearer anything"})
     assert r.status_code == 401 and "no ALERT_WEBHOOK_TOKEN configured" in r.json()["error"]
