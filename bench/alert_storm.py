@@ -1,158 +1,257 @@
-"""Alert storm: 10,000 alerts over 1,000 fingerprints for 50 models, posted as Alertmanager would.
+"""Alert storm: 10,000 Alertmanager alerts over 1,000 fingerprints and 50 models against `rollback-bot serve`.
 
-    python -m bench.alert_storm --db sqlite
-    python -m bench.alert_storm --db postgres   # a throwaway database on TEST_POSTGRES_URL's server
+    python -m bench.alert_storm --db sqlite --batch 20
+    python -m bench.alert_storm --db postgres --batch 1 --replicas 2 --waves 3
 
-The bot's real HTTP app runs under uvicorn on loopback (the same helper the end-to-end tests use) and
-several client threads, in a process of their own, post Alertmanager-shaped groups of up to 20 alerts of
-one model. The same load then goes to a bare endpoint that answers 202 without doing anything, on the
-same uvicorn setup, so the cost of intake is a ratio rather than a number tied to this machine. Checks:
-exactly one proposal per model, at most one Slack card per model (the real Slack notifier posting to the
-local Web API stand-in), every distinct alert stored.
+What runs where: the bot is the real `rollback-bot serve` command in a process of its own (workers on: the
+request only records, the decider, executor and Slack sender act), the Slack Web API stand-in runs in a
+second process, and the bare endpoint (answers 202, does nothing) is a third, on the same uvicorn settings.
+The client is this process: one asyncio loop speaking HTTP/1.1 keep-alive on 50 connections (50 concurrent
+senders), fast enough to saturate the bare endpoint, which is run for at least 2 s. The mix is 10 % critical
+alerts, the rest warnings, and every model sees at least one critical alert.
+
+Reported: 202 p50/p99, alerts per second and the ratio to the bare endpoint; critical alert → model switched
+(p50/p99, from the alert's receipt to the rollback's completion, both stamped by the server) during the storm
+and, separately, with nothing else running (200 models, one critical alert each, one after another);
+proposals, Slack cards, audit rows per incident, alerts stored, RSS of the serve process (idle and peak).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import multiprocessing
 import os
 import random
-import socket
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, text
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from bot.bootstrap import build
-from bot.config import settings_from
-from bot.core.clock import SystemClock
-from bot.policy_file import parse_policy
-from bot.server import assemble
-from bot.slack.fake_api import FakeSlackApi
-from bot.store.db import make_engine
 from bot.store.migrate import upgrade
-from bot.web.serving import serving
 
 TOKEN = "bench-token"
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
 
 
-@dataclass
-class Load:
-    bodies: list[dict[str, Any]]
-    alerts: int
-    identities: int
+# ---- the load -------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Run:
-    name: str
-    seconds: float
-    latencies: list[float]
-    statuses: dict[int, int]
-
-    def alerts_per_s(self, alerts: int) -> float:
-        return alerts / self.seconds
-
-    def pct(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-
-def make_load(alerts: int, fingerprints: int, models: int, batch: int, seed: int = 7) -> Load:
-    """Alertmanager-style groups: each request carries up to ``batch`` alerts of one model (group_by model),
-    each fingerprint is sent alerts/fingerprints times (repeats and HA copies) with its own startsAt."""
-    rng = random.Random(seed)
+def make_bodies(alerts: int, fingerprints: int, models: int, batch: int, wave: int = 0,
+                seed: int = 7) -> list[bytes]:
+    """Alertmanager groups of up to ``batch`` alerts of one model; each fingerprint repeats alerts/fingerprints
+    times (repeats and HA copies); a new wave is a new episode of every alert (a new startsAt)."""
+    rng = random.Random(seed + wave)
     per_model: dict[str, list[dict[str, Any]]] = {f"model-{m:02d}": [] for m in range(models)}
     names = list(per_model)
     for i in range(alerts):
         fp = i % fingerprints
         model = names[fp % models]
+        critical = (fp // models) % 10 == 0  # 10 % of fingerprints, spread so every model has some
         per_model[model].append({
             "status": "firing",
-            "labels": {"alertname": f"ModelErrorRateHigh{fp % 3}", "model": model, "severity": "warning",
-                       "instance": f"pod-{fp}"},
+            "labels": {"alertname": f"ModelErrorRateHigh{fp % 3}", "model": model,
+                       "severity": "critical" if critical else "warning", "instance": f"pod-{fp}"},
             "annotations": {"summary": f"error ratio high on {model} pod-{fp}"},
-            "startsAt": f"2026-11-02T11:{fp % 60:02d}:{(fp // 60) % 60:02d}.{fp:03d}Z",
+            "startsAt": f"2026-11-02T{10 + wave:02d}:{fp % 60:02d}:{(fp // 60) % 60:02d}.{fp:03d}Z",
             "endsAt": "0001-01-01T00:00:00Z",
             "generatorURL": "http://127.0.0.1:9090/graph?g0.expr=up",
             "fingerprint": f"{fp:016x}",
         })
-    bodies: list[dict[str, Any]] = []
+    bodies: list[bytes] = []
     for model, items in per_model.items():
         rng.shuffle(items)
         for start in range(0, len(items), batch):
             chunk = items[start:start + batch]
-            bodies.append({"receiver": "rollback-bot", "status": "firing", "alerts": chunk, "version": "4",
-                           "groupLabels": {"model": model}, "commonLabels": {"model": model},
-                           "externalURL": "http://127.0.0.1:9093", "groupKey": f"{{}}:{{model=\"{model}\"}}",
-                           "truncatedAlerts": 0})
+            bodies.append(json.dumps({
+                "receiver": "rollback-bot", "status": "firing", "alerts": chunk, "version": "4",
+                "groupLabels": {"model": model}, "commonLabels": {"model": model},
+                "externalURL": "http://127.0.0.1:9093", "groupKey": f"{{}}:{{model=\"{model}\"}}",
+                "truncatedAlerts": 0}).encode())
     rng.shuffle(bodies)
-    return Load(bodies, alerts, fingerprints)
+    return bodies
 
 
-def post_all(url: str, bodies: list[dict[str, Any]], threads: int, name: str) -> Run:
-    """Run the client threads in a process of their own, so they do not share the server's GIL."""
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_post_all, url, bodies, threads, name).result()
+# ---- the asyncio client ---------------------------------------------------------------------------------
 
 
-def _post_all(url: str, bodies: list[dict[str, Any]], threads: int, name: str) -> Run:
-    local = threading.local()
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    lock = threading.Lock()
+@dataclass
+class Run:
+    name: str
+    seconds: float = 0.0
+    requests: int = 0
+    alerts: int = 0
+    latencies: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
 
-    def send(body: dict[str, Any]) -> None:
-        client = getattr(local, "client", None)
-        if client is None:
-            # TCP_NODELAY: httpx writes headers and body separately; with Nagle plus delayed ACKs every
-            # request would wait 40 ms for nothing, on both endpoints, and hide the real difference.
-            transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
-            client = local.client = httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60,
-                                                 trust_env=False, transport=transport)
-        started = time.perf_counter()
-        r = client.post(f"{url}/alerts/alertmanager", json=body)
-        took = time.perf_counter() - started
-        with lock:
-            latencies.append(took)
-            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+    @property
+    def alerts_per_s(self) -> float:
+        return self.alerts / self.seconds if self.seconds else 0.0
 
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
+
+
+def _request(port: int, body: bytes) -> bytes:
+    return (f"POST /alerts/alertmanager HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+async def _sender(ports: list[int], queue: asyncio.Queue[tuple[bytes, int]], run: Run, index: int) -> None:
+    """One keep-alive connection (the replicas take turns by sender), sending until the queue is empty."""
+    port = ports[index % len(ports)]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while True:
+            try:
+                raw, count = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            started = time.perf_counter()
+            writer.write(raw)
+            status_line = await reader.readline()
+            length = 0
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value.strip())
+            if length:
+                await reader.readexactly(length)
+            run.latencies.append(time.perf_counter() - started)
+            status = int(status_line.split()[1]) if status_line else 0
+            run.statuses[status] = run.statuses.get(status, 0) + 1
+            run.requests += 1
+            run.alerts += count
+    finally:
+        writer.close()
+
+
+async def _blast(ports: list[int], bodies: list[tuple[bytes, int]], senders: int, name: str) -> Run:
+    run = Run(name)
+    queue: asyncio.Queue[tuple[bytes, int]] = asyncio.Queue()
+    for index, (body, count) in enumerate(bodies):
+        queue.put_nowait((_request(ports[index % len(ports)], body), count))
     started = time.perf_counter()
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(send, bodies))
-    return Run(name, time.perf_counter() - started, latencies, statuses)
+    await asyncio.gather(*(_sender(ports, queue, run, i) for i in range(senders)))
+    run.seconds = time.perf_counter() - started
+    return run
 
 
-def bare_app() -> Starlette:
-    async def accept(request: Request) -> Response:
-        await request.body()
-        return JSONResponse({"status": "accepted"}, status_code=202)
+def blast(ports: list[int], bodies: list[bytes], senders: int, name: str, min_seconds: float = 0.0) -> Run:
+    """Send every body once (or, for the bare endpoint, again and again for at least ``min_seconds``)."""
+    counted = [(b, json.loads(b)["alerts"].__len__()) for b in bodies]
+    total = Run(name)
+    while True:
+        run = asyncio.run(_blast(ports, counted, senders, name))
+        total.seconds += run.seconds
+        total.requests += run.requests
+        total.alerts += run.alerts
+        total.latencies += run.latencies
+        for k, v in run.statuses.items():
+            total.statuses[k] = total.statuses.get(k, 0) + v
+        if total.seconds >= min_seconds:
+            return total
 
-    return Starlette(routes=[Route("/alerts/{source}", accept, methods=["POST"])])
+
+# ---- the processes --------------------------------------------------------------------------------------
+
+
+def _slack_process(conn: Connection) -> None:
+    from bot.slack.fake_api import FakeSlackApi
+
+    with FakeSlackApi() as slack:
+        conn.send(slack.base_url)
+        while True:
+            command = conn.recv()
+            if command == "cards":
+                conn.send(len([c for c in slack.calls("chat.postMessage") if not c.body.get("thread_ts")]))
+            else:
+                return
 
 
 @contextmanager
-def database(kind: str) -> Iterator[str]:
+def fake_slack() -> Iterator[tuple[str, Connection]]:
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_slack_process, args=(child,), daemon=True)
+    proc.start()
+    try:
+        yield parent.recv(), parent
+    finally:
+        parent.send("stop")
+        proc.join(10)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{url} exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{url} did not start within {timeout} s")
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], cwd: Path, health: str) -> Iterator[subprocess.Popen[bytes]]:
+    full = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+    log = (cwd / f"{Path(args[-1]).name}-{uuid.uuid4().hex[:6]}.log").open("wb")
+    proc = subprocess.Popen([sys.executable, *args], env=full, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_http(health, proc)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def rss_mb(pid: int, field_name: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@contextmanager
+def database(kind: str, tmp: Path) -> Iterator[str]:
     if kind == "sqlite":
-        with tempfile.TemporaryDirectory() as tmp:
-            url = f"sqlite:///{Path(tmp) / 'storm.db'}"
-            upgrade(url)
-            yield url
+        url = f"sqlite:///{tmp / 'storm.db'}"
+        upgrade(url)
+        yield url
         return
     name = f"rollback_bot_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -168,65 +267,169 @@ def database(kind: str) -> Iterator[str]:
         admin.dispose()
 
 
-def run(kind: str, alerts: int, fingerprints: int, models: int, batch: int, threads: int) -> str:
-    load = make_load(alerts, fingerprints, models, batch)
-    policy_data = {"defaults": {"channel": "C0ALERTS", "approvers": ["U0LEAD"]},
-                   "models": {f"model-{m:02d}": {"target": "local"} for m in range(models)}}
-    loaded = parse_policy(policy_data, "bench.toml")
-    assert loaded.policy is not None, loaded.problems
-    with database(kind) as url, FakeSlackApi() as slack:
-        # The real Slack notifier against the local Web API stand-in: every card post is a real HTTP call.
-        settings = settings_from({"DATABASE_URL": url, "ALERT_WEBHOOK_TOKEN": TOKEN, "SLACK_BOT_TOKEN": "xoxb-bench",
-                                  "SLACK_SIGNING_SECRET": "bench", "SLACK_API_URL": slack.base_url})
-        container = build(settings, policy=loaded.policy, clock=SystemClock(), engine=make_engine(url))
-        for m in range(models):
-            for version in ("1", "2"):
-                container.service.deploy(f"model-{m:02d}", version, actor="bench", stable=version == "1")
-        with serving(assemble(container, with_slack=True).app) as server:
-            bot = post_all(server.url, load.bodies, threads, f"bot ({kind})")
-        counts = container.store.alert_counts()
-        created = len([c for c in slack.calls("chat.postMessage") if not c.body.get("thread_ts")])
-        container.close()
-    with serving(bare_app()) as server:
-        bare = post_all(server.url, load.bodies, threads, "bare 202")
-    return report(kind, load, bot, bare, counts, created, models, batch, threads)
-
-
-def report(kind: str, load: Load, bot: Run, bare: Run, counts: dict[str, int], created: int, models: int,
-           batch: int, threads: int) -> str:
-    def row(r: Run) -> str:
-        non = sum(n for s, n in r.statuses.items() if s != 202)
-        return (f"| {r.name} | {len(r.latencies)} | {r.seconds:.2f} | {r.alerts_per_s(load.alerts):,.0f} | "
-                f"{r.pct(0.50):.1f} | {r.pct(0.99):.1f} | {non} |")
-
-    ok = lambda good: "ok" if good else "FAILED"  # noqa: E731
-    lines = [
-        f"## Alert storm on {kind}",
-        "",
-        f"{load.alerts:,} alerts over {load.identities:,} fingerprints for {models} models, in "
-        f"{len(load.bodies)} Alertmanager-style requests of up to {batch} alerts, {threads} client threads, "
-        f"one uvicorn worker on 127.0.0.1.",
-        "",
-        "| endpoint | requests | seconds | alerts/s | p50 ms | p99 ms | non-202 |",
-        "|---|---|---|---|---|---|---|",
-        row(bot),
-        row(bare),
-        "",
-        f"Overhead of intake: p50 {bot.pct(0.5) / bare.pct(0.5):.1f}x, p99 {bot.pct(0.99) / bare.pct(0.99):.1f}x, "
-        f"throughput {bare.alerts_per_s(load.alerts) / bot.alerts_per_s(load.alerts):.1f}x lower.",
-        "",
-        "| check | value | expected | |",
-        "|---|---|---|---|",
-        f"| proposals | {counts['proposals']} | {models} | {ok(counts['proposals'] == models)} |",
-        f"| Slack cards posted (chat.postMessage, not in a thread) | {created} | ≤ {models} | "
-        f"{ok(created <= models)} |",
-        f"| alerts in the database | {counts['alerts']} | {load.identities} distinct (fingerprint, startsAt) | "
-        f"{ok(counts['alerts'] == load.identities)} |",
-        f"| alerts attached to a proposal | {counts['attached']} | {load.identities} | "
-        f"{ok(counts['attached'] == load.identities)} |",
-        "",
-    ]
+def policy_toml(models: list[str]) -> str:
+    lines = ['[defaults]', 'channel = "C0ALERTS"', 'approvers = ["U0LEAD"]', 'auto_rollback_severity = "critical"',
+             'cooldown = "30m"', '']
+    for model in models:
+        lines += [f'[models.{model}]', 'target = "local"', '']
     return "\n".join(lines)
+
+
+# ---- measuring --------------------------------------------------------------------------------------------
+
+
+def _ms(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
+
+
+_ENGINES: dict[str, Any] = {}
+
+
+def switch_latencies(url: str, model_prefix: str) -> list[float]:
+    """Per rollback: its first critical alert's receipt → the rollback's completion (server timestamps)."""
+    engine = _ENGINES.setdefault(url, create_engine(url))
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT p.finished_at, min(a.received_at) FROM proposals p JOIN alerts a ON a.proposal_id = p.id "
+            "WHERE p.state = 'succeeded' AND a.severity = 'critical' AND p.model LIKE :m GROUP BY p.id, "
+            "p.finished_at"), {"m": model_prefix + "%"}).all()
+    return [(_dt(done) - _dt(received)).total_seconds() for done, received in rows if done and received]
+
+
+def _dt(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def counts(url: str) -> dict[str, int]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        one = lambda sql: int(conn.execute(text(sql)).scalar_one())  # noqa: E731
+        found = {
+            "alerts": one("SELECT count(*) FROM alerts"),
+            "undecided": one("SELECT count(*) FROM alerts WHERE decided_at IS NULL AND model IS NOT NULL"),
+            "proposals": one("SELECT count(*) FROM proposals WHERE model LIKE 'model-%'"),
+            "succeeded": one("SELECT count(*) FROM proposals WHERE model LIKE 'model-%' AND state = 'succeeded'"),
+            "audit_storm": one("SELECT count(*) FROM audit WHERE model LIKE 'model-%' AND action NOT IN "
+                               "('deploy', 'deployment.stable')"),
+            "outbox_pending": one("SELECT count(*) FROM slack_outbox WHERE done_at IS NULL"),
+        }
+    engine.dispose()
+    return found
+
+
+def wait_drained(url: str, timeout: float = 300) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        found = counts(url)
+        if found["undecided"] == 0 and found["outbox_pending"] == 0:
+            return time.monotonic() - started
+        time.sleep(0.2)
+    return float("nan")
+
+
+# ---- the run ----------------------------------------------------------------------------------------------
+
+
+def run(kind: str, alerts: int, fingerprints: int, models: int, batch: int, senders: int, replicas: int,
+        waves: int, idle_models: int) -> str:
+    storm = [f"model-{m:02d}" for m in range(models)]
+    idle = [f"idle-{m:03d}" for m in range(idle_models)]
+    with tempfile.TemporaryDirectory() as tmp_name, fake_slack() as (slack_url, slack):
+        tmp = Path(tmp_name)
+        (tmp / "rollback.toml").write_text(policy_toml(storm + idle))
+        with database(kind, tmp) as url:
+            env = {"DATABASE_URL": url, "ALERT_WEBHOOK_TOKEN": TOKEN, "SLACK_BOT_TOKEN": "xoxb-bench",
+                   "SLACK_SIGNING_SECRET": "bench", "SLACK_API_URL": slack_url,
+                   "ROLLBACK_POLICY": str(tmp / "rollback.toml"), "LOG_LEVEL": "WARNING"}
+            ports = [free_port() for _ in range(replicas)]
+            with ExitStack() as stack:
+                procs = [stack.enter_context(process(["-m", "bot", "serve", "--port", str(p)], env, tmp,
+                                                     f"http://127.0.0.1:{p}/healthz")) for p in ports]
+                base = f"http://127.0.0.1:{ports[0]}"
+                for model in storm + idle:
+                    for version in ("1", "2"):
+                        r = httpx.post(f"{base}/deployments", headers={"Authorization": f"Bearer {TOKEN}"},
+                                       json={"model": model, "version": version, "stable": version == "1"})
+                        assert r.status_code == 201, r.text
+                time.sleep(1.0)  # let start-up settle before measuring the idle RSS
+                idle_rss = rss_mb(procs[0].pid)
+                # Critical alert → switch with nothing else running: one model at a time.
+                for model in idle:
+                    body = json.dumps({"receiver": "r", "status": "firing", "version": "4", "alerts": [{
+                        "status": "firing", "labels": {"alertname": "Down", "model": model, "severity": "critical"},
+                        "annotations": {}, "startsAt": "2026-11-02T09:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                        "fingerprint": f"idle{model}"}]})
+                    httpx.post(f"{base}/alerts/alertmanager", content=body,
+                               headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+                    deadline = time.monotonic() + 10
+                    while time.monotonic() < deadline and not switch_latencies(url, model):
+                        time.sleep(0.002)
+                quiet = switch_latencies(url, "idle-")
+                wave_runs: list[Run] = []
+                drained: list[float] = []
+                for wave in range(waves):
+                    bodies = make_bodies(alerts, fingerprints, models, batch, wave)
+                    wave_runs.append(blast(ports, bodies, senders, f"bot ({kind}, wave {wave + 1})"))
+                    drained.append(wave_runs[-1].seconds + wait_drained(url))
+                peak_rss = max(rss_mb(p.pid, "VmHWM") for p in procs)
+                during = switch_latencies(url, "model-")
+                found = counts(url)
+                slack.send("cards")
+                cards = int(slack.recv())
+        bare_port = free_port()
+        with process(["-m", "bench.bare", "--port", str(bare_port)], {}, tmp,
+                     f"http://127.0.0.1:{bare_port}/healthz"):
+            bare = blast([bare_port], make_bodies(alerts, fingerprints, models, batch), senders, "bare 202",
+                         min_seconds=2.0)
+    return report(kind, batch, senders, replicas, alerts, fingerprints, models, wave_runs, drained, bare, quiet,
+                  during, found, cards, idle_rss, peak_rss, idle_models)
+
+
+def report(kind: str, batch: int, senders: int, replicas: int, alerts: int, fingerprints: int, models: int,
+           waves: list[Run], drained: list[float], bare: Run, quiet: list[float], during: list[float],
+           found: dict[str, int], cards: int, idle_rss: float, peak_rss: float, idle_models: int) -> str:
+    first = waves[0]
+    non = sum(n for s, n in first.statuses.items() if s != 202)
+    ok = lambda good: "ok" if good else "MISSED"  # noqa: E731
+    lines = [
+        f"## Alert storm: {kind}, {batch} alert(s) per request, {replicas} serve process(es)",
+        "",
+        f"{alerts:,} alerts over {fingerprints:,} fingerprints for {models} models (10 % critical), "
+        f"{senders} concurrent senders (asyncio, keep-alive), {datetime.now(UTC):%Y-%m-%d}, 2 cores.",
+        "",
+        "| measure | value | target | |",
+        "|---|---|---|---|",
+        f"| 202 p50 / p99 | {first.pct(0.5):.1f} / {first.pct(0.99):.1f} ms | p99 ≤ 100 ms | "
+        f"{ok(first.pct(0.99) <= 100)} |",
+        f"| alerts/s (bot) | {first.alerts_per_s:,.0f} | | |",
+        f"| alerts/s (bare 202, {bare.seconds:.1f} s; p50 {bare.pct(0.5):.1f} ms, p99 {bare.pct(0.99):.1f} ms) | "
+        f"{bare.alerts_per_s:,.0f} | | |",
+        f"| throughput ratio bot / bare | {first.alerts_per_s / bare.alerts_per_s:.2f}x | ≥ 0.5x | "
+        f"{ok(first.alerts_per_s / bare.alerts_per_s >= 0.5)} |",
+        f"| non-202 answers | {non} | 0 | {ok(non == 0)} |",
+        f"| critical → switched, nothing else running (p50 / p99 of {len(quiet)}) | {_ms(quiet, 0.5):.1f} / "
+        f"{_ms(quiet, 0.99):.1f} ms | p99 ≤ 50 ms | {ok(_ms(quiet, 0.99) <= 50)} |",
+        f"| critical → switched, during the storm (p50 / p99 of {len(during)}) | {_ms(during, 0.5):.1f} / "
+        f"{_ms(during, 0.99):.1f} ms | p99 ≤ 250 ms | {ok(_ms(during, 0.99) <= 250)} |",
+        f"| proposals | {found['proposals']} | {models} | {ok(found['proposals'] == models)} |",
+        f"| rollbacks completed | {found['succeeded']} | {models} | {ok(found['succeeded'] == models)} |",
+        f"| Slack cards posted | {cards} | ≤ {models + idle_models} | {ok(cards <= models + idle_models)} |",
+        f"| audit rows per incident | {found['audit_storm'] / max(1, found['proposals']):.1f} | | |",
+        f"| alerts stored | {found['alerts'] - idle_models} | {fingerprints * len(waves)} | "
+        f"{ok(found['alerts'] - idle_models == fingerprints * len(waves))} |",
+        f"| RSS idle / peak | {idle_rss:.0f} / {peak_rss:.0f} MB | ≤ 150 / ≤ 250 MB | "
+        f"{ok(idle_rss <= 150 and peak_rss <= 250)} |",
+    ]
+    if len(waves) > 1:
+        times = " · ".join(f"{d:.1f} s (202 p99 {w.pct(0.99):.0f} ms)" for w, d in zip(waves, drained, strict=True))
+        spread = max(drained) / min(drained) - 1
+        lines.append(f"| waves: sent and decided | {times} | within 20 % | {ok(spread <= 0.2)} |")
+    else:
+        lines.append(f"| sent and decided | {drained[0]:.1f} s | | |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -236,12 +439,17 @@ def main() -> None:
     parser.add_argument("--fingerprints", type=int, default=1_000)
     parser.add_argument("--models", type=int, default=50)
     parser.add_argument("--batch", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--senders", type=int, default=50)
+    parser.add_argument("--replicas", type=int, default=1)
+    parser.add_argument("--waves", type=int, default=1)
+    parser.add_argument("--idle-models", type=int, default=200)
     args = parser.parse_args()
-    table = run(args.db, args.alerts, args.fingerprints, args.models, args.batch, args.threads)
+    table = run(args.db, args.alerts, args.fingerprints, args.models, args.batch, args.senders, args.replicas,
+                args.waves, args.idle_models)
     print(table)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"alert_storm-{args.db}.md").write_text(table + "\n")
+    name = f"alert_storm-{args.db}-b{args.batch}-r{args.replicas}-w{args.waves}.md"
+    (RESULTS / name).write_text(table)
 
 
 if __name__ == "__main__":

@@ -17,14 +17,26 @@ from adapters.targets import local as local_target
 from adapters.targets.local import LocalTarget
 from bot.config import Settings, reveal
 from bot.core.clock import Clock, SystemClock
+from bot.core.execution import ApprovedQueue, Executor
+from bot.core.intake import AlertIntake
 from bot.core.metrics import MetricsSource
 from bot.core.policy import Policy
 from bot.core.ports import ApproverDirectory, DeploymentTarget, Notifier
 from bot.core.service import RollbackService
 from bot.core.verification import Verifier
+from bot.insight import MetricInsight, chart_provider, summary_hook
 from bot.policy_file import PolicyFileError, TargetValidator, load_policy
+from bot.slack.client import outbox_client, web_client
+from bot.slack.directory import SlackDirectory
+from bot.slack.notifier import OutboxNotifier, SlackSender
 from bot.store.db import make_engine
 from bot.store.repository import SqlStore
+from bot.web.hints import metric_hints
+from bot.workers.decider import Decider
+from bot.workers.executor import ExecutorWorker, LeasedRunNow, WorkerQueue
+from bot.workers.leasing import held, worker_id
+from bot.workers.loop import DECIDE, EXECUTE, SLACK, Loop, Signals
+from bot.workers.wakeup import PgListener
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +72,13 @@ def read_policy(path: str, credentials: Mapping[str, str] | None = None) -> Poli
     return loaded.policy
 
 
+@dataclass(frozen=True)
+class WorkerTimings:
+    lease_s: float = 15.0  # an executor or decider that died is replaced after this long
+    poll_s: float = 1.0  # the fallback when a wake-up (in-process or NOTIFY) was lost
+    deadline_s: float = 4.5  # every HTTP request answered (503 at worst) within this long
+
+
 @dataclass
 class Container:
     settings: Settings
@@ -68,9 +87,19 @@ class Container:
     policy: Policy
     service: RollbackService
     clock: Clock
+    intake: AlertIntake
+    decider: Decider
+    executor: ExecutorWorker
+    signals: Signals
+    timings: WorkerTimings
+    owner: str
+    run_workers: bool = False
+    slack_sender: SlackSender | None = None
+    insight: MetricInsight | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
+        self.executor.close()
         self.engine.dispose()
 
 
@@ -84,31 +113,82 @@ def build(
     notifier: Notifier | None = None,
     directory: ApproverDirectory | None = None,
     metrics: MetricsSource | None = None,
+    run_workers: bool = False,
 ) -> Container:
+    """The whole graph. ``run_workers``: requests only record and the workers act (``serve``); otherwise
+    (CLI, embedded use, tests) the same decider and executor run in the caller's thread, under the same leases.
+    """
     clock = clock or SystemClock()
     engine = engine or make_engine(settings.database_url)
     store = SqlStore(engine, clock)
     credentials = settings.credentials()
     policy = policy or read_policy(settings.policy_path, credentials)
+    timings = WorkerTimings(settings.executor_lease_seconds, settings.worker_poll_seconds,
+                            settings.request_deadline_seconds)
+    signals = Signals()
+    owner = worker_id()
     all_targets: dict[str, DeploymentTarget] = {"local": LocalTarget(store)}
     all_targets.update(remote_targets(credentials) if targets is None else targets)
-    service = RollbackService(store, policy, all_targets, clock, notifier=notifier, directory=directory)
-    container = Container(settings, engine, store, policy, service, clock)
     if metrics is None and settings.prometheus_url:
         from adapters.metrics.prometheus import PrometheusSource
 
         metrics = PrometheusSource(settings.prometheus_url, token=reveal(settings.prometheus_token))
-    if metrics is not None:
-        from bot.insight import MetricInsight, summary_hook
-
-        insight = MetricInsight(metrics, clock)
-        service.summarise = summary_hook(insight)
-        service.verification_enabled = True
-        container.extras["insight"] = insight
+    insight = MetricInsight(metrics, clock) if metrics is not None else None
+    bot_token = reveal(settings.slack_bot_token)
+    slack_client = web_client(bot_token, settings.slack_api_url) if bot_token else None
+    if directory is None and slack_client is not None:
+        directory = SlackDirectory(slack_client)
+    notifier = notifier or OutboxNotifier(store, lambda: signals.wake(SLACK))
+    verification = insight is not None
+    executor = Executor(store, policy, all_targets, clock, notifier, verification)
+    queue: ApprovedQueue = (WorkerQueue(store, signals) if run_workers
+                            else LeasedRunNow(executor, store, owner, timings.lease_s))
+    service = RollbackService(store, policy, all_targets, clock, notifier=notifier, directory=directory,
+                              summarise=summary_hook(insight) if insight is not None else None,
+                              verification_enabled=verification, executor=executor, queue=queue)
+    intake = AlertIntake(service, store, clock, metric_hints)
+    sender = None
+    if bot_token:
+        charts = chart_provider(insight, policy) if insight is not None else None
+        sender = SlackSender(outbox_client(bot_token, settings.slack_api_url), store, policy,
+                             settings.public_url, charts)
+    container = Container(settings, engine, store, policy, service, clock, intake,
+                          Decider(intake, store, owner, timings.lease_s),
+                          ExecutorWorker(executor, store, owner, timings.lease_s), signals, timings, owner,
+                          run_workers, sender, insight)
+    if sender is not None:
+        container.extras["readiness_warnings"] = lambda: outbox_warnings(store)
     return container
 
 
-def verifier(container: Container) -> Verifier:
-    """The post-rollback check, reporting through whatever notifier the service has by now (Slack)."""
+def outbox_warnings(store: SqlStore) -> list[str]:
+    """Slack messages stopped by a permanent error, for /readyz (the bot stays ready: alerts still work)."""
+    return [f"Slack refused the {f.event} message of proposal #{f.proposal_id}: {f.error}; fix it, then "
+            "restart the bot to resend" for f in store.outbox_failures()]
+
+
+def start_workers(container: Container) -> list[Loop | PgListener]:
+    """Start the decider, executor and Slack sender threads (and LISTEN on PostgreSQL). Stop with .stop()."""
     c = container
-    return Verifier(c.store, c.policy, c.service.targets, c.extras.get("insight"), c.clock, c.service.notifier)
+    started: list[Loop | PgListener] = []
+    if c.run_workers:
+        started.append(Loop(DECIDE, c.decider.tick, c.timings.poll_s, c.signals).start())
+        started.append(Loop(EXECUTE, c.executor.tick, c.timings.poll_s, c.signals).start())
+        if c.engine.dialect.name == "postgresql":
+            started.append(PgListener(c.engine.url.render_as_string(hide_password=False),
+                                      [c.signals.wake_all]).start())
+    if c.slack_sender is not None:
+        sender = c.slack_sender
+
+        def send() -> bool:  # one sender across replicas: in order, and never two posts of one card at once
+            with held(c.store, "slack:sender", c.owner, c.timings.lease_s) as fencing:
+                return fencing is not None and sender.tick()
+
+        started.append(Loop(SLACK, send, c.timings.poll_s, c.signals).start())
+    return started
+
+
+def verifier(container: Container) -> Verifier:
+    """The post-rollback check, reporting through the same notifier (the Slack outbox) as everything else."""
+    c = container
+    return Verifier(c.store, c.policy, c.service.targets, c.insight, c.clock, c.service.notifier)

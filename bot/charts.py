@@ -8,6 +8,7 @@ between threads.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,15 @@ from bot.core.metrics import MetricsSource, Point
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+
+def available() -> bool:
+    """Whether matplotlib (the `charts` extra) is installed: the slim install and image leave it out."""
+    try:
+        return importlib.util.find_spec("matplotlib") is not None
+    except ValueError:  # a sys.modules entry without a spec, e.g. an import blocked on purpose
+        return False
+
 
 DEFAULT_SPAN = timedelta(hours=3)
 MAX_SPAN = timedelta(hours=24)

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     audit_anchor_path: str | None = None
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Workers: an executor or decider that died is replaced after the lease; the poll is the fallback when a
+    # wake-up was lost; every HTTP request of `serve` is answered (503 at worst) within the deadline.
+    executor_lease_seconds: float = Field(15.0, gt=0, le=3600)
+    worker_poll_seconds: float = Field(1.0, gt=0, le=600)
+    request_deadline_seconds: float = Field(4.5, gt=0, le=600)
 
     # Target and metrics credentials (see CREDENTIAL_NAMES).
     rollback_webhook_secret: SecretStr | None = None

@@ -134,5 +134,13 @@ class Outage:
 
 OUTAGE = Outage()
 
-__all__ = ["OUTAGE", "Outage", "code_heads", "database_problem", "is_database_error", "reason", "schema_problem",
-           "sqlite_path"]
+
+def outage_failure(exc: BaseException, where: str) -> bool:
+    """Count ``exc`` against the current outage if it is a database error (logged once per outage); else False."""
+    if not is_database_error(exc):
+        return False
+    OUTAGE.failed(exc, where)
+    return True
+
+__all__ = ["OUTAGE", "Outage", "code_heads", "database_problem", "is_database_error", "outage_failure", "reason",
+           "schema_problem", "sqlite_path"]

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.charts import available as charts_available
 from bot.core.clock import Clock
 from bot.core.metrics import MetricLine, MetricsError, MetricsSource, summarise_all
 from bot.core.policy import ModelPolicy
@@ -76,7 +77,14 @@ def summary_hook(insight: MetricInsight) -> Any:
 
 
 def chart_provider(insight: MetricInsight, policy: Any) -> Any:
-    """Charts for a proposal's thread: the deployment marked, and the rollback once it happened."""
+    """Charts for a proposal's thread: the deployment marked, and the rollback once it happened.
+
+    None when matplotlib (the `charts` extra) is not installed: the slim install and image leave it out, and
+    the threads then simply get no charts.
+    """
+    if not charts_available():
+        log.info("charts are off: matplotlib is not installed (install rollback-bot[charts] for PNG charts)")
+        return None
 
     def charts(proposal: Any) -> list[tuple[str, bytes | str]]:
         mp = policy.model(proposal.model)

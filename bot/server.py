@@ -13,7 +13,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from slack_bolt.async_app import AsyncApp
 from starlette.applications import Starlette
 
-from bot.bootstrap import Container, build, verifier
+from bot.bootstrap import Container, build, start_workers, verifier
 from bot.config import Settings, check_settings, reveal
 from bot.core import oplog
 from bot.database_health import database_problem, reason, sqlite_path
@@ -22,6 +22,7 @@ from bot.scheduler import start_scheduler
 from bot.sqlite_lock import SqliteLock
 from bot.store.migrate import upgrade
 from bot.web.app import create_app
+from bot.web.deadline import Deadline
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,9 @@ def assemble(container: Container, *, with_slack: bool, sweep_every: float = 5.0
     jobs: dict[str, tuple[Callable[[], object], float]] = {
         "deadlines": (service.sweep_deadlines, sweep_every),
         "stable": (service.sweep_stable, 30.0),
-        "stuck": (service.sweep_stuck, 60.0),
     }
+    if not container.run_workers:  # no executor thread: approved/executing proposals are swept here
+        jobs["stuck"] = (service.sweep_stuck, 60.0)
     socket_bolt: AsyncApp | None = None
     if with_slack:
         from bot.slack.wiring import attach_slack
@@ -52,26 +54,32 @@ def assemble(container: Container, *, with_slack: bool, sweep_every: float = 5.0
             socket_bolt = parts.bolt  # Slack's requests arrive over the socket; alerts stay on HTTP
         else:
             extra.append(parts.route)
-        jobs["cards"] = (parts.notifier.sync_pending, sweep_every)
-    lifespan = None
-    if socket_bolt is not None:
-        bolt, app_token = socket_bolt, reveal(container.settings.slack_app_token)
+    bolt, app_token = socket_bolt, reveal(container.settings.slack_app_token)
 
-        @contextlib.asynccontextmanager
-        async def lifespan(app: Starlette) -> AsyncIterator[None]:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # The workers live as long as the server: started when it starts, stopped when it stops.
+        workers = start_workers(container) if with_slack or container.run_workers else []
+        handler = None
+        try:
+            if bolt is not None:
+                from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-            # Built inside the running loop: its aiohttp session must belong to the server's event loop.
-            handler = AsyncSocketModeHandler(bolt, app_token)
-            await handler.connect_async()  # type: ignore[no-untyped-call]
-            try:
-                yield
-            finally:
+                # Built inside the running loop: its aiohttp session must belong to the server's event loop.
+                handler = AsyncSocketModeHandler(bolt, app_token)
+                await handler.connect_async()  # type: ignore[no-untyped-call]
+            yield
+        finally:
+            if handler is not None:
                 await handler.close_async()  # type: ignore[no-untyped-call]
+            for worker in workers:
+                worker.stop()
 
     if service.verification_enabled:
         jobs["verify"] = (verifier(container).sweep, sweep_every)
     app = create_app(container, extra_routes=extra, lifespan=lifespan)
+    if container.run_workers:  # the request only records: anything slower than the deadline is the database
+        app.add_middleware(Deadline, seconds=container.timings.deadline_s)
     return Running(app, container, jobs, socket_bolt is not None)
 
 
@@ -124,7 +132,7 @@ def serve(settings: Settings, *, host: str, port: int) -> int:
     if path is not None:
         lock = SqliteLock(path)
         lock.acquire()
-    container = build(settings)
+    container = build(settings, run_workers=True)
     running = assemble(container, with_slack=True)
     scheduler: BackgroundScheduler = start_scheduler(running.jobs)
     oplog.event("serve.started", url=f"http://{host}:{port}", database=mask_url(settings.database_url),

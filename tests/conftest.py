@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from bot.config import settings_from
 from bot.core.clock import ManualClock
@@ -24,7 +25,7 @@ from tests.integration.promstack import INSTALL_HINT, PromStack, missing_binarie
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TABLES = ("approvals", "alerts", "proposals", "deployments", "models", "audit", "audit_head", "slack_events",
-          "slack_signatures")
+          "leases", "slack_outbox", "slack_signatures")
 
 BASE_POLICY: dict[str, Any] = {
     "defaults": {
@@ -69,11 +70,13 @@ def pg_database() -> Iterator[str]:
     require(_pg_available(), "PostgreSQL at 127.0.0.1:5432",
             "start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` "
             "or set TEST_POSTGRES_URL")
+    # A name this run generated: the only database the suite creates and drops on that server (the Unleash
+    # server gets another generated one, see tests/integration/realservers.py).
     name = f"rollback_bot_test_{uuid.uuid4().hex[:10]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     upgrade(url)
     yield url
     with admin.connect() as conn:

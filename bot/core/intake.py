@@ -1,15 +1,15 @@
 """Alert intake: normalised alerts in, one proposal per model incident out. No SQL, HTTP or Slack here.
 
 Why this shape: senders repeat themselves (Alertmanager every ``repeat_interval``, two Alertmanagers in HA
-both send everything), so the store first records each alert once, atomically, and says what was new. Only
-then does the policy look at a model, under a per-model lock, so two replicas (or an HA pair hitting two
-replicas) end with one proposal, never one per alert or per repeat.
+both send everything) and give up after seconds, so a request only records each alert once, atomically
+(the inbox), and answers. The decider then takes one model's inbox at a time under that model's lease, so
+two replicas (or an HA pair hitting two replicas) end with one proposal and one decision, never one per
+alert, per repeat or per request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -18,10 +18,10 @@ from typing import Any, Protocol
 from bot.core.alert import Alert, AlertStatus
 from bot.core.audit import AuditEvent
 from bot.core.clock import Clock
-from bot.core.errors import IllegalTransition, Refused
+from bot.core.errors import Refused
 from bot.core.policy import Action
 from bot.core.proposal import Kind, Proposal, State
-from bot.core.service import SYSTEM, RollbackService
+from bot.core.service import SYSTEM, ApproveRequest, RollbackService
 from bot.core.severity import Severity, parse_severity
 
 MAX_DETAILS = 100  # per-alert lines in the answer; a 1,000-alert payload still gets every count
@@ -69,14 +69,14 @@ class Stored:
 
 
 class AlertStore(Protocol):
-    """What intake needs from persistence, beyond what RollbackService already uses."""
+    """What intake and the decider need from persistence, beyond what RollbackService already uses."""
 
     def store_alerts(self, source: str, alerts: Sequence[tuple[Alert, str | None]],
                      received_at: datetime) -> list[Stored]:
         """Record a batch in one transaction (alert, model or None); one result per input, in order.
 
         A resolution of an alert attached to a proposal writes an ``alert.resolved`` audit row for that
-        proposal in the same transaction (the incident timeline).
+        proposal in the same transaction (the incident timeline) and puts the alert back in the inbox.
         """
         ...
 
@@ -85,15 +85,14 @@ class AlertStore(Protocol):
         ...
 
     def alerts_for_proposal(self, proposal_id: int) -> list[AlertRecord]: ...
-    def firing_alerts(self, model: str) -> list[AlertRecord]: ...
-    def model_lock(self, model: str) -> AbstractContextManager[None]:
-        """Serialise intake decisions for one model (across replicas where the database allows)."""
+    def pending_alerts(self, model: str) -> list[AlertRecord]:
+        """The model's inbox: alerts the decider has not handled yet, in arrival order."""
         ...
 
+    def mark_decided(self, outcomes: dict[int, tuple[str, str]]) -> None: ...
     def get_proposal(self, proposal_id: int) -> Proposal: ...
     def open_proposal(self, model: str) -> Proposal | None: ...
-    def transition(self, proposal_id: int, from_states: Sequence[State], to_state: State,
-                   audit: AuditEvent, **updates: Any) -> Proposal | None: ...
+    def latest_proposal(self, model: str) -> Proposal | None: ...
     def update_open(self, proposal_id: int, audit: AuditEvent | None, expect: Mapping[str, Any] | None = None,
                     **updates: Any) -> Proposal | None: ...
 
@@ -149,6 +148,24 @@ class IntakeResult:
         }
 
 
+@dataclass
+class ModelDecision:
+    """What one pass of the decider over one model's inbox did."""
+
+    outcomes: dict[int, tuple[Outcome, str]] = field(default_factory=dict)
+    created: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    executed: list[int] = field(default_factory=list)
+
+    def set(self, records: Sequence[AlertRecord], outcome: Outcome, reason: str) -> None:
+        for record in records:
+            self.outcomes[record.id] = (outcome, reason)
+
+    def add(self, bucket: list[int], proposal_id: int) -> None:
+        if proposal_id not in bucket:
+            bucket.append(proposal_id)
+
+
 def _names(records: Sequence[AlertRecord], limit: int = 3) -> str:
     names = sorted({r.name for r in records})
     more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
@@ -156,7 +173,7 @@ def _names(records: Sequence[AlertRecord], limit: int = 3) -> str:
 
 
 class AlertIntake:
-    """Turns a payload's alerts into stored rows, proposals, joins, escalations, cancellations."""
+    """Records payloads (the request) and decides each model's inbox (the decider worker)."""
 
     def __init__(self, service: RollbackService, store: AlertStore, clock: Clock,
                  metric_hints: MetricHints | None = None) -> None:
@@ -171,36 +188,73 @@ class AlertIntake:
         policy = self.service.policy.model_for_labels(alert.labels)
         return policy.name if policy else None
 
-    def ingest(self, source: str, alerts: list[Alert], received_at: datetime) -> IntakeResult:
+    # ---- the request: record, nothing else ------------------------------------------------------------
+
+    def record(self, source: str, alerts: list[Alert], received_at: datetime) -> tuple[IntakeResult, list[int]]:
+        """Store the batch in one transaction; the answer, and the ids of every alert in it (in order)."""
         result = IntakeResult()
         stored = self.store.store_alerts(source, [(a, self.model_for(a)) for a in alerts], received_at)
-        by_id: dict[int, list[AlertOutcome]] = {}
         for alert, item in zip(alerts, stored, strict=True):
-            outcome = self._first_outcome(alert, item, result)
-            result.alerts.append(outcome)
-            by_id.setdefault(item.record.id, []).append(outcome)
-        actor = f"alert:{source}"
+            result.alerts.append(self._first_outcome(alert, item, result))
+        return result, [item.record.id for item in stored]
+
+    @staticmethod
+    def models_to_decide(result: IntakeResult) -> list[str]:
+        return sorted({a.model for a in result.alerts
+                       if a.model and a.outcome in (Outcome.STORED, Outcome.RESOLVED)})
+
+    @staticmethod
+    def merge(result: IntakeResult, ids: Sequence[int], decision: ModelDecision) -> None:
+        """Fold a decision into a request's answer (when the request waited for it: no-worker builds)."""
+        for out, alert_id in zip(result.alerts, ids, strict=True):
+            found = decision.outcomes.get(alert_id)
+            if found is None or out.outcome is Outcome.DUPLICATE:
+                continue
+            outcome, reason = found
+            if out.outcome is Outcome.RESOLVED:
+                out.reason = reason
+                continue
+            if out.outcome is Outcome.STORED and outcome is Outcome.IGNORED:
+                result.ignored += 1
+            elif out.outcome is Outcome.STORED and outcome is Outcome.REFUSED:
+                result.refused += 1
+            out.outcome, out.reason = outcome, reason
+        for pid in decision.created:
+            result._add(result.proposals_created, pid)
+        for pid in decision.updated:
+            result._add(result.proposals_updated, pid)
+        for pid in decision.executed:
+            result._add(result.executed, pid)
+
+    # ---- the decider: one model's inbox, under that model's lease ------------------------------------
+
+    def decide(self, model: str) -> ModelDecision:
+        """Group the model's new alerts into its incident and decide once. The caller holds the model's lease."""
+        decision = ModelDecision()
+        pending = self.store.pending_alerts(model)
+        if not pending:
+            return decision
         resolved: dict[int, list[AlertRecord]] = {}
-        for item in stored:
-            if item.outcome is StoreOutcome.RESOLVED and item.record.proposal_id is not None:
-                resolved.setdefault(item.record.proposal_id, []).append(item.record)
+        for r in pending:
+            if r.status is AlertStatus.RESOLVED and r.proposal_id is not None:
+                resolved.setdefault(r.proposal_id, []).append(r)
+            elif r.status is AlertStatus.RESOLVED:
+                decision.set([r], Outcome.RESOLVED, "resolved before the bot decided on it: nothing to do")
         for proposal_id, records in sorted(resolved.items()):
-            self._on_resolved(proposal_id, records, actor, result, by_id)
-        pending_models = sorted({
-            item.record.model for item in stored
-            if item.record.model and item.record.status is AlertStatus.FIRING and item.record.proposal_id is None
-            and item.outcome in (StoreOutcome.NEW, StoreOutcome.DUPLICATE)
-        })
-        for model in pending_models:
-            with self.store.model_lock(model):
-                self._group(model, actor, result, by_id)
-        return result
+            self._on_resolved(proposal_id, records, decision)
+        new = [r for r in pending if r.status is AlertStatus.FIRING and r.proposal_id is None]
+        if new:
+            self._group(model, new, decision)
+        self.store.mark_decided({r.id: (decision.outcomes.get(r.id, (Outcome.STORED, "recorded"))[0].value,
+                                        decision.outcomes.get(r.id, (Outcome.STORED, "recorded"))[1])
+                                 for r in pending})
+        return decision
 
     # ---- recording ----------------------------------------------------------------------------------
 
     def _first_outcome(self, alert: Alert, item: Stored, result: IntakeResult) -> AlertOutcome:
         rec = item.record
-        out = AlertOutcome(alert.fingerprint, rec.model, Outcome.STORED, "recorded")
+        out = AlertOutcome(alert.fingerprint, rec.model, Outcome.STORED, "recorded; the decider takes it from here")
         if item.outcome is StoreOutcome.DUPLICATE:
             result.duplicates += 1
             out.outcome, out.reason = Outcome.DUPLICATE, f"already received as {rec.status} (same fingerprint " \
@@ -229,19 +283,17 @@ class AlertIntake:
 
     # ---- grouping -----------------------------------------------------------------------------------
 
-    def _group(self, model: str, actor: str, result: IntakeResult, by_id: dict[int, list[AlertOutcome]]) -> None:
-        """All unattached firing alerts of ``model`` join its open proposal, or open one. Under the model lock."""
-        pending = [r for r in self.store.firing_alerts(model) if r.proposal_id is None]
-        if not pending:
-            return  # another request attached them meanwhile
+    def _group(self, model: str, pending: list[AlertRecord], d: ModelDecision) -> None:
+        """The model's new firing alerts join its open proposal, or open one (or are refused, once)."""
+        actor = f"alert:{pending[0].source}"
         severity = max(r.severity for r in pending)
         current = self.store.open_proposal(model)
         if current is not None:
-            self._join(current, pending, severity, actor, result, by_id)
+            self._join(current, pending, severity, actor, d)
             return
         decision = self.service.decide_for(model, severity)
         if decision.action is Action.IGNORE:
-            self._mark(pending, by_id, Outcome.IGNORED, decision.reason, result)
+            d.set(pending, Outcome.IGNORED, decision.reason)
             return
         top = max(pending, key=lambda r: (r.severity, r.received_at))
         reason = top.summary if len(pending) == 1 else f"{len(pending)} alerts firing: {top.summary}"
@@ -260,54 +312,57 @@ class AlertIntake:
         except Refused as exc:
             current = self.store.open_proposal(model)
             if current is not None:  # someone (a person, another bot) opened one first: join it
-                self._join(current, pending, severity, actor, result, by_id)
+                self._join(current, pending, severity, actor, d)
             else:
-                self._mark(pending, by_id, Outcome.REFUSED, str(exc), result)
+                self._refused(model, pending, str(exc), actor, d)
             return
-        result._add(result.proposals_created, proposal.id)
+        d.add(d.created, proposal.id)
         if proposal.state is State.PROPOSED:
-            self._mark(pending, by_id, Outcome.PROPOSED,
-                       f"opened proposal #{proposal.id}: {proposal.decision_reason}", result)
+            d.set(pending, Outcome.PROPOSED, f"opened proposal #{proposal.id}: {proposal.decision_reason}")
         else:
-            result._add(result.executed, proposal.id)
-            self._mark(pending, by_id, Outcome.EXECUTED,
-                       f"rolled back automatically (proposal #{proposal.id}, {proposal.state}): "
-                       f"{proposal.decision_reason}", result)
+            d.add(d.executed, proposal.id)
+            d.set(pending, Outcome.EXECUTED, f"rolled back automatically (proposal #{proposal.id}, "
+                                             f"{proposal.state}): {proposal.decision_reason}")
+
+    def _refused(self, model: str, pending: list[AlertRecord], why: str, actor: str, d: ModelDecision) -> None:
+        """Refused once (one audit row, written by the refusal); the alerts join the incident that caused it."""
+        d.set(pending, Outcome.REFUSED, why)
+        latest = self.store.latest_proposal(model)
+        policy = self.service.policy.model(model)
+        if latest is None or policy is None or latest.finished_at is None:
+            return
+        if self.clock.now() - latest.finished_at > policy.cooldown:
+            return
+        self.store.attach_alerts(latest.id, [r.id for r in pending], AuditEvent(
+            actor=actor, action="proposal.alerts_joined", model=model, proposal_id=latest.id,
+            reason=f"{len(pending)} alert(s) joined after the rollback: {_names(pending)} (not acted on: {why})",
+            inputs={"fingerprints": [r.fingerprint for r in pending][:50]}))
+        d.add(d.updated, latest.id)
 
     def _join(self, proposal: Proposal, pending: list[AlertRecord], severity: Severity, actor: str,
-              result: IntakeResult, by_id: dict[int, list[AlertOutcome]]) -> None:
+              d: ModelDecision) -> None:
         joined = self.store.attach_alerts(proposal.id, [r.id for r in pending], AuditEvent(
             actor=actor, action="proposal.alerts_joined", model=proposal.model, proposal_id=proposal.id,
             reason=f"{len(pending)} alert(s) joined: {_names(pending)}",
             inputs={"fingerprints": [r.fingerprint for r in pending][:50]}))
         if not joined:
             return
-        result._add(result.proposals_updated, proposal.id)
+        d.add(d.updated, proposal.id)
         detail = f"{len(pending)} alert(s) joined: {_names(pending)} (highest {severity})"
-        self._mark(pending, by_id, Outcome.JOINED, f"joined proposal #{proposal.id} ({proposal.state})", result)
+        d.set(pending, Outcome.JOINED, f"joined proposal #{proposal.id} ({proposal.state})")
         if proposal.state is not State.PROPOSED:
             self.service.notify(self.store.get_proposal(proposal.id), "alerts", detail)
             return
         decision = self.service.decide_for(proposal.model, severity)
         if decision.action is Action.AUTO_EXECUTE:
-            approved = self.store.transition(
-                proposal.id, [State.PROPOSED], State.APPROVED,
-                AuditEvent(actor=SYSTEM, action="proposal.approved", model=proposal.model,
-                           from_version=proposal.from_version, to_version=proposal.to_version,
-                           reason=f"a {severity} alert joined while it waited: {decision.reason}"),
-                decided_by=SYSTEM, decided_at=self.clock.now(), severity=str(severity),
-                decision_reason=decision.reason,
-            )
-            if approved is not None:
-                self.service.notify(approved, "alerts", detail)
-                try:
-                    done = self.service.execute(proposal.id, SYSTEM)
-                except IllegalTransition:  # another caller started it first; it runs once either way
-                    done = self.store.get_proposal(proposal.id)
-                result._add(result.executed, proposal.id)
-                self._mark(pending, by_id, Outcome.EXECUTED,
-                           f"joined proposal #{proposal.id} and turned it into an automatic rollback "
-                           f"({done.state}): {decision.reason}", result)
+            done = self.service.approve_and_execute(ApproveRequest(
+                proposal, SYSTEM, f"a {severity} alert joined while it waited: {decision.reason}",
+                event="alerts", detail=detail,
+                updates={"severity": str(severity), "decision_reason": decision.reason}))
+            if done.decided_by == SYSTEM:
+                d.add(d.executed, proposal.id)
+                d.set(pending, Outcome.EXECUTED, f"joined proposal #{proposal.id} and turned it into an automatic "
+                                                 f"rollback ({done.state}): {decision.reason}")
                 return
         updated: Proposal | None = None
         if severity > parse_severity(proposal.severity, Severity.INFO):
@@ -320,54 +375,33 @@ class AlertIntake:
             )
         self.service.notify(updated or self.store.get_proposal(proposal.id), "alerts", detail)
 
-    def _mark(self, records: Sequence[AlertRecord], by_id: dict[int, list[AlertOutcome]], outcome: Outcome,
-              reason: str, result: IntakeResult) -> None:
-        """Set the outcome of this payload's alerts among ``records`` (earlier alerts only get attached)."""
-        for out in self._outcomes(records, by_id):
-            if out.outcome is Outcome.DUPLICATE:
-                continue  # a repeat stays a duplicate in the answer even when it is attached now
-            if out.outcome is Outcome.STORED and outcome in (Outcome.IGNORED, Outcome.REFUSED):
-                if outcome is Outcome.IGNORED:
-                    result.ignored += 1
-                else:
-                    result.refused += 1
-            out.outcome, out.reason = outcome, reason
-
-    @staticmethod
-    def _outcomes(records: Sequence[AlertRecord], by_id: dict[int, list[AlertOutcome]]) -> Iterator[AlertOutcome]:
-        for record in records:
-            yield from by_id.get(record.id, [])
-
     # ---- resolution ---------------------------------------------------------------------------------
 
-    def _on_resolved(self, proposal_id: int, records: list[AlertRecord], actor: str, result: IntakeResult,
-                     by_id: dict[int, list[AlertOutcome]]) -> None:
-        model = self.store.get_proposal(proposal_id).model
-        with self.store.model_lock(model):
-            proposal = self.store.get_proposal(proposal_id)
-            when = max(r.resolved_at or r.ends_at or r.received_at for r in records)
-            result._add(result.proposals_updated, proposal_id)
-            if proposal.state is State.PROPOSED and proposal.kind is Kind.ALERT:
-                alerts = self.store.alerts_for_proposal(proposal_id)
-                firing = [a for a in alerts if a.status is AlertStatus.FIRING]
-                if not firing:
-                    why = f"all {len(alerts)} alert(s) resolved at {when:%H:%M} UTC before anyone decided"
-                    cancelled = self.service.cancel(proposal_id, actor=actor, reason=why)
-                    text = (f"resolved; proposal #{proposal_id} cancelled: {why}" if cancelled is not None
-                            else f"resolved; proposal #{proposal_id} was decided meanwhile")
-                else:
-                    text = f"resolved; {len(firing)} of {len(alerts)} alert(s) of proposal #{proposal_id} still firing"
-                    self.service.notify(proposal, "alerts",
-                                        f"{_names(records)} resolved at {when:%H:%M} UTC; {len(firing)} of "
-                                        f"{len(alerts)} still firing")
-            elif proposal.state is State.PROPOSED:
-                text = f"resolved; proposal #{proposal_id} was asked for by a person and stays open"
-                self.service.notify(proposal, "alerts", f"{_names(records)} resolved at {when:%H:%M} UTC")
+    def _on_resolved(self, proposal_id: int, records: list[AlertRecord], d: ModelDecision) -> None:
+        actor = f"alert:{records[0].source}"
+        proposal = self.store.get_proposal(proposal_id)
+        when = max(r.resolved_at or r.ends_at or r.received_at for r in records)
+        d.add(d.updated, proposal_id)
+        if proposal.state is State.PROPOSED and proposal.kind is Kind.ALERT:
+            alerts = self.store.alerts_for_proposal(proposal_id)
+            firing = [a for a in alerts if a.status is AlertStatus.FIRING]
+            if not firing:
+                why = f"all {len(alerts)} alert(s) resolved at {when:%H:%M} UTC before anyone decided"
+                cancelled = self.service.cancel(proposal_id, actor=actor, reason=why)
+                text = (f"resolved; proposal #{proposal_id} cancelled: {why}" if cancelled is not None
+                        else f"resolved; proposal #{proposal_id} was decided meanwhile")
             else:
-                text = f"resolved after proposal #{proposal_id} was {proposal.state}: added to its timeline"
-                self.service.notify(proposal, "timeline", f"{_names(records)} resolved at {when:%H:%M} UTC")
-            for out in self._outcomes(records, by_id):
-                out.reason = text
+                text = f"resolved; {len(firing)} of {len(alerts)} alert(s) of proposal #{proposal_id} still firing"
+                self.service.notify(proposal, "alerts",
+                                    f"{_names(records)} resolved at {when:%H:%M} UTC; {len(firing)} of "
+                                    f"{len(alerts)} still firing")
+        elif proposal.state is State.PROPOSED:
+            text = f"resolved; proposal #{proposal_id} was asked for by a person and stays open"
+            self.service.notify(proposal, "alerts", f"{_names(records)} resolved at {when:%H:%M} UTC")
+        else:
+            text = f"resolved after proposal #{proposal_id} was {proposal.state}: added to its timeline"
+            self.service.notify(proposal, "timeline", f"{_names(records)} resolved at {when:%H:%M} UTC")
+        d.set(records, Outcome.RESOLVED, text)
 
 
 __all__ = [
@@ -376,6 +410,7 @@ __all__ = [
     "AlertRecord",
     "AlertStore",
     "IntakeResult",
+    "ModelDecision",
     "Outcome",
     "StoreOutcome",
     "Stored",

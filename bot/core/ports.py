@@ -86,6 +86,14 @@ class StaleProposal(Exception):
     """The model changed between reading its history and writing the proposal (another rollback won)."""
 
 
+@dataclass(frozen=True)
+class Intent:
+    """A card or thread message owed to people, written by the store in the state change's own transaction."""
+
+    event: str
+    detail: str | None = None
+
+
 class Notifier(Protocol):
     """Tells people about a proposal (Slack in production). Must never raise into the core."""
 
@@ -96,6 +104,24 @@ class ApproverDirectory(Protocol):
     """Resolves a user group (Slack `S…` id) to its members."""
 
     def members(self, group_id: str) -> set[str]: ...
+
+
+def tell(notifier: Notifier, proposal: Proposal | None, event: str, detail: str | None = None, *,
+         written: bool = False) -> None:
+    """After a state change: a notifier that reads the outbox (``written()``) is only woken when the store
+    already wrote the intent in the change's transaction; any other notifier is told the event. Never raises."""
+    if proposal is None:
+        return
+    try:
+        done = getattr(notifier, "written", None)
+        if written and done is not None:
+            done()
+        else:
+            notifier.changed(proposal, event, detail)
+    except Exception:  # the outbox row or the card re-sync covers it; never lose the state change
+        import logging
+
+        logging.getLogger(__name__).exception("notifying about proposal #%s (%s) failed", proposal.id, event)
 
 
 class NullNotifier:
@@ -111,6 +137,29 @@ class StaticDirectory:
 
     def members(self, group_id: str) -> set[str]:
         return set(self.groups.get(group_id, set()))
+
+
+class ProposalReads(Protocol):
+    def get_proposal(self, proposal_id: int) -> Proposal: ...
+    def open_proposal(self, model: str) -> Proposal | None: ...
+
+
+class ProposalWrites(ProposalReads, Protocol):
+    """What execution needs: compare-and-set transitions and the completing write."""
+
+    def transition(self, proposal_id: int, from_states: Sequence[State], to_state: State,
+                   audit: AuditEvent, *, intent: Intent | None = None, **updates: Any) -> Proposal | None: ...
+    def complete_rollback(self, proposal_id: int, *, result: str, served: str | None,
+                          verify_at: datetime | None, audit: AuditEvent,
+                          deployed_by: str, intent: Intent | None = None) -> Proposal | None: ...
+
+
+class Leases(Protocol):
+    """Work claimed by one worker at a time across replicas (a row per lease, compare-and-set)."""
+
+    def claim_lease(self, name: str, owner: str, seconds: float) -> int | None: ...
+    def renew_lease(self, name: str, owner: str, fencing: int, seconds: float) -> bool: ...
+    def release_lease(self, name: str, owner: str, fencing: int) -> None: ...
 
 
 class Store(Protocol):
@@ -129,16 +178,16 @@ class Store(Protocol):
     def current_deployments(self, models: Sequence[str]) -> list[Deployment]: ...
     def get_proposal(self, proposal_id: int) -> Proposal: ...
     def open_proposal(self, model: str) -> Proposal | None: ...
-    def create_proposal(self, new: NewProposal, audit: AuditEvent) -> Proposal: ...
+    def create_proposal(self, new: NewProposal, audit: AuditEvent, intent: Intent | None = None) -> Proposal: ...
     def transition(self, proposal_id: int, from_states: Sequence[State], to_state: State,
-                   audit: AuditEvent, **updates: Any) -> Proposal | None: ...
+                   audit: AuditEvent, *, intent: Intent | None = None, **updates: Any) -> Proposal | None: ...
     def update_open(self, proposal_id: int, audit: AuditEvent | None, expect: Mapping[str, Any] | None = None,
-                    **updates: Any) -> Proposal | None: ...
+                    *, intent: Intent | None = None, **updates: Any) -> Proposal | None: ...
     def add_approval(self, proposal_id: int, user: str, audit: AuditEvent) -> tuple[bool, list[str]]: ...
     def record_denial(self, proposal_id: int, user: str, reason: str | None) -> None: ...
     def complete_rollback(self, proposal_id: int, *, result: str, served: str | None,
                           verify_at: datetime | None, audit: AuditEvent,
-                          deployed_by: str) -> Proposal | None: ...
+                          deployed_by: str, intent: Intent | None = None) -> Proposal | None: ...
     def due_deadlines(self, now: datetime) -> list[Proposal]: ...
-    def stuck_executing(self, older_than: datetime) -> list[Proposal]: ...
+    def proposals_to_execute(self, limit: int = 50) -> list[int]: ...
     def quiet_since(self, model: str, since: datetime) -> datetime | None: ...

@@ -49,6 +49,9 @@ class Call:
 class _Fault:
     error: str | None = None  # ok: false with this error
     retry_after: int | None = None  # HTTP 429 with this Retry-After
+    status: int | None = None  # this HTTP status with an HTML body (a 500 from a proxy)
+    hang: float | None = None  # wait this long before answering (Slack hanging)
+    lose_answer: bool = False  # do the work, then answer 500 as if the answer was lost on the way
 
 
 class FakeSlackApi:
@@ -99,6 +102,7 @@ class FakeSlackApi:
             "files.getUploadURLExternal": FakeSlackApi._upload_url,
             "files.completeUploadExternal": FakeSlackApi._complete_upload,
             "apps.connections.open": FakeSlackApi._connections_open,
+            "conversations.history": FakeSlackApi._history,
         }
         self.socket_url: str | None = None  # the WebSocket URL apps.connections.open hands out (Socket Mode)
 
@@ -169,6 +173,21 @@ class FakeSlackApi:
                 _Fault(retry_after=retry_after) for _ in range(times)
             )
 
+    def server_error(self, method: str, times: int = 1, status: int = 500) -> None:
+        """Answer the next ``times`` calls of ``method`` with this HTTP status and no JSON."""
+        with self._lock:
+            self._faults.setdefault(method, deque()).extend(_Fault(status=status) for _ in range(times))
+
+    def hang(self, method: str, seconds: float, times: int = 1) -> None:
+        """Hold the next ``times`` calls of ``method`` for ``seconds`` before answering normally."""
+        with self._lock:
+            self._faults.setdefault(method, deque()).extend(_Fault(hang=seconds) for _ in range(times))
+
+    def lose_answer(self, method: str, times: int = 1) -> None:
+        """Carry out the next ``times`` calls, then answer HTTP 500: the caller cannot know it worked."""
+        with self._lock:
+            self._faults.setdefault(method, deque()).extend(_Fault(lose_answer=True) for _ in range(times))
+
     def set_usergroup(self, group_id: str, members: list[str]) -> None:
         with self._lock:
             self._usergroups[group_id] = list(members)
@@ -180,6 +199,11 @@ class FakeSlackApi:
     def set_channel(self, channel_id: str, **fields: Any) -> None:
         with self._lock:
             self._channels[channel_id] = {"id": channel_id, **fields}
+
+    def clear_faults(self) -> None:
+        """Slack is back: drop every pending fault, keep calls and messages."""
+        with self._lock:
+            self._faults.clear()
 
     def reset(self) -> None:
         """Forget calls, messages and pending faults (configuration stays)."""
@@ -277,6 +301,16 @@ class FakeSlackApi:
     ) -> tuple[int, dict[str, str], Any]:
         """Answer one Web API call: (HTTP status, extra headers, JSON body)."""
         fault = self._next_fault(method)
+        if fault is not None and fault.hang is not None:
+            time.sleep(fault.hang)  # a stand-in for a hanging server; the caller's timeout decides
+            fault = None
+        if fault is not None and fault.status is not None:
+            return fault.status, {}, "<html>upstream error</html>"
+        if fault is not None and fault.lose_answer:
+            handler = self._methods.get(method)
+            if handler is not None:
+                handler(self, body)
+            return 500, {}, "<html>upstream error</html>"
         if fault is not None and fault.retry_after is not None:
             return 429, {"Retry-After": str(fault.retry_after)}, {"ok": False, "error": "ratelimited"}
         if fault is not None:
@@ -385,6 +419,20 @@ class FakeSlackApi:
             msg["edited"] = {"user": self.bot_user_id, "ts": self._new_ts()}
             msg["edits"] = msg.get("edits", 0) + 1
             return {"ok": True, "channel": channel, "ts": ts, "text": msg["text"], "message": deepcopy(msg)}
+
+    def _history(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages of a channel, newest first; metadata only with include_all_metadata."""
+        channel = str(body.get("channel") or "")
+        with_meta = str(body.get("include_all_metadata", "")).lower() in ("1", "true")
+        limit = int(body.get("limit") or 100)
+        with self._lock:
+            found = [deepcopy(m) for (ch, ts), m in self._messages.items()
+                     if ch == channel and not m.get("thread_ts")]
+        found.sort(key=lambda m: float(m["ts"]), reverse=True)
+        for m in found:
+            if not with_meta or not m.get("metadata"):
+                m.pop("metadata", None)
+        return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
 
     def _post_ephemeral(self, body: dict[str, Any]) -> dict[str, Any]:
         if not body.get("channel"):

@@ -1,32 +1,46 @@
-"""Keeps each proposal's Slack card in step with the database.
+"""Slack as an outbox: the core writes intents; one sender delivers them, in order, once.
 
-The card is always drawn from the proposal as the database has it now, so updates arriving out of order
-still end on the newest state. A failed post loses nothing: the proposal lives in the database, the
-failure is audited, and the card sweeper (``sync_pending``) posts or updates it later.
+The decider, the executor and the request handlers never call Slack. Each card or thread change is a row in
+``slack_outbox`` (``OutboxNotifier``), and ``SlackSender`` delivers the rows oldest first per proposal,
+drawing every card from the proposal as the database has it *now*, so a card that was down for an hour still
+ends on the newest state. Transient failures (5xx, timeouts, 429 with its Retry-After) back off and retry; a
+permanent one (``channel_not_found`` …) stops that proposal's messages, is audited once, logged and shown on
+``/readyz``. Every card is posted with message metadata naming its proposal, so a post whose answer was lost
+is found in the channel's history instead of being posted a second time.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.core.audit import AuditEvent, AuditRecord
+from bot.core.audit import AuditEvent
 from bot.core.metrics import MetricLine
 from bot.core.policy import Policy
 from bot.core.proposal import Proposal, State
 from bot.slack.cards import CardAlert, CardData, card_message, format_seconds, not_sent, thread_details
 from bot.slack.mrkdwn import escape, mention, mention_ids, mentions
+from bot.store.work_queues import OutboxFailure, OutboxItem
 
 log = logging.getLogger(__name__)
 
 # Events that never post a card of their own: an automatic rollback's card appears in its final state.
 _UPDATE_ONLY = {"approved", "executing"}
+CARD_EVENT_TYPE = "rollback_bot_proposal"
+# Slack errors that no retry will fix: the message is dropped from the retry loop and people are told.
+PERMANENT = frozenset({
+    "channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "not_authed", "account_inactive",
+    "token_revoked", "token_expired", "missing_scope", "no_permission", "restricted_action", "invalid_blocks",
+    "msg_too_long", "no_text", "team_access_not_granted", "ekm_access_denied", "invalid_arguments",
+    "message_not_found", "cant_update_message", "edit_window_closed",
+})
+MAX_BACKOFF_S = 60.0
+HUNG_POST_WAIT_S = 30.0
 
 
 class CardStore(Protocol):
@@ -35,7 +49,63 @@ class CardStore(Protocol):
     def card_version(self, proposal_id: int) -> int: ...
     def mark_card_synced(self, proposal_id: int, version: int) -> None: ...
     def cards_to_sync(self, limit: int = 50) -> list[int]: ...
-    def append_audit(self, event: AuditEvent) -> AuditRecord: ...
+    def add_outbox(self, proposal_id: int, event: str, detail: str | None) -> None: ...
+    def outbox_due(self, limit: int = 200) -> list[OutboxItem]: ...
+    def outbox_attempt(self, item_id: int) -> int: ...
+    def outbox_done(self, item_id: int) -> None: ...
+    def outbox_retry(self, item_id: int, error: str, delay_s: float) -> None: ...
+    def outbox_stop(self, item_id: int, error: str, audit: AuditEvent) -> None: ...
+    def outbox_failures(self, limit: int = 10) -> list[OutboxFailure]: ...
+    def outbox_resume(self) -> int: ...
+
+
+class OutboxNotifier:
+    """The core's Notifier over the outbox. Never calls Slack.
+
+    State changes carry their intent into the store, which writes it in the same transaction (``written``
+    then only wakes the sender); the few messages that follow a change without one of their own (alerts
+    joining, verification) are written by ``changed``."""
+
+    def __init__(self, store: CardStore, wake: Callable[[], None]) -> None:
+        self.store = store
+        self.wake = wake
+
+    def changed(self, proposal: Proposal, event: str, detail: str | None = None) -> None:
+        """An intent the store did not write with its change (alerts joining, verification): write it now."""
+        self.store.add_outbox(proposal.id, event, detail)
+        self.wake()
+
+    def written(self) -> None:
+        """The store wrote the intent in the state change's transaction: only wake the sender."""
+        self.wake()
+
+
+@dataclass
+class DeliveryError(Exception):
+    """Slack did not take a message: ``permanent`` stops retrying; ``retry_after`` is Slack's own wait."""
+
+    code: str
+    permanent: bool = False
+    retry_after: float | None = None
+
+
+def _classify(method: str, exc: Exception) -> DeliveryError:
+    if isinstance(exc, SlackApiError):
+        response = exc.response
+        code = str(response.get("error") or f"HTTP {response.status_code}")
+        if response.status_code == 429:
+            raw = (response.headers or {}).get("Retry-After") or (response.headers or {}).get("retry-after")
+            try:
+                wait = float(raw) if raw is not None else None
+            except ValueError:
+                wait = None
+            return DeliveryError(f"{method}: ratelimited", retry_after=wait or 1.0)
+        return DeliveryError(f"{method}: {code}", permanent=code in PERMANENT)
+    if isinstance(exc, TimeoutError) and method == "chat.postMessage":
+        # The post may still land after our timeout: wait long enough for it to show in the channel's
+        # history, where the retry looks for it, instead of racing it with a second post.
+        return DeliveryError(f"{method}: timed out", retry_after=HUNG_POST_WAIT_S)
+    return DeliveryError(f"{method}: {type(exc).__name__}")
 
 
 def card_alerts(store: Any, proposal_id: int) -> list[CardAlert]:
@@ -68,8 +138,8 @@ def card_data(store: Any, policy: Policy, proposal: Proposal, public_url: str | 
     )
 
 
-class SlackNotifier:
-    """Implements the core's Notifier on Slack's Web API."""
+class SlackSender:
+    """Delivers outbox rows to Slack's Web API. Only the sender worker's thread calls it."""
 
     def __init__(self, client: WebClient, store: CardStore, policy: Policy, public_url: str | None = None,
                  charts: Callable[[Proposal], list[tuple[str, bytes | str]]] | None = None) -> None:
@@ -78,28 +148,70 @@ class SlackNotifier:
         self.store = store
         self.policy = policy
         self.public_url = public_url
-        self._locks: defaultdict[int, threading.Lock] = defaultdict(threading.Lock)
-        self._locks_guard = threading.Lock()
+        self._resumed = False
 
-    def _lock(self, proposal_id: int) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks[proposal_id]
+    # ---- the worker's tick ------------------------------------------------------------------------------
 
-    # ---- the Notifier port ------------------------------------------------------------------------------
+    def tick(self) -> bool:
+        """Deliver what is due, oldest first; then re-sync any card the database changed without an intent."""
+        if not self._resumed:  # a new process retries what an earlier one stopped (the cause may be fixed)
+            self.store.outbox_resume()
+            self._resumed = True
+        busy = False
+        held: set[int] = set()
+        for item in self.store.outbox_due():
+            if item.proposal_id in held:
+                continue  # an earlier message of this proposal failed: the later ones wait for it
+            attempts = self.store.outbox_attempt(item.id)
+            try:
+                self.deliver(item.proposal_id, item.event, item.detail, maybe_posted=attempts > 1)
+            except DeliveryError as exc:
+                self._failed(item, attempts, exc)
+                held.add(item.proposal_id)
+                continue
+            self.store.outbox_done(item.id)
+            busy = True
+        if not busy:
+            stopped = {f.proposal_id for f in self.store.outbox_failures(limit=1000)}
+            for proposal_id in self.store.cards_to_sync():
+                if proposal_id in stopped:
+                    continue
+                try:
+                    self.sync_card(proposal_id, allow_post=False)
+                except DeliveryError as exc:
+                    log.warning("re-syncing the card of #%s: %s", proposal_id, exc.code)
+        return busy
 
-    def changed(self, proposal: Proposal, event: str, detail: str | None = None) -> None:
-        with self._lock(proposal.id):
-            current = self.sync_card(proposal.id, allow_post=event not in _UPDATE_ONLY)
-            if current is not None and current.slack_ts:
-                self._thread(current, event, detail)
-                if event in ("created", "verification") or (event == "succeeded" and current.kind.value == "alert"
-                                                             and (current.decided_by or "").startswith("bot:")):
-                    self._post_charts(current)
+    def _failed(self, item: OutboxItem, attempts: int, exc: DeliveryError) -> None:
+        if exc.permanent:
+            proposal = self.store.get_proposal(item.proposal_id)
+            log.error("Slack refused the %s message of proposal #%s for good: %s; not retrying (see /readyz)",
+                      item.event, item.proposal_id, exc.code)
+            self.store.outbox_stop(item.id, exc.code, AuditEvent(
+                actor="bot:slack", action="slack.delivery_stopped", model=proposal.model, proposal_id=proposal.id,
+                reason=f"Slack refused the {item.event} message: {exc.code}; its messages wait until this is "
+                       "fixed", inputs={"event": item.event, "error": exc.code}))
+            return
+        delay = exc.retry_after if exc.retry_after is not None else min(MAX_BACKOFF_S, 0.5 * 2 ** min(attempts, 8))
+        log.warning("Slack %s for proposal #%s failed (%s); retry %d in %.1f s", item.event, item.proposal_id,
+                    exc.code, attempts, delay)
+        self.store.outbox_retry(item.id, exc.code, delay)
+
+    # ---- one intent ---------------------------------------------------------------------------------------
+
+    def deliver(self, proposal_id: int, event: str, detail: str | None, *, maybe_posted: bool = False) -> None:
+        current = self.sync_card(proposal_id, allow_post=event not in _UPDATE_ONLY, maybe_posted=maybe_posted)
+        if current is None or not current.slack_ts:
+            return
+        self._thread(current, event, detail)
+        if event in ("created", "verification") or (event == "succeeded" and current.kind.value == "alert"
+                                                     and (current.decided_by or "").startswith("bot:")):
+            self._post_charts(current)
 
     # ---- card sync ----------------------------------------------------------------------------------------
 
-    def sync_card(self, proposal_id: int, *, allow_post: bool = True) -> Proposal | None:
-        """Post or update the card from the database's current state; None when Slack refused."""
+    def sync_card(self, proposal_id: int, *, allow_post: bool = True, maybe_posted: bool = False) -> Proposal | None:
+        """Post or update the card from the database's current state; raises DeliveryError."""
         version = self.store.card_version(proposal_id)
         proposal = self.store.get_proposal(proposal_id)
         mp = self.policy.model(proposal.model)
@@ -108,45 +220,41 @@ class SlackNotifier:
             return proposal
         card = card_data(self.store, self.policy, proposal, self.public_url)
         message = card_message(card).to_dict()
+        if not proposal.slack_ts and maybe_posted:
+            found = self._find_card(channel, proposal_id)  # an earlier post whose answer was lost
+            if found is not None:
+                self.store.set_slack_ref(proposal_id, channel, found)
+                proposal = self.store.get_proposal(proposal_id)
         try:
             if proposal.slack_ts:
                 self.client.chat_update(channel=channel, ts=proposal.slack_ts, **message)
             elif allow_post:
-                response = self.client.chat_postMessage(channel=channel, **message)
+                response = self.client.chat_postMessage(
+                    channel=channel, metadata={"event_type": CARD_EVENT_TYPE,
+                                               "event_payload": {"proposal_id": proposal_id}}, **message)
                 self.store.set_slack_ref(proposal_id, str(response["channel"]), str(response["ts"]))
                 proposal = self.store.get_proposal(proposal_id)
                 if len(card.alerts) > 5 or len(card.metrics) > 3:  # more than the card shows
                     self._post_details(proposal)
             else:
                 return proposal
-        except SlackApiError as exc:
-            self._failed(proposal, "chat.update" if proposal.slack_ts else "chat.postMessage", exc)
-            return None
-        except OSError as exc:
-            self._failed(proposal, "chat.postMessage", exc)
-            return None
+        except (SlackApiError, OSError) as exc:
+            raise _classify("chat.update" if proposal.slack_ts else "chat.postMessage", exc) from None
         self.store.mark_card_synced(proposal_id, version)
         return proposal
 
-    def sync_pending(self) -> int:
-        """The sweeper: every card whose proposal changed since Slack last showed it."""
-        done = 0
-        for proposal_id in self.store.cards_to_sync():
-            with self._lock(proposal_id):
-                if self.sync_card(proposal_id) is not None:
-                    done += 1
-        return done
-
-    def _failed(self, proposal: Proposal, method: str, exc: Exception) -> None:
-        code = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
-        log.warning("Slack %s for proposal #%s failed: %s", method, proposal.id, code)
+    def _find_card(self, channel: str, proposal_id: int) -> str | None:
+        """The ts of this proposal's card if an earlier attempt posted it (recent history, by metadata)."""
         try:
-            self.store.append_audit(AuditEvent(
-                actor="bot:slack", action="slack.post_failed", model=proposal.model, proposal_id=proposal.id,
-                reason=f"{method} failed: {code}; the card will be retried", inputs={"method": method,
-                                                                                     "error": str(code)}))
-        except Exception:
-            log.exception("could not audit the Slack failure")
+            response = self.client.conversations_history(channel=channel, limit=200, include_all_metadata=True)
+        except (SlackApiError, OSError) as exc:
+            raise _classify("conversations.history", exc) from None
+        for message in response.get("messages") or []:
+            meta = message.get("metadata") or {}
+            payload = meta.get("event_payload") or {}
+            if meta.get("event_type") == CARD_EVENT_TYPE and str(payload.get("proposal_id")) == str(proposal_id):
+                return str(message.get("ts"))
+        return None
 
     # ---- thread messages ------------------------------------------------------------------------------
 
@@ -186,7 +294,7 @@ class SlackNotifier:
             self.client.chat_postMessage(channel=proposal.slack_channel, thread_ts=proposal.slack_ts, text=text,
                                          **kwargs)
         except (SlackApiError, OSError) as exc:
-            self._failed(proposal, "chat.postMessage (thread)", exc)
+            raise _classify("chat.postMessage (thread)", exc) from None
 
     def _thread(self, p: Proposal, event: str, detail: str | None) -> None:
         mp = self.policy.model(p.model)
@@ -198,8 +306,7 @@ class SlackNotifier:
             took = f" in {format_seconds(p.duration_s)}" if p.duration_s is not None else ""
             text = f"Done{took}: {escape(detail or p.result or '')}"
         elif event == "failed":
-            text = f"Rollback failed: {escape(detail or p.error or '')}\n{approvers}: the model still runs " \
-                   f"{p.from_version}; decide what to do next."
+            text = f"Rollback failed: {escape(detail or p.error or '')}\n{approvers}: decide what to do next."
         elif event == "denied":
             who = mention(p.decided_by) if p.decided_by else "someone"
             text = f"Denied by {who}" + (f": {escape(detail)}" if detail else " (no reason given).")

@@ -1,4 +1,4 @@
-"""Attach Slack to a built container: the notifier and directory the core uses, and the Bolt app."""
+"""Attach Slack's inbound side to a built container: the Bolt app and its route (bootstrap built the rest)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,9 @@ from starlette.routing import Route
 
 from bot.bootstrap import Container
 from bot.config import reveal
-from bot.insight import chart_provider
 from bot.redact import mask_url
 from bot.slack.app import build_bolt_app
 from bot.slack.client import web_client
-from bot.slack.directory import SlackDirectory
-from bot.slack.notifier import SlackNotifier
 from bot.store.replay import ReplayLog
 from bot.web.slack_guard import slack_checked
 
@@ -31,7 +28,6 @@ class SlackStartError(Exception):
 
 @dataclass
 class SlackParts:
-    notifier: SlackNotifier
     bolt: AsyncApp
     async_client: AsyncWebClient
     route: Route
@@ -54,12 +50,6 @@ def attach_slack(container: Container) -> SlackParts:
     settings = container.settings
     token = reveal(settings.slack_bot_token)
     assert token
-    sync_client = web_client(token, settings.slack_api_url)
-    insight = container.extras.get("insight")
-    charts = chart_provider(insight, container.policy) if insight is not None else None
-    notifier = SlackNotifier(sync_client, container.store, container.policy, settings.public_url, charts)
-    container.service.notifier = notifier
-    container.service.directory = SlackDirectory(sync_client)
     async_client = AsyncWebClient(token=token, base_url=settings.slack_api_url)
     bolt = build_bolt_app(container, async_client, reveal(settings.slack_signing_secret))
     handler = AsyncSlackRequestHandler(bolt)
@@ -83,6 +73,5 @@ def attach_slack(container: Container) -> SlackParts:
         return status
 
     container.extras["slack_ready"] = slack_ready
-    container.extras["slack"] = notifier
     guarded_events = slack_checked(events, reveal(settings.slack_signing_secret), ReplayLog(container.store.engine))
-    return SlackParts(notifier, bolt, async_client, Route("/slack/events", guarded_events, methods=["POST"]))
+    return SlackParts(bolt, async_client, Route("/slack/events", guarded_events, methods=["POST"]))

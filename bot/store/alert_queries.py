@@ -9,14 +9,13 @@ exception that would abort the PostgreSQL transaction and lose the rest of the b
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, text, update
+from sqlalchemy import case, func, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -27,9 +26,6 @@ from bot.core.clock import Clock
 from bot.core.intake import AlertRecord, Stored, StoreOutcome
 from bot.core.severity import parse_severity
 from bot.store.tables import AlertRow, ProposalRow
-
-_LOCKS: dict[tuple[str, str], threading.Lock] = {}
-_LOCKS_GUARD = threading.Lock()
 
 
 def _record(row: AlertRow) -> AlertRecord:
@@ -76,9 +72,26 @@ class AlertQueries:
         with self.session() as s:
             postgres = self.engine.dialect.name == "postgresql"
             known = self._known(s, source, {a.fingerprint for a, _ in alerts if a.starts_at is not None})
+            # New identities go in with one multi-row INSERT … ON CONFLICT DO NOTHING RETURNING; the rest
+            # (repeats, resolutions, alerts without a start time, lost races) one by one below.
+            fresh: dict[tuple[str, datetime], int] = {}
+            for i in order:
+                alert = alerts[i][0]
+                if alert.starts_at is not None and (alert.fingerprint, alert.starts_at) not in known:
+                    fresh.setdefault((alert.fingerprint, alert.starts_at), i)
+            inserted = self._insert_many(s, source, [alerts[i] for i in fresh.values()], received_at, postgres)
             for i in order:
                 alert, model = alerts[i]
+                key = (alert.fingerprint, alert.starts_at) if alert.starts_at is not None else None
+                if key is not None and key in inserted:
+                    first = fresh.get(key) == i
+                    if first or inserted[key].status is alert.status:  # a repeat inside the same batch
+                        results[i] = Stored(StoreOutcome.NEW if first else StoreOutcome.DUPLICATE, inserted[key])
+                        continue
                 results[i] = self._store_one(s, source, alert, model, received_at, postgres, known)
+            if any(r.outcome in (StoreOutcome.NEW, StoreOutcome.RESOLVED) and r.record.model
+                   for r in results.values()) and postgres:
+                s.execute(text("NOTIFY rollback_bot_work"))  # the deciders of every replica wake on commit
         return [results[i] for i in range(len(alerts))]
 
     def _known(self, s: Session, source: str, fingerprints: set[str]) -> dict[tuple[str, datetime], AlertRow]:
@@ -137,6 +150,39 @@ class AlertQueries:
             AlertRow.source == source, AlertRow.fingerprint == fingerprint, AlertRow.starts_at == starts_at,
         )).first()
 
+    def _values(self, source: str, alert: Alert, model: str | None, starts_at: datetime,
+                received_at: datetime) -> dict[str, Any]:
+        resolved = alert.status is AlertStatus.RESOLVED
+        values: dict[str, Any] = {
+            "source": source, "fingerprint": alert.fingerprint, "starts_at": starts_at, "ends_at": alert.ends_at,
+            "status": alert.status.value, "name": alert.name, "model": model, "severity": str(alert.severity),
+            "labels": dict(alert.labels), "annotations": dict(alert.annotations), "links": dict(alert.links),
+            "values": dict(alert.values), "received_at": received_at,
+            "resolved_at": (alert.ends_at or received_at) if resolved else None,
+            "decided_at": None, "outcome": None, "outcome_reason": None,
+        }
+        if model is None or resolved:  # nothing for the decider: closed in the inbox at once
+            values.update(decided_at=received_at, outcome="ignored" if model is None else "resolved",
+                          outcome_reason="no model matches its labels" if model is None
+                          else "resolved, never seen firing")
+        return values
+
+    def _insert_many(self, s: Session, source: str, alerts: Sequence[tuple[Alert, str | None]],
+                     received_at: datetime, postgres: bool) -> dict[tuple[str, datetime], AlertRecord]:
+        if not alerts:
+            return {}
+        rows = [self._values(source, a, m, a.starts_at, received_at) for a, m in alerts if a.starts_at is not None]
+        table = AlertRow.__table__  # type: ignore[attr-defined]
+        dialect_insert = postgresql.insert if postgres else sqlite.insert
+        # Core executemany with RETURNING: one cached statement, sent as multi-row batches ("insertmanyvalues").
+        statement = dialect_insert(table).on_conflict_do_nothing(
+            index_elements=["source", "fingerprint", "starts_at"]).returning(*table.c)
+        found: dict[tuple[str, datetime], AlertRecord] = {}
+        for row in s.connection().execute(statement, rows).mappings():
+            record = _record(AlertRow(**dict(row)))
+            found[(record.fingerprint, record.starts_at)] = record
+        return found
+
     def _insert(self, s: Session, source: str, alert: Alert, model: str | None, starts_at: datetime,
                 received_at: datetime, postgres: bool) -> AlertRow | None:
         resolved = alert.status is AlertStatus.RESOLVED
@@ -147,6 +193,10 @@ class AlertQueries:
             "values": dict(alert.values), "received_at": received_at,
             "resolved_at": (alert.ends_at or received_at) if resolved else None,
         }
+        if model is None or resolved:  # nothing for the decider: closed in the inbox at once
+            values.update(decided_at=received_at, outcome="ignored" if model is None else "resolved",
+                          outcome_reason="no model matches its labels" if model is None
+                          else "resolved, never seen firing")
         dialect_insert = postgresql.insert if postgres else sqlite.insert
         statement = dialect_insert(AlertRow).values(**values).on_conflict_do_nothing(
             index_elements=["source", "fingerprint", "starts_at"]).returning(col(AlertRow.id))
@@ -163,7 +213,9 @@ class AlertQueries:
         result = s.exec(  # type: ignore[call-overload]
             update(AlertRow)
             .where(col(AlertRow.id) == row.id, col(AlertRow.status) == AlertStatus.FIRING.value)
-            .values(status=AlertStatus.RESOLVED.value, ends_at=ended, resolved_at=ended)
+            .values(status=AlertStatus.RESOLVED.value, ends_at=ended, resolved_at=ended,
+                    # back into the inbox when its incident must hear of it (a waiting proposal may cancel)
+                    decided_at=case((col(AlertRow.proposal_id).is_(None), col(AlertRow.decided_at)), else_=None))
         )
         if result.rowcount != 1:
             return False
@@ -223,27 +275,3 @@ class AlertQueries:
                               .where(col(AlertRow.proposal_id).is_not(None))).one()
             proposals = s.exec(select(func.count()).select_from(ProposalRow)).one()
         return {"alerts": int(total), "firing": int(firing), "attached": int(attached), "proposals": int(proposals)}
-
-    # ---- serialisation ------------------------------------------------------------------------------
-
-    def model_lock(self, model: str) -> AbstractContextManager[None]:
-        return self._model_lock(model)
-
-    @contextmanager
-    def _model_lock(self, model: str) -> Iterator[None]:
-        """A process-wide lock per model, plus a PostgreSQL advisory lock so replicas queue too."""
-        with _LOCKS_GUARD:
-            local = _LOCKS.setdefault((str(self.engine.url), model), threading.Lock())
-        with local:
-            if self.engine.dialect.name != "postgresql":
-                yield
-                return
-            with self.engine.connect() as conn:
-                key = _lock_key(model)
-                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
-                conn.commit()
-                try:
-                    yield
-                finally:
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                    conn.commit()

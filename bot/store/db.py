@@ -24,17 +24,31 @@ def safe_url(url: str) -> str:
     return mask_url(url)
 
 
+WRITE = "rollback_bot_write"  # execution option marking a connection that will write (SqlStore.session)
+# Sized to the request thread pool (40) plus the workers: a request never waits long for a connection.
+POOL = {"pool_size": 20, "max_overflow": 30, "pool_timeout": 4}
+# PostgreSQL: connect and socket-level limits so a partition is an error within seconds, not a hang.
+# tcp_user_timeout bounds how long sent data may stay unacknowledged; keepalives find a silent peer.
+PG_CONNECT_ARGS = {"connect_timeout": 3, "tcp_user_timeout": 4000, "keepalives": 1, "keepalives_idle": 5,
+                   "keepalives_interval": 2, "keepalives_count": 2,
+                   "options": "-c statement_timeout=15000 -c lock_timeout=10000"}
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
+        if "poolclass" not in kwargs and ":memory:" not in url and url not in ("sqlite://", "sqlite:///"):
+            kwargs = {**POOL, **kwargs}
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
         _configure_sqlite(engine)
         return engine
     if "poolclass" not in kwargs:
-        kwargs = {"pool_size": 10, "max_overflow": 20, **kwargs}
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+        kwargs = {**POOL, **kwargs}
+    # No pool_pre_ping: a dead pooled connection fails its statement, SQLAlchemy recognises the disconnect
+    # and invalidates the pool, and the next checkout connects afresh; a ping per checkout costs a round trip.
+    return create_engine(url, connect_args=PG_CONNECT_ARGS, **kwargs)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -54,5 +68,6 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # Take the write lock up front: two writers then queue instead of failing with "database is locked".
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock up front, so two of them queue instead of failing with "database is
+        # locked"; readers begin a deferred transaction and, with WAL, never wait for a writer.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")

@@ -7,8 +7,9 @@ replicas, a double click or a retried webhook, exactly one wins.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -22,10 +23,11 @@ from bot.core.audit import GENESIS, AuditEvent, AuditRecord, chain_hash
 from bot.core.clock import Clock, SystemClock
 from bot.core.errors import NotFound
 from bot.core.policy import ModelState
-from bot.core.ports import NewProposal, OpenProposalExists, StaleProposal
+from bot.core.ports import Intent, NewProposal, OpenProposalExists, StaleProposal
 from bot.core.proposal import OPEN_STATES, Kind, Proposal, State
 from bot.core.selection import Deployment
 from bot.store.alert_queries import AlertQueries
+from bot.store.db import WRITE
 from bot.store.tables import (
     AlertRow,
     ApprovalRow,
@@ -36,6 +38,7 @@ from bot.store.tables import (
     ProposalRow,
     SlackEventRow,
 )
+from bot.store.work_queues import WorkQueues
 
 
 def _deployment(row: DeploymentRow) -> Deployment:
@@ -105,16 +108,29 @@ def _record(row: AuditRow) -> AuditRecord:
     )
 
 
-class SqlStore(AlertQueries):
+class SqlStore(AlertQueries, WorkQueues):
     def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
         self.engine = engine
         self.clock: Clock = clock or SystemClock()
+        self._writer: tuple[Engine, Engine] | None = None
+        self._writers: AbstractContextManager[object] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext())
+
+    @property
+    def write_engine(self) -> Engine:
+        """The same pool, marked as writing: only these transactions take SQLite's write lock up front."""
+        if self._writer is None or self._writer[0] is not self.engine:
+            self._writer = (self.engine, self.engine.execution_options(**{WRITE: True}))
+        return self._writer[1]
 
     # ---- plumbing -------------------------------------------------------------------------------------
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+        """One write transaction. On SQLite, writers of this process queue on a lock first: SQLite allows one
+        writer anyway, and its busy handler waits by sleeping (up to 100 ms a try), which is what made a
+        storm's p99 seconds long; the lock hands the database over without the sleeps."""
+        with self._writers, Session(self.write_engine, expire_on_commit=False) as session, session.begin():
             yield session
 
     def _audit(self, session: Session, event: AuditEvent, at: datetime | None = None) -> AuditRecord:
@@ -338,6 +354,10 @@ class SqlStore(AlertQueries):
                 return None
             return _proposal(row, self._approvals(s, row.id))
 
+    def latest_proposal(self, model: str) -> Proposal | None:
+        found = self.proposals(model=model, limit=1)
+        return found[0] if found else None
+
     def proposals(self, *, model: str | None = None, states: Sequence[State] | None = None,
                   limit: int = 50) -> list[Proposal]:
         with Session(self.engine) as s:
@@ -349,7 +369,7 @@ class SqlStore(AlertQueries):
             rows = s.exec(q.order_by(col(ProposalRow.id).desc()).limit(limit)).all()
             return [_proposal(r, self._approvals(s, r.id)) for r in rows if r.id is not None]
 
-    def create_proposal(self, new: NewProposal, audit: AuditEvent) -> Proposal:
+    def create_proposal(self, new: NewProposal, audit: AuditEvent, intent: Intent | None = None) -> Proposal:
         """Insert a proposal and its audit row; raise OpenProposalExists if the model already has one."""
         now = self.clock.now()
         try:
@@ -392,6 +412,7 @@ class SqlStore(AlertQueries):
                     replace(audit, proposal_id=row.id),
                     now,
                 )
+                self._intent(s, row.id, intent)
                 return _proposal(row, [])
         except IntegrityError as exc:
             if "one_open_per_model" not in str(exc) and "UNIQUE" not in str(exc).upper():
@@ -404,6 +425,8 @@ class SqlStore(AlertQueries):
         from_states: Sequence[State],
         to_state: State,
         audit: AuditEvent,
+        *,
+        intent: Intent | None = None,
         **updates: Any,
     ) -> Proposal | None:
         """Compare-and-set the state; on success write ``updates`` and the audit row. None if it lost."""
@@ -425,13 +448,14 @@ class SqlStore(AlertQueries):
             if result.rowcount != 1:
                 return None
             self._audit(s, replace(audit, proposal_id=proposal_id), now)
+            self._intent(s, proposal_id, intent)
             row = s.get(ProposalRow, proposal_id)
             assert row is not None
             s.refresh(row)
             return _proposal(row, self._approvals(s, proposal_id))
 
     def update_open(self, proposal_id: int, audit: AuditEvent | None, expect: Mapping[str, Any] | None = None,
-                    **updates: Any) -> Proposal | None:
+                    *, intent: Intent | None = None, **updates: Any) -> Proposal | None:
         """Change fields of a still-open proposal without changing its state.
 
         ``expect`` adds compare-and-set conditions (``{"escalated": False}``), so a sweeper that runs twice
@@ -454,6 +478,7 @@ class SqlStore(AlertQueries):
                 return None
             if audit is not None:
                 self._audit(s, replace(audit, proposal_id=proposal_id), now)
+            self._intent(s, proposal_id, intent)
             row = s.get(ProposalRow, proposal_id)
             assert row is not None
             s.refresh(row)
@@ -482,7 +507,7 @@ class SqlStore(AlertQueries):
 
     def complete_rollback(self, proposal_id: int, *, result: str, served: str | None,
                           verify_at: datetime | None, audit: AuditEvent,
-                          deployed_by: str) -> Proposal | None:
+                          deployed_by: str, intent: Intent | None = None) -> Proposal | None:
         """executing → succeeded, plus the new deployment row, the bad mark and the cooldown, atomically."""
         now = self.clock.now()
         with self.session() as s:
@@ -520,7 +545,13 @@ class SqlStore(AlertQueries):
                     mrow.auto_blocked_reason = None  # a person acted: automatic rollbacks may resume
                 s.add(mrow)
             self._audit(s, replace(audit, proposal_id=proposal_id), now)
+            self._intent(s, proposal_id, intent)
             return _proposal(row, self._approvals(s, proposal_id))
+
+    def _intent(self, s: Session, proposal_id: int, intent: Intent | None) -> None:
+        """The Slack outbox row for a state change, in the change's own transaction."""
+        if intent is not None:
+            self.add_outbox(proposal_id, intent.event, intent.detail, session=s)
 
     def record_denial(self, proposal_id: int, user: str, reason: str | None) -> None:
         with self.session() as s:

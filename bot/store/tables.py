@@ -53,6 +53,7 @@ class AlertRow(SQLModel, table=True):
         UniqueConstraint("source", "fingerprint", "starts_at", name="uq_alerts_identity"),
         Index("ix_alerts_model_status", "model", "status"),
         Index("ix_alerts_proposal_id", "proposal_id"),
+        Index("ix_alerts_pending", "decided_at", "model", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -71,6 +72,10 @@ class AlertRow(SQLModel, table=True):
     proposal_id: int | None = Field(default=None, foreign_key="proposals.id")
     received_at: datetime
     resolved_at: datetime | None = None
+    # The inbox: NULL until the decider has looked at this row (set again to NULL when it resolves).
+    decided_at: datetime | None = None
+    outcome: str | None = Field(default=None, max_length=20)
+    outcome_reason: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class ProposalRow(SQLModel, table=True):
@@ -137,7 +142,8 @@ class AuditRow(SQLModel, table=True):
     """Append-only and hash-chained; ids are assigned in order under a lock, so a gap means a deletion."""
 
     __tablename__ = "audit"
-    __table_args__ = (Index("ix_audit_model_at", "model", "at"),)
+    # (model, id): "a model's audit, in order" is read straight off the index with no sort.
+    __table_args__ = (Index("ix_audit_model_at", "model", "at"), Index("ix_audit_model_id", "model", "id"))
 
     id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     at: datetime
@@ -170,6 +176,39 @@ class SlackEventRow(SQLModel, table=True):
 
     event_id: str = Field(primary_key=True, max_length=100)
     received_at: datetime
+
+
+class LeaseRow(SQLModel, table=True):
+    """Who works on what: ``decide:<model>`` or ``execute:<proposal id>``, until ``expires_at``.
+
+    Claimed by compare-and-set (free, expired or already ours), renewed by a heartbeat, released when done; a
+    replica that dies simply stops renewing, and its work is claimed again once the lease has expired.
+    """
+
+    __tablename__ = "leases"
+
+    name: str = Field(primary_key=True, max_length=200)
+    owner: str | None = Field(default=None, max_length=100)
+    expires_at: datetime | None = None
+    fencing: int = 0  # bumped on every claim: a worker whose lease was taken over can tell
+
+
+class SlackOutboxRow(SQLModel, table=True):
+    """A card update or thread message the bot owes Slack, written with the state change that caused it."""
+
+    __tablename__ = "slack_outbox"
+    __table_args__ = (Index("ix_slack_outbox_pending", "done_at", "proposal_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    proposal_id: int = Field(foreign_key="proposals.id")
+    event: str = Field(max_length=40)
+    detail: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime
+    attempts: int = 0
+    next_at: datetime | None = None
+    done_at: datetime | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    permanent: bool = False
 
 
 class SlackSignatureRow(SQLModel, table=True):

@@ -2,13 +2,16 @@
 
 Status codes are chosen for the senders: Alertmanager retries only on 5xx, so a 4xx must mean "this body
 will never be accepted" (malformed, too large, wrong token) and 503 "not stored, send it again"
-(database down). A 202 is only ever sent after the whole batch is committed.
+(database down). A 202 is only ever sent after the whole batch is committed, and once it is committed the
+answer is 202 whatever happens next: the request is the inbox, it takes no lock, decides nothing and calls
+neither a target nor Slack (the decider worker does, woken as the request ends). In builds without workers
+(embedded use, tests) the same decider runs after the commit, in the request, and its outcome is in the answer.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -19,11 +22,11 @@ from starlette.routing import Route
 
 from adapters.alerts import PARSERS, PayloadError, check_grafana_signature, mapping_from_dict, parse_body
 from adapters.alerts.generic import GenericMapping
-from adapters.metrics.promql import expr_from_generator_url
 from bot.config import reveal
-from bot.core.intake import AlertIntake, AlertRecord, IntakeResult
+from bot.core.intake import IntakeResult
 from bot.database_health import OUTAGE
 from bot.web.auth import read_body
+from bot.workers.loop import DECIDE
 
 if TYPE_CHECKING:
     from bot.bootstrap import Container
@@ -38,17 +41,6 @@ def _error(status: int, message: str, **extra: object) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
-def metric_hints(records: Sequence[AlertRecord]) -> dict[str, str]:
-    """Each alert's own PromQL (from its generatorURL) by alert name, for models without policy metrics."""
-    hints: dict[str, str] = {}
-    for record in records:
-        url = record.links.get("generatorURL")
-        expr = expr_from_generator_url(url) if url else None
-        if expr and len(hints) < 5:
-            hints.setdefault(record.name, expr)
-    return hints
-
-
 def generic_mapping(container: Container) -> GenericMapping | None:
     """The policy's ``[sources.generic]`` mapping (the policy loader already refused a bad one)."""
     table = container.policy.sources.get("generic")
@@ -57,7 +49,7 @@ def generic_mapping(container: Container) -> GenericMapping | None:
 
 def alert_routes(container: Container, protect: Protect, metrics: Metrics | None = None) -> list[Route]:
     """The intake route, wrapped by ``protect`` (bearer token in constant time, error mapping, counting)."""
-    intake = AlertIntake(container.service, container.store, container.clock, metric_hints)
+    intake = container.intake
     mapping = generic_mapping(container)
     settings = container.settings
     secret = reveal(settings.grafana_webhook_secret)
@@ -80,12 +72,12 @@ def alert_routes(container: Container, protect: Protect, metrics: Metrics | None
         content_type = request.headers.get("content-type", "")
         received_at = container.clock.now()
 
-        def work() -> IntakeResult:  # parsing a 1 MiB body is CPU work too: keep it off the event loop
+        def store() -> tuple[IntakeResult, list[int]]:  # parsing 1 MiB is CPU work too: off the event loop
             alerts = parse_body(source, body, mapping if source == "generic" else None, content_type)
-            return intake.ingest(source, alerts, received_at)
+            return intake.record(source, alerts, received_at)
 
         try:
-            result = await run_in_threadpool(work)
+            result, ids = await run_in_threadpool(store)
         except PayloadError as exc:
             return _error(400, str(exc), field=exc.field)
         except IntegrityError:
@@ -94,11 +86,27 @@ def alert_routes(container: Container, protect: Protect, metrics: Metrics | None
         except SQLAlchemyError as exc:
             OUTAGE.failed(exc, "alert intake")
             return _error(503, "database unavailable; the alerts were not stored, retry later")
-        count(source, result)
+        # Committed: from here on nothing may turn the answer into "not stored".
+        models = intake.models_to_decide(result)
+        if models and container.run_workers:
+            container.signals.wake(DECIDE)
+        elif models:
+            try:
+                await run_in_threadpool(decide_inline, models, result, ids)
+            except Exception as exc:  # noqa: BLE001  stored; the decider sweep retries the rest
+                log.warning("alert intake: stored, deciding later: %s: %s", type(exc).__name__, str(exc)[:200])
+        try:
+            count(source, result)
+        except Exception:
+            log.exception("counting alerts failed")
         return JSONResponse(result.as_json(), status_code=202)
+
+    def decide_inline(models: list[str], result: IntakeResult, ids: list[int]) -> None:
+        for model in models:
+            intake.merge(result, ids, container.decider.decide_now(model))
 
     # PUT too: Grafana's webhook contact point can be set to send with it.
     return [Route("/alerts/{source}", protect("/alerts", receive), methods=["POST", "PUT"])]
 
 
-__all__ = ["alert_routes", "generic_mapping", "metric_hints"]
+__all__ = ["alert_routes", "generic_mapping"]

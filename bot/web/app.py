@@ -221,8 +221,16 @@ def create_app(container: Container, *, extra_routes: list[Route] | None = None,
         if slack_check is not None:
             checks["slack"] = await slack_check()
         ok = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks},
-                            status_code=200 if ok else 503)
+        body: dict[str, Any] = {"status": "ready" if ok else "not ready", "checks": checks}
+        warnings = container.extras.get("readiness_warnings")  # e.g. Slack messages stopped for good
+        if warnings is not None:
+            try:
+                found = await run_in_threadpool(warnings)
+            except Exception as exc:  # noqa: BLE001  readiness reports any failure, it never raises
+                found = [f"could not read the Slack outbox: {type(exc).__name__}"]
+            if found:
+                body["warnings"] = found
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

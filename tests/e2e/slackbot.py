@@ -105,6 +105,20 @@ class SlackBot:
         assert p.slack_channel and p.slack_ts
         return [str(m.get("text", "")) for m in self.slack.replies(p.slack_channel, p.slack_ts)]
 
+    def wait_thread(self, proposal_id: int, words: str, timeout: float = 10) -> str:
+        """The first thread message containing ``words``, once the Slack sender has delivered it."""
+        deadline = time.monotonic() + timeout
+        seen: list[str] = []
+        while time.monotonic() < deadline:
+            p = self.container.store.get_proposal(proposal_id)
+            if p.slack_channel and p.slack_ts:
+                seen = self.thread(proposal_id)
+                for text in seen:
+                    if words in text:
+                        return text
+            time.sleep(0.05)
+        raise AssertionError(f"thread of #{proposal_id} never showed {words!r}: {seen}")
+
     def ephemeral_texts(self) -> list[str]:
         return [str(e.get("text", "")) for e in self.slack.ephemerals()]
 

@@ -7,10 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from bot.core.clock import ManualClock
-from bot.slack.client import web_client
-from bot.slack.notifier import SlackNotifier
 from tests.conftest import make_policy
-from tests.e2e.slackbot import TOKEN, SlackBot, deploy_versions, slack_bot
+from tests.e2e.slackbot import SlackBot, deploy_versions, slack_bot
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
@@ -23,9 +21,9 @@ def bot(tmp_path: object, clock: ManualClock) -> Iterator[SlackBot]:
     upgrade(url)
     with slack_bot(url, make_policy(), clock) as b:
         deploy_versions(b.container)
-        b.container.service.notifier = SlackNotifier(
-            web_client(TOKEN, b.slack.base_url), b.container.store, b.container.policy,
-            charts=lambda p: [("error_rate", PNG), ("latency", "no chart for latency: prometheus timed out")])
+        assert b.container.slack_sender is not None  # charts without a Prometheus: a stand-in provider
+        b.container.slack_sender.charts = lambda p: [
+            ("error_rate", PNG), ("latency", "no chart for latency: prometheus timed out")]
         yield b
 
 
@@ -35,12 +33,12 @@ def test_chart_is_uploaded_into_the_thread(bot: SlackBot) -> None:
     assert done[0].body["thread_ts"] == bot.container.store.get_proposal(p.id).slack_ts
     stored = bot.slack.file(str(done[0].body["files"][0]["id"]))
     assert stored is not None and bytes(stored["content"]) == PNG
-    assert "no chart for latency: prometheus timed out" in bot.thread(p.id)
+    bot.wait_thread(p.id, "no chart for latency: prometheus timed out")
 
 
 def test_refused_upload_says_why_in_the_thread(bot: SlackBot) -> None:
     bot.slack.fail("files.getUploadURLExternal", "missing_scope", times=1)
     p = bot.container.service.request_rollback("fraud-detector", actor="slack:U0BOB", reason="r")
-    text = next(t for t in bot.thread(p.id) if "error_rate" in t)
+    text = bot.wait_thread(p.id, "error_rate")
     assert "Could not attach the error_rate chart: Slack said `missing_scope`" in text
     assert "files:write" in text

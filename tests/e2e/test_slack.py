@@ -43,7 +43,7 @@ def test_card_content_then_approve_updates_it_in_place(bot: SlackBot) -> None:
     assert "[ Approve ]" not in card and "@U0LEAD" in card
     assert [s.to_version for s in bot.target.switches] == ["6"]
     assert len([c for c in bot.slack.calls("chat.postMessage") if "thread_ts" not in c.body]) == posts
-    assert any(t.startswith("Done in") for t in bot.thread(pid))
+    assert bot.wait_thread(pid, "Done in").startswith("Done in")
 
 
 def test_metric_line_is_on_the_card(bot: SlackBot) -> None:
@@ -164,10 +164,10 @@ def test_deadline_reminder_escalation_and_expiry(bot: SlackBot) -> None:
     pid = ask(bot)
     bot.clock.advance(timedelta(minutes=8))
     bot.sweep()
-    assert any(t.startswith("Reminder") for t in bot.thread(pid))
+    assert bot.wait_thread(pid, "Reminder").startswith("Reminder")
     bot.clock.advance(timedelta(minutes=8))
     bot.sweep()
-    assert any("<!subteam^S0SRE>" in t for t in bot.thread(pid))
+    bot.wait_thread(pid, "<!subteam^S0SRE>")
     bot.clock.advance(timedelta(minutes=16))
     bot.sweep()
     bot.wait_card(pid, "expired")
@@ -187,7 +187,8 @@ def test_restart_with_a_pending_deadline_loses_nothing(db_url: str, clock: Manua
         clock.advance(timedelta(minutes=11))
         second.sweep()
         assert second.container.store.get_proposal(pid).state is State.EXPIRED
-        assert slack2.calls("chat.update"), "the restarted bot updated the card it found in the database"
+        # the restarted bot updates the card it found in the database (this stand-in never saw it: refused)
+        slack2.wait_for("chat.update", 1)
 
 
 def test_rate_limited_post_is_retried_after_retry_after(bot: SlackBot) -> None:
@@ -197,16 +198,33 @@ def test_rate_limited_post_is_retried_after_retry_after(bot: SlackBot) -> None:
     assert [c.status for c in bot.slack.calls("chat.postMessage")][:2] == [429, 200]
 
 
-def test_failed_post_is_audited_and_retried_by_the_sweeper(bot: SlackBot) -> None:
+def test_transient_post_failure_is_retried_with_backoff(bot: SlackBot) -> None:
+    bot.slack.fail("chat.postMessage", "internal_error", times=2)
+    reply = bot.command_reply("fraud-detector broken")
+    pid = int(reply.split("#", 1)[1].split()[0])
+    assert bot.container.store.get_proposal(pid).state is State.PROPOSED
+    assert "[ Approve ]" in bot.card(pid)  # after two back-offs (0.5 s, 1 s): the same card, posted once
+    posts = [c for c in bot.slack.calls("chat.postMessage") if "thread_ts" not in c.body]
+    assert len(posts) == 3 and len(bot.slack.messages()) >= 1
+
+
+def test_permanent_post_failure_stops_is_audited_once_and_shows_on_readyz(bot: SlackBot) -> None:
+    import httpx
+
     bot.slack.fail("chat.postMessage", "channel_not_found", times=1)
     reply = bot.command_reply("fraud-detector broken")
     pid = int(reply.split("#", 1)[1].split()[0])
-    p = bot.container.store.get_proposal(pid)
-    assert p.slack_ts is None and p.state is State.PROPOSED
-    failed = [r for r in bot.container.store.audit_records(proposal_id=pid) if r.action == "slack.post_failed"]
-    assert failed and "channel_not_found" in (failed[0].reason or "")
-    bot.sweep()
-    assert "[ Approve ]" in bot.card(pid)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not httpx.get(f"{bot.url}/readyz").json().get("warnings"):
+        time.sleep(0.05)
+    ready = httpx.get(f"{bot.url}/readyz")
+    assert ready.status_code == 200  # a bad channel must not take the bot out of service
+    assert any("channel_not_found" in w and f"#{pid}" in w for w in ready.json()["warnings"])
+    bot.container.service.deny(pid, "slack:U0LEAD", "noise")  # more intents for the same proposal: held
+    assert bot.container.store.outbox_counts() == {"pending": 2, "stopped": 1}
+    stopped = [r for r in bot.container.store.audit_records(proposal_id=pid) if r.action == "slack.delivery_stopped"]
+    assert len(stopped) == 1 and "channel_not_found" in (stopped[0].reason or "")
+    assert len([c for c in bot.slack.calls("chat.postMessage") if "thread_ts" not in c.body]) == 1
 
 
 def test_auto_rollback_card_arrives_final_with_undo(bot: SlackBot) -> None:

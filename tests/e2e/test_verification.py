@@ -107,7 +107,7 @@ def test_not_recovered_pauses_automatic_rollbacks(scenario: Any, promstack: Prom
         pid = incident(bot, promstack, model)
         card = approve_and_verify(bot, pid)  # the errors stay high after the rollback
         assert "Verification: not recovered" in card
-        assert any("automatic rollbacks of" in t and "<@U0LEAD>" in t for t in bot.thread(pid))
+        assert "<@U0LEAD>" in bot.wait_thread(pid, "automatic rollbacks of")
         decision = bot.container.service.decide_for(model, Severity.CRITICAL)
         assert decision.action is Action.PROPOSE and "automatic rollback is paused" in decision.reason
         # a person deploying again resumes automatic rollbacks

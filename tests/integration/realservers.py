@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -144,7 +145,7 @@ UNLEASH_SCRIPT = """
 const unleash = require('unleash-server');
 const cfg = JSON.parse(process.env.UNLEASH_TEST_CONFIG);
 unleash.start({
-  db: { host: '127.0.0.1', port: cfg.pgPort, user: cfg.pgUser, password: '', database: cfg.database,
+  db: { host: cfg.pgHost, port: cfg.pgPort, user: cfg.pgUser, password: cfg.pgPassword, database: cfg.database,
         ssl: false },
   server: { host: '127.0.0.1', port: cfg.port },
   authentication: { initApiTokens: [
@@ -176,33 +177,40 @@ def unleash_install() -> Path:
     return home
 
 
-def _fresh_database(name: str, port: int, user: str) -> None:
+def _pg_admin() -> dict[str, object]:
+    """Where the Unleash database goes: the server of TEST_POSTGRES_URL (the same one the other tests use)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    return {"host": url.host or "127.0.0.1", "port": url.port or 5432, "user": url.username or "postgres",
+            "password": url.password or "", "dbname": url.database or "postgres"}
+
+
+def _admin_execute(pg: dict[str, object], statement: str) -> None:
     try:
         import psycopg
     except ImportError:
         unavailable("psycopg is needed to create the Unleash database")
     try:
-        with psycopg.connect(
-            host="127.0.0.1", port=port, user=user, dbname="postgres", autocommit=True, connect_timeout=5
-        ) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}"')
+        with psycopg.connect(**pg, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(statement)
     except psycopg.OperationalError as exc:
-        unavailable(f"PostgreSQL at 127.0.0.1:{port} (user {user}) is needed for Unleash: {exc}")
+        unavailable(f"PostgreSQL at {pg['host']}:{pg['port']} (user {pg['user']}) is needed for Unleash: {exc}")
 
 
 @contextmanager
 def unleash_server(workdir: Path) -> Iterator[dict[str, str]]:
     home = unleash_install()
-    pg_port = int(os.environ.get("UNLEASH_TEST_PG_PORT", "5432"))
-    pg_user = os.environ.get("UNLEASH_TEST_PG_USER", "postgres")
-    database = os.environ.get("UNLEASH_TEST_DATABASE", "unleash_test")
-    _fresh_database(database, pg_port, pg_user)
+    pg = _pg_admin()
+    # A name this run generated: the test creates it and drops it, and never touches any other database.
+    database = f"rollback_bot_unleash_{uuid.uuid4().hex[:10]}"
     port = free_port()
     admin, client = "*:*.rollback-bot-admin-secret", "*:development.rollback-bot-client-secret"
     config = {
-        "pgPort": pg_port,
-        "pgUser": pg_user,
+        "pgHost": pg["host"],
+        "pgPort": pg["port"],
+        "pgUser": pg["user"],
+        "pgPassword": pg["password"],
         "database": database,
         "port": port,
         "adminToken": admin,
@@ -221,18 +229,22 @@ def unleash_server(workdir: Path) -> Iterator[dict[str, str]]:
     }
     log = workdir / "unleash.log"
     started = time.monotonic()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            ["node", str(script)],
-            cwd=home,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    _admin_execute(pg, f'CREATE DATABASE "{database}"')
+    proc: subprocess.Popen[bytes] | None = None
     try:
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                ["node", str(script)],
+                cwd=home,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         _wait_ready(proc, f"http://127.0.0.1:{port}/health", 90, log, "unleash server")
         record("unleash server start", time.monotonic() - started)
         yield {"url": f"http://127.0.0.1:{port}", "admin_token": admin, "client_token": client}
     finally:
-        _stop_group(proc)
+        if proc is not None:
+            _stop_group(proc)
+        _admin_execute(pg, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

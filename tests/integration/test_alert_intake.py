@@ -21,7 +21,6 @@ from bot.bootstrap import Container
 from bot.core.alert import AlertStatus
 from bot.core.audit import AuditEvent
 from bot.core.clock import ManualClock
-from bot.core.intake import AlertIntake
 from bot.core.proposal import State
 from bot.web.app import create_app
 from tests.fakes.ports import FakeTarget, RecordingNotifier
@@ -99,11 +98,13 @@ def test_ha_pair_sending_the_same_alert_at_once_ends_with_one_proposal(
     errors: list[BaseException] = []
 
     def send(c: Container) -> None:
-        intake = AlertIntake(c.service, c.store, c.clock)
         alerts = parse_body("alertmanager", body)
         barrier.wait()
-        try:
-            results.append(intake.ingest("alertmanager", alerts, clock.now()))
+        try:  # each replica records its copy, then its decider takes the model's lease (or waits for it)
+            result, ids = c.intake.record("alertmanager", alerts, clock.now())
+            for model in c.intake.models_to_decide(result):
+                c.intake.merge(result, ids, c.decider.decide_now(model))
+            results.append(result)
         except BaseException as exc:
             errors.append(exc)
 

@@ -1,0 +1,161 @@
+"""Requests: a person, a CLI break-glass or the decider asks for a rollback; one proposal, decided once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bot.core import oplog
+from bot.core.audit import AuditEvent
+from bot.core.errors import RollbackError, UnknownModel
+from bot.core.execution import SYSTEM
+from bot.core.metrics import MetricLine
+from bot.core.policy import Action, Decision, ModelPolicy, decide
+from bot.core.ports import Intent, NewProposal, OpenProposalExists, StaleProposal
+from bot.core.proposal import Kind, Proposal, State
+from bot.core.selection import Deployment, choose_target
+from bot.core.severity import Severity
+from bot.core.usecase import ApproveRequest, UseCase
+
+log = logging.getLogger(__name__)
+
+
+class Requests(UseCase):
+    # ---- requests ---------------------------------------------------------------------------------------
+
+    def request_rollback(
+        self,
+        model: str,
+        *,
+        actor: str,
+        reason: str,
+        to_version: str | None = None,
+        execute_now: bool = False,
+        force_cooldown: bool = False,
+        kind: Kind = Kind.MANUAL,
+        severity: str = "manual",
+        decision: Decision | None = None,
+        metric_hints: Mapping[str, str] | None = None,
+        alert_values: Mapping[str, float] | None = None,
+        alert_severity: Severity | None = None,
+        on_created: Callable[[Proposal], None] | None = None,
+    ) -> Proposal:
+        """Open a proposal (and, for break-glass or automatic decisions, run it at once).
+
+        ``alert_severity`` lets the policy decide from the same model state the proposal is then checked
+        against, so a rollback finishing in between makes the request stale instead of running it twice.
+        ``on_created`` runs after the proposal is written and before anyone is told or anything runs (alert
+        intake attaches its alerts there, so the first card already lists them).
+        """
+        try:
+            policy = self.model_policy(model)
+        except UnknownModel as exc:
+            raise self._refuse(actor, model, str(exc)) from None
+        now = self.clock.now()
+        state = self.store.model_state(model)
+        if state.frozen(now):
+            assert state.frozen_until is not None
+            why = f" ({state.frozen_reason})" if state.frozen_reason else ""
+            raise self._refuse(actor, model,
+                               f"{model} is frozen until {state.frozen_until:%Y-%m-%d %H:%M} UTC by "
+                               f"{state.frozen_by}{why}; run `/rollback unfreeze {model}` first")
+        cooldown_ends = state.cooldown_ends(policy)
+        in_cooldown = cooldown_ends is not None and cooldown_ends > now
+        if execute_now and in_cooldown and not force_cooldown and kind is Kind.MANUAL:
+            assert cooldown_ends is not None
+            raise self._refuse(actor, model,
+                               f"{model} was rolled back at {state.last_rollback_at:%H:%M} UTC and is in "
+                               f"cooldown until {cooldown_ends:%H:%M} UTC; pass --force to roll back again now")
+        history = self.store.history(model)
+        try:
+            choice = choose_target(model, history, to_version)
+        except RollbackError as exc:
+            raise self._refuse(actor, model, str(exc)) from None
+        if decision is None and alert_severity is not None:
+            decision = decide(alert_severity, policy, state, now)
+            oplog.event("rollback.decision", model=model, severity=str(alert_severity),
+                        action=decision.action.value, why=decision.reason)
+            if decision.action is Action.IGNORE:
+                raise self._refuse(actor, model, decision.reason)
+        if decision is None:
+            wait = (f"asked by {actor}: waiting for {policy.required_approvals} approval(s)"
+                    if not execute_now else f"break-glass rollback by {actor}")
+            if in_cooldown and not execute_now:
+                wait += f" (in cooldown after a rollback at {state.last_rollback_at:%H:%M} UTC)"
+            decision = Decision(Action.AUTO_EXECUTE if execute_now else Action.PROPOSE, wait, policy.dry_run)
+        auto = decision.action is Action.AUTO_EXECUTE
+        summary = self._summary(policy, history[-1], metric_hints or {}, alert_values or {})
+        runs = self._version_metrics(policy, choice.from_version, choice.to_version)
+        if runs:
+            summary = {**summary, "version_metrics": runs}
+        new = NewProposal(
+            model=model, from_version=choice.from_version, to_version=choice.to_version, kind=kind,
+            requested_by=actor, reason=reason, target_note=choice.note, severity=severity,
+            decision_reason=decision.reason, required_approvals=policy.required_approvals,
+            dry_run=policy.dry_run, deadline_at=None if auto else now + policy.approval_timeout,
+            summary=summary, seen_last_rollback_at=state.last_rollback_at,
+        )
+        created = AuditEvent(
+            actor=actor, action="proposal.created", model=model, from_version=choice.from_version,
+            to_version=choice.to_version, reason=reason,
+            inputs={"decision": decision.action.value, "why": decision.reason, "target": choice.note,
+                    "severity": severity, "kind": kind.value, "summary": summary},
+        )
+        try:
+            try:
+                proposal = self.store.create_proposal(new, created, None if auto else Intent("created"))
+            except OpenProposalExists as exc:
+                # Break-glass while a proposal waits for people (chat may be down): that one is superseded.
+                waiting = exc.existing
+                if not (execute_now and waiting and waiting.state is State.PROPOSED and waiting.deadline_at
+                        and self.cancel(waiting.id, actor, f"superseded by a break-glass rollback by {actor}")):
+                    raise
+                proposal = self.store.create_proposal(new, created, None if auto else Intent("created"))
+        except OpenProposalExists as exc:
+            other = exc.existing
+            what = f"proposal #{other.id} is {other.state.value}" if other else "another proposal is open"
+            raise self._refuse(actor, model, f"a rollback of {model} is already under way ({what}); "
+                                             "approve or deny that one instead") from None
+        except StaleProposal as exc:
+            raise self._refuse(actor, model, f"{exc} (another rollback or deployment finished meanwhile); "
+                                             "check `/rollback status` and ask again if still needed") from None
+        oplog.event("proposal.created", proposal=proposal.id, model=model, kind=kind.value,
+                    from_version=proposal.from_version, to_version=proposal.to_version, actor=actor,
+                    decision=decision.action.value, dry_run=policy.dry_run or None, why=decision.reason)
+        if on_created is not None:
+            on_created(proposal)
+        if not auto:
+            self._notify(proposal, "created", written=True)
+            return proposal
+        return self.approve_and_execute(ApproveRequest(
+            proposal, actor if execute_now else SYSTEM, decision.reason, announce=False))
+
+    def _summary(self, policy: ModelPolicy, current: Deployment, hints: Mapping[str, str],
+                 values: Mapping[str, float]) -> dict[str, Any]:
+        """Numbers for the card, computed once and stored with the proposal (the audit shows what was seen)."""
+        if self.summarise is not None:
+            try:
+                return self.summarise(policy, current, hints)
+            except Exception:  # a metrics outage must never stop a rollback proposal
+                log.exception("metric summary for %s failed", policy.name)
+        if values:  # no Prometheus: show what Grafana or Datadog put in the alert, as it is
+            lines = [MetricLine(k, "", float(v), None, None, None, "", False) for k, v in list(values.items())[:10]]
+            return {"metrics": [line.to_dict() for line in lines], "exprs": {}, "source": "alert"}
+        return {}
+
+    def _version_metrics(self, policy: ModelPolicy, from_version: str, to_version: str) -> dict[str, Any]:
+        """Per-version run metrics, where the target's registry keeps them (MLflow)."""
+        target = self.targets.get(policy.target)
+        reader = getattr(target, "version_metrics", None)
+        if reader is None:
+            return {}
+        try:
+            return {"from": reader(policy.name, from_version, policy.target_settings),
+                    "to": reader(policy.name, to_version, policy.target_settings)}
+        except Exception:  # the registry being slow or down must not stop a proposal
+            log.exception("run metrics of %s from %s failed", policy.name, policy.target)
+            return {}
+
+
+__all__ = ["Requests"]

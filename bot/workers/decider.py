@@ -1,0 +1,50 @@
+"""The decider: each model's inbox decided by exactly one worker at a time, across replicas (a lease row)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from bot.core.intake import AlertIntake, ModelDecision
+from bot.core.ports import Leases
+from bot.workers.leasing import held, waited
+
+log = logging.getLogger(__name__)
+
+
+class Inbox(Leases, Protocol):
+    def pending_models(self, limit: int = 100) -> list[str]: ...
+
+
+def lease_name(model: str) -> str:
+    return f"decide:{model}"
+
+
+class Decider:
+    def __init__(self, intake: AlertIntake, inbox: Inbox, owner: str, lease_s: float) -> None:
+        self.intake = intake
+        self.inbox = inbox
+        self.owner = owner
+        self.lease_s = lease_s
+
+    def tick(self) -> bool:
+        """Decide every model with new alerts whose lease is free; True when something was decided."""
+        busy = False
+        for model in self.inbox.pending_models():
+            with held(self.inbox, lease_name(model), self.owner, self.lease_s) as fencing:
+                if fencing is None:
+                    continue  # another replica decides this model right now; it re-reads the inbox after
+                decision = self.intake.decide(model)
+                busy = busy or bool(decision.outcomes)
+        return busy
+
+    def decide_now(self, model: str, wait_s: float = 10.0) -> ModelDecision:
+        """For builds without a decider thread: wait for the model's lease, then decide in this thread."""
+        with waited(self.inbox, lease_name(model), self.owner, self.lease_s, wait_s) as fencing:
+            if fencing is None:
+                log.warning("the inbox of %s stays queued: its lease is held elsewhere", model)
+                return ModelDecision()
+            return self.intake.decide(model)
+
+
+__all__ = ["Decider", "lease_name"]

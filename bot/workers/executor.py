@@ -1,0 +1,102 @@
+"""The executor: approved proposals switched by a worker holding the proposal's lease, with a heartbeat.
+
+A replica that dies mid-switch stops renewing; after ``EXECUTOR_LEASE_SECONDS`` (default 15) any replica
+claims the lease and the core's Executor asks the target which version is live before doing anything. Each
+proposal runs in its own pool thread, so a slow rollout wait blocks no other model.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+from bot.core.execution import Executor
+from bot.core.ports import Leases, ProposalReads
+from bot.core.proposal import Proposal, State
+from bot.database_health import outage_failure
+from bot.workers.leasing import held, waited
+from bot.workers.loop import EXECUTE, Signals
+
+log = logging.getLogger(__name__)
+
+
+class ExecutionQueue(Leases, ProposalReads, Protocol):
+    def proposals_to_execute(self, limit: int = 50) -> list[int]: ...
+
+
+def lease_name(proposal_id: int) -> str:
+    return f"execute:{proposal_id}"
+
+
+class ExecutorWorker:
+    def __init__(self, executor: Executor, store: ExecutionQueue, owner: str, lease_s: float,
+                 threads: int = 4) -> None:
+        self.executor = executor
+        self.store = store
+        self.owner = owner
+        self.lease_s = lease_s
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="executor")
+        self._running: set[int] = set()
+        self._guard = threading.Lock()
+
+    def tick(self) -> bool:
+        for proposal_id in self.store.proposals_to_execute():
+            with self._guard:
+                if proposal_id in self._running:
+                    continue
+                self._running.add(proposal_id)
+            self.pool.submit(self._run, proposal_id)
+        return False  # the pool threads do the work; nothing to re-run at once
+
+    def _run(self, proposal_id: int) -> None:
+        try:
+            with held(self.store, lease_name(proposal_id), self.owner, self.lease_s) as fencing:
+                if fencing is not None:
+                    self.executor.run(proposal_id)
+        except Exception as exc:  # noqa: BLE001  the database is away: the lease expires, a later tick retries
+            if not outage_failure(exc, f"executing proposal #{proposal_id}"):
+                log.warning("executing proposal #%s: %s: %s", proposal_id, type(exc).__name__, str(exc)[:200])
+        finally:
+            with self._guard:
+                self._running.discard(proposal_id)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class WorkerQueue:
+    """ApprovedQueue for `serve`: a click or an alert only records the approval; the executor is woken."""
+
+    def __init__(self, store: ProposalReads, signals: Signals) -> None:
+        self.store = store
+        self.signals = signals
+
+    def submit(self, proposal_id: int, actor: str) -> Proposal:
+        self.signals.wake(EXECUTE)
+        return self.store.get_proposal(proposal_id)
+
+
+class LeasedRunNow:
+    """ApprovedQueue for builds without workers (CLI, embedded, tests): run now, holding the same lease."""
+
+    def __init__(self, executor: Executor, store: ExecutionQueue, owner: str, lease_s: float,
+                 wait_s: float = 30.0) -> None:
+        self.executor = executor
+        self.store = store
+        self.owner = owner
+        self.lease_s = lease_s
+        self.wait_s = wait_s
+
+    def submit(self, proposal_id: int, actor: str) -> Proposal:
+        with waited(self.store, lease_name(proposal_id), self.owner, self.lease_s, self.wait_s) as fencing:
+            if fencing is None:
+                return self.store.get_proposal(proposal_id)
+            proposal = self.store.get_proposal(proposal_id)
+            if proposal.state not in (State.APPROVED, State.EXECUTING):
+                return proposal
+            return self.executor.run(proposal_id, actor)
+
+
+__all__ = ["ExecutorWorker", "LeasedRunNow", "WorkerQueue", "lease_name"]

@@ -1,0 +1,191 @@
+"""`kill -9` of a real `serve` process in each state with a side effect in flight, then a restart, on
+PostgreSQL: the rollback completes exactly once or fails naming the live version; no state blocks the model
+longer than one executor lease (EXECUTOR_LEASE_SECONDS, 2 s here); no card is posted twice."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bot.core.audit import AuditEvent, verify_chain
+from bot.core.clock import SystemClock
+from bot.core.proposal import State
+from bot.slack.fake_api import FakeSlackApi
+from bot.slack.notifier import CARD_EVENT_TYPE
+from bot.store.db import make_engine
+from bot.store.repository import SqlStore
+from tests.conftest import TABLES as ALL_TABLES
+from tests.integration.alert_helpers import am_alert, am_body
+from tests.integration.served import Deployer, Serve, policy_text, serve_env, wait_until
+
+TABLES = ", ".join(ALL_TABLES)
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> str:
+    engine = create_engine(pg_database)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return pg_database
+
+
+@pytest.fixture
+def store(pg_url: str) -> Iterator[SqlStore]:
+    engine = make_engine(pg_url)
+    yield SqlStore(engine, SystemClock())
+    engine.dispose()
+
+
+@pytest.fixture
+def world(tmp_path: Path, pg_url: str) -> Iterator[tuple[dict[str, str], FakeSlackApi, Deployer]]:
+    with FakeSlackApi() as slack, Deployer({"fraud-detector": "7"}) as deployer:
+        policy = tmp_path / "rollback.toml"
+        policy.write_text(policy_text(deployer.url))
+        yield serve_env(pg_url, slack.base_url, policy), slack, deployer
+        deployer.release.set()
+
+
+def deploy_versions(serve: Serve) -> None:
+    for version, stable in (("5", True), ("6", True), ("7", False)):
+        r = serve.post("/deployments", {"model": "fraud-detector", "version": version, "stable": stable,
+                                        "deployed_by": "ci"})
+        assert r.status_code == 201, r.text
+
+
+def critical(serve: Serve, fingerprint: str = "crash01") -> None:
+    r = serve.post("/alerts/alertmanager", am_body(am_alert("fraud-detector", fingerprint, severity="critical")))
+    assert r.status_code == 202, r.text
+    assert r.json()["stored"] == 1
+
+
+def only_proposal(store: SqlStore) -> Any:
+    found = store.proposals(model="fraud-detector")
+    return found[0] if len(found) == 1 else None
+
+
+def finished(store: SqlStore, proposal_id: int) -> Any:
+    p = store.get_proposal(proposal_id)
+    return p if p.state in (State.SUCCEEDED, State.FAILED) else None
+
+
+def cards(slack: FakeSlackApi, proposal_id: int) -> list[dict[str, Any]]:
+    return [m for m in slack.messages("C0ALERTS") if not m.get("thread_ts")
+            and (m.get("metadata") or {}).get("event_type") == CARD_EVENT_TYPE
+            and (m.get("metadata") or {}).get("event_payload", {}).get("proposal_id") == proposal_id]
+
+
+def test_kill_mid_switch_after_the_target_switched_completes_without_switching_again(
+        tmp_path: Path, world: Any, store: SqlStore) -> None:
+    env, slack, deployer = world
+    first = Serve(env, tmp_path).start()
+    try:
+        deploy_versions(first)
+        deployer.hold, deployer.apply_first = True, True
+        critical(first)
+        wait_until(deployer.arrived.is_set, 20, "the switch to reach the deployer")
+        first.kill9()
+    finally:
+        first.stop()
+    p = only_proposal(store)
+    assert p.state is State.EXECUTING
+    deployer.hold = False
+    second = Serve(env, tmp_path).start()
+    up_at = time.monotonic()
+    try:
+        done = wait_until(lambda: finished(store, p.id), 20, "the restarted executor to finish")
+        assert time.monotonic() - up_at < 10  # within one lease (2 s) and a poll of the restart, not 30 minutes
+        assert done.state is State.SUCCEEDED, done.error
+        assert "completed before the bot restarted" in (done.result or "")
+        assert len(deployer.posts) == 1  # switched once
+        assert deployer.live["fraud-detector"] == "6"
+        records = store.audit_records()
+        assert verify_chain(records) == []
+        assert [r.action for r in records if r.proposal_id == p.id].count("rollback.succeeded") == 1
+        wait_until(lambda: cards(slack, p.id), 20, "the card")
+    finally:
+        second.stop()
+
+
+def test_kill_mid_switch_before_the_target_switched_switches_once_after_restart(
+        tmp_path: Path, world: Any, store: SqlStore) -> None:
+    env, _slack, deployer = world
+    first = Serve(env, tmp_path).start()
+    try:
+        deploy_versions(first)
+        deployer.hold, deployer.apply_first = True, False  # the request is in flight; nothing applied yet
+        critical(first)
+        wait_until(deployer.arrived.is_set, 20, "the switch to reach the deployer")
+        first.kill9()
+    finally:
+        first.stop()
+    p = only_proposal(store)
+    assert p.state is State.EXECUTING and deployer.live["fraud-detector"] == "7"
+    deployer.hold = False
+    second = Serve(env, tmp_path).start()
+    try:
+        done = wait_until(lambda: finished(store, p.id), 20, "the restarted executor to finish")
+        assert done.state is State.SUCCEEDED, done.error
+        assert "resumed after the bot restarted" in (done.result or "")
+        assert deployer.live["fraud-detector"] == "6"
+        assert verify_chain(store.audit_records()) == []
+    finally:
+        second.stop()
+
+
+def test_kill_after_approval_before_execution_is_finished_by_the_next_process(
+        tmp_path: Path, world: Any, store: SqlStore) -> None:
+    env, _slack, deployer = world
+    first = Serve(env, tmp_path).start()
+    try:
+        deploy_versions(first)
+    finally:
+        first.kill9()
+    # The state a crash between "approved" and the executor's claim leaves behind, written as the process
+    # would have written it (the approval and its audit row in one transaction).
+    from bot.core.ports import NewProposal
+    from bot.core.proposal import Kind
+
+    p = store.create_proposal(NewProposal(
+        model="fraud-detector", from_version="7", to_version="6", kind=Kind.MANUAL, requested_by="slack:U0BOB",
+        reason="error rate", target_note="", severity="manual", decision_reason="asked", required_approvals=1,
+        dry_run=False, deadline_at=None, summary={}), AuditEvent(actor="slack:U0BOB", action="proposal.created"))
+    store.transition(p.id, [State.PROPOSED], State.APPROVED,
+                     AuditEvent(actor="slack:U0LEAD", action="proposal.approved", reason="1 approval(s)"),
+                     decided_by="slack:U0LEAD")
+    second = Serve(env, tmp_path).start()
+    try:
+        done = wait_until(lambda: finished(store, p.id), 20, "the executor to pick up the approved proposal")
+        assert done.state is State.SUCCEEDED and len(deployer.posts) == 1
+        assert verify_chain(store.audit_records()) == []
+    finally:
+        second.stop()
+
+
+def test_kill_while_the_card_is_being_posted_never_posts_it_twice(
+        tmp_path: Path, world: Any, store: SqlStore) -> None:
+    env, slack, _deployer = world
+    first = Serve(env, tmp_path).start()
+    try:
+        deploy_versions(first)
+        slack.lose_answer("chat.postMessage")  # the card lands in Slack, but the bot gets a 500 back
+        critical(first)
+        p = wait_until(lambda: only_proposal(store), 20, "the proposal")
+        wait_until(lambda: finished(store, p.id), 20, "the rollback (Slack failing delays only the card)")
+        wait_until(lambda: cards(slack, p.id), 20, "the post to land in Slack")
+        first.kill9()  # Slack has the card; the database does not know its ts
+    finally:
+        first.stop()
+    second = Serve(env, tmp_path).start()
+    try:
+        wait_until(lambda: store.outbox_counts()["pending"] == 0, 30, "the outbox to drain")
+        assert len(cards(slack, p.id)) == 1  # found by its metadata, updated in place, not posted again
+        assert store.get_proposal(p.id).slack_ts == cards(slack, p.id)[0]["ts"]
+        assert any("Done" in str(m.get("text")) for m in slack.replies("C0ALERTS", cards(slack, p.id)[0]["ts"]))
+    finally:
+        second.stop()

@@ -1,0 +1,99 @@
+"""One scenario through the core against the in-memory store, SQLite and PostgreSQL: the same outcomes,
+proposals, switches and audit actions, so the fake the unit tests use behaves as the real stores do."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bot.core.clock import ManualClock
+from bot.core.intake import AlertIntake
+from bot.core.service import RollbackService
+from bot.store.db import make_engine
+from bot.store.migrate import upgrade
+from bot.store.repository import SqlStore
+from tests.conftest import make_policy
+from tests.fakes.memory_store import MemoryStore
+from tests.fakes.ports import FakeTarget, RecordingNotifier
+from tests.integration.test_crash_recovery import TABLES
+from tests.unit.alert_builders import alert
+
+
+def exercise(store: Any, clock: ManualClock) -> dict[str, Any]:
+    target = FakeTarget({"fraud-detector": "7"})
+    notifier = RecordingNotifier()
+    service = RollbackService(store, make_policy(), {"fake": target}, clock, notifier=notifier)
+    intake = AlertIntake(service, store, clock)
+    for version, stable in (("5", True), ("6", True), ("7", False)):
+        service.deploy("fraud-detector", version, actor="api:ci", stable=stable)
+    outcomes: list[tuple[str, ...]] = []
+
+    def send(*alerts: Any) -> None:
+        result, ids = intake.record("alertmanager", list(alerts), clock.now())
+        for model in intake.models_to_decide(result):
+            intake.merge(result, ids, intake.decide(model))
+        outcomes.extend((a.fingerprint, a.outcome.value) for a in result.alerts)
+
+    send(alert("w1", "warning"), alert("w2", "warning"))
+    send(alert("w1", "warning"))  # a repeat
+    send(alert("c1", "critical"))  # joins and turns the waiting proposal into an automatic rollback
+    send(alert("w1", "warning", resolved=True))  # resolution after the rollback: the incident's timeline
+    claims = [store.claim_lease("decide:x", "a", 10) is not None, store.claim_lease("decide:x", "b", 10) is not None]
+    fencing = store.claim_lease("decide:x", "a", 10)
+    store.release_lease("decide:x", "a", fencing)
+    claims.append(store.claim_lease("decide:x", "b", 10) is not None)
+    proposals = [store.get_proposal(i) for i in range(1, 2)]
+    return {
+        "outcomes": outcomes,
+        "proposals": [(p.state.value, p.from_version, p.to_version, p.decided_by) for p in proposals],
+        "switches": [s.to_version for s in target.switches],
+        "attached": sorted(a.fingerprint for a in store.alerts_for_proposal(1)),
+        "actions": [r.action for r in store.audit_records(proposal_id=1)],
+        "history": [d.version for d in store.history("fraud-detector")],
+        "notified": notifier.names(),
+        "claims": claims,
+    }
+
+
+EXPECTED = {
+    "outcomes": [("w1", "proposed"), ("w2", "proposed"), ("w1", "duplicate"), ("c1", "executed"), ("w1", "resolved")],
+    "proposals": [("succeeded", "7", "6", "bot:policy")],
+    "switches": ["6"],
+    "attached": ["c1", "w1", "w2"],
+    "actions": ["proposal.created", "proposal.alerts_joined", "proposal.alerts_joined", "proposal.approved",
+                "rollback.executing", "rollback.succeeded", "alert.resolved"],
+    "history": ["5", "6", "7", "6"],
+    "notified": ["created", "alerts", "executing", "succeeded", "timeline"],
+    "claims": [True, False, True],
+}
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Any, clock: ManualClock) -> Iterator[Any]:
+    if request.param == "memory":
+        yield MemoryStore(clock)
+        return
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'contract.db'}"
+        upgrade(url)
+    else:
+        url = request.getfixturevalue("pg_database")
+        admin = create_engine(url)
+        with admin.begin() as conn:
+            conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        admin.dispose()
+    engine = make_engine(url)
+    yield SqlStore(engine, clock)
+    engine.dispose()
+
+
+def test_the_same_scenario_gives_the_same_result_on_every_store(store: Any, clock: ManualClock) -> None:
+    assert exercise(store, clock) == EXPECTED
+
+
+def test_clock_is_the_test_clock(clock: ManualClock) -> None:
+    assert clock.now() == datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
