@@ -88,6 +88,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_deployment(args: argparse.Namespace) -> None:
+    """The same bounds as POST /deployments, so a value the database would refuse is a message, not a traceback."""
+    from pydantic import ValidationError
+
+    from bot.web.errors import validation_error
+    from bot.web.schemas import DeploymentIn
+
+    try:
+        DeploymentIn(model=args.model, version=args.version, deployed_by=args.deployed_by, source=args.source,
+                     stable=args.stable)
+    except ValidationError as exc:
+        raise RollbackError(validation_error(exc, where="argument").message) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.env_file is not None and not Path(args.env_file).is_file():
@@ -159,6 +173,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     container = build(settings)
     try:
         if command == "deploy":
+            _check_deployment(args)
             dep = container.service.deploy(args.model, args.version, actor=f"cli:{_os_user()}",
                                            deployed_by=args.deployed_by or f"cli:{_os_user()}",
                                            source=args.source, stable=args.stable)
