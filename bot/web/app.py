@@ -28,10 +28,10 @@ from bot.database_health import OUTAGE, is_database_error, reason
 from bot.store.migrate import is_current
 from bot.web.alerts import alert_routes
 from bot.web.auth import BodyTooLarge, bearer_ok, read_body
-from bot.web.pages.routes import report_routes  # report hook: report API, incident pages, rollback metrics
 from bot.web.errors import ApiError, validation_error
 from bot.web.limits import BodyLimit
 from bot.web.openapi import openapi_document
+from bot.web.pages.routes import report_routes  # report hook: report API, incident pages, rollback metrics
 from bot.web.schemas import MAX_ID, AuditQuery, DeploymentIn, model_name
 from bot.web.views import audit_json, deployment_json, proposal_json
 

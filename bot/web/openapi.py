@@ -8,6 +8,7 @@ be declared here; ``undocumented()`` names those that are not (a test holds it e
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,7 +176,14 @@ def _operation(op: Operation, components: _Components) -> dict[str, Any]:
 
 def openapi_document(operations: Iterable[Operation] = OPERATIONS,
                      extra_paths: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
-    """The document; ``extra_paths`` are path items other modules describe themselves (merged by method)."""
+    """The document; ``extra_paths`` are path items other modules describe themselves (merged by method).
+
+    By default those are the report API and the incident pages, which describe themselves in their package.
+    """
+    if extra_paths is None:
+        from bot.web.pages.openapi import report_paths
+
+        extra_paths = report_paths()
     components = _Components()
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
@@ -208,8 +216,8 @@ def undocumented(routes: Sequence[BaseRoute], document: dict[str, Any]) -> list[
     for route in routes:
         if not isinstance(route, Route) or route.path in UNDESCRIBED:
             continue
-        paths = ([f"/alerts/{source}" for source in ALERT_SOURCES] if route.path == "/alerts/{source}"
-                 else [route.path])
+        path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # Starlette's {model:path} is OpenAPI's {model}
+        paths = [f"/alerts/{source}" for source in ALERT_SOURCES] if path == "/alerts/{source}" else [path]
         for method in sorted((route.methods or set()) - {"HEAD"}):
             missing += [f"{method} {path}" for path in paths if (path, method) not in described]
     return missing

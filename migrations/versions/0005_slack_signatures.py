@@ -1,7 +1,7 @@
 """slack_signatures: signatures of recent Slack requests, so a replayed request is refused on every replica
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 """
 from collections.abc import Sequence
 
@@ -10,7 +10,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = '0005'
-down_revision: str | None = '0003'
+down_revision: str | None = '0004'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -8,8 +8,8 @@ _ERROR = {"application/json": {"schema": {"type": "object", "properties": {"erro
                                           "required": ["error"]}}}
 _HTML = {"text/html": {"schema": {"type": "string"}}}
 _LINK_PARAMS = [
-    {"name": "exp", "in": "query", "required": False, "schema": {"type": "integer"},
-     "description": "expiry (Unix seconds) of a signed link the bot posted"},
+    {"name": "exp", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "expiry (Unix seconds) of a signed link the bot posted; ignored when the API token is sent"},
     {"name": "sig", "in": "query", "required": False, "schema": {"type": "string"},
      "description": "HMAC-SHA256 signature of the path and the expiry under PAGE_LINK_KEY"},
 ]
@@ -46,9 +46,13 @@ def report_paths() -> dict[str, Any]:
         "/incidents": _page("Every rollback proposal, newest first, filtered and paginated", [
             {"name": "model", "in": "query", "required": False, "schema": {"type": "string"}},
             {"name": "state", "in": "query", "required": False, "schema": {"type": "string", "enum": [
-                "proposed", "approved", "executing", "succeeded", "failed", "denied", "expired", "cancelled"]}},
-            {"name": "since", "in": "query", "required": False, "schema": {"type": "string", "format": "date"}},
-            {"name": "until", "in": "query", "required": False, "schema": {"type": "string", "format": "date"}},
+                "", "proposed", "approved", "executing", "succeeded", "failed", "denied", "expired", "cancelled"]}},
+            {"name": "since", "in": "query", "required": False,
+             "schema": {"anyOf": [{"type": "string", "format": "date"}, {"const": ""}]},
+             "description": "YYYY-MM-DD; empty (as an HTML form sends it) means no bound"},
+            {"name": "until", "in": "query", "required": False,
+             "schema": {"anyOf": [{"type": "string", "format": "date"}, {"const": ""}]},
+             "description": "YYYY-MM-DD; empty (as an HTML form sends it) means no bound"},
             {"name": "page", "in": "query", "required": False,
              "schema": {"type": "integer", "minimum": 1, "maximum": 100000}},
         ]),
