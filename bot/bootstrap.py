@@ -159,6 +159,9 @@ def build(
                           run_workers, sender, insight)
     if sender is not None:
         container.extras["readiness_warnings"] = lambda: outbox_warnings(store)
+        from bot.slack.report_post import attach_report_poster  # report hook: the report in the card's thread
+
+        attach_report_poster(container, sender)
     return container
 
 

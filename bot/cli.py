@@ -81,7 +81,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="list, verify or export the audit trail; anchor its head")
     add_audit_arguments(audit, duration=duration_arg, positive=positive_int)  # bot/audit_cli.py
+
+    from bot.report import cli as report_cli  # report hook: `rollback-bot report ID`
+
+    report_cli.add_parser(sub)
     return parser
+
+
+def _check_deployment(args: argparse.Namespace) -> None:
+    """The same bounds as POST /deployments, so a value the database would refuse is a message, not a traceback."""
+    from pydantic import ValidationError
+
+    from bot.web.errors import validation_error
+    from bot.web.schemas import DeploymentIn
+
+    try:
+        DeploymentIn(model=args.model, version=args.version, deployed_by=args.deployed_by, source=args.source,
+                     stable=args.stable)
+    except ValidationError as exc:
+        raise RollbackError(validation_error(exc, where="argument").message) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -137,6 +155,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from bot.demo import run_demo
 
         return run_demo(keep=args.keep)
+    if command == "report":  # report hook
+        from bot.report import cli as report_cli
+
+        return report_cli.run(args, settings)
     from bot.bootstrap import build
     from bot.store.migrate import upgrade
 
@@ -151,6 +173,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     container = build(settings)
     try:
         if command == "deploy":
+            _check_deployment(args)
             dep = container.service.deploy(args.model, args.version, actor=f"cli:{_os_user()}",
                                            deployed_by=args.deployed_by or f"cli:{_os_user()}",
                                            source=args.source, stable=args.stable)

@@ -212,6 +212,9 @@ def check_settings(settings: Settings, *, command: str) -> list[str]:
         problems.append(
             "ALERT_WEBHOOK_TOKEN: not set; /alerts/*, /deployments and /api/* refuse every request until it is"
         )
+    from bot.report.links import link_problems  # report hook: PAGE_LINK_KEY / PAGE_LINK_TTL
+
+    problems += link_problems(settings.extra)
     if not settings.grafana_webhook_secret and (
         settings.grafana_timestamp_header or settings.grafana_signature_header != "X-Grafana-Alert-Signature"
     ):

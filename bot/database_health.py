@@ -14,6 +14,7 @@ from pathlib import Path
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from psycopg import errors as pg_errors
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -27,8 +28,10 @@ log = logging.getLogger(__name__)
 
 def is_database_error(exc: BaseException) -> bool:
     """True for "the database is not there" (connection refused, dropped, shut down), not for a bug in a query."""
-    if isinstance(exc, OperationalError | InterfaceError):
+    if isinstance(exc, OperationalError | InterfaceError | pg_errors.OperationalError):
         return True
+    if isinstance(exc, DBAPIError) and isinstance(exc.orig, pg_errors.UndefinedTable):
+        return True  # a database recreated and not yet upgraded: the schema is away, not a query bug
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 

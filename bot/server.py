@@ -56,6 +56,9 @@ def assemble(container: Container, *, with_slack: bool, sweep_every: float = 5.0
             socket_bolt = parts.bolt  # Slack's requests arrive over the socket; alerts stay on HTTP
         else:
             extra.append(parts.route)
+    poster = container.extras.get("report_poster")  # report hook: reports a crash or a Slack outage missed
+    if poster is not None:
+        jobs["reports"] = (poster.sweep, 30.0)
     bolt, app_token = socket_bolt, reveal(container.settings.slack_app_token)
 
     @contextlib.asynccontextmanager

@@ -155,6 +155,9 @@ class MlflowTarget:
     def version_metrics(self, model: str, version: str, settings: Mapping[str, Any]) -> dict[str, float]:
         return version_metrics(model, version, settings, client=self._client, env=self._env)
 
+    def version_run(self, model: str, version: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+        return version_run(model, version, settings, client=self._client, env=self._env)
+
 
 def version_metrics(
     model: str,
@@ -168,6 +171,21 @@ def version_metrics(
 
     Empty when the version has no run (registered from an external URI).
     """
+    return dict(version_run(model, version, settings, client=client, env=env)["metrics"])
+
+
+def version_run(
+    model: str,
+    version: str,
+    settings: Mapping[str, Any],
+    *,
+    client: httpx.Client | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The run behind ``version``: its id, parameters, latest metrics and tags, for the post-incident diff.
+
+    ``run_id`` is None (and the rest empty) when the version was registered without a run.
+    """
     target = MlflowTarget(client=client, env=env)
     name, _ = target._names(model, settings)
     with target._http(settings) as http:
@@ -178,18 +196,20 @@ def version_metrics(
         )
         run_id = (mv or {}).get("model_version", {}).get("run_id")
         if not run_id:
-            return {}
+            return {"run_id": None, "params": {}, "metrics": {}, "tags": {}}
         run = http.get_json(
             f"{API}/runs/get", params={"run_id": str(run_id)}, operation=f"read the run of version {version}"
         )
+    data = (run or {}).get("run", {}).get("data", {})
     latest: dict[str, tuple[int, int, float]] = {}
-    for metric in (run or {}).get("run", {}).get("data", {}).get("metrics", []):
+    for metric in data.get("metrics", []):
         key = str(metric.get("key"))
-        rank = (
-            int(metric.get("step", 0)),
-            int(metric.get("timestamp", 0)),
-            float(metric.get("value", "nan")),
-        )
+        rank = (int(metric.get("step", 0)), int(metric.get("timestamp", 0)), float(metric.get("value", "nan")))
         if key not in latest or rank[:2] >= latest[key][:2]:
             latest[key] = rank
-    return {key: value for key, (_, _, value) in sorted(latest.items())}
+    return {
+        "run_id": str(run_id),
+        "params": {str(p.get("key")): str(p.get("value")) for p in data.get("params", [])},
+        "metrics": {key: value for key, (_, _, value) in sorted(latest.items())},
+        "tags": {str(t.get("key")): str(t.get("value")) for t in data.get("tags", [])},
+    }

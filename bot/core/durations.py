@@ -7,6 +7,7 @@ from datetime import timedelta
 
 _PART = re.compile(r"(\d+)\s*(ms|s|m|h|d|w)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_DURATION = timedelta(days=3650)  # ten years: longer is a typo, and "now - it" would overflow a datetime
 
 
 def parse_duration(text: str) -> timedelta:
@@ -19,10 +20,13 @@ def parse_duration(text: str) -> timedelta:
     for match in _PART.finditer(raw):
         if match.start() != pos:
             break
-        seconds += int(match.group(1)) * _UNITS[match.group(2)]
+        seconds += int(match.group(1)[:20]) * _UNITS[match.group(2)]
         pos = match.end()
     if pos != len(raw):
-        raise ValueError(f"'{text}' is not a duration; write e.g. 30s, 15m, 2h, 1h30m or 7d")
+        raise ValueError(f"'{str(text)[:40]}' is not a duration; write e.g. 30s, 15m, 2h, 1h30m or 7d")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"'{str(text)[:40]}' is longer than the longest duration accepted, "
+                         f"{MAX_DURATION.days}d (ten years)")
     return timedelta(seconds=seconds)
 
 

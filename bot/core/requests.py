@@ -13,6 +13,7 @@ from bot.core.errors import RollbackError, UnknownModel
 from bot.core.execution import SYSTEM
 from bot.core.metrics import MetricLine
 from bot.core.policy import Action, Decision, ModelPolicy, decide
+from bot.core.policy_record import policy_values  # report hook: the policy in force, kept with the proposal
 from bot.core.ports import Intent, NewProposal, OpenProposalExists, StaleProposal
 from bot.core.proposal import Kind, Proposal, State
 from bot.core.selection import Deployment, choose_target
@@ -102,7 +103,8 @@ class Requests(UseCase):
             actor=actor, action="proposal.created", model=model, from_version=choice.from_version,
             to_version=choice.to_version, reason=reason,
             inputs={"decision": decision.action.value, "why": decision.reason, "target": choice.note,
-                    "severity": severity, "kind": kind.value, "summary": summary},
+                    "severity": severity, "kind": kind.value, "summary": summary,
+                    "policy": policy_values(policy)},  # report hook: read back by bot/core/report.py
         )
         try:
             try:

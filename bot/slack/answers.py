@@ -9,7 +9,19 @@ from bot.core.durations import format_duration
 from bot.core.errors import RollbackError
 from bot.core.proposal import Kind
 from bot.core.selection import last_stable
-from bot.slack.commands import USAGE, Audit, Command, Freeze, Help, History, Rollback, Status, Unfreeze, Versions
+from bot.slack.commands import (
+    USAGE,
+    Audit,
+    Command,
+    Freeze,
+    Help,
+    History,
+    Report,
+    Rollback,
+    Status,
+    Unfreeze,
+    Versions,
+)
 from bot.slack.mrkdwn import escape, mention, mention_ids
 
 DEFAULT_FREEZE = timedelta(hours=2)
@@ -39,6 +51,12 @@ class Answers:
                 return self.freeze(command, actor)
             if isinstance(command, Unfreeze):
                 return self.unfreeze(command.model, actor)
+            if isinstance(command, Report):  # report hook
+                from bot.report.wiring import reports_for
+                from bot.slack.report_blocks import report_text
+
+                reports = reports_for(self.c)
+                return report_text(reports.build(command.proposal_id), reports.page_url(command.proposal_id))
         except RollbackError as exc:
             return f":warning: {mention_ids(str(exc))}"
         return USAGE

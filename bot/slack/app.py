@@ -53,8 +53,11 @@ def deny_modal(proposal_id: int, model: str) -> View:
 
 
 def _proposal_id(value: Any) -> int | None:
+    """The proposal id a button or modal carries, or None: only ASCII digits within the id column's range."""
     text = str(value or "")
-    return int(text) if text.isdigit() else None
+    if not (text.isascii() and text.isdigit() and len(text) <= 10) or not 1 <= int(text) <= 2**31 - 1:
+        return None
+    return int(text)
 
 
 def build_bolt_app(container: Container, client: AsyncWebClient, signing_secret: str | None) -> AsyncApp:
@@ -160,7 +163,10 @@ def build_bolt_app(container: Container, client: AsyncWebClient, signing_secret:
                 return f"proposal #{p.id} is already {p.state.value}", p.model
             return None, p.model
 
-        problem, model = await run(check)
+        try:
+            problem, model = await run(check)
+        except RollbackError as exc:  # no such proposal (any more)
+            problem, model = str(exc), ""
         if problem:
             await respond(response_type="ephemeral", replace_original=False, text=f":no_entry: {mention_ids(problem)}")
             return

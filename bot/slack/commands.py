@@ -1,7 +1,7 @@
 """A pure parser for the text after ``/rollback`` (SPEC §6). No Slack, no database.
 
 Words that name a subcommand (``help``, ``status``, ``versions``, ``history``, ``audit``, ``freeze``,
-``unfreeze``) always mean the subcommand, case-insensitively: a model literally named ``status`` cannot
+``unfreeze``, ``report``) always mean the subcommand, case-insensitively: a model literally named ``status`` cannot
 be rolled back with ``/rollback status``; use the CLI (``rollback-bot rollback status --reason …``).
 Likewise ``to`` right after the model always introduces a version: ``/rollback m to reduce errors``
 asks for version ``reduce``. These rules keep the grammar predictable for people typing fast.
@@ -29,6 +29,7 @@ USAGE_LINES: dict[str, str] = {
     "rollback": "/rollback MODEL [to VERSION] [reason…]",
     "freeze": "/rollback freeze MODEL [for 2h] [reason…]",
     "unfreeze": "/rollback unfreeze MODEL",
+    "report": "/rollback report ID",
 }
 
 USAGE = "\n".join(
@@ -43,12 +44,13 @@ USAGE = "\n".join(
         "`/rollback audit [MODEL] [since=7d] [by=@user]`: the audit trail",
         "`/rollback freeze MODEL [for 2h] [reason…]`: no automatic or proposed rollbacks for a while",
         "`/rollback unfreeze MODEL`: lift a freeze",
+        "`/rollback report ID`: the post-incident report of proposal ID",
         "`/rollback help`: this text",
         "Subcommand words win over model names of the same spelling.",
     ]
 )
 
-SUBCOMMANDS = frozenset({"help", "status", "versions", "history", "audit", "freeze", "unfreeze"})
+SUBCOMMANDS = frozenset({"help", "status", "versions", "history", "audit", "freeze", "unfreeze", "report"})
 
 _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+@/-]{0,127}$")
@@ -121,7 +123,12 @@ class Unfreeze:
     model: str
 
 
-Command = Help | Status | Versions | History | Audit | Rollback | Freeze | Unfreeze
+@dataclass(frozen=True)
+class Report:
+    proposal_id: int
+
+
+Command = Help | Status | Versions | History | Audit | Rollback | Freeze | Unfreeze | Report
 
 
 def parse_command(text: str) -> Command:
@@ -258,6 +265,16 @@ def _unfreeze(args: list[str], rest: str) -> Command:
     return Unfreeze(_model(args[0], "unfreeze"))
 
 
+def _report(args: list[str], rest: str) -> Command:
+    if len(args) != 1:
+        problem = "report needs a proposal id." if not args else f"report takes one id, got {len(args)} words."
+        raise CommandError(problem, "report")
+    raw = args[0].removeprefix("#")
+    if not re.fullmatch(r"\d{1,12}", raw) or int(raw) == 0:
+        raise CommandError(f"'{args[0]}' is not a proposal id (a number such as 12).", "report")
+    return Report(int(raw))
+
+
 def _rollback(words: list[str], raw: str) -> Command:
     if not _MODEL.match(words[0]):
         raise CommandError(f"'{words[0]}' is neither a subcommand nor a model name.")
@@ -280,4 +297,5 @@ _PARSERS = {
     "audit": _audit,
     "freeze": _freeze,
     "unfreeze": _unfreeze,
+    "report": _report,
 }

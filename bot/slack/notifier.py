@@ -149,6 +149,7 @@ class SlackSender:
         self.policy = policy
         self.public_url = public_url
         self._resumed = False
+        self.report: Callable[[str, Proposal], None] | None = None  # report hook: set by bot/slack/report_post.py
 
     # ---- the worker's tick ------------------------------------------------------------------------------
 
@@ -207,6 +208,8 @@ class SlackSender:
         if event in ("created", "verification") or (event == "succeeded" and current.kind.value == "alert"
                                                      and (current.decided_by or "").startswith("bot:")):
             self._post_charts(current)
+        if self.report is not None:  # report hook: the post-incident report when the story ends
+            self.report(event, current)
 
     # ---- card sync ----------------------------------------------------------------------------------------
 

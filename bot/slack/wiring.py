@@ -18,6 +18,8 @@ from bot.config import reveal
 from bot.redact import mask_url
 from bot.slack.app import build_bolt_app
 from bot.slack.client import web_client
+from bot.store.replay import ReplayLog
+from bot.web.slack_guard import slack_checked
 
 
 class SlackStartError(Exception):
@@ -71,4 +73,5 @@ def attach_slack(container: Container) -> SlackParts:
         return status
 
     container.extras["slack_ready"] = slack_ready
-    return SlackParts(bolt, async_client, Route("/slack/events", events, methods=["POST"]))
+    guarded_events = slack_checked(events, reveal(settings.slack_signing_secret), ReplayLog(container.store.engine))
+    return SlackParts(bolt, async_client, Route("/slack/events", guarded_events, methods=["POST"]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, MetaData, Text, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Column, Index, MetaData, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 NAMING_CONVENTION = {
@@ -210,3 +210,13 @@ class SlackOutboxRow(SQLModel, table=True):
     done_at: datetime | None = None
     error: str | None = Field(default=None, sa_column=Column(Text))
     permanent: bool = False
+
+
+class SlackSignatureRow(SQLModel, table=True):
+    """Signatures of Slack requests seen in the last minutes: the same signed request twice is a replay."""
+
+    __tablename__ = "slack_signatures"
+    __table_args__ = (Index("ix_slack_signatures_request_ts", "request_ts"),)
+
+    signature: str = Field(primary_key=True, max_length=100)
+    request_ts: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -8,9 +8,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
-from sqlalchemy.exc import OperationalError
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -25,14 +28,19 @@ from bot.database_health import OUTAGE, is_database_error, reason
 from bot.store.migrate import is_current
 from bot.web.alerts import alert_routes
 from bot.web.auth import BodyTooLarge, bearer_ok, read_body
+from bot.web.errors import ApiError, validation_error
+from bot.web.limits import BodyLimit
+from bot.web.openapi import openapi_document
+from bot.web.pages.routes import report_routes  # report hook: report API, incident pages, rollback metrics
+from bot.web.schemas import MAX_ID, AuditQuery, DeploymentIn, model_name
 from bot.web.views import audit_json, deployment_json, proposal_json
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
+def error(status: int, message: str, *, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
 
 
 class Metrics:
@@ -60,14 +68,17 @@ def protected(container: Container, metrics: Metrics, route: str, handler: Handl
 
 
 async def guarded(handler: Handler, request: Request) -> Response:
+    """Every refusal as a JSON answer that says what was wrong; no input reaches a 500."""
     try:
         return await handler(request)
+    except ApiError as exc:
+        return exc.response()
     except BodyTooLarge as exc:
-        return error(413, str(exc))
+        return error(413, str(exc), field="body")
     except (UnknownModel, NotFound) as exc:
         return error(404, str(exc))
     except UnknownVersion as exc:
-        return error(400, str(exc))
+        return error(400, str(exc), field="version")
     except Refused as exc:
         return error(409, str(exc))
     except RollbackError as exc:
@@ -75,14 +86,57 @@ async def guarded(handler: Handler, request: Request) -> Response:
     except OperationalError as exc:
         OUTAGE.failed(exc, request.url.path)
         return error(503, "database unavailable; retry later")
+    except DataError as exc:  # a value the schema let through but the database refused: still the input's fault
+        log.warning("database refused a value on %s: %s", request.url.path, type(exc.orig).__name__)
+        return error(400, "a value in the request was refused by the database (too long, or a character it "
+                          "cannot store); nothing was stored")
+    except IntegrityError as exc:
+        log.warning("conflict on %s: %s", request.url.path, type(exc.orig).__name__)
+        return error(409, "the request conflicts with what is stored (it may have been sent twice); "
+                          "nothing was stored")
+    except SQLAlchemyError:
+        log.exception("database error")
+        return error(503, "database error; retry later")
 
 
 async def json_body(request: Request) -> Any:
+    """The body as JSON (used by routes that take free-form JSON); NaN, Infinity and deep nesting refused."""
     raw = await read_body(request)
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RollbackError(f"body is not valid JSON: {exc}") from None
+        return json.loads(raw, parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ApiError(400, f"body is not valid JSON: {str(exc)[:200] or type(exc).__name__}", field="body") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_model(schema: type[BaseModel], raw: bytes) -> Any:
+    """Validate a JSON body against ``schema``: 400 for a body that is not a JSON object, 422 naming each field."""
+    if not raw.strip():
+        raise ApiError(400, f"empty body: send a JSON object ({schema.__name__})", field="body")
+    try:
+        return schema.model_validate_json(raw)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+async def http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 and 405 (no such route, wrong method) as JSON like every other refusal."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error(404, f"no endpoint at {request.url.path[:100]}; see /openapi.json for the API")
+    if exc.status_code == 405:
+        return error(405, f"{request.method} is not allowed on {request.url.path[:100]}",
+                     headers=dict(exc.headers or {}))
+    return error(exc.status_code, str(exc.detail))
+
+
+async def unexpected(request: Request, exc: Exception) -> Response:
+    """A bug, not the input: logged with its traceback, answered without one."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error(500, "internal error; the server log has the details")
 
 
 def create_app(container: Container, *, extra_routes: list[Route] | None = None,
@@ -92,30 +146,18 @@ def create_app(container: Container, *, extra_routes: list[Route] | None = None,
     store = container.store
 
     async def deployments(request: Request) -> Response:
-        body = await json_body(request)
-        if not isinstance(body, dict):
-            raise RollbackError("body must be a JSON object: {\"model\": \"…\", \"version\": \"…\"}")
-        for key in ("model", "version"):
-            if not isinstance(body.get(key), str | int) or str(body.get(key)).strip() == "":
-                raise RollbackError(f"field '{key}' is required and must be a non-empty string")
-        for key in ("deployed_by", "source"):
-            if body.get(key) is not None and not isinstance(body[key], str):
-                raise RollbackError(f"field '{key}' must be a string")
-        if body.get("metadata") is not None and not isinstance(body["metadata"], dict):
-            raise RollbackError("field 'metadata' must be a JSON object")
-        if not isinstance(body.get("stable", False), bool):
-            raise RollbackError("field 'stable' must be true or false")
+        body: DeploymentIn = parse_model(DeploymentIn, await read_body(request))
+        actor = f"api:{body.deployed_by or 'ci'}"
         dep = await run_in_threadpool(
             lambda: service.deploy(
-                str(body["model"]), str(body["version"]), actor=f"api:{body.get('deployed_by') or 'ci'}",
-                deployed_by=body.get("deployed_by"), source=body.get("source"),
-                metadata=body.get("metadata") or {}, stable=bool(body.get("stable", False)),
+                body.model, body.version, actor=actor, deployed_by=body.deployed_by, source=body.source,
+                metadata=body.metadata or {}, stable=body.stable,
             )
         )
         return JSONResponse({"model": dep.model, "deployment": deployment_json(dep)}, status_code=201)
 
     async def model_status(request: Request) -> Response:
-        model = request.path_params["model"]
+        model = model_name(request.path_params["model"])
 
         def read() -> dict[str, Any]:
             policy = service.model_policy(model)
@@ -141,24 +183,26 @@ def create_app(container: Container, *, extra_routes: list[Route] | None = None,
 
     async def proposal(request: Request) -> Response:
         raw = request.path_params["id"]
-        if not raw.isdigit():
-            raise RollbackError(f"proposal id must be a number, got '{raw}'")
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and 1 <= int(raw) <= MAX_ID):
+            raise ApiError(400, f"proposal id must be a whole number from 1 to {MAX_ID}, got '{raw[:40]}'",
+                           field="id")
         p = await run_in_threadpool(store.get_proposal, int(raw))
         return JSONResponse(proposal_json(p))
 
     async def audit(request: Request) -> Response:
-        q = request.query_params
+        params = dict(request.query_params)
+        try:
+            query = AuditQuery.model_validate(params)
+        except ValidationError as exc:
+            raise validation_error(exc, status=400, where="query parameter") from None
         since = None
-        if q.get("since"):
+        if query.since:
             try:
-                since = container.clock.now() - parse_duration(q["since"])
+                since = container.clock.now() - parse_duration(query.since)
             except ValueError as exc:
-                raise RollbackError(f"since: {exc}") from None
-        limit_raw = q.get("limit", "100")
-        if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 1000:
-            raise RollbackError("limit must be a whole number from 1 to 1000")
+                raise ApiError(400, f"since: {exc}", field="since") from None
         rows = await run_in_threadpool(lambda: store.audit_records(
-            model=q.get("model") or None, since=since, limit=int(limit_raw), newest_first=True))
+            model=query.model, since=since, limit=query.limit, newest_first=True))
         return JSONResponse({"count": len(rows), "records": [audit_json(r) for r in rows]})
 
     async def healthz(request: Request) -> Response:
@@ -192,6 +236,9 @@ def create_app(container: Container, *, extra_routes: list[Route] | None = None,
     async def metrics_endpoint(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(document)
+
     def p(route: str, handler: Handler) -> Handler:
         return protected(container, metrics, route, handler)
 
@@ -203,10 +250,14 @@ def create_app(container: Container, *, extra_routes: list[Route] | None = None,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
         *alert_routes(container, p, metrics),
+        *report_routes(container, p, metrics.registry),  # report hook
         *(extra_routes or []),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    document = openapi_document()
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(BodyLimit)],
+                    exception_handlers={HTTPException: http_exception, Exception: unexpected})
     app.state.container = container
     app.state.metrics = metrics
     app.state.protect = p

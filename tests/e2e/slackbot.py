@@ -148,14 +148,15 @@ def deploy_versions(container: Container, model: str = "fraud-detector") -> None
 
 @contextmanager
 def slack_bot(db_url: str, policy: Policy, clock: Any, *, groups: dict[str, list[str]] | None = None,
-              slack: FakeSlackApi | None = None, prometheus_url: str | None = None) -> Iterator[SlackBot]:
+              slack: FakeSlackApi | None = None, prometheus_url: str | None = None,
+              env: dict[str, str] | None = None) -> Iterator[SlackBot]:
     with ExitStack() as stack:
         if slack is None:
             slack = stack.enter_context(FakeSlackApi(usergroups=groups or {"S0ONCALL": ["U0CAROL", "U0DAVE"]}))
         settings = settings_from({
             "DATABASE_URL": db_url, "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET,
             "SLACK_API_URL": slack.base_url, "ALERT_WEBHOOK_TOKEN": "e2e-alert-token",
-            **({"PROMETHEUS_URL": prometheus_url} if prometheus_url else {}),
+            **({"PROMETHEUS_URL": prometheus_url} if prometheus_url else {}), **(env or {}),
         })
         target = FakeTarget()
         container = build(settings, policy=policy, clock=clock, engine=make_engine(db_url),

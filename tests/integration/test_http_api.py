@@ -34,9 +34,9 @@ def test_deployments_and_model_status(client: TestClient, container: Any) -> Non
 
 
 @pytest.mark.parametrize(("body", "status", "words"), [
-    ({"version": "1"}, 400, "field 'model' is required"),
-    ({"model": "fraud-detector"}, 400, "field 'version' is required"),
-    ({"model": "fraud-detector", "version": "1", "metadata": []}, 400, "'metadata' must be a JSON object"),
+    ({"version": "1"}, 422, "field 'model' is required"),
+    ({"model": "fraud-detector"}, 422, "field 'version' is required"),
+    ({"model": "fraud-detector", "version": "1", "metadata": []}, 422, "'metadata' must be a JSON object"),
     ({"model": "nope", "version": "1"}, 404, "unknown model 'nope'"),
     ([], 400, "body must be a JSON object"),
 ])
@@ -50,8 +50,8 @@ def test_bad_deployments_are_refused_with_the_reason(client: TestClient, contain
 def test_malformed_json_and_huge_bodies(client: TestClient) -> None:
     r = client.post("/deployments", content=b'{"model": "fraud', headers={**AUTH, "content-type": "application/json"})
     assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
-    r = client.post("/deployments", content=b"x" * (1024 * 1024 + 1), headers=AUTH)
-    assert r.status_code == 413 and "over the 1048576-byte limit" in r.json()["error"]
+    r = client.post("/deployments", content=b"x" * (128 * 1024 + 1), headers=AUTH)
+    assert r.status_code == 413 and "over the 131072-byte limit of /deployments" in r.json()["error"]
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"}])

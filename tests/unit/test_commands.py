@@ -97,6 +97,9 @@ BAD: list[tuple[str, str, str]] = [
     ("freeze m for", "needs a duration", "freeze"),
     ("freeze m for ever", "not a duration", "freeze"),
     ("freeze m for 0m", "longer than zero", "freeze"),
+    ("freeze m for 3000000d", "longer than the longest duration accepted, 3650d", "freeze"),
+    ("audit since=99999999999d", "longer than the longest duration accepted", "audit"),
+    ("freeze m for " + "9" * 5000 + "d", "longest duration", "freeze"),
     ("unfreeze", "needs a model", "unfreeze"),
     ("unfreeze a b", "one model", "unfreeze"),
 ]

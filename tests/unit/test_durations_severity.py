@@ -18,6 +18,14 @@ def test_bad_durations_name_the_accepted_form(text: str) -> None:
         parse_duration(text)
 
 
+@pytest.mark.parametrize("text", ["3000000d", "99999999999d", "3651d", "522w", "87601h", "9" * 5000 + "s",
+                                  "3650d1s"])
+def test_durations_are_bounded_to_ten_years(text: str) -> None:
+    with pytest.raises(ValueError, match="longest duration accepted, 3650d"):
+        parse_duration(text)
+    assert parse_duration("3650d") == timedelta(days=3650)
+
+
 def test_format_duration_round_trips() -> None:
     assert format_duration(timedelta(seconds=5400)) == "1h30m"
     assert format_duration(timedelta(0)) == "0s"

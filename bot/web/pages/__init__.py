@@ -1,0 +1,1 @@
+"""Read-only incident pages: server-rendered Jinja2 templates, no JavaScript, opened by signed link or token."""
