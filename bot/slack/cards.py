@@ -7,6 +7,7 @@ own validation (lengths, required fields) runs before Slack ever sees the messag
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -69,6 +70,7 @@ class CardAlert:
     starts_at: datetime | None = None
     source: str = ""  # alertmanager | grafana | datadog | generic
     not_sent: int = 0  # alerts of the same group the sender left out (Alertmanager's truncatedAlerts)
+    version: str | None = None  # the version the alert names (the source's version_label)
 
 
 SENDER_NAMES = {"alertmanager": "Alertmanager", "grafana": "Grafana", "datadog": "Datadog"}
@@ -176,7 +178,18 @@ def metric_text(line: MetricLine) -> str:
     return text
 
 
-def alert_text(alert: CardAlert) -> str:
+def version_note(alert: CardAlert, live: str | None, open_: bool = True) -> str:
+    """Which version the alert names, and "stale" when that is not the version this incident is about."""
+    if alert.version is None:
+        return ""
+    named = f"version `{escape(alert.version)}`"
+    if live is None or alert.version == live:
+        return f" · names {named}"
+    about = f"live is `{escape(live)}`" if open_ else f"this incident was about `{escape(live)}`"
+    return f" · ⚠️ *stale*: names {named}, {about} (not acted on)"
+
+
+def alert_text(alert: CardAlert, live: str | None = None, open_: bool = True) -> str:
     emoji = _SEVERITY_EMOJI.get(alert.severity.lower(), "⚪")
     name = f"*{escape(alert.name)}*"
     if alert.link:
@@ -186,7 +199,7 @@ def alert_text(alert: CardAlert) -> str:
         text += f": {escape(alert.summary)}"
     if alert.starts_at is not None:
         text += f" · since {slack_date(alert.starts_at, '{time}')}"
-    return text
+    return text + version_note(alert, live, open_)
 
 
 def _versions_text(p: Proposal) -> str:
@@ -262,10 +275,46 @@ def state_text(card: CardData) -> str:
     return f"{emoji} Cancelled{when}{by}" + (f": {escape(outcome)}" if outcome else "")
 
 
+_WAITING = re.compile(r"(:\s*)?waiting for \d+ approval\(s\)")
+
+
+def finished_reason(reason: str) -> str:
+    """The decision's reason once nobody waits any more: the "waiting for N approval(s)" part goes."""
+    return _WAITING.sub("", reason).strip(" :;,")
+
+
+def outcome_text(card: CardData) -> str:
+    """What finally happened, in one line, for a card whose proposal is no longer waiting."""
+    p = card.proposal
+    when_at = p.finished_at or p.decided_at
+    when = f" {slack_date(when_at)}" if when_at else ""
+    by = mention(p.decided_by) if p.decided_by else "someone"
+    return {
+        State.APPROVED: f"approved by {by}; the rollback runs next",
+        State.EXECUTING: "approved; the rollback is running",
+        State.SUCCEEDED: (f"dry run only, nothing was switched{when}" if p.dry_run
+                          else f"{p.model} was switched from `{escape(p.from_version)}` to "
+                               f"`{escape(p.to_version)}`{when}"),
+        State.FAILED: f"the rollback to `{escape(p.to_version)}` failed{when}",
+        State.DENIED: f"denied by {by}{when}; nothing was switched",
+        State.EXPIRED: f"expired without a decision{when}; nothing was switched",
+        State.CANCELLED: f"cancelled{when}; nothing was switched",
+    }.get(p.state, "")
+
+
 def policy_text(card: CardData) -> str:
-    """Why it waits, until when, and who may decide: the question every reader of the card asks."""
+    """Why it waits, until when, and who may decide: the question every reader of the card asks.
+
+    Once nobody waits (approved, running or finished) the waiting line goes and the outcome takes its place.
+    """
     p = card.proposal
     parts: list[str] = []
+    if p.state is not State.PROPOSED:
+        if p.decision_reason and (why := finished_reason(p.decision_reason)):
+            parts.append(f"*Proposed because:* {escape(why)}")
+        if outcome := outcome_text(card):
+            parts.append(f"*Outcome:* {outcome}")
+        return " · ".join(parts)
     if p.decision_reason:
         parts.append(f"*Why:* {escape(p.decision_reason)}")
     if card.approvers:
@@ -332,8 +381,9 @@ def header_text(p: Proposal) -> str:
     return truncate(f"{STATE_EMOJI[p.state]} {p.model}: {label}", MAX_HEADER_TEXT)
 
 
-def alerts_text(alerts: Sequence[CardAlert], limit: int = MAX_ALERTS_ON_CARD) -> str:
-    shown = [f"• {alert_text(a)}" for a in alerts[:limit]]
+def alerts_text(alerts: Sequence[CardAlert], limit: int = MAX_ALERTS_ON_CARD, live: str | None = None,
+                open_: bool = True) -> str:
+    shown = [f"• {alert_text(a, live, open_)}" for a in alerts[:limit]]
     more = len(alerts) - len(shown)
     title = "*Alert*" if len(alerts) == 1 else f"*Alerts* ({len(alerts)})"
     text = "\n".join([title, *shown])
@@ -402,7 +452,7 @@ def build_card(card: CardData) -> list[Block]:
         blocks.append(_section(f"🔎 *Verification:* {escape(p.verification)}"))
     if card.alerts:
         blocks.append(DividerBlock())
-        blocks.append(_section(alerts_text(card.alerts)))
+        blocks.append(_section(alerts_text(card.alerts, live=p.from_version, open_=p.open)))
     if card.metrics:
         if not card.alerts:
             blocks.append(DividerBlock())
@@ -465,7 +515,7 @@ def thread_details(card: CardData) -> list[Message]:
     lines: list[str] = []
     if card.alerts:
         lines.append(f"*All alerts* ({len(card.alerts)})")
-        lines.extend(f"• {alert_text(a)}" for a in card.alerts)
+        lines.extend(f"• {alert_text(a, p.from_version, p.open)}" for a in card.alerts)
     if card.metrics:
         lines.append(f"*All metrics* ({len(card.metrics)}, now vs before the deploy)")
         lines.extend(f"• {metric_text(m)}" for m in card.metrics)

@@ -255,7 +255,7 @@ class MemoryStore:
                                       alert.status, alert.severity, starts, alert.ends_at, received_at,
                                       (alert.ends_at or received_at) if resolved else None, None, alert.summary,
                                       dict(alert.labels), dict(alert.links), dict(alert.values),
-                                      dict(alert.annotations))
+                                      dict(alert.annotations), alert.version)
                     self.alerts[rec.id] = rec
                     self.decided[rec.id] = None if model is not None and not resolved else ("closed", "")
                     out.append(Stored(StoreOutcome.NEW, rec))
