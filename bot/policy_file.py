@@ -107,7 +107,13 @@ def severity_tables(policy: Policy) -> list[str]:
     lines = []
     for name in ALERT_SOURCES:
         source = policy.alert_source(name)
-        lines.append(f"{name}: version label {source.version_label!r}; severity: {source.severity.describe()}")
+        what = "severity tag and listed priorities" if name == "datadog" else "severity"
+        lines.append(f"{name}: version label {source.version_label!r}; {what}: {source.severity.describe()}")
+        if name == "datadog":
+            lines.append("datadog: the transition decides first: Triggered/Re-Triggered of an error alert → "
+                         "critical, Warn/Re-Warn → warning, No Data → the model's no_data (fail → critical, "
+                         "inconclusive → warning, pass → info), Recovered → resolved; a severity tag or a "
+                         "listed priority can only lower that")
     return lines
 
 
