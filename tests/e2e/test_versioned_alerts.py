@@ -118,6 +118,20 @@ def test_a_stale_alert_is_shown_on_the_open_card(db_url: str, clock: ManualClock
         card = " ".join(bot.wait_card(proposal.id, "stale").split())  # the card as one line, unwrapped
         assert "names version `3`" in card, card and "stale: names version `2`, live is `3` (not acted on)" in card
         assert bot.container.store.get_proposal(proposal.id).state is State.PROPOSED and bot.target.switches == []
+        # a second alert about 3 joins, then resolves: the thread says when, and "UTC" mentions no one
+        second = {"severity": "warning", "version": "3", "starts": "2026-11-02T11:59:00Z"}
+        call(bot, "/alerts/alertmanager", am_body(am_alert(MODEL, "w3b", **second)))
+        bot.wait_card(proposal.id, "Alerts (3)")
+        call(bot, "/alerts/alertmanager", am_body(am_alert(MODEL, "w3b", status="resolved",
+                                                           ends="2026-11-02T12:12:00Z", **second)))
+        said = bot.wait_thread(proposal.id, "resolved at 12:12 UTC")
+        assert "<@" not in said and "<!" not in said
+        # the last alert about 3 resolves: the stale one, still firing, does not hold the proposal open
+        call(bot, "/alerts/alertmanager", am_body(am_alert(MODEL, "w3", severity="warning", version="3",
+                                                           status="resolved", ends="2026-11-02T12:13:00Z")))
+        wait_for(lambda: bot.container.store.get_proposal(proposal.id).state is State.CANCELLED,
+                 "the proposal cancelled once every alert about version 3 resolved")
+        assert bot.target.switches == []
 
 
 def test_datadog_warn_on_a_p1_monitor_posts_a_card_and_waits(db_url: str, clock: ManualClock) -> None:
