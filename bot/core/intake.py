@@ -58,6 +58,7 @@ class AlertRecord:
     values: Mapping[str, float] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     version: str | None = None  # the version the alert names; None: it names none
+    outcome: str | None = None  # what the decider last made of it (Outcome's value), None before it decided
 
     def names_other_than(self, live: str | None) -> bool:
         """True when the alert is about a version other than ``live``: it must not act on ``live``."""
@@ -368,6 +369,8 @@ class AlertIntake:
         for r in stale:
             never = "" if r.version in deployed else ", which was never deployed"
             d.set([r], Outcome.STALE, f"names version {r.version}{never}; live is {live}: recorded, not acted on")
+        # Written before the incident hears of them, so its card (drawn by another worker) shows them as stale.
+        self.store.mark_decided({r.id: (Outcome.STALE.value, d.outcomes[r.id][1]) for r in stale})
         versions = ", ".join(sorted({str(r.version) for r in stale}))
         detail = (f"{len(stale)} alert(s) name version {versions}, live is {live}: shown as stale, "
                   f"not acted on ({_names(stale)})")

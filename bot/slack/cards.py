@@ -71,6 +71,7 @@ class CardAlert:
     source: str = ""  # alertmanager | grafana | datadog | generic
     not_sent: int = 0  # alerts of the same group the sender left out (Alertmanager's truncatedAlerts)
     version: str | None = None  # the version the alert names (the source's version_label)
+    stale: bool = False  # the decider recorded it as stale: it named a version that was not live
 
 
 SENDER_NAMES = {"alertmanager": "Alertmanager", "grafana": "Grafana", "datadog": "Datadog"}
@@ -178,18 +179,24 @@ def metric_text(line: MetricLine) -> str:
     return text
 
 
-def version_note(alert: CardAlert, live: str | None, open_: bool = True) -> str:
-    """Which version the alert names, and "stale" when that is not the version this incident is about."""
+def version_note(alert: CardAlert, p: Proposal | None) -> str:
+    """Which version the alert names, and "stale" when it could not act on this incident: it names another
+    version than the one the incident rolls back, or it came after that version was already rolled back."""
     if alert.version is None:
         return ""
     named = f"version `{escape(alert.version)}`"
-    if live is None or alert.version == live:
+    if p is None:
         return f" · names {named}"
-    about = f"live is `{escape(live)}`" if open_ else f"this incident was about `{escape(live)}`"
-    return f" · ⚠️ *stale*: names {named}, {about} (not acted on)"
+    live = f"`{escape(p.from_version)}`"
+    if alert.version != p.from_version:
+        about = f"live is {live}" if p.open else f"this incident was about {live}"
+        return f" · ⚠️ *stale*: names {named}, {about} (not acted on)"
+    if alert.stale:  # about this version, but it came once the version was no longer live
+        return f" · ⚠️ *stale*: names {named}, which was no longer live (not acted on)"
+    return f" · names {named}"
 
 
-def alert_text(alert: CardAlert, live: str | None = None, open_: bool = True) -> str:
+def alert_text(alert: CardAlert, p: Proposal | None = None) -> str:
     emoji = _SEVERITY_EMOJI.get(alert.severity.lower(), "⚪")
     name = f"*{escape(alert.name)}*"
     if alert.link:
@@ -199,7 +206,7 @@ def alert_text(alert: CardAlert, live: str | None = None, open_: bool = True) ->
         text += f": {escape(alert.summary)}"
     if alert.starts_at is not None:
         text += f" · since {slack_date(alert.starts_at, '{time}')}"
-    return text + version_note(alert, live, open_)
+    return text + version_note(alert, p)
 
 
 def _versions_text(p: Proposal) -> str:
@@ -381,9 +388,8 @@ def header_text(p: Proposal) -> str:
     return truncate(f"{STATE_EMOJI[p.state]} {p.model}: {label}", MAX_HEADER_TEXT)
 
 
-def alerts_text(alerts: Sequence[CardAlert], limit: int = MAX_ALERTS_ON_CARD, live: str | None = None,
-                open_: bool = True) -> str:
-    shown = [f"• {alert_text(a, live, open_)}" for a in alerts[:limit]]
+def alerts_text(alerts: Sequence[CardAlert], limit: int = MAX_ALERTS_ON_CARD, p: Proposal | None = None) -> str:
+    shown = [f"• {alert_text(a, p)}" for a in alerts[:limit]]
     more = len(alerts) - len(shown)
     title = "*Alert*" if len(alerts) == 1 else f"*Alerts* ({len(alerts)})"
     text = "\n".join([title, *shown])
@@ -452,7 +458,7 @@ def build_card(card: CardData) -> list[Block]:
         blocks.append(_section(f"🔎 *Verification:* {escape(p.verification)}"))
     if card.alerts:
         blocks.append(DividerBlock())
-        blocks.append(_section(alerts_text(card.alerts, live=p.from_version, open_=p.open)))
+        blocks.append(_section(alerts_text(card.alerts, p=p)))
     if card.metrics:
         if not card.alerts:
             blocks.append(DividerBlock())
@@ -515,7 +521,7 @@ def thread_details(card: CardData) -> list[Message]:
     lines: list[str] = []
     if card.alerts:
         lines.append(f"*All alerts* ({len(card.alerts)})")
-        lines.extend(f"• {alert_text(a, p.from_version, p.open)}" for a in card.alerts)
+        lines.extend(f"• {alert_text(a, p)}" for a in card.alerts)
     if card.metrics:
         lines.append(f"*All metrics* ({len(card.metrics)}, now vs before the deploy)")
         lines.extend(f"• {metric_text(m)}" for m in card.metrics)

@@ -119,7 +119,8 @@ def card_alerts(store: Any, proposal_id: int) -> list[CardAlert]:
                     None)
         alerts.append(CardAlert(name=a.name, severity=str(a.severity), status=str(a.status), summary=a.summary,
                                 link=link, starts_at=a.starts_at, source=a.source,
-                                not_sent=not_sent(a.annotations), version=getattr(a, "version", None)))
+                                not_sent=not_sent(a.annotations), version=getattr(a, "version", None),
+                                stale=getattr(a, "outcome", None) == "stale"))
     return alerts
 
 

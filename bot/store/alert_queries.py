@@ -40,7 +40,7 @@ def _record(row: AlertRow) -> AlertRecord:
         labels=dict(row.labels or {}), links=dict(row.links or {}),
         values={k: float(v) for k, v in (row.values or {}).items()},
         annotations={str(k): str(v) for k, v in annotations.items()},
-        version=row.version,
+        version=row.version, outcome=row.outcome,
     )
 
 

@@ -91,8 +91,10 @@ def test_two_alerts_about_version_3_end_at_version_2_not_1(zero_cooldown: SlackB
     assert outcome == "stale" and why.startswith("names version 3; live is 2")
     assert live(bot) == "2" and len(proposals(bot)) == 1
     assert [(s.from_version, s.to_version) for s in bot.target.switches] == [("3", "2")]
-    card = bot.wait_card(first.id, "names version `3`")
+    card = " ".join(bot.wait_card(first.id, "no longer live").split())
     assert "Alerts (2)" in card and "waiting for" not in card.lower()
+    assert card.count("names version `3`") == 2 and card.count("stale") == 1  # the first one is the cause
+    assert "stale: names version `3`, which was no longer live (not acted on)" in card
     assert "name version 3, live is 2" in bot.wait_thread(first.id, "shown as stale")
 
 

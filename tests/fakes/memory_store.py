@@ -287,7 +287,8 @@ class MemoryStore:
             return attached
 
     def alerts_for_proposal(self, proposal_id: int) -> list[AlertRecord]:
-        return [a for a in self.alerts.values() if a.proposal_id == proposal_id]
+        return [replace(a, outcome=(self.decided.get(a.id) or (None, ""))[0])
+                for a in self.alerts.values() if a.proposal_id == proposal_id]
 
     def pending_alerts(self, model: str) -> list[AlertRecord]:
         return [a for a in self.alerts.values() if a.model == model and self.decided.get(a.id) is None]

@@ -44,6 +44,12 @@ def test_each_alert_shows_the_version_it_names_and_stale_ones_say_so() -> None:
     assert "ErrorRateHigh (critical, firing) · names version `3`" in text
     assert "stale: names version `4`, live is `3` (not acted on)" in text
     assert "Saturation (warning, firing)\n" in text + "\n"  # no version: nothing added
+    done = proposal(State.SUCCEEDED, decided_by="bot:policy", finished_at=NOW)
+    late = [CardAlert("ErrorRateHigh", "critical", "firing", "", version="3"),
+            CardAlert("ErrorRateHigh", "critical", "firing", "", version="3", stale=True)]
+    text = text_of(CardData(done, alerts=late))
+    assert text.count("names version `3`") == 2
+    assert "stale: names version `3`, which was no longer live (not acted on)" in text
 
 
 @pytest.mark.parametrize(("changes", "outcome"), [

@@ -71,7 +71,8 @@ def test_two_alerts_about_version_7_roll_back_7_only() -> None:
     assert service.store.history(MODEL)[-1].version == "6"
     # the second alert is on the incident about 7 (its timeline), flagged as stale
     [p1] = store.proposals.values()
-    assert {a.fingerprint for a in store.alerts_for_proposal(p1.id)} == {"a1", "a2"}
+    assert {(a.fingerprint, a.outcome) for a in store.alerts_for_proposal(p1.id)} == {("a1", "executed"),
+                                                                                      ("a2", "stale")}
     assert notifier.events[-1][1] == "timeline" and "name version 7, live is 6" in str(notifier.events[-1][2])
 
 
