@@ -371,16 +371,17 @@ class AlertIntake:
             d.set([r], Outcome.STALE, f"names version {r.version}{never}; live is {live}: recorded, not acted on")
         # Written before the incident hears of them, so its card (drawn by another worker) shows them as stale.
         self.store.mark_decided({r.id: (Outcome.STALE.value, d.outcomes[r.id][1]) for r in stale})
-        versions = ", ".join(sorted({str(r.version) for r in stale}))
-        detail = (f"{len(stale)} alert(s) name version {versions}, live is {live}: shown as stale, "
-                  f"not acted on ({_names(stale)})")
         target = current
         if target is None:  # no open incident: the finished one about that version, if it is the latest
             latest = self.store.latest_proposal(model)
-            if latest is not None and any(r.version == latest.from_version for r in stale):
-                target = latest
+            if latest is not None:
+                stale = [r for r in stale if r.version == latest.from_version]
+                target = latest if stale else None
         if target is None:
             return
+        versions = ", ".join(sorted({str(r.version) for r in stale}))
+        detail = (f"{len(stale)} alert(s) name version {versions}, live is {live}: shown as stale, "
+                  f"not acted on ({_names(stale)})")
         actor = f"alert:{stale[0].source}"
         attached = self.store.attach_alerts(target.id, [r.id for r in stale], AuditEvent(
             actor=actor, action="proposal.alerts_joined", model=model, proposal_id=target.id,

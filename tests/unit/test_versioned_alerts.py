@@ -202,3 +202,13 @@ def test_a_failed_rollback_names_the_version_the_target_reports() -> None:
     again = service.request_rollback(MODEL, actor="slack:U0LEAD", reason="y")
     service.approve(again.id, "slack:U0BOB")
     assert str(store.get_proposal(again.id).error).endswith("fake could not say which version is live")
+
+
+def test_only_alerts_about_the_finished_incidents_version_join_its_timeline() -> None:
+    store, _, target, intake, _ = world()
+    send(intake, versioned("a1", "critical", "7"))
+    [p1] = store.proposals.values()
+    outcomes = send(intake, versioned("late7", "critical", "7"), versioned("ghost9", "critical", "9"))
+    assert [o for o, _ in outcomes] == ["stale", "stale"] and "never deployed" in outcomes[1][1]
+    assert {a.fingerprint for a in store.alerts_for_proposal(p1.id)} == {"a1", "late7"}
+    assert len(store.proposals) == 1 and [s.to_version for s in target.switches] == ["6"]
