@@ -96,6 +96,10 @@ def test_two_alerts_about_version_3_end_at_version_2_not_1(zero_cooldown: SlackB
     assert card.count("names version `3`") == 2 and card.count("stale") == 1  # the first one is the cause
     assert "stale: names version `3`, which was no longer live (not acted on)" in card
     assert "name version 3, live is 2" in bot.wait_thread(first.id, "shown as stale")
+    # both alerts about 3 still fire: they keep 3 from looking quiet, never 2 (verification, stability)
+    store, since = bot.container.store, bot.clock.now()
+    assert store.quiet_since(MODEL, since) is None and store.quiet_since(MODEL, since, "3") is None
+    assert store.quiet_since(MODEL, since, "2") == since
 
 
 def test_an_alert_naming_a_never_deployed_version_proposes_nothing(db_url: str, clock: ManualClock) -> None:

@@ -106,8 +106,9 @@ class MemoryStore:
                     marked.append(self.deployments[i])
         return marked
 
-    def quiet_since(self, model: str, since: datetime) -> datetime | None:
-        alerts = [a for a in self.alerts.values() if a.model == model]
+    def quiet_since(self, model: str, since: datetime, version: str | None = None) -> datetime | None:
+        alerts = [a for a in self.alerts.values()
+                  if a.model == model and (version is None or a.version in (None, version))]
         if any(a.status is AlertStatus.FIRING for a in alerts):
             return None
         ends = [a.resolved_at for a in alerts if a.resolved_at is not None]

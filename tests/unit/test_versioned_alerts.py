@@ -74,6 +74,8 @@ def test_two_alerts_about_version_7_roll_back_7_only() -> None:
     assert {(a.fingerprint, a.outcome) for a in store.alerts_for_proposal(p1.id)} == {("a1", "executed"),
                                                                                       ("a2", "stale")}
     assert notifier.events[-1][1] == "timeline" and "name version 7, live is 6" in str(notifier.events[-1][2])
+    now = intake.clock.now()
+    assert store.quiet_since(MODEL, now) is None and store.quiet_since(MODEL, now, "6") == now
 
 
 def test_an_alert_about_a_version_never_deployed_proposes_nothing() -> None:
