@@ -300,7 +300,7 @@ def outcome_text(card: CardData) -> str:
         State.APPROVED: f"approved by {by}; the rollback runs next",
         State.EXECUTING: "approved; the rollback is running",
         State.SUCCEEDED: (f"dry run only, nothing was switched{when}" if p.dry_run
-                          else f"{p.model} was switched from `{escape(p.from_version)}` to "
+                          else f"{escape(p.model)} was switched from `{escape(p.from_version)}` to "
                                f"`{escape(p.to_version)}`{when}"),
         State.FAILED: f"the rollback to `{escape(p.to_version)}` failed{when}",
         State.DENIED: f"denied by {by}{when}; nothing was switched",
@@ -320,7 +320,7 @@ def policy_text(card: CardData) -> str:
         if p.decision_reason and (why := finished_reason(p.decision_reason)):
             parts.append(f"*Proposed because:* {escape(why)}")
         if outcome := outcome_text(card):
-            parts.append(f"*Outcome:* {outcome}")
+            parts.append(f"*{'Now' if p.open else 'Outcome'}:* {outcome}")
         return " · ".join(parts)
     if p.decision_reason:
         parts.append(f"*Why:* {escape(p.decision_reason)}")
