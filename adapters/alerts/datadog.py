@@ -3,7 +3,8 @@
 Datadog has no fixed webhook body: users write a JSON template with ``$VARIABLES``. Configure the
 webhook's **Payload** as ``PAYLOAD_TEMPLATE`` below (the keys are what this parser reads; keep them)
 and add ``@webhook-<name>`` to the monitor's message. Tag the monitor ``model:<name>`` (and optionally
-``severity:critical``): ``$TAGS`` becomes the alert's labels, which select the model in the policy.
+``version:<v>``, ``severity:warning``): ``$TAGS`` becomes the alert's labels, which select the model in the
+policy.
 
 - ``transition`` (``$ALERT_TRANSITION``): ``Recovered`` is resolved; ``Triggered``, ``Re-Triggered``,
   ``Warn``, ``Re-Warn``, ``No Data``, ``Re-No Data`` and ``Renotify`` are firing. ``Null`` (no state
