@@ -17,9 +17,11 @@ from bot.audit_config import problems as audit_problems
 from bot.config import Settings, SettingsError, check_settings, load_settings, reveal
 from bot.core.durations import format_duration, parse_duration
 from bot.core.errors import RollbackError
+from bot.core.policy import no_data_severity
+from bot.core.severity import Severity
 from bot.database_health import code_heads, database_problem, is_database_error, reason, sqlite_path
 from bot.logging_setup import configure as configure_logging
-from bot.policy_file import PolicyFileError, load_policy
+from bot.policy_file import PolicyFileError, load_policy, severity_tables
 from bot.redact import mask_url, redact
 
 log = logging.getLogger(__name__)
@@ -247,11 +249,15 @@ def cmd_check(settings: Settings, *, connect: bool) -> int:
         print(f"note: {note}")
     if loaded.policy:
         for name, mp in sorted(loaded.policy.models.items()):
-            print(f"model {name}: target {mp.target}, channel {mp.channel}, auto-rollback at "
-                  f"{mp.auto_rollback_severity}, {mp.required_approvals} approval(s) (undo: "
+            auto = ("never (every incident asks)" if mp.auto_rollback_severity is Severity.NEVER
+                    else f"at {mp.auto_rollback_severity}")
+            print(f"model {name}: target {mp.target}, channel {mp.channel}, auto-rollback "
+                  f"{auto}, no data reads as {no_data_severity(mp)}, {mp.required_approvals} approval(s) (undo: "
                   f"{mp.undo_approvals or mp.required_approvals}), timeout "
                   f"{format_duration(mp.approval_timeout)} → {mp.on_timeout}, cooldown "
                   f"{format_duration(mp.cooldown)}, stable after {format_duration(mp.stable_after)}")
+        for line in severity_tables(loaded.policy):
+            print(f"source {line}")
         if connect:
             problems += _check_connections(loaded.policy, credentials, secrets)
     if connect:

@@ -12,8 +12,8 @@ from typing import Any
 from adapters.alerts.errors import MappingError
 from adapters.alerts.generic import mapping_from_dict
 from bot.core.durations import parse_duration
-from bot.core.policy import ModelPolicy, NoData, OnTimeout, Policy
-from bot.core.severity import ALIASES, Severity, is_known_severity, parse_severity
+from bot.core.policy import DEFAULT_VERSION_LABEL, AlertSource, ModelPolicy, NoData, OnTimeout, Policy
+from bot.core.severity import ALERT_SEVERITIES, ALIASES, Severity, default_table, is_known_severity, parse_severity
 
 # The default list; the composition root passes the registry's names (adapters/targets/TARGET_FACTORIES).
 TARGETS = ("local", "webhook", "mlflow", "kubernetes", "argo-rollouts", "kserve", "unleash", "launchdarkly")
@@ -53,21 +53,68 @@ class PolicyFileError(Exception):
         self.problems = problems
 
 
-def _check_sources(sources: Mapping[str, Any], bad: Callable[[str, str], None]) -> None:
-    """[sources.NAME]: a known alert source; the generic field mapping checked key by key."""
+SOURCE_KEYS = ("version_label", "severity")  # what every [sources.NAME] takes (generic: its mapping too)
+SEVERITY_WORDS = tuple(str(s) for s in ALERT_SEVERITIES)
+
+
+def _check_sources(sources: Mapping[str, Any], bad: Callable[[str, str], None]) -> dict[str, AlertSource]:
+    """[sources.NAME]: a known alert source, its version label and severity table; the generic field
+    mapping checked key by key. Every source gets settings (the defaults when it has no table)."""
+    read = {name: AlertSource(name, severity=default_table(name)) for name in ALERT_SOURCES}
     for source, table in sources.items():
         key = f"sources.{source}"
         if source not in ALERT_SOURCES:
             bad(key, f"unknown alert source; use one of {', '.join(ALERT_SOURCES)}")
         elif not isinstance(table, dict):
             bad(key, "must be a table")
-        elif source == "generic":
-            try:
-                mapping_from_dict(table, key)
-            except MappingError as exc:
-                for problem in exc.problems:
-                    where, _, what = problem.partition(": ")
-                    bad(where, what)
+        else:
+            read[source] = _source_settings(source, table, key, bad)
+            if source == "generic":
+                try:
+                    mapping_from_dict(table, key)
+                except MappingError as exc:
+                    for problem in exc.problems:
+                        where, _, what = problem.partition(": ")
+                        bad(where, what)
+            else:
+                for name in table:
+                    if name not in SOURCE_KEYS:
+                        bad(f"{key}.{name}", f"unknown key; allowed keys: {', '.join(SOURCE_KEYS)}")
+    return read
+
+
+def _source_settings(source: str, table: Mapping[str, Any], key: str,
+                     bad: Callable[[str, str], None]) -> AlertSource:
+    label = table.get("version_label", DEFAULT_VERSION_LABEL)
+    if not isinstance(label, str) or not label.strip():
+        bad(f"{key}.version_label", "must be the name of a label (or Datadog tag), such as \"version\"")
+        label = DEFAULT_VERSION_LABEL
+    entries: dict[str, Severity] = {}
+    raw = table.get("severity")
+    if isinstance(raw, dict):
+        for word, value in raw.items():
+            if not isinstance(value, str) or value.strip().lower() not in SEVERITY_WORDS:
+                bad(f"{key}.severity.{word}", f"must be one of {', '.join(SEVERITY_WORDS)}")
+                continue
+            entries[word] = parse_severity(value)
+    elif raw is not None and source != "generic":  # generic: a string is the field's path (its mapping)
+        bad(f"{key}.severity", 'must be a table of sender value = "info" | "warning" | "critical"')
+    return AlertSource(source, label.strip(), default_table(source).with_entries(entries))
+
+
+def severity_tables(policy: Policy) -> list[str]:
+    """The effective mapping of each source, one line each, for ``rollback-bot check``."""
+    lines = []
+    for name in ALERT_SOURCES:
+        source = policy.alert_source(name)
+        what = "severity tag and listed priorities" if name == "datadog" else "severity"
+        lines.append(f"{name}: version label {source.version_label!r}; {what}: {source.severity.describe()}")
+        if name == "datadog":
+            lines.append("datadog: the transition decides first: Triggered/Re-Triggered of an error alert → "
+                         "critical, Warn/Re-Warn → warning, No Data → the model's no_data (fail → critical, "
+                         "inconclusive → warning, pass → info), Recovered → resolved; a severity tag or a "
+                         "listed priority can only lower that")
+    return lines
 
 
 def severity_note() -> str:
@@ -166,10 +213,11 @@ def parse_policy(data: Mapping[str, Any], name: str = "<policy>",
     if not isinstance(sources, dict):
         bad("sources", "must be a table of [sources.NAME] tables")
         sources = {}
-    _check_sources(sources, bad)
+    alert_sources = _check_sources(sources, bad)
     if problems:
         return PolicyLoad(None, problems, notes, dict(sources))
-    return PolicyLoad(Policy(models=models, source=name, sources=dict(sources)), [], notes, dict(sources))
+    policy = Policy(models=models, source=name, sources=dict(sources), alert_sources=alert_sources)
+    return PolicyLoad(policy, [], notes, dict(sources))
 
 
 def _policy_fields(raw: Mapping[str, Any], prefix: str, bad: Callable[[str, str], None],
@@ -198,11 +246,14 @@ def _convert(key: str, value: Any, notes: list[str], full: str) -> Any:
         if delta.total_seconds() <= 0 and key != "cooldown":
             raise ValueError("must be longer than 0s")
         return delta
+    if key == "auto_rollback_severity" and isinstance(value, str) and value.strip().lower() == "never":
+        return Severity.NEVER  # every incident asks a person, however severe
     if key in ("min_severity", "auto_rollback_severity"):
+        also = " or never" if key == "auto_rollback_severity" else ""
         if not isinstance(value, str):
-            raise ValueError("must be a severity string: info, warning or critical")
+            raise ValueError(f"must be a severity string: info, warning or critical{also}")
         if not is_known_severity(value):
-            raise ValueError(f"unknown severity '{value}'; use info, warning or critical")
+            raise ValueError(f"unknown severity '{value}'; use info, warning or critical{also}")
         sev: Severity = parse_severity(value)
         if value.lower() != str(sev):
             notes.append(f"{full}: '{value}' reads as {sev}")

@@ -29,7 +29,7 @@ from adapters.alerts._fields import (
 )
 from adapters.alerts.errors import PayloadError
 from bot.core.alert import Alert, AlertStatus
-from bot.core.severity import parse_severity
+from bot.core.severity import SeverityTable, default_table
 
 SOURCE = "alertmanager"
 TRUNCATED = "truncatedAlerts"  # the annotation that carries the group's left-out alert count
@@ -38,9 +38,10 @@ MAX_TRUNCATED = 10_000_000
 ALERT_LINK_FIELDS: tuple[str, ...] = ("generatorURL",)
 
 
-def parse(payload: object) -> list[Alert]:
-    """Every alert in an Alertmanager webhook body (already decoded from JSON)."""
-    return parse_group(payload, SOURCE, ALERT_LINK_FIELDS)
+def parse(payload: object, severity: SeverityTable | None = None) -> list[Alert]:
+    """Every alert in an Alertmanager webhook body (already decoded from JSON); ``severity`` reads the
+    ``severity`` label (the policy's ``[sources.alertmanager.severity]`` over the defaults)."""
+    return parse_group(payload, SOURCE, ALERT_LINK_FIELDS, severity or default_table(SOURCE))
 
 
 def parse_status(value: object, path: str) -> AlertStatus:
@@ -51,7 +52,8 @@ def parse_status(value: object, path: str) -> AlertStatus:
         raise PayloadError(path, f'expected "firing" or "resolved", got {text[:32]!r}') from None
 
 
-def parse_group(payload: object, source: str, link_fields: tuple[str, ...]) -> list[Alert]:
+def parse_group(payload: object, source: str, link_fields: tuple[str, ...],
+                severity: SeverityTable | None = None) -> list[Alert]:
     """The Alertmanager-shaped envelope, shared with Grafana whose contact point extends it."""
     body = expect_object(payload, "")
     if "alerts" not in body:
@@ -60,8 +62,9 @@ def parse_group(payload: object, source: str, link_fields: tuple[str, ...]) -> l
     group_status = None if body.get("status") is None else parse_status(body["status"], "status")
     external_url = optional_str(body, "externalURL", "", MAX_URL_BYTES)
     truncated = parse_truncated(body.get(TRUNCATED))
+    table = severity or default_table(source)
     alerts = [
-        parse_alert(item, index("alerts", i), source, link_fields, group_status, external_url)
+        parse_alert(item, index("alerts", i), source, link_fields, group_status, external_url, table)
         for i, item in enumerate(items)
     ]
     if truncated:
@@ -85,6 +88,7 @@ def parse_alert(
     link_fields: tuple[str, ...],
     group_status: AlertStatus | None,
     external_url: str | None,
+    severity: SeverityTable | None = None,
 ) -> Alert:
     obj = expect_object(item, path)
     if "labels" not in obj:
@@ -104,7 +108,7 @@ def parse_alert(
         name=clip_name(labels.get("alertname") or "unnamed alert"),
         labels=labels,
         annotations=annotations,
-        severity=parse_severity(labels.get("severity")),
+        severity=(severity or default_table(source)).read(labels.get("severity")),
         starts_at=parse_time(obj.get("startsAt"), at(path, "startsAt")),
         ends_at=parse_time(obj.get("endsAt"), at(path, "endsAt")),
         links=_links(obj, path, link_fields, external_url),

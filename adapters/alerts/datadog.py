@@ -3,7 +3,8 @@
 Datadog has no fixed webhook body: users write a JSON template with ``$VARIABLES``. Configure the
 webhook's **Payload** as ``PAYLOAD_TEMPLATE`` below (the keys are what this parser reads; keep them)
 and add ``@webhook-<name>`` to the monitor's message. Tag the monitor ``model:<name>`` (and optionally
-``severity:critical``): ``$TAGS`` becomes the alert's labels, which select the model in the policy.
+``version:<v>``, ``severity:warning``): ``$TAGS`` becomes the alert's labels, which select the model in the
+policy.
 
 - ``transition`` (``$ALERT_TRANSITION``): ``Recovered`` is resolved; ``Triggered``, ``Re-Triggered``,
   ``Warn``, ``Re-Warn``, ``No Data``, ``Re-No Data`` and ``Renotify`` are firing. ``Null`` (no state
@@ -14,7 +15,13 @@ and add ``@webhook-<name>`` to the monitor's message. Tag the monitor ``model:<n
   the monitor from the ``/monitors/<id>`` link in ``body``, the fingerprint from monitor, labels and
   title. The template gives better cards; the default keeps Datadog from losing the event (it never
   retries a 4xx).
-- Severity: a ``severity`` tag wins; else ``$ALERT_PRIORITY`` P1/P2 critical, P3 warning, P4/P5 info.
+- Severity comes from the state the notification reports: ``Triggered``/``Re-Triggered`` of an ``error``
+  alert is critical, ``Warn``/``Re-Warn`` warning, ``No Data``/``Re-No Data`` whatever the model's
+  ``no_data`` says (the decider knows the model; ``fail`` critical, ``inconclusive`` warning, ``pass``
+  info). ``Renotify``, ``Null`` or no transition: ``$ALERT_TYPE`` (``error`` critical, ``warning``
+  warning, ``info`` info), else the title's state word, else warning. A ``severity`` tag, and
+  ``$ALERT_PRIORITY`` only when ``[sources.datadog.severity]`` lists it (``P3 = "warning"``), can lower
+  that, never raise it: a P1 monitor that only warns is a warning.
 - Fingerprint: ``$ALERT_CYCLE_KEY`` (one value from trigger to recovery), else ``$AGGREG_KEY``,
   else monitor ID plus tags (plus the title without its state prefix when the monitor is unknown).
 - ``date`` (``$DATE``, epoch milliseconds) is ``starts_at`` when firing and ``ends_at`` when recovered.
@@ -46,7 +53,7 @@ from adapters.alerts._fields import (
 )
 from adapters.alerts.errors import PayloadError
 from bot.core.alert import Alert, AlertStatus
-from bot.core.severity import Severity, parse_severity
+from bot.core.severity import Severity, SeverityTable, default_table
 
 SOURCE = "datadog"
 
@@ -80,13 +87,11 @@ FIRING_TRANSITIONS = frozenset(
 NO_TRANSITION = "null"  # Datadog's $ALERT_TRANSITION when a notification is not a state change
 RESOLVED_ALERT_TYPES = frozenset({"success"})
 FIRING_ALERT_TYPES = frozenset({"error", "warning"})
-PRIORITIES: dict[str, Severity] = {
-    "p1": Severity.CRITICAL,
-    "p2": Severity.CRITICAL,
-    "p3": Severity.WARNING,
-    "p4": Severity.INFO,
-    "p5": Severity.INFO,
-}
+ALERT_TRANSITIONS = frozenset({"triggered", "re-triggered"})
+WARN_TRANSITIONS = frozenset({"warn", "re-warn"})
+NO_DATA_TRANSITIONS = frozenset({"no data", "re-no data"})
+ALERT_TYPE_SEVERITY: dict[str, Severity] = {"error": Severity.CRITICAL, "warning": Severity.WARNING,
+                                            "info": Severity.INFO}
 # Text fields kept as annotations, with the names the Slack card and the audit trail read.
 ANNOTATION_FIELDS: dict[str, str] = {
     "title": "summary",
@@ -116,12 +121,17 @@ _MONITOR_URL = re.compile(r"https?://[^\s)\]\"'<>]*/monitors/(\d+)[^\s)\]\"'<>]*
 _MARKDOWN_FENCE = re.compile(r"^\s*%%%\s*|\s*%%%\s*$")  # Datadog wraps markdown messages in %%%
 
 
-def parse(payload: object) -> list[Alert]:
-    """One alert from a Datadog webhook body, or one per object when the body is a list of them."""
+def parse(payload: object, severity: SeverityTable | None = None) -> list[Alert]:
+    """One alert from a Datadog webhook body, or one per object when the body is a list of them.
+
+    ``severity`` is the policy's ``[sources.datadog.severity]`` over the defaults: it reads a ``severity``
+    tag, and a priority only when it lists one.
+    """
+    table = severity or default_table(SOURCE)
     if isinstance(payload, list):
         items = expect_list(payload, "", MAX_ALERTS)
-        return [_parse_event(item, index("", i)) for i, item in enumerate(items)]
-    return [_parse_event(payload, "")]
+        return [_parse_event(item, index("", i), table) for i, item in enumerate(items)]
+    return [_parse_event(payload, "", table)]
 
 
 def _text(obj: Mapping[str, object], key: str, path: str, max_bytes: int) -> str | None:
@@ -188,12 +198,19 @@ def _title_groups(title: str | None) -> list[str]:
     return _TITLE_GROUP.findall(match.group(0)) if match else []
 
 
-def _title_state(title: str | None) -> AlertStatus | None:
+def _title_word(title: str | None) -> str | None:
+    """The state word of the title's ``[Triggered …]``/``[Warn]``/``[Recovered]`` group, lower case."""
     for group in _title_groups(title):
         if found := _TITLE_STATE.match(group):
-            word = found.group(1).lower()
-            return AlertStatus.RESOLVED if word in RESOLVED_TRANSITIONS else AlertStatus.FIRING
+            return found.group(1).lower()
     return None
+
+
+def _title_state(title: str | None) -> AlertStatus | None:
+    word = _title_word(title)
+    if word is None:
+        return None
+    return AlertStatus.RESOLVED if word in RESOLVED_TRANSITIONS else AlertStatus.FIRING
 
 
 def _title_labels(title: str | None, path: str) -> dict[str, str]:
@@ -225,19 +242,38 @@ def _status(transition: str | None, title: str | None, alert_type: str | None, p
     return AlertStatus.FIRING  # "error", "warning" or nothing said: a monitor notified, treat it as firing
 
 
-def _severity(labels: Mapping[str, str], priority: str | None) -> Severity:
-    if labels.get("severity"):
-        return parse_severity(labels["severity"])
-    if priority:
-        return PRIORITIES.get(priority.lower(), parse_severity(priority))
-    return Severity.WARNING
+def _state_severity(transition: str | None, alert_type: str | None, title: str | None) -> tuple[Severity, bool]:
+    """How bad the state the notification reports is, and whether it is "No Data" (see the module doc).
+
+    No Data reads as critical here so that a tag or priority can still lower it; the decider then takes
+    the lower of this and what the model's ``no_data`` says.
+    """
+    word = (transition or "").lower()
+    kind_ = (alert_type or "").lower()
+    if word in ("", NO_TRANSITION, "renotify"):
+        if kind_ in ALERT_TYPE_SEVERITY:
+            return ALERT_TYPE_SEVERITY[kind_], False
+        word = _title_word(title) or word
+    if word in NO_DATA_TRANSITIONS:
+        return Severity.CRITICAL, True
+    if word in WARN_TRANSITIONS:
+        return Severity.WARNING, False
+    if word in ALERT_TRANSITIONS:
+        return (Severity.CRITICAL if kind_ not in ("warning", "info") else ALERT_TYPE_SEVERITY[kind_]), False
+    return Severity.WARNING, False  # nothing says how bad: a person decides
+
+
+def _severity(labels: Mapping[str, str], priority: str | None, state: Severity, table: SeverityTable) -> Severity:
+    """The state's severity, lowered by a ``severity`` tag or a priority the table lists; never raised."""
+    caps = [table.lookup(labels.get("severity") or None), table.lookup(priority)]
+    return min([state, *(cap for cap in caps if cap is not None)])
 
 
 # Keys Datadog's default body has, and aliases of template keys that other setups use.
 DEFAULT_BODY_KEYS = frozenset({"body", "last_updated", "org", "alert_transition", "alert_priority"})
 
 
-def _parse_event(item: object, path: str) -> Alert:
+def _parse_event(item: object, path: str, table: SeverityTable) -> Alert:
     obj = expect_object(item, path)
     if not any(key in obj for key in (*PAYLOAD_TEMPLATE, *DEFAULT_BODY_KEYS)):
         raise PayloadError(path, "none of the fields Datadog sends is here: use the payload template in "
@@ -295,6 +331,7 @@ def _parse_event(item: object, path: str) -> Alert:
     priority = _text(obj, "priority", path, 64) or _text(obj, "alert_priority", path, 64)
     if "priority" not in obj and "alert_priority" not in obj:  # Datadog's default body: "[P1] [Triggered] …"
         priority = next((g.strip().upper() for g in _title_groups(event_title) if _TITLE_PRIORITY.match(g)), None)
+    state, no_data = _state_severity(transition, alert_type, alert_title or event_title)
     return Alert(
         source=SOURCE,
         fingerprint=fingerprint,
@@ -302,7 +339,8 @@ def _parse_event(item: object, path: str) -> Alert:
         name=clip_name(name),
         labels=labels,
         annotations=annotations,
-        severity=_severity(labels, priority),
+        severity=_severity(labels, priority, state, table),
+        no_data=no_data and status is AlertStatus.FIRING,
         starts_at=when if status is AlertStatus.FIRING else None,
         ends_at=when if status is AlertStatus.RESOLVED else None,
         links={"link": link} if link else {},

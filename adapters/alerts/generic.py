@@ -46,7 +46,7 @@ from adapters.alerts._fields import (
 )
 from adapters.alerts.errors import MappingError, PayloadError
 from bot.core.alert import Alert, AlertStatus
-from bot.core.severity import parse_severity
+from bot.core.severity import SeverityTable, default_table
 
 SOURCE = "generic"
 ROOT = "$."
@@ -105,10 +105,17 @@ def mapping_from_dict(d: Mapping[str, Any], where: str = "sources.generic") -> G
     problems: list[str] = []
     known = [f.name for f in fields(GenericMapping)]
     values: dict[str, Any] = {}
+    d = dict(d)
+    d.pop("version_label", None)  # read with every source's settings (bot/policy_file.py)
+    if isinstance(d.get("severity"), dict):  # [sources.generic.severity]: the value table, not a path
+        d.pop("severity")
+    if "severity_field" in d:  # the path, when the table took the name ``severity``
+        d["severity"] = d.pop("severity_field")
     for key, value in d.items():
         here = f"{where}.{key}"
         if key not in known:
-            problems.append(f"{here}: unknown key (known keys: {', '.join(known)})")
+            extra = ["severity_field", "version_label"]
+            problems.append(f"{here}: unknown key (known keys: {', '.join(known + extra)})")
         elif key in _PATH_FIELDS:
             if not isinstance(value, str):
                 problems.append(f"{here}: expected a dotted path string, got {kind(value)}")
@@ -175,8 +182,11 @@ def _scalar_text(value: object, path: str, max_bytes: int) -> str | None:
     return text or None
 
 
-def parse(payload: object, mapping: GenericMapping = DEFAULT_MAPPING) -> list[Alert]:
-    """Every alert in ``payload`` as ``mapping`` describes it."""
+def parse(payload: object, mapping: GenericMapping = DEFAULT_MAPPING,
+          severity: SeverityTable | None = None) -> list[Alert]:
+    """Every alert in ``payload`` as ``mapping`` describes it; ``severity`` reads the severity field's
+    value (the policy's ``[sources.generic.severity]`` over the defaults)."""
+    table = severity or default_table(SOURCE)
     if mapping.alerts:
         items_value, items_path = _lookup(payload, payload, mapping.alerts, "")
         if items_value is None:
@@ -187,16 +197,16 @@ def parse(payload: object, mapping: GenericMapping = DEFAULT_MAPPING) -> list[Al
     else:
         items, items_path = [expect_object(payload, "")], None
     return [
-        _parse_alert(item, payload, index(items_path, i) if items_path is not None else "", mapping)
+        _parse_alert(item, payload, index(items_path, i) if items_path is not None else "", mapping, table)
         for i, item in enumerate(items)
     ]
 
 
-def bind(mapping: GenericMapping) -> Callable[[object], list[Alert]]:
+def bind(mapping: GenericMapping, severity: SeverityTable | None = None) -> Callable[[object], list[Alert]]:
     """A one-argument parser for the registry, with the policy file's mapping applied."""
 
     def parse_with_mapping(payload: object) -> list[Alert]:
-        return parse(payload, mapping)
+        return parse(payload, mapping, severity)
 
     return parse_with_mapping
 
@@ -216,7 +226,7 @@ def _status(value: object, path: str, mapping: GenericMapping) -> AlertStatus:
     raise PayloadError(path, f"unknown status {text[:40]!r} (expected one of: {expected})")
 
 
-def _parse_alert(item: object, body: object, path: str, mapping: GenericMapping) -> Alert:
+def _parse_alert(item: object, body: object, path: str, mapping: GenericMapping, table: SeverityTable) -> Alert:
     expect_object(item, path)
 
     def get(where: str) -> tuple[object, str]:
@@ -254,7 +264,7 @@ def _parse_alert(item: object, body: object, path: str, mapping: GenericMapping)
         name=clip_name(_scalar_text(name_value, name_path, MAX_TEXT_BYTES) or "unnamed alert"),
         labels=labels,
         annotations=annotations,
-        severity=parse_severity(_scalar_text(severity_value, severity_path, 64)),
+        severity=table.read(_scalar_text(severity_value, severity_path, 64)),
         starts_at=parse_time(*get(mapping.starts_at)),
         ends_at=parse_time(*get(mapping.ends_at)),
         links=links,

@@ -16,6 +16,7 @@ from dataclasses import replace
 from adapters.alerts._fields import at, expect_list, expect_object, float_map, index
 from adapters.alerts.alertmanager import parse_group
 from bot.core.alert import Alert
+from bot.core.severity import SeverityTable, default_table
 
 SOURCE = "grafana"
 LINK_FIELDS: tuple[str, ...] = ("generatorURL", "dashboardURL", "panelURL", "silenceURL", "imageURL")
@@ -28,9 +29,10 @@ LEGACY_SIGNATURE_HEADER = SIGNATURE_HEADER  # kept for callers of the earlier na
 MAX_SIGNATURE_AGE_SECONDS = 300.0  # a signed timestamp older (or newer) than 5 minutes is a replay
 
 
-def parse(payload: object) -> list[Alert]:
-    """Every alert in a Grafana webhook body, with Grafana's extra links and ``values``."""
-    alerts = parse_group(payload, SOURCE, LINK_FIELDS)
+def parse(payload: object, severity: SeverityTable | None = None) -> list[Alert]:
+    """Every alert in a Grafana webhook body, with Grafana's extra links and ``values``; ``severity`` reads
+    the ``severity`` label (the policy's ``[sources.grafana.severity]`` over the defaults)."""
+    alerts = parse_group(payload, SOURCE, LINK_FIELDS, severity or default_table(SOURCE))
     items = expect_list(expect_object(payload, "")["alerts"], "alerts", len(alerts))
     result: list[Alert] = []
     for i, (alert, item) in enumerate(zip(alerts, items, strict=True)):

@@ -29,6 +29,10 @@ class Alert:
     ends_at: datetime | None = None
     links: dict[str, str] = field(default_factory=dict)  # generatorURL, dashboardURL, panelURL, silenceURL…
     values: dict[str, float] = field(default_factory=dict)
+    # The version the alert is about (the source's ``version_label``); None: it names none.
+    version: str | None = None
+    # The sender says the metric has no data ("No Data"): the model's ``no_data`` decides how bad that is.
+    no_data: bool = False
 
     @property
     def summary(self) -> str:

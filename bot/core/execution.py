@@ -134,8 +134,11 @@ class Executor:
     def _fail(self, running: Proposal, actor: str, message: str, inputs: dict[str, Any],
               target: DeploymentTarget | None, policy: ModelPolicy | None = None) -> Proposal:
         live = self._live(target, running, policy) if target is not None and policy is not None else None
-        if live is not None and "live" not in message:
-            message = f"{message}; {policy.target if policy else 'the target'} reports version {live} live"
+        if target is not None and policy is not None:  # name what the target says now, never a guess
+            if live is None:
+                message = f"{message}; {policy.target} could not say which version is live"
+            elif f"version {live} live" not in message:
+                message = f"{message}; {policy.target} reports version {live} live"
         failed = self.store.transition(
             running.id, [State.EXECUTING], State.FAILED,
             AuditEvent(actor=actor, action="rollback.failed", model=running.model,

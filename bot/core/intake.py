@@ -10,7 +10,7 @@ alert, per repeat or per request.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -19,7 +19,7 @@ from bot.core.alert import Alert, AlertStatus
 from bot.core.audit import AuditEvent
 from bot.core.clock import Clock
 from bot.core.errors import Refused
-from bot.core.policy import Action
+from bot.core.policy import Action, no_data_severity
 from bot.core.proposal import Kind, Proposal, State
 from bot.core.service import SYSTEM, ApproveRequest, RollbackService
 from bot.core.severity import Severity, parse_severity
@@ -57,6 +57,12 @@ class AlertRecord:
     links: Mapping[str, str] = field(default_factory=dict)
     values: Mapping[str, float] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    version: str | None = None  # the version the alert names; None: it names none
+    outcome: str | None = None  # what the decider last made of it (Outcome's value), None before it decided
+
+    def names_other_than(self, live: str | None) -> bool:
+        """True when the alert is about a version other than ``live``: it must not act on ``live``."""
+        return self.version is not None and live is not None and self.version != live
 
 
 MetricHints = Callable[[Sequence[AlertRecord]], Mapping[str, str]]
@@ -104,6 +110,7 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     IGNORED = "ignored"  # no model, below min_severity, frozen
     REFUSED = "refused"  # the policy could not propose (no earlier version, a rollback just finished…)
+    STALE = "stale"  # names a version that is not live: recorded (and shown on the incident), never acted on
     RESOLVED = "resolved"
     STORED = "stored"  # recorded; nothing else to do
 
@@ -129,6 +136,7 @@ class IntakeResult:
     ignored: int = 0
     refused: int = 0
     resolved: int = 0
+    stale: int = 0
     proposals_created: list[int] = field(default_factory=list)
     proposals_updated: list[int] = field(default_factory=list)
     executed: list[int] = field(default_factory=list)
@@ -142,7 +150,8 @@ class IntakeResult:
         updated = [p for p in self.proposals_updated if p not in self.proposals_created]
         return {
             "status": "accepted", "stored": self.stored, "duplicates": self.duplicates, "ignored": self.ignored,
-            "refused": self.refused, "resolved": self.resolved, "proposals_created": self.proposals_created,
+            "refused": self.refused, "resolved": self.resolved, "stale": self.stale,
+            "proposals_created": self.proposals_created,
             "proposals_updated": updated, "executed": self.executed,
             "alerts": [a.as_json() for a in self.alerts[:MAX_DETAILS]],
         }
@@ -188,12 +197,27 @@ class AlertIntake:
         policy = self.service.policy.model_for_labels(alert.labels)
         return policy.name if policy else None
 
+    def prepared(self, source: str, alert: Alert) -> tuple[Alert, str | None]:
+        """The alert as the decider needs it, with its model: the version it names (the source's
+        ``version_label``) and, for a sender's "No Data", the severity the model's ``no_data`` gives."""
+        model = self.model_for(alert)
+        version = alert.version or self.service.policy.alert_source(source).version_of(alert.labels)
+        severity = alert.severity
+        policy = self.service.policy.model(model) if model else None
+        if alert.no_data and policy is not None:
+            severity = min(severity, no_data_severity(policy))
+        if version == alert.version and severity == alert.severity:
+            return alert, model
+        return replace(alert, version=version, severity=severity), model
+
     # ---- the request: record, nothing else ------------------------------------------------------------
 
     def record(self, source: str, alerts: list[Alert], received_at: datetime) -> tuple[IntakeResult, list[int]]:
         """Store the batch in one transaction; the answer, and the ids of every alert in it (in order)."""
         result = IntakeResult()
-        stored = self.store.store_alerts(source, [(a, self.model_for(a)) for a in alerts], received_at)
+        ready = [self.prepared(source, a) for a in alerts]
+        alerts = [alert for alert, _ in ready]
+        stored = self.store.store_alerts(source, ready, received_at)
         for alert, item in zip(alerts, stored, strict=True):
             result.alerts.append(self._first_outcome(alert, item, result))
         return result, [item.record.id for item in stored]
@@ -218,6 +242,8 @@ class AlertIntake:
                 result.ignored += 1
             elif out.outcome is Outcome.STORED and outcome is Outcome.REFUSED:
                 result.refused += 1
+            elif out.outcome is Outcome.STORED and outcome is Outcome.STALE:
+                result.stale += 1
             out.outcome, out.reason = outcome, reason
         for pid in decision.created:
             result._add(result.proposals_created, pid)
@@ -284,10 +310,22 @@ class AlertIntake:
     # ---- grouping -----------------------------------------------------------------------------------
 
     def _group(self, model: str, pending: list[AlertRecord], d: ModelDecision) -> None:
-        """The model's new firing alerts join its open proposal, or open one (or are refused, once)."""
+        """The model's new firing alerts join its open proposal, or open one (or are refused, once).
+
+        An alert that names a version counts against that version only: one naming another version than
+        the live one (the open proposal's ``from``) is recorded as stale and never moves the live one.
+        """
+        history = self.service.store.history(model)
+        current = self.store.open_proposal(model)
+        live = current.from_version if current is not None else (history[-1].version if history else None)
+        stale = [r for r in pending if r.names_other_than(live)]
+        if stale:
+            self._stale(model, stale, live, {h.version for h in history}, current, d)
+            pending = [r for r in pending if not r.names_other_than(live)]
+            if not pending:
+                return
         actor = f"alert:{pending[0].source}"
         severity = max(r.severity for r in pending)
-        current = self.store.open_proposal(model)
         if current is not None:
             self._join(current, pending, severity, actor, d)
             return
@@ -308,7 +346,8 @@ class AlertIntake:
             proposal = self.service.request_rollback(
                 model, actor=actor, reason=reason, kind=Kind.ALERT, severity=str(severity),
                 metric_hints=self.metric_hints(pending) if self.metric_hints else None,
-                alert_values=top.values or None, alert_severity=severity, on_created=attach)
+                alert_values=top.values or None, alert_severity=severity, on_created=attach,
+                expect_from=live if any(r.version is not None for r in pending) else None)
         except Refused as exc:
             current = self.store.open_proposal(model)
             if current is not None:  # someone (a person, another bot) opened one first: join it
@@ -323,6 +362,35 @@ class AlertIntake:
             d.add(d.executed, proposal.id)
             d.set(pending, Outcome.EXECUTED, f"rolled back automatically (proposal #{proposal.id}, "
                                              f"{proposal.state}): {proposal.decision_reason}")
+
+    def _stale(self, model: str, stale: list[AlertRecord], live: str | None, deployed: set[str],
+               current: Proposal | None, d: ModelDecision) -> None:
+        """Alerts about a version that is not live: recorded with why, shown on the incident they concern."""
+        for r in stale:
+            never = "" if r.version in deployed else ", which was never deployed"
+            d.set([r], Outcome.STALE, f"names version {r.version}{never}; live is {live}: recorded, not acted on")
+        # Written before the incident hears of them, so its card (drawn by another worker) shows them as stale.
+        self.store.mark_decided({r.id: (Outcome.STALE.value, d.outcomes[r.id][1]) for r in stale})
+        target = current
+        if target is None:  # no open incident: the finished one about that version, if it is the latest
+            latest = self.store.latest_proposal(model)
+            if latest is not None:
+                stale = [r for r in stale if r.version == latest.from_version]
+                target = latest if stale else None
+        if target is None:
+            return
+        versions = ", ".join(sorted({str(r.version) for r in stale}))
+        detail = (f"{len(stale)} alert(s) name version {versions}, live is {live}: shown as stale, "
+                  f"not acted on ({_names(stale)})")
+        actor = f"alert:{stale[0].source}"
+        attached = self.store.attach_alerts(target.id, [r.id for r in stale], AuditEvent(
+            actor=actor, action="proposal.alerts_joined", model=model, proposal_id=target.id,
+            reason=detail, inputs={"fingerprints": [r.fingerprint for r in stale][:50], "stale": True,
+                                   "versions": sorted({str(r.version) for r in stale}), "live": live}))
+        if attached:
+            d.add(d.updated, target.id)
+            self.service.notify(self.store.get_proposal(target.id),
+                                "alerts" if target.open else "timeline", detail)
 
     def _refused(self, model: str, pending: list[AlertRecord], why: str, actor: str, d: ModelDecision) -> None:
         """Refused once (one audit row, written by the refusal); the alerts join the incident that caused it."""
@@ -383,7 +451,8 @@ class AlertIntake:
         when = max(r.resolved_at or r.ends_at or r.received_at for r in records)
         d.add(d.updated, proposal_id)
         if proposal.state is State.PROPOSED and proposal.kind is Kind.ALERT:
-            alerts = self.store.alerts_for_proposal(proposal_id)
+            alerts = [a for a in self.store.alerts_for_proposal(proposal_id)
+                      if not a.names_other_than(proposal.from_version)]  # stale alerts never held it open
             firing = [a for a in alerts if a.status is AlertStatus.FIRING]
             if not firing:
                 why = f"all {len(alerts)} alert(s) resolved at {when:%H:%M} UTC before anyone decided"

@@ -9,7 +9,9 @@ from enum import StrEnum
 from typing import Any
 
 from bot.core.durations import format_duration
-from bot.core.severity import Severity
+from bot.core.severity import Severity, SeverityTable, default_table
+
+DEFAULT_VERSION_LABEL = "version"
 
 
 class OnTimeout(StrEnum):
@@ -55,15 +57,49 @@ class ModelPolicy:
 
 
 @dataclass(frozen=True)
+class AlertSource:
+    """How the bot reads one sender (``[sources.NAME]``): its severity words and the label naming a version."""
+
+    name: str
+    version_label: str = DEFAULT_VERSION_LABEL
+    severity: SeverityTable = field(default_factory=SeverityTable)
+
+    def version_of(self, labels: Mapping[str, str]) -> str | None:
+        """The version an alert names (its ``version_label`` label), or None when it names none."""
+        value = labels.get(self.version_label, "").strip()
+        return value or None
+
+
+def no_data_severity(policy: ModelPolicy) -> Severity:
+    """How bad a sender's "No Data" is for this model, read from its ``no_data`` setting.
+
+    ``fail``: missing data counts as the failure (critical); ``inconclusive``: a person looks (warning);
+    ``pass``: missing data is fine (info, recorded only under the usual min_severity).
+    """
+    return {NoData.FAIL: Severity.CRITICAL, NoData.INCONCLUSIVE: Severity.WARNING,
+            NoData.PASS: Severity.INFO}[policy.no_data]
+
+
+@dataclass(frozen=True)
 class Policy:
     """The whole policy file: one ModelPolicy per managed model."""
 
     models: Mapping[str, ModelPolicy]
     source: str = "<memory>"
     sources: Mapping[str, Any] = field(default_factory=dict)  # [sources.NAME]: per alert source settings
+    alert_sources: Mapping[str, AlertSource] = field(default_factory=dict)  # the same, read and checked
 
     def model(self, name: str) -> ModelPolicy | None:
         return self.models.get(name)
+
+    def slack_ids(self) -> frozenset[str]:
+        """Every Slack user and user-group id the policy names: the only ids bot text may mention."""
+        return frozenset(i for p in self.models.values() for i in (*p.approvers, *p.escalate_to))
+
+    def alert_source(self, name: str) -> AlertSource:
+        """The sender's settings; defaults for a source the policy does not configure."""
+        found = self.alert_sources.get(name)
+        return found if found is not None else AlertSource(name, severity=default_table(name))
 
     def model_for_labels(self, labels: Mapping[str, str]) -> ModelPolicy | None:
         """The first model whose ``match`` selects these labels (models with a precise match first)."""
@@ -118,6 +154,13 @@ def decide(severity: Severity, policy: ModelPolicy, state: ModelState, now: date
             f"{policy.name} is frozen until {state.frozen_until:%Y-%m-%d %H:%M} UTC by {state.frozen_by}{why}",
         )
     cooldown_ends = state.cooldown_ends(policy)
+    if policy.auto_rollback_severity is Severity.NEVER:
+        return Decision(
+            Action.PROPOSE,
+            f"automatic rollback is off for {policy.name} (auto_rollback_severity = never): "
+            f"waiting for {policy.required_approvals} approval(s)",
+            policy.dry_run,
+        )
     if severity >= policy.auto_rollback_severity:
         if cooldown_ends is not None and cooldown_ends > now:
             left = format_duration(cooldown_ends - now)

@@ -42,13 +42,16 @@ class Requests(UseCase):
         alert_values: Mapping[str, float] | None = None,
         alert_severity: Severity | None = None,
         on_created: Callable[[Proposal], None] | None = None,
+        expect_from: str | None = None,
     ) -> Proposal:
         """Open a proposal (and, for break-glass or automatic decisions, run it at once).
 
         ``alert_severity`` lets the policy decide from the same model state the proposal is then checked
         against, so a rollback finishing in between makes the request stale instead of running it twice.
         ``on_created`` runs after the proposal is written and before anyone is told or anything runs (alert
-        intake attaches its alerts there, so the first card already lists them).
+        intake attaches its alerts there, so the first card already lists them). ``expect_from`` is the
+        version the alerts name: if another version is live by now, nothing is proposed, so an alert about
+        one version can never roll back another.
         """
         try:
             policy = self.model_policy(model)
@@ -75,6 +78,9 @@ class Requests(UseCase):
             choice = choose_target(model, history, to_version)
         except RollbackError as exc:
             raise self._refuse(actor, model, str(exc)) from None
+        if expect_from is not None and choice.from_version != expect_from:
+            raise self._refuse(actor, model, f"the alert names version {expect_from}, but {model} runs "
+                                             f"{choice.from_version} now: not rolling back {choice.from_version}")
         if decision is None and alert_severity is not None:
             decision = decide(alert_severity, policy, state, now)
             oplog.event("rollback.decision", model=model, severity=str(alert_severity),

@@ -24,7 +24,7 @@ class Sweeps(UseCase):
             if dep.stable_at is not None or dep.rolled_back_at is not None:
                 continue
             policy = self.policy.models[dep.model]
-            quiet = self.store.quiet_since(dep.model, dep.deployed_at)
+            quiet = self.store.quiet_since(dep.model, dep.deployed_at, dep.version)
             if quiet is not None and now - quiet >= policy.stable_after:
                 due[str(dep.id)] = quiet
         return self.store.mark_stable_due(due, "bot:stability") if due else []

@@ -58,7 +58,7 @@ class Verifier:
         deployed_at = _parse_time(proposal.summary.get("deployed_at"))
         now_lines = self.insight.summarise(policy, deployed_at, exprs) if self.insight and exprs else []
         since = proposal.finished_at or self.clock.now()
-        firing = self.store.quiet_since(proposal.model, since) is None
+        firing = self.store.quiet_since(proposal.model, since, proposal.to_version) is None
         verdict = verify(before, now_lines, firing, policy.no_data)
         target = self.targets.get(policy.target)
         served = target.served_version(proposal.model, policy.target_settings) if target else None

@@ -7,6 +7,7 @@ own validation (lengths, required fields) runs before Slack ever sees the messag
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -69,6 +70,8 @@ class CardAlert:
     starts_at: datetime | None = None
     source: str = ""  # alertmanager | grafana | datadog | generic
     not_sent: int = 0  # alerts of the same group the sender left out (Alertmanager's truncatedAlerts)
+    version: str | None = None  # the version the alert names (the source's version_label)
+    stale: bool = False  # the decider recorded it as stale: it named a version that was not live
 
 
 SENDER_NAMES = {"alertmanager": "Alertmanager", "grafana": "Grafana", "datadog": "Datadog"}
@@ -176,7 +179,24 @@ def metric_text(line: MetricLine) -> str:
     return text
 
 
-def alert_text(alert: CardAlert) -> str:
+def version_note(alert: CardAlert, p: Proposal | None) -> str:
+    """Which version the alert names, and "stale" when it could not act on this incident: it names another
+    version than the one the incident rolls back, or it came after that version was already rolled back."""
+    if alert.version is None:
+        return ""
+    named = f"version `{escape(alert.version)}`"
+    if p is None:
+        return f" · names {named}"
+    live = f"`{escape(p.from_version)}`"
+    if alert.version != p.from_version:
+        about = f"live is {live}" if p.open else f"this incident was about {live}"
+        return f" · ⚠️ *stale*: names {named}, {about} (not acted on)"
+    if alert.stale:  # about this version, but it came once the version was no longer live
+        return f" · ⚠️ *stale*: names {named}, which was no longer live (not acted on)"
+    return f" · names {named}"
+
+
+def alert_text(alert: CardAlert, p: Proposal | None = None) -> str:
     emoji = _SEVERITY_EMOJI.get(alert.severity.lower(), "⚪")
     name = f"*{escape(alert.name)}*"
     if alert.link:
@@ -186,7 +206,7 @@ def alert_text(alert: CardAlert) -> str:
         text += f": {escape(alert.summary)}"
     if alert.starts_at is not None:
         text += f" · since {slack_date(alert.starts_at, '{time}')}"
-    return text
+    return text + version_note(alert, p)
 
 
 def _versions_text(p: Proposal) -> str:
@@ -262,10 +282,46 @@ def state_text(card: CardData) -> str:
     return f"{emoji} Cancelled{when}{by}" + (f": {escape(outcome)}" if outcome else "")
 
 
+_WAITING = re.compile(r"(:\s*)?waiting for \d+ approval\(s\)")
+
+
+def finished_reason(reason: str) -> str:
+    """The decision's reason once nobody waits any more: the "waiting for N approval(s)" part goes."""
+    return _WAITING.sub("", reason).strip(" :;,")
+
+
+def outcome_text(card: CardData) -> str:
+    """What finally happened, in one line, for a card whose proposal is no longer waiting."""
+    p = card.proposal
+    when_at = p.finished_at or p.decided_at
+    when = f" {slack_date(when_at)}" if when_at else ""
+    by = mention(p.decided_by) if p.decided_by else "someone"
+    return {
+        State.APPROVED: f"approved by {by}; the rollback runs next",
+        State.EXECUTING: "approved; the rollback is running",
+        State.SUCCEEDED: (f"dry run only, nothing was switched{when}" if p.dry_run
+                          else f"{escape(p.model)} was switched from `{escape(p.from_version)}` to "
+                               f"`{escape(p.to_version)}`{when}"),
+        State.FAILED: f"the rollback to `{escape(p.to_version)}` failed{when}",
+        State.DENIED: f"denied by {by}{when}; nothing was switched",
+        State.EXPIRED: f"expired without a decision{when}; nothing was switched",
+        State.CANCELLED: f"cancelled{when}; nothing was switched",
+    }.get(p.state, "")
+
+
 def policy_text(card: CardData) -> str:
-    """Why it waits, until when, and who may decide: the question every reader of the card asks."""
+    """Why it waits, until when, and who may decide: the question every reader of the card asks.
+
+    Once nobody waits (approved, running or finished) the waiting line goes and the outcome takes its place.
+    """
     p = card.proposal
     parts: list[str] = []
+    if p.state is not State.PROPOSED:
+        if p.decision_reason and (why := finished_reason(p.decision_reason)):
+            parts.append(f"*Proposed because:* {escape(why)}")
+        if outcome := outcome_text(card):
+            parts.append(f"*{'Now' if p.open else 'Outcome'}:* {outcome}")
+        return " · ".join(parts)
     if p.decision_reason:
         parts.append(f"*Why:* {escape(p.decision_reason)}")
     if card.approvers:
@@ -332,8 +388,8 @@ def header_text(p: Proposal) -> str:
     return truncate(f"{STATE_EMOJI[p.state]} {p.model}: {label}", MAX_HEADER_TEXT)
 
 
-def alerts_text(alerts: Sequence[CardAlert], limit: int = MAX_ALERTS_ON_CARD) -> str:
-    shown = [f"• {alert_text(a)}" for a in alerts[:limit]]
+def alerts_text(alerts: Sequence[CardAlert], limit: int = MAX_ALERTS_ON_CARD, p: Proposal | None = None) -> str:
+    shown = [f"• {alert_text(a, p)}" for a in alerts[:limit]]
     more = len(alerts) - len(shown)
     title = "*Alert*" if len(alerts) == 1 else f"*Alerts* ({len(alerts)})"
     text = "\n".join([title, *shown])
@@ -402,7 +458,7 @@ def build_card(card: CardData) -> list[Block]:
         blocks.append(_section(f"🔎 *Verification:* {escape(p.verification)}"))
     if card.alerts:
         blocks.append(DividerBlock())
-        blocks.append(_section(alerts_text(card.alerts)))
+        blocks.append(_section(alerts_text(card.alerts, p=p)))
     if card.metrics:
         if not card.alerts:
             blocks.append(DividerBlock())
@@ -465,7 +521,7 @@ def thread_details(card: CardData) -> list[Message]:
     lines: list[str] = []
     if card.alerts:
         lines.append(f"*All alerts* ({len(card.alerts)})")
-        lines.extend(f"• {alert_text(a)}" for a in card.alerts)
+        lines.extend(f"• {alert_text(a, p)}" for a in card.alerts)
     if card.metrics:
         lines.append(f"*All metrics* ({len(card.metrics)}, now vs before the deploy)")
         lines.extend(f"• {metric_text(m)}" for m in card.metrics)

@@ -6,6 +6,7 @@ Kept apart from the card layout so the text renderer and command replies can sha
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 ELLIPSIS = "…"
@@ -42,9 +43,9 @@ def mention(actor: str) -> str:
     if actor.startswith("@"):
         actor = actor[1:]
     actor = actor.removeprefix("slack:")
-    if _looks_like_id(actor, "UW"):
+    if _looks_like_id(actor, "UW") and is_slack_id(actor):
         return f"<@{actor}>"
-    if _looks_like_id(actor, "S"):
+    if _looks_like_id(actor, "S") and is_slack_id(actor):
         return f"<!subteam^{actor}>"
     if actor.startswith("bot:"):
         what = actor[4:]
@@ -78,12 +79,29 @@ def link(url: str, label: str) -> str:
 _BARE_ID = re.compile(r"(?<![<@^\w])(group )?([UWS][A-Z0-9]{2,})\b")
 
 
-def mention_ids(text: str) -> str:
+def is_slack_id(value: str) -> bool:
+    """The shape of a Slack user (U…/W…) or user-group (S…) id: capitals and digits, with a digit.
+
+    The digit is what tells ``U0LEAD`` from the words ``UTC``, ``WARNING`` or ``SLO``.
+    """
+    return (len(value) >= 2 and value[0] in "UWS" and value.isascii() and value.isalnum()
+            and value.upper() == value and any(c.isdigit() for c in value))
+
+
+def mention_ids(text: str, known: Collection[str] | None = None) -> str:
     """Escape core text for Slack and turn the bare user ids (U…/W…) and groups (``group S…``) in it into
-    mentions, so refusals name approvers people can click."""
+    mentions, so refusals name approvers people can click.
+
+    Only real ids become mentions: with ``known`` (the ids the policy names), only those; without it,
+    only words shaped like a Slack id. Text an alert brought ("resolved at 16:12 UTC", an alert name)
+    therefore never pings anyone, and its own ``<@…>``/``<!channel>`` arrive escaped.
+    """
 
     def repl(match: re.Match[str]) -> str:
         group, ident = match.group(1), match.group(2)
+        real = ident in known if known is not None else is_slack_id(ident)
+        if not real:
+            return match.group(0)
         if ident.startswith("S"):
             return f"<!subteam^{ident}>" if group else ident
         return f"<@{ident}>"

@@ -119,7 +119,8 @@ def card_alerts(store: Any, proposal_id: int) -> list[CardAlert]:
                     None)
         alerts.append(CardAlert(name=a.name, severity=str(a.severity), status=str(a.status), summary=a.summary,
                                 link=link, starts_at=a.starts_at, source=a.source,
-                                not_sent=not_sent(a.annotations)))
+                                not_sent=not_sent(a.annotations), version=getattr(a, "version", None),
+                                stale=getattr(a, "outcome", None) == "stale"))
     return alerts
 
 
@@ -324,6 +325,7 @@ class SlackSender:
         elif event == "reminder":
             text = f"Reminder: waiting for {approvers} ({detail})."
         elif event in ("verification", "timeline", "alerts") and detail:
-            text = mention_ids(detail)
+            # alert names and times flow into these: only the policy's own ids may become mentions
+            text = mention_ids(detail, self.policy.slack_ids())
         if text:
             self._reply(p, text.strip())

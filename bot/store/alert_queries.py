@@ -40,6 +40,7 @@ def _record(row: AlertRow) -> AlertRecord:
         labels=dict(row.labels or {}), links=dict(row.links or {}),
         values={k: float(v) for k, v in (row.values or {}).items()},
         annotations={str(k): str(v) for k, v in annotations.items()},
+        version=row.version, outcome=row.outcome,
     )
 
 
@@ -159,7 +160,7 @@ class AlertQueries:
             "labels": dict(alert.labels), "annotations": dict(alert.annotations), "links": dict(alert.links),
             "values": dict(alert.values), "received_at": received_at,
             "resolved_at": (alert.ends_at or received_at) if resolved else None,
-            "decided_at": None, "outcome": None, "outcome_reason": None,
+            "decided_at": None, "outcome": None, "outcome_reason": None, "version": alert.version,
         }
         if model is None or resolved:  # nothing for the decider: closed in the inbox at once
             values.update(decided_at=received_at, outcome="ignored" if model is None else "resolved",
@@ -191,7 +192,7 @@ class AlertQueries:
             "status": alert.status.value, "name": alert.name, "model": model, "severity": str(alert.severity),
             "labels": dict(alert.labels), "annotations": dict(alert.annotations), "links": dict(alert.links),
             "values": dict(alert.values), "received_at": received_at,
-            "resolved_at": (alert.ends_at or received_at) if resolved else None,
+            "resolved_at": (alert.ends_at or received_at) if resolved else None, "version": alert.version,
         }
         if model is None or resolved:  # nothing for the decider: closed in the inbox at once
             values.update(decided_at=received_at, outcome="ignored" if model is None else "resolved",

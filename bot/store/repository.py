@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import and_, func, or_, true, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -191,17 +191,23 @@ class SqlStore(AlertQueries, WorkQueues):
             self._audit(s, audit, now)
             return _deployment(row)
 
-    def quiet_since(self, model: str, since: datetime) -> datetime | None:
-        """Since when no alert of this model has fired (not before ``since``); None while one fires."""
+    def quiet_since(self, model: str, since: datetime, version: str | None = None) -> datetime | None:
+        """Since when no alert of this model has fired (not before ``since``); None while one fires.
+
+        With ``version``, an alert that names another version does not count: it is about a version that is
+        not live (after a rollback, the alerts about the rolled-back version may fire on for a while).
+        """
+        counts = and_(col(AlertRow.model) == model,
+                      true() if version is None else or_(col(AlertRow.version).is_(None),
+                                                         col(AlertRow.version) == version))
         with Session(self.engine) as s:
             firing = s.exec(
-                select(func.count()).select_from(AlertRow).where(
-                    AlertRow.model == model, AlertRow.status == "firing")
+                select(func.count()).select_from(AlertRow).where(counts, AlertRow.status == "firing")
             ).one()
             if firing:
                 return None
             last_end = s.exec(
-                select(func.max(AlertRow.resolved_at)).where(AlertRow.model == model)
+                select(func.max(AlertRow.resolved_at)).where(counts)
             ).one()
         if last_end is not None and last_end > since:
             return last_end  # type: ignore[no-any-return]

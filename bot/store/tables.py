@@ -76,6 +76,8 @@ class AlertRow(SQLModel, table=True):
     decided_at: datetime | None = None
     outcome: str | None = Field(default=None, max_length=20)
     outcome_reason: str | None = Field(default=None, sa_column=Column(Text))
+    # The version the alert names (its source's version_label); NULL when it names none.
+    version: str | None = Field(default=None, max_length=200)
 
 
 class ProposalRow(SQLModel, table=True):

@@ -73,7 +73,8 @@ def alert_routes(container: Container, protect: Protect, metrics: Metrics | None
         received_at = container.clock.now()
 
         def store() -> tuple[IntakeResult, list[int]]:  # parsing 1 MiB is CPU work too: off the event loop
-            alerts = parse_body(source, body, mapping if source == "generic" else None, content_type)
+            alerts = parse_body(source, body, mapping if source == "generic" else None, content_type,
+                                severity=container.policy.alert_source(source).severity)
             return intake.record(source, alerts, received_at)
 
         try:

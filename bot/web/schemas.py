@@ -302,6 +302,7 @@ class IntakeOut(BaseModel):
     ignored: int
     refused: int
     resolved: int
+    stale: int = Field(0, description="alerts naming a version that is not live: recorded, never acted on")
     proposals_created: list[int]
     proposals_updated: list[int]
     executed: list[int]

@@ -99,3 +99,26 @@ def test_unknown_model_is_refused_and_audited(workdir: tuple[Path, dict[str, str
     out = cli(workdir, "rollback", "nope", "--reason", "x")
     assert out.returncode == 1 and "unknown model 'nope'" in out.stderr
     assert "rollback.refused" in cli(workdir, "audit", "list").stdout
+
+
+def test_check_prints_each_sources_effective_severity_mapping(tmp_path: Path) -> None:
+    (tmp_path / "rollback.toml").write_text(
+        POLICY + "\n[sources.alertmanager]\nversion_label = 'app_version'\n"
+        "[sources.alertmanager.severity]\npage = 'warning'\nsev1 = 'critical'\n"
+        "[sources.datadog.severity]\nP4 = 'info'\n")
+    env = {"DATABASE_URL": "sqlite:///x.db", "ALERT_WEBHOOK_TOKEN": "abcd", "SLACK_BOT_TOKEN": "xoxb-1",
+           "SLACK_SIGNING_SECRET": "s1"}
+    good = run_cli("check", env=env, cwd=tmp_path)
+    assert good.returncode == 0, good.stderr
+    lines = good.stdout.splitlines()
+    [am] = [line for line in lines if line.startswith("source alertmanager:")]
+    assert am.startswith("source alertmanager: version label 'app_version'; severity: critical, high, sev1 → ")
+    assert "page, warn, warning → warning" in am and am.endswith("anything else → warning")
+    assert any(line.startswith("source datadog: version label 'version'; severity tag and listed priorities: ")
+               and "p4 → info" in line for line in lines)
+    assert any("Warn/Re-Warn → warning" in line for line in lines)
+    never_policy = POLICY.replace("[defaults]", "[defaults]\nauto_rollback_severity = 'never'")
+    (tmp_path / "rollback.toml").write_text(never_policy)
+    never = run_cli("check", env=env, cwd=tmp_path)
+    assert never.returncode == 0, never.stderr
+    assert "auto-rollback never (every incident asks)" in never.stdout

@@ -220,9 +220,10 @@ def test_datadog_payload_and_headers_from_the_page(make_bot: Any) -> None:
         return {key: values.get(var, var) for key, var in template.items()}
 
     url = bot.url("/alerts/datadog")
-    r = httpx.post(url, json=filled("Triggered", "error"), headers=headers, timeout=10)
+    # Warn: a warning whatever the priority (P3 here), so a proposal, not an automatic rollback
+    r = httpx.post(url, json=filled("Warn", "warning"), headers=headers, timeout=10)
     assert r.status_code == 202 and r.json()["alerts"][0]["outcome"] == "proposed", r.text
-    form = urlencode(filled("Re-Triggered", "error")).encode()
+    form = urlencode(filled("Re-Warn", "warning")).encode()
     r = httpx.post(url, content=form, headers={**headers, "Content-Type": "application/x-www-form-urlencoded"})
     assert r.status_code == 202 and r.json()["duplicates"] == 1, r.text
     r = httpx.post(url, json=filled("Recovered", "success"), headers=headers, timeout=10)

@@ -106,8 +106,9 @@ class MemoryStore:
                     marked.append(self.deployments[i])
         return marked
 
-    def quiet_since(self, model: str, since: datetime) -> datetime | None:
-        alerts = [a for a in self.alerts.values() if a.model == model]
+    def quiet_since(self, model: str, since: datetime, version: str | None = None) -> datetime | None:
+        alerts = [a for a in self.alerts.values()
+                  if a.model == model and (version is None or a.version in (None, version))]
         if any(a.status is AlertStatus.FIRING for a in alerts):
             return None
         ends = [a.resolved_at for a in alerts if a.resolved_at is not None]
@@ -255,7 +256,7 @@ class MemoryStore:
                                       alert.status, alert.severity, starts, alert.ends_at, received_at,
                                       (alert.ends_at or received_at) if resolved else None, None, alert.summary,
                                       dict(alert.labels), dict(alert.links), dict(alert.values),
-                                      dict(alert.annotations))
+                                      dict(alert.annotations), alert.version)
                     self.alerts[rec.id] = rec
                     self.decided[rec.id] = None if model is not None and not resolved else ("closed", "")
                     out.append(Stored(StoreOutcome.NEW, rec))
@@ -287,7 +288,8 @@ class MemoryStore:
             return attached
 
     def alerts_for_proposal(self, proposal_id: int) -> list[AlertRecord]:
-        return [a for a in self.alerts.values() if a.proposal_id == proposal_id]
+        return [replace(a, outcome=(self.decided.get(a.id) or (None, ""))[0])
+                for a in self.alerts.values() if a.proposal_id == proposal_id]
 
     def pending_alerts(self, model: str) -> list[AlertRecord]:
         return [a for a in self.alerts.values() if a.model == model and self.decided.get(a.id) is None]

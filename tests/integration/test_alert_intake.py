@@ -228,7 +228,7 @@ def test_resolution_after_the_rollback_goes_into_the_timeline(client: TestClient
 def test_datadog_trigger_then_recovery_without_a_start_time(client: TestClient, bot: Container,
                                                             notifier: RecordingNotifier) -> None:
     triggered = load("datadog-triggered.json")
-    triggered["priority"] = "P3"  # warning: a proposal, not an automatic rollback
+    triggered |= {"transition": "Warn", "alert_type": "warning"}  # warning: a proposal, not a rollback
     [pid] = post(client, triggered, source="datadog")["proposals_created"]
     assert post(client, triggered, source="datadog")["duplicates"] == 1
     recovered = post(client, load("datadog-recovered.json"), source="datadog")

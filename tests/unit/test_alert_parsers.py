@@ -29,7 +29,7 @@ from adapters.alerts import (
 )
 from adapters.alerts._fields import labels_fingerprint
 from bot.core.alert import AlertStatus
-from bot.core.severity import Severity
+from bot.core.severity import Severity, SeverityTable
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "alerts"
 
@@ -388,7 +388,7 @@ def test_datadog_default_payload_is_accepted_with_defaults() -> None:
     assert alert.status is AlertStatus.FIRING  # from the title's "[Triggered on …]"
     assert alert.labels == {"model": "fraud-detector"}  # the title's {tag:value} scope
     assert alert.name == "fraud-detector error rate is high"
-    assert alert.severity is Severity.WARNING
+    assert alert.severity is Severity.CRITICAL  # "[Triggered …]": the monitor's alert state
     assert alert.starts_at == datetime(2014, 7, 29, 19, 37, 52, tzinfo=UTC)
     assert alert.annotations["description"] == "Error rate for fraud-detector is above 5% over the last 5m."
     assert alert.annotations["event_id"] == "6284467829765405698"
@@ -458,21 +458,48 @@ def test_datadog_form_encoded_body() -> None:
 
 
 @pytest.mark.parametrize(
-    ("changes", "expected"),
+    ("changes", "table", "expected"),
     [
-        ({"priority": "P2"}, Severity.CRITICAL),
-        ({"priority": "P3"}, Severity.WARNING),
-        ({"priority": "p4"}, Severity.INFO),
-        ({"priority": "P5"}, Severity.INFO),
-        ({"priority": ""}, Severity.WARNING),
-        ({"priority": "$ALERT_PRIORITY"}, Severity.WARNING),  # variable Datadog could not fill
-        ({"priority": "P4", "tags": "model:m,severity:critical"}, Severity.CRITICAL),  # tag wins
-        ({"priority": None}, Severity.WARNING),
+        ({}, {}, Severity.CRITICAL),  # Triggered, alert type error
+        ({"transition": "Re-Triggered"}, {}, Severity.CRITICAL),
+        ({"transition": "Warn", "alert_type": "warning"}, {}, Severity.WARNING),  # a P1 monitor that warns
+        ({"transition": "Re-Warn", "alert_type": "warning"}, {}, Severity.WARNING),
+        ({"transition": "Triggered", "alert_type": "warning"}, {}, Severity.WARNING),
+        ({"transition": "Renotify", "alert_type": "warning"}, {}, Severity.WARNING),
+        ({"transition": "Renotify", "alert_type": "error"}, {}, Severity.CRITICAL),
+        ({"transition": "Null", "alert_type": "info"}, {}, Severity.INFO),
+        ({"transition": None, "alert_type": None, "alert_title": "x", "title": "x"}, {}, Severity.WARNING),
+        ({"priority": "P4"}, {}, Severity.CRITICAL),  # priority counts only where the policy lists it
+        ({"priority": "$ALERT_PRIORITY"}, {"P4": Severity.INFO}, Severity.CRITICAL),  # not filled in
+        ({"priority": "p4"}, {"P4": Severity.INFO}, Severity.INFO),  # listed: it lowers
+        ({"transition": "Warn", "alert_type": "warning"}, {"P1": Severity.CRITICAL}, Severity.WARNING),  # never raises
+        ({"tags": "model:m,severity:warning"}, {}, Severity.WARNING),  # a severity tag lowers too
+        ({"transition": "Warn", "tags": "model:m,severity:critical"}, {}, Severity.WARNING),
     ],
 )
-def test_datadog_severity(changes: dict[str, Any], expected: Severity) -> None:
+def test_datadog_severity(changes: dict[str, Any], table: dict[str, Severity], expected: Severity) -> None:
     body = load("datadog-triggered.json") | changes
-    assert datadog.parse(body)[0].severity is expected
+    [alert] = datadog.parse(body, SeverityTable().with_entries(table))
+    assert alert.severity is expected
+    assert not alert.no_data
+
+
+@pytest.mark.parametrize("transition", ["No Data", "Re-No Data"])
+def test_datadog_no_data_is_left_to_the_model(transition: str) -> None:
+    [alert] = datadog.parse(load("datadog-triggered.json") | {"transition": transition})
+    assert alert.no_data and alert.severity is Severity.CRITICAL  # the decider lowers it per no_data
+    [capped] = datadog.parse(load("datadog-triggered.json") | {"transition": transition,
+                                                                "tags": "model:m,severity:info"})
+    assert capped.severity is Severity.INFO
+
+
+def test_alertmanager_severity_table_from_the_policy() -> None:
+    body = am_payload(labels={"model": "fraud", "severity": "page", "alertname": "X"})
+    assert alertmanager.parse(body)[0].severity is Severity.CRITICAL  # SPEC default
+    table = SeverityTable().with_entries({"page": Severity.WARNING, "SEV1": Severity.CRITICAL})
+    assert alertmanager.parse(body, table)[0].severity is Severity.WARNING
+    sev1 = am_payload(labels={"model": "fraud", "severity": "sev1", "alertname": "X"})
+    assert alertmanager.parse(sev1, table)[0].severity is Severity.CRITICAL  # case-insensitive
 
 
 @pytest.mark.parametrize(
