@@ -44,6 +44,7 @@ def assemble(container: Container, *, with_slack: bool, sweep_every: float = 5.0
     jobs: dict[str, tuple[Callable[[], object], float]] = {
         "deadlines": (service.sweep_deadlines, sweep_every),
         "stable": (service.sweep_stable, 30.0),
+        "drift": (service.sweep_drift, 60.0),  # a blocked version re-applied by hand is offered for rollback again
     }
     if not container.run_workers:  # no executor thread: approved/executing proposals are swept here
         jobs["stuck"] = (service.sweep_stuck, 60.0)

@@ -21,6 +21,7 @@ from starlette.types import Lifespan
 
 from bot.bootstrap import Container
 from bot.config import reveal
+from bot.core.blocking import Override, VersionBlocked
 from bot.core.durations import parse_duration
 from bot.core.errors import NotFound, Refused, RollbackError, UnknownModel, UnknownVersion
 from bot.core.selection import last_stable
@@ -33,6 +34,7 @@ from bot.web.limits import BodyLimit
 from bot.web.openapi import openapi_document
 from bot.web.pages.routes import report_routes  # report hook: report API, incident pages, rollback metrics
 from bot.web.schemas import MAX_ID, AuditQuery, DeploymentIn, model_name
+from bot.web.versions import blocked_response, version_routes
 from bot.web.views import audit_json, deployment_json, proposal_json
 
 log = logging.getLogger(__name__)
@@ -148,12 +150,16 @@ def create_app(container: Container, *, extra_routes: list[Route] | None = None,
     async def deployments(request: Request) -> Response:
         body: DeploymentIn = parse_model(DeploymentIn, await read_body(request))
         actor = f"api:{body.deployed_by or 'ci'}"
-        dep = await run_in_threadpool(
-            lambda: service.deploy(
-                body.model, body.version, actor=actor, deployed_by=body.deployed_by, source=body.source,
-                metadata=body.metadata or {}, stable=body.stable,
+        override = Override(body.override.reason) if body.override is not None else None
+        try:
+            dep = await run_in_threadpool(
+                lambda: service.deploy(
+                    body.model, body.version, actor=actor, deployed_by=body.deployed_by, source=body.source,
+                    metadata=body.metadata or {}, stable=body.stable, override=override,
+                )
             )
-        )
+        except VersionBlocked as exc:
+            return blocked_response(exc)
         return JSONResponse({"model": dep.model, "deployment": deployment_json(dep)}, status_code=201)
 
     async def model_status(request: Request) -> Response:
@@ -251,6 +257,7 @@ def create_app(container: Container, *, extra_routes: list[Route] | None = None,
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *version_routes(container, p),
         *alert_routes(container, p, metrics),
         *report_routes(container, p, metrics.registry),  # report hook
         *(extra_routes or []),
