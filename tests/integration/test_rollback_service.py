@@ -43,7 +43,8 @@ def test_manual_proposal_approved_executes_once_and_records_everything(container
     assert [d.version for d in history] == ["5", "6", "7", "6"]
     assert history[2].rolled_back_at is not None and history[-1].source == f"rollback #{p.id}"
     assert actions(container, proposal_id=p.id) == [
-        "proposal.created", "approval.added", "proposal.approved", "rollback.executing", "rollback.succeeded"]
+        "proposal.created", "approval.added", "proposal.approved", "rollback.executing", "rollback.succeeded",
+        "deployment.blocked"]
     assert [e for e in notifier.names()] == ["created", "approved", "executing", "succeeded"]
     # The rolled-back version is never chosen again and the model is in cooldown.
     state = container.store.model_state("fraud-detector")
