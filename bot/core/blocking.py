@@ -18,7 +18,7 @@ from bot.core.audit import AuditEvent
 from bot.core.authorization import Act
 from bot.core.errors import RollbackError
 from bot.core.policy import Action, Decision
-from bot.core.proposal import Proposal
+from bot.core.proposal import Proposal, State
 from bot.core.requests import Requests
 from bot.core.selection import Block, Deployment
 
@@ -104,16 +104,16 @@ class VersionBlocking(Requests):
         deployment (the bot's history must match what runs), posted, and offered for rollback again."""
         offered = []
         for model, policy in self.policy.models.items():
+            blocks = {b.version: b for b in self.blocked_versions(model)}
             target = self.targets.get(policy.target)
-            if target is None:
-                continue
+            if not blocks or target is None or self._switching(model):
+                continue  # only models with a blocked version are asked; never while a switch may be under way
             try:
                 live = target.current_version(model, policy.target_settings)
             except Exception as exc:  # noqa: BLE001  a target that cannot answer now is asked again next sweep
                 oplog.event("deployment.drift_unknown", model=model, target=policy.target, why=type(exc).__name__)
                 continue
             history = self.store.history(model)
-            blocks = {b.version: b for b in self.blocked_versions(model)}
             if not drifted(history[-1] if history else None, live, set(blocks)):
                 continue
             assert live is not None
@@ -121,6 +121,11 @@ class VersionBlocking(Requests):
             if proposal is not None:
                 offered.append(proposal)
         return offered
+
+    def _switching(self, model: str) -> bool:
+        """An approved or executing rollback: the target may already run its version before the store says so."""
+        open_now = self.store.open_proposal(model)
+        return open_now is not None and open_now.state is not State.PROPOSED
 
     def _offer_again(self, model: str, live: str, block: Block, target: str) -> Proposal | None:
         note = (f"{target} reports blocked version {live} live again, with no deployment reported "
@@ -131,7 +136,7 @@ class VersionBlocking(Requests):
             stable=False, set_served=False,
             audit=AuditEvent(actor=DRIFT_ACTOR, action="deployment.drift", model=model, to_version=live,
                              reason=note, inputs={"target": target, "blocked_by_proposal": block.proposal_id}),
-            supersede=f"version {live} found live again by {target}")
+            supersede=superseded_text(live, f"hand (found live by {target})"))
         try:
             return self.request_rollback(model, actor=DRIFT_ACTOR, reason=note, decision=Decision(
                 Action.PROPOSE, f"blocked version {live} is live again: waiting for approval to roll it back"))

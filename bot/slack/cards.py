@@ -259,7 +259,7 @@ def state_text(card: CardData) -> str:
     # CANCELLED
     when = f" {slack_date(p.decided_at)}" if p.decided_at else ""
     if is_superseded(p):
-        return f"{emoji} Superseded{when}: {escape(outcome or '')}; nothing was switched"
+        return f"{emoji} Superseded{when} {escape((outcome or '').removeprefix('superseded '))}; nothing was switched"
     by = f" by {mention(p.decided_by)}" if p.decided_by else ""
     return f"{emoji} Cancelled{when}{by}" + (f": {escape(outcome)}" if outcome else "")
 

@@ -136,7 +136,7 @@ def test_a_new_deployment_closes_the_open_card_as_superseded(bot: SlackBot) -> N
     assert "[ Approve ]" in bot.card(pid)
     assert deploy(bot, "8").status_code == 201
     card = bot.wait_card(pid, "Superseded")
-    assert "superseded by the deployment of version 8 by ci-job-42" in card
+    assert "by the deployment of version 8 by ci-job-42; nothing was switched" in card
     assert "[ Approve ]" not in card and "[ Deny ]" not in card
     assert bot.container.store.get_proposal(pid).state is State.CANCELLED
     rows = bot.container.store.audit_records(proposal_id=pid)

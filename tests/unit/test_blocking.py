@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.core.audit import AuditEvent
 from bot.core.blocking import Override, VersionBlocked, deployability, drifted
 from bot.core.clock import ManualClock
 from bot.core.errors import Refused, RollbackError
@@ -145,6 +146,17 @@ def test_a_blocked_version_live_again_without_a_report_is_recorded_and_offered_a
     assert store.history(MODEL)[-1].source == "drift (fake)"
     assert "deployment.drift" in actions(store)
     assert service.sweep_drift() == []  # recorded once: the next sweep sees 7 as the current deployment
+
+
+def test_drift_is_not_read_while_a_rollback_is_switching() -> None:
+    store, service, target, _, _ = world()
+    rolled_back(store, service)
+    service.deploy(MODEL, "8", actor="api:ci")
+    p = service.request_rollback(MODEL, actor="slack:U0BOB", reason="8 is slow", to_version="7")
+    store.transition(p.id, [State.PROPOSED], State.APPROVED, AuditEvent("t", "t"), decided_by="slack:U0LEAD")
+    target.live[MODEL] = "7"  # switched, not yet recorded: not a hand-made change
+    assert service.sweep_drift() == []
+    assert store.history(MODEL)[-1].version == "8"
 
 
 @pytest.mark.parametrize(("current", "live", "blocked", "expected"), [
