@@ -264,11 +264,14 @@ class SqlStore(AlertQueries, WorkQueues):
                 self._audit(s, AuditEvent(actor=by, action="version.unblocked", model=row.model,
                                           proposal_id=row.id, to_version=row.to_version, reason=why), now)
             return
-        active = s.exec(select(BlockedVersionRow.id).where(
+        earlier = s.exec(select(BlockedVersionRow).where(
             BlockedVersionRow.model == row.model, BlockedVersionRow.version == row.from_version,
             col(BlockedVersionRow.unblocked_at).is_(None))).first()
-        if active is not None:
-            return
+        if earlier is not None:  # deployed again with an override and rolled back again: this rollback says why
+            earlier.unblocked_at, earlier.unblocked_by = now, by
+            earlier.unblock_reason = f"blocked again by rollback #{row.id}"
+            s.add(earlier)
+            s.flush()
         s.add(BlockedVersionRow(model=row.model, version=row.from_version, blocked_at=now, blocked_by=by,
                                 reason=row.reason, proposal_id=row.id))
         self._audit(s, AuditEvent(actor=by, action="deployment.blocked", model=row.model, proposal_id=row.id,

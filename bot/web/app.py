@@ -35,7 +35,7 @@ from bot.web.openapi import openapi_document
 from bot.web.pages.routes import report_routes  # report hook: report API, incident pages, rollback metrics
 from bot.web.schemas import MAX_ID, AuditQuery, DeploymentIn, model_name
 from bot.web.versions import blocked_response, version_routes
-from bot.web.views import audit_json, deployment_json, proposal_json
+from bot.web.views import audit_json, block_json, deployment_json, proposal_json
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
@@ -183,6 +183,7 @@ def create_app(container: Container, *, extra_routes: list[Route] | None = None,
                 "last_rollback_at": state.last_rollback_at.isoformat() if state.last_rollback_at else None,
                 "open_proposal": proposal_json(open_p) if open_p else None,
                 "deployments": [deployment_json(d) for d in reversed(history)],
+                "blocked_versions": [block_json(b) for b in service.blocked_versions(model)],
             }
 
         return JSONResponse(await run_in_threadpool(read))

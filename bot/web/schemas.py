@@ -297,6 +297,8 @@ class ModelStatusOut(BaseModel):
     last_rollback_at: str | None
     open_proposal: ProposalOut | None
     deployments: list[DeploymentOut]
+    blocked_versions: list[BlockOut] = Field(description="Versions the bot rolled back, refused by POST /deployments "
+                                                         "until an approver unblocks them.")
 
 
 class VersionOut(BaseModel):

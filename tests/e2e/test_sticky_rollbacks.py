@@ -109,6 +109,8 @@ def test_ci_asks_whether_a_version_may_be_deployed(bot: SlackBot) -> None:
     fine = httpx.get(f"{bot.url}/api/models/{MODEL}/versions/6", headers=AUTH).json()
     assert fine["deployable"] is True and fine["blocked"] is None and fine["current"] is True
     assert len(fine["deployments"]) == 2  # deployed by CI, then again by the rollback
+    status = httpx.get(f"{bot.url}/api/models/{MODEL}", headers=AUTH).json()
+    assert [b["version"] for b in status["blocked_versions"]] == ["7"]
     assert httpx.get(f"{bot.url}/api/models/{MODEL}/versions/7").status_code == 401
     assert httpx.get(f"{bot.url}/api/models/nope/versions/7", headers=AUTH).status_code == 404
 

@@ -113,8 +113,10 @@ class MemoryStore:
                     self.append_audit(AuditEvent(actor=by, action="version.unblocked", model=p.model,
                                                  proposal_id=p.id, to_version=p.to_version))
             return
-        if any(b.model == p.model and b.version == p.from_version and b.active for b in self.blocked):
-            return
+        for i, b in enumerate(self.blocked):
+            if b.model == p.model and b.version == p.from_version and b.active:
+                self.blocked[i] = replace(b, unblocked_at=now, unblocked_by=by,
+                                          unblock_reason=f"blocked again by rollback #{p.id}")
         self.blocked.append(Block(len(self.blocked) + 1, p.model, p.from_version, now, by, p.reason, p.id))
         self.append_audit(AuditEvent(actor=by, action="deployment.blocked", model=p.model, proposal_id=p.id,
                                      from_version=p.from_version, to_version=p.to_version))

@@ -252,3 +252,22 @@ def test_break_glass_supersedes_a_proposal_waiting_for_people(container: Any, fa
     assert done.state is State.SUCCEEDED and len(fake_target.switches) == 1
     old = container.store.get_proposal(waiting.id)
     assert old.state is State.CANCELLED and old.result == "superseded by a break-glass rollback by cli:ops"
+
+
+def test_a_version_rolled_back_twice_is_blocked_by_the_newest_rollback(container: Any, fake_target: FakeTarget) -> None:
+    from bot.core.blocking import Override
+
+    deploy_history(container)
+    fake_target.live["fraud-detector"] = "7"
+    svc = container.service
+    first = svc.request_rollback("fraud-detector", actor="slack:U0BOB", reason="error rate up")
+    assert svc.approve(first.id, "slack:U0LEAD").executed
+    container.clock.advance(timedelta(hours=2))
+    svc.deploy("fraud-detector", "7", actor="api:ci", override=Override("hotfix"))
+    fake_target.live["fraud-detector"] = "7"
+    second = svc.request_rollback("fraud-detector", actor="slack:U0BOB", reason="still broken")
+    assert svc.approve(second.id, "slack:U0LEAD").executed
+    blocks = container.store.blocks("fraud-detector", "7")
+    assert [(b.proposal_id, b.active) for b in blocks] == [(second.id, True), (first.id, False)]
+    assert blocks[1].unblock_reason == f"blocked again by rollback #{second.id}"
+    assert actions(container, proposal_id=second.id)[-1] == "deployment.blocked"

@@ -76,6 +76,18 @@ def test_an_override_deploys_audits_and_announces_on_the_rollbacks_proposal() ->
     assert [b.version for b in service.blocked_versions(MODEL)] == ["7"]  # still blocked for the next deploy
 
 
+def test_rolled_back_again_after_an_override_the_block_names_the_newest_rollback() -> None:
+    store, service, _, clock, _ = world()
+    rolled_back(store, service)
+    clock.advance(timedelta(hours=2))  # past the cooldown
+    service.deploy(MODEL, "7", actor="api:ci", override=Override("hotfix"))
+    p = service.request_rollback(MODEL, actor="slack:U0BOB", reason="still broken")
+    assert service.approve(p.id, "slack:U0LEAD").executed
+    [block] = service.blocked_versions(MODEL)
+    assert (block.proposal_id, block.reason) == (p.id, "still broken")
+    assert [b.unblock_reason for b in store.blocks(MODEL, "7")] == [None, f"blocked again by rollback #{p.id}"]
+
+
 def test_an_override_needs_a_reason() -> None:
     store, service, _, _, _ = world()
     rolled_back(store, service)
