@@ -172,9 +172,11 @@ class Store(Protocol):
                           metadata: dict[str, Any], stable: bool, set_served: bool,
                           audit: AuditEvent, also: Sequence[AuditEvent] = (),
                           announce: tuple[int, Intent] | None = None,
-                          supersede: str | None = None) -> Deployment:
+                          supersede: str | None = None, refuse_blocked: bool = False) -> Deployment:
         """``also``: more audit rows of the same change (an override); ``announce``: an outbox message on that
-        proposal; ``supersede``: cancel the model's waiting proposals as superseded by this, each audited."""
+        proposal; ``supersede``: cancel the model's waiting proposals as superseded by this, each audited;
+        ``refuse_blocked``: raise ``bot.core.blocking.VersionBlocked`` (writing nothing) if the version is
+        blocked, checked under the model's lock so a rollback finishing meanwhile cannot slip past."""
         ...
     def blocks(self, model: str, version: str | None = None) -> list[Block]:
         """Every block of the model (or of one version), newest first, lifted ones included."""

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.core.audit import AuditEvent, AuditRecord, KeyRing
+from bot.core.blocking import VersionBlocked
 from bot.core.clock import Clock, SystemClock
 from bot.core.errors import NotFound
 from bot.core.policy import ModelState
@@ -180,13 +181,21 @@ class SqlStore(AlertQueries, WorkQueues):
         also: Sequence[AuditEvent] = (),
         announce: tuple[int, Intent] | None = None,
         supersede: str | None = None,
+        refuse_blocked: bool = False,
     ) -> Deployment:
         now = self.clock.now()
         with self.session() as s:
             self.ensure_model(s, model)
-            # The model row locked first, as create_proposal does: a proposal being written for the version
-            # this deployment replaces either commits before (and is superseded here) or finds itself stale.
+            # The model row locked first, as create_proposal and complete_rollback do: a proposal being written
+            # for the version this deployment replaces either commits before (and is superseded here) or finds
+            # itself stale, and a rollback's block is either seen here or written after this deployment.
             mrow = s.exec(select(ModelRow).where(ModelRow.name == model).with_for_update()).one()
+            if refuse_blocked:
+                blocked = s.exec(select(BlockedVersionRow).where(
+                    BlockedVersionRow.model == model, BlockedVersionRow.version == version,
+                    col(BlockedVersionRow.unblocked_at).is_(None))).first()
+                if blocked is not None:
+                    raise VersionBlocked(_block(blocked))
             row = DeploymentRow(
                 model=model,
                 version=version,

@@ -16,6 +16,7 @@ from typing import Any
 
 from bot.core.alert import Alert, AlertStatus
 from bot.core.audit import AuditEvent, AuditRecord
+from bot.core.blocking import VersionBlocked
 from bot.core.clock import Clock
 from bot.core.errors import NotFound
 from bot.core.intake import AlertRecord, Stored, StoreOutcome
@@ -65,8 +66,11 @@ class MemoryStore:
                           metadata: dict[str, Any], stable: bool, set_served: bool,
                           audit: AuditEvent, also: Sequence[AuditEvent] = (),
                           announce: tuple[int, Intent] | None = None,
-                          supersede: str | None = None) -> Deployment:
+                          supersede: str | None = None, refuse_blocked: bool = False) -> Deployment:
         with self._lock:
+            active = [b for b in self.blocks(model, version) if b.active]
+            if refuse_blocked and active:
+                raise VersionBlocked(active[0])
             now = self.clock.now()
             dep = Deployment(len(self.deployments) + 1, model, version, now, deployed_by, source,
                              now if stable else None)

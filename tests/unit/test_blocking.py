@@ -191,3 +191,20 @@ def test_deployability_names_the_active_block_then_the_lifting() -> None:
         in answer.reason
     lifted = Block(1, MODEL, "7", T0, "bot:policy", "latency", 3, T0, "slack:U0LEAD", "fixed")
     assert deployability(MODEL, "7", [lifted]).deployable
+
+
+def test_a_block_written_between_the_check_and_the_write_still_refuses() -> None:
+    store, service, _, _, _ = world()
+    rolled_back(store, service)
+    real = store.blocks
+    calls: list[str] = []
+
+    def not_yet_then_real(model: str, version: str | None = None) -> list[Block]:
+        calls.append(model)
+        return [] if len(calls) == 1 else real(model, version)  # the rollback commits after the first read
+
+    store.blocks = not_yet_then_real  # type: ignore[method-assign]
+    history = store.history(MODEL)
+    with pytest.raises(VersionBlocked):
+        service.deploy(MODEL, "7", actor="api:ci")
+    assert store.history(MODEL) == history and actions(store)[-1] == "deployment.refused_blocked"
