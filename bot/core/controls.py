@@ -90,6 +90,7 @@ class ModelControls(UseCase):
         if waiting is not None and waiting.state is State.PROPOSED:
             now = self.store.get_proposal(waiting.id)
             if now.state is State.CANCELLED:
+                oplog.event("proposal.superseded", proposal=now.id, model=now.model, why=now.result)
                 self._notify(now, "superseded", now.result, written=True)
         if announce is not None:
             self._notify(self.store.get_proposal(announce[0]), announce[1].event, announce[1].detail, written=True)
