@@ -80,6 +80,9 @@ class Answers:
                 bits.append(f"last stable {escape(stable.version)}")
             if state.frozen(now):
                 bits.append(f":snowflake: frozen until {state.frozen_until:%H:%M} UTC")
+            blocked = [b.version for b in self.c.service.blocked_versions(name)]
+            if blocked:
+                bits.append(f":no_entry: blocked {', '.join(escape(v) for v in blocked)}")
             open_p = store.open_proposal(name)
             if open_p:
                 bits.append(f"proposal #{open_p.id} {open_p.state.value} ({open_p.from_version} → {open_p.to_version})")

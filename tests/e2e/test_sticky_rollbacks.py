@@ -118,6 +118,7 @@ def test_ci_asks_whether_a_version_may_be_deployed(bot: SlackBot) -> None:
 def test_unblock_by_an_approver_and_a_refusal_audited_once(bot: SlackBot) -> None:
     rolled_back(bot)
     assert ":no_entry: blocked" in bot.command_reply(f"versions {MODEL}")
+    assert ":no_entry: blocked 7" in bot.command_reply(f"status {MODEL}")
     refused = bot.command_reply(f"unblock {MODEL} 7 I need it", user="U0MALLORY")
     assert "only approvers may unblock" in refused
     refusals = [r for r in bot.container.store.audit_records(model=MODEL) if r.action == "unblock.refused"]
