@@ -199,6 +199,9 @@ def test_undo_rolls_forward_through_the_same_machine(container: Any, fake_target
     u = container.service.undo(p.id, "slack:U0LEAD")
     assert u.state is State.SUCCEEDED and (u.from_version, u.to_version) == ("6", "7") and u.undo_of == p.id
     assert [s.to_version for s in fake_target.switches] == ["6", "7"]
+    assert container.service.blocked_versions("fraud-detector") == []  # the undo lifted 7's block, and blocked none
+    [lifted] = container.store.blocks("fraud-detector", "7")
+    assert (lifted.unblocked_by, lifted.unblock_reason) == ("slack:U0LEAD", f"undo of rollback #{p.id}")
 
 
 def test_stability_sweeper_marks_quiet_deployments_once(container: Any) -> None:
