@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     dep.add_argument("--by", dest="deployed_by")
     dep.add_argument("--source", default="cli")
     dep.add_argument("--stable", action="store_true", help="mark it stable at once (onboarding)")
+    dep.add_argument("--override", metavar="REASON",
+                     help="deploy a version the bot rolled back anyway (audited, posted in the model's channel)")
 
     audit = sub.add_parser("audit", help="list, verify or export the audit trail; anchor its head")
     add_audit_arguments(audit, duration=duration_arg, positive=positive_int)  # bot/audit_cli.py
@@ -98,8 +100,9 @@ def _check_deployment(args: argparse.Namespace) -> None:
     from bot.web.schemas import DeploymentIn
 
     try:
-        DeploymentIn(model=args.model, version=args.version, deployed_by=args.deployed_by, source=args.source,
-                     stable=args.stable)
+        DeploymentIn.model_validate({
+            "model": args.model, "version": args.version, "deployed_by": args.deployed_by, "source": args.source,
+            "stable": args.stable, "override": None if args.override is None else {"reason": args.override}})
     except ValidationError as exc:
         raise RollbackError(validation_error(exc, where="argument").message) from None
 
@@ -175,12 +178,16 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     container = build(settings)
     try:
         if command == "deploy":
+            from bot.core.blocking import Override
+
             _check_deployment(args)
             dep = container.service.deploy(args.model, args.version, actor=f"cli:{_os_user()}",
                                            deployed_by=args.deployed_by or f"cli:{_os_user()}",
-                                           source=args.source, stable=args.stable)
+                                           source=args.source, stable=args.stable,
+                                           override=None if args.override is None else Override(args.override))
             print(f"recorded: {dep.model} version {dep.version} deployed at {dep.deployed_at:%Y-%m-%d %H:%M:%S} "
-                  f"UTC (deployment #{dep.id}{', stable' if dep.stable_at else ''})")
+                  f"UTC (deployment #{dep.id}{', stable' if dep.stable_at else ''}"
+                  f"{', blocked version deployed with an override' if args.override is not None else ''})")
             return EXIT_OK
         if command == "rollback":
             p = container.service.request_rollback(args.model, actor=f"cli:{_os_user()}", reason=args.reason,

@@ -25,6 +25,7 @@ from bot.sqlite_lock import SqliteLock
 from bot.store.migrate import upgrade
 from bot.web.app import create_app
 from bot.web.deadline import Deadline
+from bot.workers.leasing import held
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ def assemble(container: Container, *, with_slack: bool, sweep_every: float = 5.0
     jobs: dict[str, tuple[Callable[[], object], float]] = {
         "deadlines": (service.sweep_deadlines, sweep_every),
         "stable": (service.sweep_stable, 30.0),
+        "drift": (drift_sweep(container), 60.0),  # a blocked version re-applied by hand: offered again
     }
     if not container.run_workers:  # no executor thread: approved/executing proposals are swept here
         jobs["stuck"] = (service.sweep_stuck, 60.0)
@@ -88,6 +90,17 @@ def assemble(container: Container, *, with_slack: bool, sweep_every: float = 5.0
     if container.run_workers:  # the request only records: anything slower than the deadline is the database
         app.add_middleware(Deadline, seconds=container.timings.deadline_s)
     return Running(app, container, jobs, socket_bolt is not None)
+
+
+def drift_sweep(container: Container) -> Callable[[], object]:
+    """One replica at a time asks the targets, so a version re-applied by hand is recorded and offered once."""
+
+    def sweep() -> object:
+        c = container
+        with held(c.store, "sweep:drift", c.owner, c.timings.lease_s) as fencing:
+            return fencing is not None and c.service.sweep_drift()
+
+    return sweep
 
 
 def preflight(settings: Settings, connected: list[str] | None = None) -> list[str]:

@@ -24,8 +24,8 @@ from tests.integration import realservers
 from tests.integration.promstack import INSTALL_HINT, PromStack, missing_binaries, start_promstack
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-TABLES = ("approvals", "alerts", "proposals", "deployments", "models", "audit", "audit_head", "slack_events",
-          "leases", "slack_outbox", "slack_signatures")
+TABLES = ("blocked_versions", "approvals", "alerts", "proposals", "deployments", "models", "audit", "audit_head",
+          "slack_events", "leases", "slack_outbox", "slack_signatures")
 
 BASE_POLICY: dict[str, Any] = {
     "defaults": {

@@ -10,7 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 from bot.core.audit import AuditEvent, AuditRecord
 from bot.core.policy import ModelState
 from bot.core.proposal import Kind, Proposal, State
-from bot.core.selection import Deployment
+from bot.core.selection import Block, Deployment
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,20 @@ class Store(Protocol):
     def history(self, model: str) -> list[Deployment]: ...
     def record_deployment(self, model: str, version: str, *, deployed_by: str | None, source: str | None,
                           metadata: dict[str, Any], stable: bool, set_served: bool,
-                          audit: AuditEvent) -> Deployment: ...
+                          audit: AuditEvent, also: Sequence[AuditEvent] = (),
+                          announce: tuple[int, Intent] | None = None,
+                          supersede: str | None = None, refuse_blocked: bool = False) -> Deployment:
+        """``also``: more audit rows of the same change (an override); ``announce``: an outbox message on that
+        proposal; ``supersede``: cancel the model's waiting proposals as superseded by this, each audited;
+        ``refuse_blocked``: raise ``bot.core.blocking.VersionBlocked`` (writing nothing) if the version is
+        blocked, checked under the model's lock so a rollback finishing meanwhile cannot slip past."""
+        ...
+    def blocks(self, model: str, version: str | None = None) -> list[Block]:
+        """Every block of the model (or of one version), newest first, lifted ones included."""
+        ...
+    def unblock(self, model: str, version: str, *, by: str, reason: str, audit: AuditEvent) -> Block | None:
+        """Lift the active block (compare-and-set); None if there was none."""
+        ...
     def set_freeze(self, model: str, until: datetime | None, reason: str | None, by: str | None,
                    audit: AuditEvent) -> None: ...
     def set_auto_blocked(self, model: str, reason: str | None, audit: AuditEvent) -> None: ...

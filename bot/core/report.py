@@ -223,7 +223,7 @@ def _timeline(p: Proposal, bad: DeploymentFacts | None, alerts: Sequence[AlertFa
             entries.append((a.at, "not allowed to decide", a.actor, a.reason))
         elif a.action == "proposal.escalated":
             entries.append((a.at, "escalated", a.actor, a.reason))
-        elif a.action in ("proposal.expired", "proposal.cancelled"):
+        elif a.action in ("proposal.expired", "proposal.cancelled", "proposal.superseded"):
             entries.append((a.at, a.action.split(".", 1)[1], a.actor, a.reason))
         elif a.action == "proposal.approved" and (a.actor.startswith(AUTOMATIC_ACTORS) or a.actor.startswith("cli:")):
             entries.append((a.at, "decided automatically" if a.actor.startswith("bot:") else "break-glass decision",

@@ -22,6 +22,33 @@ class Deployment:
 
 
 @dataclass(frozen=True)
+class Block:
+    """One blocking of a rolled-back version (bot/core/blocking.py): who rolled it back, when and why; and,
+    once lifted, who lifted it and why."""
+
+    id: int
+    model: str
+    version: str
+    blocked_at: datetime
+    blocked_by: str
+    reason: str
+    proposal_id: int | None = None
+    unblocked_at: datetime | None = None
+    unblocked_by: str | None = None
+    unblock_reason: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.unblocked_at is None
+
+    def why(self) -> str:
+        """Who, when and why, in one sentence for the 409 answer, the CLI and Slack."""
+        by = f"rollback #{self.proposal_id}" if self.proposal_id is not None else "a rollback"
+        return (f"version {self.version} of {self.model} was rolled back by {self.blocked_by} at "
+                f"{self.blocked_at:%Y-%m-%d %H:%M} UTC ({by}): {self.reason or 'no reason given'}")
+
+
+@dataclass(frozen=True)
 class Choice:
     from_version: str
     to_version: str

@@ -1,4 +1,5 @@
-"""Rollback orchestration, composed of its use cases: requests, approvals (here), model controls, sweeps.
+"""Rollback orchestration, composed of its use cases: requests, approvals (here), model controls, sweeps,
+blocked versions.
 
 Every state change goes through the Store as one compare-and-set with its audit row (and its Slack intent);
 approved proposals go to the executor through the one `approve_and_execute` path, so nothing runs twice.
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from bot.core import oplog
 from bot.core.audit import AuditEvent
 from bot.core.authorization import Act, approvers_text, is_approver, undo_approvals
+from bot.core.blocking import VersionBlocking
 from bot.core.controls import ModelControls
 from bot.core.execution import SYSTEM
 from bot.core.policy import ModelPolicy
@@ -35,7 +37,7 @@ def slack_user(actor: str) -> str | None:
     return actor.split(":", 1)[1] if actor.startswith("slack:") else None
 
 
-class RollbackService(Requests, ModelControls, Sweeps, UseCase):
+class RollbackService(VersionBlocking, Requests, ModelControls, Sweeps, UseCase):
     # ---- approvals --------------------------------------------------------------------------------------
 
     def may_approve(self, policy: ModelPolicy, actor: str) -> bool:

@@ -19,6 +19,7 @@ from bot.slack.commands import (
     Report,
     Rollback,
     Status,
+    Unblock,
     Unfreeze,
     Versions,
 )
@@ -51,6 +52,8 @@ class Answers:
                 return self.freeze(command, actor)
             if isinstance(command, Unfreeze):
                 return self.unfreeze(command.model, actor)
+            if isinstance(command, Unblock):
+                return self.unblock(command, actor)
             if isinstance(command, Report):  # report hook
                 from bot.report.wiring import reports_for
                 from bot.slack.report_blocks import report_text
@@ -77,6 +80,9 @@ class Answers:
                 bits.append(f"last stable {escape(stable.version)}")
             if state.frozen(now):
                 bits.append(f":snowflake: frozen until {state.frozen_until:%H:%M} UTC")
+            blocked = [b.version for b in self.c.service.blocked_versions(name)]
+            if blocked:
+                bits.append(f":no_entry: blocked {', '.join(escape(v) for v in blocked)}")
             open_p = store.open_proposal(name)
             if open_p:
                 bits.append(f"proposal #{open_p.id} {open_p.state.value} ({open_p.from_version} → {open_p.to_version})")
@@ -84,11 +90,12 @@ class Answers:
         return "\n".join(lines) or "no models configured"
 
     def versions(self, model: str) -> str:
-        self.c.service.model_policy(model)
+        blocked = {b.version: b for b in self.c.service.blocked_versions(model)}
         history = self.c.store.history(model)
         if not history:
             return f"{escape(model)} has no recorded deployment"
         lines = []
+        shown: set[str] = set()
         for i, d in enumerate(reversed(history)):
             marks = []
             if i == 0:
@@ -97,9 +104,15 @@ class Answers:
                 marks.append("stable")
             if d.rolled_back_at:
                 marks.append("rolled back")
+            if d.version in blocked and d.version not in shown:
+                marks.append(f":no_entry: blocked since {blocked[d.version].blocked_at:%Y-%m-%d %H:%M} UTC by "
+                             f"{mention(blocked[d.version].blocked_by)}")
+            shown.add(d.version)
             lines.append(f"`{escape(d.version)}` {d.deployed_at:%Y-%m-%d %H:%M} by {mention(d.deployed_by or '?')}"
                          + (f" ({', '.join(marks)})" if marks else ""))
-        return f"*{escape(model)}* versions, newest first:\n" + "\n".join(lines[:30])
+        hint = (f"\nBlocked versions are refused by `POST /deployments` until an approver runs "
+                f"`/rollback unblock {escape(model)} VERSION [reason]`." if blocked else "")
+        return f"*{escape(model)}* versions, newest first:\n" + "\n".join(lines[:30]) + hint
 
     def history(self, model: str, limit: int) -> str:
         self.c.service.model_policy(model)
@@ -144,6 +157,11 @@ class Answers:
         duration = cmd.duration or DEFAULT_FREEZE
         until = self.c.service.freeze(cmd.model, actor=actor, duration=duration, reason=cmd.reason or None)
         return f":snowflake: {escape(cmd.model)} is frozen for {format_duration(duration)} (until {until:%H:%M} UTC)."
+
+    def unblock(self, cmd: Unblock, actor: str) -> str:
+        lifted = self.c.service.unblock(cmd.model, cmd.version, actor=actor, reason=cmd.reason or None)
+        return (f":white_check_mark: version `{escape(lifted.version)}` of {escape(lifted.model)} is no longer "
+                f"blocked: it may be deployed again (it stays out of automatic rollback targets).")
 
     def unfreeze(self, model: str, actor: str) -> str:
         self.c.service.unfreeze(model, actor=actor)

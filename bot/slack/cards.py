@@ -278,6 +278,8 @@ def state_text(card: CardData) -> str:
         return text + (f" ({escape(outcome)})" if outcome else "")
     # CANCELLED
     when = f" {slack_date(p.decided_at)}" if p.decided_at else ""
+    if is_superseded(p):
+        return f"{emoji} Superseded{when} {escape((outcome or '').removeprefix('superseded '))}; nothing was switched"
     by = f" by {mention(p.decided_by)}" if p.decided_by else ""
     return f"{emoji} Cancelled{when}{by}" + (f": {escape(outcome)}" if outcome else "")
 
@@ -334,6 +336,11 @@ def policy_text(card: CardData) -> str:
     return " · ".join(parts)
 
 
+def is_superseded(p: Proposal) -> bool:
+    """Cancelled because a new deployment of the model made the proposal moot (bot/core/controls.py)."""
+    return p.state is State.CANCELLED and (p.result or "").startswith("superseded by")
+
+
 def _is_automatic(p: Proposal) -> bool:
     return bool(p.decided_by and p.decided_by.startswith("bot:"))
 
@@ -377,7 +384,7 @@ def header_text(p: Proposal) -> str:
         State.FAILED: "rollback failed",
         State.DENIED: "rollback denied",
         State.EXPIRED: "rollback expired",
-        State.CANCELLED: "rollback cancelled",
+        State.CANCELLED: "rollback superseded" if is_superseded(p) else "rollback cancelled",
     }[p.state]
     if p.kind is Kind.UNDO:
         label = (
@@ -500,7 +507,7 @@ def fallback_text(card: CardData) -> str:
         State.FAILED: f"{verb} failed" + (f": {p.error}" if p.error else ""),
         State.DENIED: f"{verb} denied",
         State.EXPIRED: f"{verb} expired",
-        State.CANCELLED: f"{verb} cancelled",
+        State.CANCELLED: f"{verb} superseded by a new deployment" if is_superseded(p) else f"{verb} cancelled",
     }[p.state]
     text = f"{STATE_EMOJI[p.state]} {p.model} {p.from_version} → {p.to_version}: {status}"
     if card.alerts:

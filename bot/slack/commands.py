@@ -1,8 +1,9 @@
 """A pure parser for the text after ``/rollback`` (SPEC §6). No Slack, no database.
 
 Words that name a subcommand (``help``, ``status``, ``versions``, ``history``, ``audit``, ``freeze``,
-``unfreeze``, ``report``) always mean the subcommand, case-insensitively: a model literally named ``status`` cannot
-be rolled back with ``/rollback status``; use the CLI (``rollback-bot rollback status --reason …``).
+``unfreeze``, ``unblock``, ``report``) always mean the subcommand, case-insensitively: a model literally
+named ``status`` cannot be rolled back with ``/rollback status``; use the CLI
+(``rollback-bot rollback status --reason …``).
 Likewise ``to`` right after the model always introduces a version: ``/rollback m to reduce errors``
 asks for version ``reduce``. These rules keep the grammar predictable for people typing fast.
 """
@@ -29,6 +30,7 @@ USAGE_LINES: dict[str, str] = {
     "rollback": "/rollback MODEL [to VERSION] [reason…]",
     "freeze": "/rollback freeze MODEL [for 2h] [reason…]",
     "unfreeze": "/rollback unfreeze MODEL",
+    "unblock": "/rollback unblock MODEL VERSION [reason…]",
     "report": "/rollback report ID",
 }
 
@@ -38,19 +40,22 @@ USAGE = "\n".join(
         "`/rollback MODEL [to VERSION] [reason…]`: propose rolling MODEL back "
         "(to its last stable version unless you name one)",
         "`/rollback status [MODEL]`: open proposals, or one model's live version and state",
-        "`/rollback versions MODEL`: the deployed versions and which are stable or bad",
+        "`/rollback versions MODEL`: the deployed versions, which are stable, rolled back, and blocked",
         f"`/rollback history MODEL [N]`: the last N rollbacks of MODEL (default {DEFAULT_HISTORY}, "
         f"at most {MAX_HISTORY})",
         "`/rollback audit [MODEL] [since=7d] [by=@user]`: the audit trail",
         "`/rollback freeze MODEL [for 2h] [reason…]`: no automatic or proposed rollbacks for a while",
         "`/rollback unfreeze MODEL`: lift a freeze",
+        "`/rollback unblock MODEL VERSION [reason…]`: let a version the bot rolled back be deployed again "
+        "(approvers only)",
         "`/rollback report ID`: the post-incident report of proposal ID",
         "`/rollback help`: this text",
         "Subcommand words win over model names of the same spelling.",
     ]
 )
 
-SUBCOMMANDS = frozenset({"help", "status", "versions", "history", "audit", "freeze", "unfreeze", "report"})
+SUBCOMMANDS = frozenset({"help", "status", "versions", "history", "audit", "freeze", "unfreeze", "unblock",
+                         "report"})
 
 _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+@/-]{0,127}$")
@@ -124,11 +129,18 @@ class Unfreeze:
 
 
 @dataclass(frozen=True)
+class Unblock:
+    model: str
+    version: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class Report:
     proposal_id: int
 
 
-Command = Help | Status | Versions | History | Audit | Rollback | Freeze | Unfreeze | Report
+Command = Help | Status | Versions | History | Audit | Rollback | Freeze | Unfreeze | Unblock | Report
 
 
 def parse_command(text: str) -> Command:
@@ -265,6 +277,16 @@ def _unfreeze(args: list[str], rest: str) -> Command:
     return Unfreeze(_model(args[0], "unfreeze"))
 
 
+def _unblock(args: list[str], rest: str) -> Command:
+    if len(args) < 2:
+        raise CommandError("unblock needs a model and a version." if not args else "unblock needs a version.",
+                           "unblock")
+    model = _model(args[0], "unblock")
+    if not _VERSION.match(args[1]):
+        raise CommandError(f"'{args[1]}' is not a version.", "unblock")
+    return Unblock(model, args[1], _after(rest, 2))
+
+
 def _report(args: list[str], rest: str) -> Command:
     if len(args) != 1:
         problem = "report needs a proposal id." if not args else f"report takes one id, got {len(args)} words."
@@ -297,5 +319,6 @@ _PARSERS = {
     "audit": _audit,
     "freeze": _freeze,
     "unfreeze": _unfreeze,
+    "unblock": _unblock,
     "report": _report,
 }

@@ -202,6 +202,9 @@ class SlackSender:
     # ---- one intent ---------------------------------------------------------------------------------------
 
     def deliver(self, proposal_id: int, event: str, detail: str | None, *, maybe_posted: bool = False) -> None:
+        if event == "override":  # a channel message of its own, about the rollback that blocked the version
+            self._announce_override(proposal_id, detail or "")
+            return
         current = self.sync_card(proposal_id, allow_post=event not in _UPDATE_ONLY, maybe_posted=maybe_posted)
         if current is None or not current.slack_ts:
             return
@@ -259,6 +262,20 @@ class SlackSender:
             if meta.get("event_type") == CARD_EVENT_TYPE and str(payload.get("proposal_id")) == str(proposal_id):
                 return str(message.get("ts"))
         return None
+
+    def _announce_override(self, proposal_id: int, detail: str) -> None:
+        """Everyone in the channel sees that a blocked version was deployed anyway, and which rollback it undoes."""
+        proposal = self.store.get_proposal(proposal_id)
+        mp = self.policy.model(proposal.model)
+        channel = proposal.slack_channel or (mp.channel if mp else None)
+        if channel is None:
+            return
+        text = (f":warning: Override: {escape(detail)}. The version was blocked after rollback #{proposal.id} "
+                f"({escape(proposal.from_version)} → {escape(proposal.to_version)}).")
+        try:
+            self.client.chat_postMessage(channel=channel, text=text)
+        except (SlackApiError, OSError) as exc:
+            raise _classify("chat.postMessage (override)", exc) from None
 
     # ---- thread messages ------------------------------------------------------------------------------
 
@@ -318,6 +335,8 @@ class SlackSender:
             text = "No decision before the deadline: the proposal expired and nothing was switched."
         elif event == "cancelled":
             text = f"Cancelled: {escape(detail or '')}"
+        elif event == "superseded":
+            text = f"Closed: {escape(detail or 'superseded by a new deployment')}; nothing was switched."
         elif event == "escalated":
             who = mentions(tuple((detail or "").split()))
             text = (f"{who} no decision yet on rolling back {p.model} {p.from_version} → {p.to_version}; "

@@ -20,18 +20,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.core.audit import AuditEvent, AuditRecord, KeyRing
+from bot.core.blocking import VersionBlocked
 from bot.core.clock import Clock, SystemClock
 from bot.core.errors import NotFound
 from bot.core.policy import ModelState
 from bot.core.ports import Intent, NewProposal, OpenProposalExists, StaleProposal
 from bot.core.proposal import OPEN_STATES, Kind, Proposal, State
-from bot.core.selection import Deployment
+from bot.core.selection import Block, Deployment
 from bot.store import audit_log
 from bot.store.alert_queries import AlertQueries
 from bot.store.db import WRITE
 from bot.store.tables import (
     AlertRow,
     ApprovalRow,
+    BlockedVersionRow,
     DeploymentRow,
     ModelRow,
     ProposalRow,
@@ -52,6 +54,13 @@ def _deployment(row: DeploymentRow) -> Deployment:
         stable_at=row.stable_at,
         rolled_back_at=row.rolled_back_at,
     )
+
+
+def _block(row: BlockedVersionRow) -> Block:
+    assert row.id is not None
+    return Block(id=row.id, model=row.model, version=row.version, blocked_at=row.blocked_at,
+                 blocked_by=row.blocked_by, reason=row.reason, proposal_id=row.proposal_id,
+                 unblocked_at=row.unblocked_at, unblocked_by=row.unblocked_by, unblock_reason=row.unblock_reason)
 
 
 def _proposal(row: ProposalRow, approvals: list[str]) -> Proposal:
@@ -169,10 +178,24 @@ class SqlStore(AlertQueries, WorkQueues):
         stable: bool,
         set_served: bool,
         audit: AuditEvent,
+        also: Sequence[AuditEvent] = (),
+        announce: tuple[int, Intent] | None = None,
+        supersede: str | None = None,
+        refuse_blocked: bool = False,
     ) -> Deployment:
         now = self.clock.now()
         with self.session() as s:
-            mrow = self.ensure_model(s, model)
+            self.ensure_model(s, model)
+            # The model row locked first, as create_proposal and complete_rollback do: a proposal being written
+            # for the version this deployment replaces either commits before (and is superseded here) or finds
+            # itself stale, and a rollback's block is either seen here or written after this deployment.
+            mrow = s.exec(select(ModelRow).where(ModelRow.name == model).with_for_update()).one()
+            if refuse_blocked:
+                blocked = s.exec(select(BlockedVersionRow).where(
+                    BlockedVersionRow.model == model, BlockedVersionRow.version == version,
+                    col(BlockedVersionRow.unblocked_at).is_(None))).first()
+                if blocked is not None:
+                    raise VersionBlocked(_block(blocked))
             row = DeploymentRow(
                 model=model,
                 version=version,
@@ -189,7 +212,81 @@ class SqlStore(AlertQueries, WorkQueues):
                 s.add(mrow)
             s.flush()
             self._audit(s, audit, now)
+            for event in also:
+                self._audit(s, event, now)
+            if announce is not None:
+                self._intent(s, announce[0], announce[1])
+            if supersede is not None:
+                self._supersede(s, model, audit.actor, supersede, now)
             return _deployment(row)
+
+    def _supersede(self, s: Session, model: str, actor: str, why: str, now: datetime) -> None:
+        """Cancel the model's waiting proposals in the deployment's transaction; each audited, each card redrawn."""
+        waiting = s.exec(select(ProposalRow).where(ProposalRow.model == model,
+                                                   ProposalRow.state == State.PROPOSED.value)).all()
+        for row in waiting:
+            assert row.id is not None
+            s.exec(  # type: ignore[call-overload]
+                update(ProposalRow)
+                .where(col(ProposalRow.id) == row.id, col(ProposalRow.state) == State.PROPOSED.value)
+                .values(state=State.CANCELLED.value, updated_at=now, decided_by=actor, decided_at=now, result=why,
+                        card_version=ProposalRow.card_version + 1)  # type: ignore[operator]
+            )
+            self._audit(s, AuditEvent(actor=actor, action="proposal.superseded", model=model, proposal_id=row.id,
+                                      from_version=row.from_version, to_version=row.to_version, reason=why), now)
+            self._intent(s, row.id, Intent("superseded", why))
+
+    # ---- blocked versions ---------------------------------------------------------------------------------
+
+    def blocks(self, model: str, version: str | None = None) -> list[Block]:
+        with Session(self.engine) as s:
+            q = select(BlockedVersionRow).where(BlockedVersionRow.model == model)
+            if version is not None:
+                q = q.where(BlockedVersionRow.version == version)
+            return [_block(r) for r in s.exec(q.order_by(col(BlockedVersionRow.id).desc())).all()]
+
+    def unblock(self, model: str, version: str, *, by: str, reason: str, audit: AuditEvent) -> Block | None:
+        now = self.clock.now()
+        with self.session() as s:
+            row = s.exec(select(BlockedVersionRow).where(
+                BlockedVersionRow.model == model, BlockedVersionRow.version == version,
+                col(BlockedVersionRow.unblocked_at).is_(None)).with_for_update()).first()
+            if row is None:
+                return None
+            row.unblocked_at, row.unblocked_by, row.unblock_reason = now, by, reason
+            s.add(row)
+            s.flush()
+            self._audit(s, replace(audit, proposal_id=row.proposal_id), now)
+            return _block(row)
+
+    def _block_after_rollback(self, s: Session, row: ProposalRow, by: str, now: datetime) -> None:
+        """A rollback blocks the version it left; an undo (rolling forward to it on purpose) lifts that block."""
+        assert row.id is not None
+        if row.kind == Kind.UNDO.value:
+            lifted = s.exec(select(BlockedVersionRow).where(
+                BlockedVersionRow.model == row.model, BlockedVersionRow.version == row.to_version,
+                col(BlockedVersionRow.unblocked_at).is_(None))).first()
+            if lifted is not None:
+                why = f"undo of rollback #{row.undo_of}"
+                lifted.unblocked_at, lifted.unblocked_by, lifted.unblock_reason = now, by, why
+                s.add(lifted)
+                self._audit(s, AuditEvent(actor=by, action="version.unblocked", model=row.model,
+                                          proposal_id=row.id, to_version=row.to_version, reason=why), now)
+            return
+        earlier = s.exec(select(BlockedVersionRow).where(
+            BlockedVersionRow.model == row.model, BlockedVersionRow.version == row.from_version,
+            col(BlockedVersionRow.unblocked_at).is_(None))).first()
+        if earlier is not None:  # deployed again with an override and rolled back again: this rollback says why
+            earlier.unblocked_at, earlier.unblocked_by = now, by
+            earlier.unblock_reason = f"blocked again by rollback #{row.id}"
+            s.add(earlier)
+            s.flush()
+        s.add(BlockedVersionRow(model=row.model, version=row.from_version, blocked_at=now, blocked_by=by,
+                                reason=row.reason, proposal_id=row.id))
+        self._audit(s, AuditEvent(actor=by, action="deployment.blocked", model=row.model, proposal_id=row.id,
+                                  from_version=row.from_version, to_version=row.to_version,
+                                  reason=f"rolled back by {by}: {row.reason or 'no reason given'}; deployments of "
+                                         f"{row.from_version} are refused until an approver unblocks it"), now)
 
     def quiet_since(self, model: str, since: datetime, version: str | None = None) -> datetime | None:
         """Since when no alert of this model has fired (not before ``since``); None while one fires.
@@ -508,6 +605,8 @@ class SqlStore(AlertQueries, WorkQueues):
                     mrow.auto_blocked_reason = None  # a person acted: automatic rollbacks may resume
                 s.add(mrow)
             self._audit(s, replace(audit, proposal_id=proposal_id), now)
+            if not row.dry_run:
+                self._block_after_rollback(s, row, deployed_by, now)
             self._intent(s, proposal_id, intent)
             return _proposal(row, self._approvals(s, proposal_id))
 

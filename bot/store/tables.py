@@ -47,6 +47,34 @@ class DeploymentRow(SQLModel, table=True):
     rolled_back_at: datetime | None = None
 
 
+ACTIVE_BLOCK_SQL = "unblocked_at IS NULL"
+
+
+class BlockedVersionRow(SQLModel, table=True):
+    """A version the bot rolled back, blocked from deployment for its model until an approver lifts it.
+
+    Rows are never deleted: lifting fills in ``unblocked_*``, so the history of each version stays readable.
+    """
+
+    __tablename__ = "blocked_versions"
+    __table_args__ = (
+        # At most one active block per (model, version): a second rollback of the same version keeps the first.
+        Index("uq_blocked_versions_active", "model", "version", unique=True,
+              sqlite_where=text(ACTIVE_BLOCK_SQL), postgresql_where=text(ACTIVE_BLOCK_SQL)),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    model: str = Field(foreign_key="models.name", max_length=200)
+    version: str = Field(max_length=200)
+    blocked_at: datetime
+    blocked_by: str = Field(max_length=200)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    proposal_id: int | None = Field(default=None, foreign_key="proposals.id")
+    unblocked_at: datetime | None = None
+    unblocked_by: str | None = Field(default=None, max_length=200)
+    unblock_reason: str | None = Field(default=None, sa_column=Column(Text))
+
+
 class AlertRow(SQLModel, table=True):
     __tablename__ = "alerts"
     __table_args__ = (

@@ -21,6 +21,7 @@ from starlette.types import Lifespan
 
 from bot.bootstrap import Container
 from bot.config import reveal
+from bot.core.blocking import Override, VersionBlocked
 from bot.core.durations import parse_duration
 from bot.core.errors import NotFound, Refused, RollbackError, UnknownModel, UnknownVersion
 from bot.core.selection import last_stable
@@ -33,7 +34,8 @@ from bot.web.limits import BodyLimit
 from bot.web.openapi import openapi_document
 from bot.web.pages.routes import report_routes  # report hook: report API, incident pages, rollback metrics
 from bot.web.schemas import MAX_ID, AuditQuery, DeploymentIn, model_name
-from bot.web.views import audit_json, deployment_json, proposal_json
+from bot.web.versions import blocked_response, version_routes
+from bot.web.views import audit_json, block_json, deployment_json, proposal_json
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
@@ -148,12 +150,16 @@ def create_app(container: Container, *, extra_routes: list[Route] | None = None,
     async def deployments(request: Request) -> Response:
         body: DeploymentIn = parse_model(DeploymentIn, await read_body(request))
         actor = f"api:{body.deployed_by or 'ci'}"
-        dep = await run_in_threadpool(
-            lambda: service.deploy(
-                body.model, body.version, actor=actor, deployed_by=body.deployed_by, source=body.source,
-                metadata=body.metadata or {}, stable=body.stable,
+        override = Override(body.override.reason) if body.override is not None else None
+        try:
+            dep = await run_in_threadpool(
+                lambda: service.deploy(
+                    body.model, body.version, actor=actor, deployed_by=body.deployed_by, source=body.source,
+                    metadata=body.metadata or {}, stable=body.stable, override=override,
+                )
             )
-        )
+        except VersionBlocked as exc:
+            return blocked_response(exc)
         return JSONResponse({"model": dep.model, "deployment": deployment_json(dep)}, status_code=201)
 
     async def model_status(request: Request) -> Response:
@@ -177,6 +183,7 @@ def create_app(container: Container, *, extra_routes: list[Route] | None = None,
                 "last_rollback_at": state.last_rollback_at.isoformat() if state.last_rollback_at else None,
                 "open_proposal": proposal_json(open_p) if open_p else None,
                 "deployments": [deployment_json(d) for d in reversed(history)],
+                "blocked_versions": [block_json(b) for b in service.blocked_versions(model)],
             }
 
         return JSONResponse(await run_in_threadpool(read))
@@ -251,6 +258,7 @@ def create_app(container: Container, *, extra_routes: list[Route] | None = None,
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *version_routes(container, p),
         *alert_routes(container, p, metrics),
         *report_routes(container, p, metrics.registry),  # report hook
         *(extra_routes or []),

@@ -64,6 +64,9 @@ ERROR_TEXT = {
 MODEL_PATH = Param("model", "path", {"type": "string", "minLength": 1, "maxLength": s.MAX_NAME,
                                      "pattern": r"^[^/\s\x00-\x1f\x7f]([^/\x00-\x1f\x7f]*[^/\s\x00-\x1f\x7f])?$"},
                    "The model's name, as in the policy file.", required=True)
+VERSION_PATH = Param("version", "path", {"type": "string", "minLength": 1, "maxLength": s.MAX_NAME,
+                                         "pattern": r"^[^/\s\x00-\x1f\x7f]([^/\x00-\x1f\x7f]*[^/\s\x00-\x1f\x7f])?$"},
+                     "The version, as reported in POST /deployments.", required=True)
 PROPOSAL_PATH = Param("id", "path", {"type": "integer", "minimum": 1, "maximum": s.MAX_ID},
                       "The proposal's number.", required=True)
 ALERT_BODY: dict[str, Any] = {
@@ -92,7 +95,16 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/deployments", "Record a deployment", 201, s.DeploymentCreated,
               (400, 401, 404, 409, 413, 422, 503), body=s.DeploymentIn, tags=("deployments",),
               description=f"CI/CD reports that a version of a model now serves. Body at most "
-                          f"{DEPLOYMENTS_MAX_BODY} bytes."),
+                          f"{DEPLOYMENTS_MAX_BODY} bytes. A version the bot rolled back is blocked: its deployment "
+                          "is refused with 409, whose `blocked` names who rolled it back, when and why, unless "
+                          "the body carries `override: {reason}` (audited as deployment.override and posted in "
+                          "the model's channel). A new deployment cancels the model's waiting proposals as "
+                          "superseded."),
+    Operation("get", "/api/models/{model}/versions/{version}", "May this version be deployed? Its history",
+              200, s.VersionOut, (400, 401, 404, 503), params=(MODEL_PATH, VERSION_PATH), tags=("read",),
+              description="For CI to ask before it deploys: `deployable` is false while the version is blocked "
+                          "after a rollback by the bot (until an approver runs `/rollback unblock`); `reason` "
+                          "says who rolled it back, when and why."),
     Operation("get", "/api/models/{model}", "A model's state and deployment history", 200, s.ModelStatusOut,
               (400, 401, 404, 503), params=(MODEL_PATH,), tags=("read",)),
     Operation("get", "/api/proposals/{id}", "One proposal", 200, s.ProposalOut, (400, 401, 404, 503),

@@ -165,6 +165,20 @@ class Strict(BaseModel):
 # ---- requests ---------------------------------------------------------------------------------------------
 
 
+OverrideReason = Annotated[
+    StrictStr,
+    StringConstraints(min_length=1, max_length=1000,
+                      pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*\S[^\x00-\x08\x0b-\x1f\x7f]*$"),
+    AfterValidator(_no_surrogates),
+]
+
+
+class OverrideIn(Strict):
+    """Deploy a version the bot rolled back (and so blocked) anyway: audited and posted in the model's channel."""
+
+    reason: OverrideReason = Field(description="Why this blocked version is deployed anyway (at most 1000 characters).")
+
+
 class DeploymentIn(Strict):
     """``POST /deployments``: CI/CD reports that a version of a model now serves."""
 
@@ -174,6 +188,9 @@ class DeploymentIn(Strict):
     source: ShortText | None = Field(default=None, description="The system that reports it (argo, github-actions...).")
     metadata: Metadata | None = None
     stable: StrictBool = Field(default=False, description="Mark it stable at once (onboarding an existing model).")
+    override: OverrideIn | None = Field(
+        default=None, description="Needed only for a version the bot rolled back: without it such a deployment "
+                                  "is refused with 409, naming who rolled it back, when and why.")
 
     def version_text(self) -> str:
         return str(self.version).strip()
@@ -199,12 +216,28 @@ class FieldError(BaseModel):
     message: str
 
 
+class BlockOut(BaseModel):
+    """A version blocked because the bot rolled it back; ``unblocked_*`` are set once an approver lifted it."""
+
+    version: str
+    rolled_back_by: str = Field(description="Who rolled it back (the approver, or bot:policy for an automatic one).")
+    rolled_back_at: str | None
+    reason: str = Field(description="Why it was rolled back (the proposal's reason).")
+    proposal_id: int | None = Field(description="The rollback's proposal (GET /api/proposals/{id}).")
+    active: bool
+    unblocked_by: str | None
+    unblocked_at: str | None
+    unblock_reason: str | None
+
+
 class ErrorOut(BaseModel):
     """Every 4xx and 5xx answer of the JSON API."""
 
     error: str = Field(description="What was wrong and how to fix it.")
     field: str | None = Field(default=None, description="The request field at fault, as a dotted path.")
     errors: list[FieldError] | None = Field(default=None, description="Each field at fault, when several are.")
+    blocked: BlockOut | None = Field(default=None, description="POST /deployments of a blocked version (409): "
+                                                               "who rolled it back, when and why.")
 
 
 class DeploymentOut(BaseModel):
@@ -264,6 +297,21 @@ class ModelStatusOut(BaseModel):
     last_rollback_at: str | None
     open_proposal: ProposalOut | None
     deployments: list[DeploymentOut]
+    blocked_versions: list[BlockOut] = Field(description="Versions the bot rolled back, refused by POST /deployments "
+                                                         "until an approver unblocks them.")
+
+
+class VersionOut(BaseModel):
+    """``GET /api/models/{model}/versions/{version}``: may CI deploy this version, and its history."""
+
+    model: str
+    version: str
+    deployable: bool = Field(description="False while the version is blocked after a rollback by the bot.")
+    reason: str = Field(description="Why (who rolled it back, when and why; or who unblocked it).")
+    current: bool = Field(description="The model's newest recorded deployment is this version.")
+    blocked: BlockOut | None = Field(description="The active block, if any.")
+    blocks: list[BlockOut] = Field(description="Every block of this version, newest first, lifted ones included.")
+    deployments: list[DeploymentOut] = Field(description="Every deployment of this version, newest first.")
 
 
 class AuditRecordOut(BaseModel):
@@ -319,13 +367,34 @@ class ReadyOut(BaseModel):
 
 
 __all__ = [
-    "MAX_ID", "AlertOutcomeOut", "AuditListOut", "AuditQuery", "AuditRecordOut", "DeploymentCreated", "DeploymentIn",
-    "DeploymentOut", "ErrorOut", "FieldError", "HealthOut", "IntakeOut", "ModelStatusOut", "Name", "ProposalId",
-    "ProposalOut", "ReadyOut", "check_json_value", "model_name",
+    "MAX_ID",
+    "AlertOutcomeOut",
+    "AuditListOut",
+    "AuditQuery",
+    "AuditRecordOut",
+    "BlockOut",
+    "DeploymentCreated",
+    "DeploymentIn",
+    "DeploymentOut",
+    "ErrorOut",
+    "FieldError",
+    "HealthOut",
+    "IntakeOut",
+    "ModelStatusOut",
+    "Name",
+    "OverrideIn",
+    "ProposalId",
+    "ProposalOut",
+    "ReadyOut",
+    "VersionOut",
+    "check_json_value",
+    "model_name",
+    "version_name",
 ]
 
 
 _NAME = TypeAdapter(Name)
+_VERSION = TypeAdapter(Version)
 
 
 def model_name(raw: str) -> str:
@@ -338,3 +407,15 @@ def model_name(raw: str) -> str:
         error = validation_error(exc, status=400, where="path parameter")
         raise ApiError(400, f"path parameter 'model': {error.errors[0]['message'] if error.errors else 'invalid'}",
                        field="model") from None
+
+
+def version_name(raw: str) -> str:
+    """A version taken from the URL path, or a 400 naming ``version``."""
+    from bot.web.errors import ApiError, validation_error
+
+    try:
+        return str(_VERSION.validate_python(raw))
+    except ValidationError as exc:
+        error = validation_error(exc, status=400, where="path parameter")
+        raise ApiError(400, f"path parameter 'version': {error.errors[0]['message'] if error.errors else 'invalid'}",
+                       field="version") from None

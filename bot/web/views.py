@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.core.audit import AuditRecord
 from bot.core.proposal import Proposal
-from bot.core.selection import Deployment
+from bot.core.selection import Block, Deployment
 
 
 def iso(at: datetime | None) -> str | None:
@@ -40,4 +40,12 @@ def audit_json(r: AuditRecord) -> dict[str, Any]:
         "id": r.id, "at": iso(r.at), "actor": r.actor, "action": r.action, "model": r.model,
         "proposal_id": r.proposal_id, "from_version": r.from_version, "to_version": r.to_version,
         "reason": r.reason, "inputs": r.inputs, "prev_hash": r.prev_hash, "hash": r.hash,
+    }
+
+
+def block_json(b: Block) -> dict[str, Any]:
+    return {
+        "version": b.version, "rolled_back_by": b.blocked_by, "rolled_back_at": iso(b.blocked_at),
+        "reason": b.reason, "proposal_id": b.proposal_id, "active": b.active, "unblocked_by": b.unblocked_by,
+        "unblocked_at": iso(b.unblocked_at), "unblock_reason": b.unblock_reason,
     }

@@ -122,3 +122,25 @@ def test_check_prints_each_sources_effective_severity_mapping(tmp_path: Path) ->
     never = run_cli("check", env=env, cwd=tmp_path)
     assert never.returncode == 0, never.stderr
     assert "auto-rollback never (every incident asks)" in never.stdout
+
+
+def test_deploying_a_rolled_back_version_needs_an_override(workdir: tuple[Path, dict[str, str]], db_url: str) -> None:
+    assert cli(workdir, "deploy", "fraud-detector", "6", "--stable").returncode == 0
+    assert cli(workdir, "deploy", "fraud-detector", "7").returncode == 0
+    assert cli(workdir, "rollback", "fraud-detector", "--reason", "error rate 40%").returncode == 0
+    refused = cli(workdir, "deploy", "fraud-detector", "7", "--by", "ci")
+    assert refused.returncode == 1
+    assert "version 7 of fraud-detector was rolled back by cli:" in refused.stderr
+    assert "error rate 40%" in refused.stderr and "--override REASON" in refused.stderr
+    empty = cli(workdir, "deploy", "fraud-detector", "7", "--override", " ")
+    assert empty.returncode == 1 and "override.reason" in empty.stderr
+    done = cli(workdir, "deploy", "fraud-detector", "7", "--by", "ci", "--override", "hotfix verified")
+    assert done.returncode == 0, done.stderr
+    assert "recorded: fraud-detector version 7" in done.stdout and "with an override" in done.stdout
+    listing = cli(workdir, "audit", "list", "--model", "fraud-detector").stdout
+    assert "deployment.refused_blocked" in listing and "deployment.override" in listing
+    engine = create_engine(db_url)
+    with engine.connect() as conn:  # the channel post waits in the outbox for the server's Slack sender
+        owed = conn.execute(text("SELECT event, detail FROM slack_outbox ORDER BY id DESC")).first()
+    engine.dispose()
+    assert owed is not None and owed[0] == "override" and "hotfix verified" in owed[1]

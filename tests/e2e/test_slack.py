@@ -136,7 +136,7 @@ def test_slash_subcommands(bot: SlackBot) -> None:
     history = bot.command_reply("history fraud-detector 5")
     assert f"#{pid}" in history and "*succeeded*" in history
     audit = bot.command_reply("audit fraud-detector since=1d by=<@U0LEAD|lead>")
-    assert "proposal.approved" in audit and "rollback.succeeded" in audit and "deploy" not in audit
+    assert "proposal.approved" in audit and "rollback.succeeded" in audit and "*deploy*" not in audit
     assert "rolled back" in bot.command_reply("versions fraud-detector")
     frozen = bot.command_reply("freeze fraud-detector for 2h migrating features", user="U0LEAD")
     assert "frozen for 2h" in frozen

@@ -16,13 +16,14 @@ from typing import Any
 
 from bot.core.alert import Alert, AlertStatus
 from bot.core.audit import AuditEvent, AuditRecord
+from bot.core.blocking import VersionBlocked
 from bot.core.clock import Clock
 from bot.core.errors import NotFound
 from bot.core.intake import AlertRecord, Stored, StoreOutcome
 from bot.core.policy import ModelState
 from bot.core.ports import Intent, NewProposal, OpenProposalExists, StaleProposal
-from bot.core.proposal import OPEN_STATES, Proposal, State
-from bot.core.selection import Deployment
+from bot.core.proposal import OPEN_STATES, Kind, Proposal, State
+from bot.core.selection import Block, Deployment
 
 
 class MemoryStore:
@@ -38,6 +39,7 @@ class MemoryStore:
         self.decided: dict[int, tuple[str, str] | None] = {}
         self.leases: dict[str, tuple[str | None, datetime | None, int]] = {}
         self.outbox: list[tuple[int, str, str | None]] = []
+        self.blocked: list[Block] = []
 
     # ---- audit --------------------------------------------------------------------------------------
 
@@ -62,8 +64,13 @@ class MemoryStore:
 
     def record_deployment(self, model: str, version: str, *, deployed_by: str | None, source: str | None,
                           metadata: dict[str, Any], stable: bool, set_served: bool,
-                          audit: AuditEvent) -> Deployment:
+                          audit: AuditEvent, also: Sequence[AuditEvent] = (),
+                          announce: tuple[int, Intent] | None = None,
+                          supersede: str | None = None, refuse_blocked: bool = False) -> Deployment:
         with self._lock:
+            active = [b for b in self.blocks(model, version) if b.active]
+            if refuse_blocked and active:
+                raise VersionBlocked(active[0])
             now = self.clock.now()
             dep = Deployment(len(self.deployments) + 1, model, version, now, deployed_by, source,
                              now if stable else None)
@@ -72,7 +79,51 @@ class MemoryStore:
             if set_served:
                 self.served[model] = version
             self.append_audit(audit)
+            for event in also:
+                self.append_audit(event)
+            if announce is not None:
+                self._intent(*announce)
+            if supersede is not None:
+                for p in [p for p in self.proposals.values() if p.model == model and p.state is State.PROPOSED]:
+                    self.proposals[p.id] = replace(p, state=State.CANCELLED, decided_by=audit.actor,
+                                                   decided_at=now, result=supersede)
+                    self.append_audit(AuditEvent(actor=audit.actor, action="proposal.superseded", model=model,
+                                                 proposal_id=p.id, from_version=p.from_version,
+                                                 to_version=p.to_version, reason=supersede))
+                    self._intent(p.id, Intent("superseded", supersede))
             return dep
+
+    # ---- blocked versions ---------------------------------------------------------------------------
+
+    def blocks(self, model: str, version: str | None = None) -> list[Block]:
+        return [b for b in reversed(self.blocked) if b.model == model and version in (None, b.version)]
+
+    def unblock(self, model: str, version: str, *, by: str, reason: str, audit: AuditEvent) -> Block | None:
+        with self._lock:
+            for i, b in enumerate(self.blocked):
+                if b.model == model and b.version == version and b.active:
+                    self.blocked[i] = replace(b, unblocked_at=self.clock.now(), unblocked_by=by, unblock_reason=reason)
+                    self.append_audit(replace(audit, proposal_id=b.proposal_id))
+                    return self.blocked[i]
+            return None
+
+    def _block_after_rollback(self, p: Proposal, by: str) -> None:
+        now = self.clock.now()
+        if p.kind is Kind.UNDO:
+            for i, b in enumerate(self.blocked):
+                if b.model == p.model and b.version == p.to_version and b.active:
+                    self.blocked[i] = replace(b, unblocked_at=now, unblocked_by=by,
+                                              unblock_reason=f"undo of rollback #{p.undo_of}")
+                    self.append_audit(AuditEvent(actor=by, action="version.unblocked", model=p.model,
+                                                 proposal_id=p.id, to_version=p.to_version))
+            return
+        for i, b in enumerate(self.blocked):
+            if b.model == p.model and b.version == p.from_version and b.active:
+                self.blocked[i] = replace(b, unblocked_at=now, unblocked_by=by,
+                                          unblock_reason=f"blocked again by rollback #{p.id}")
+        self.blocked.append(Block(len(self.blocked) + 1, p.model, p.from_version, now, by, p.reason, p.id))
+        self.append_audit(AuditEvent(actor=by, action="deployment.blocked", model=p.model, proposal_id=p.id,
+                                     from_version=p.from_version, to_version=p.to_version))
 
     def served_version(self, model: str) -> str | None:
         return self.served.get(model)
@@ -206,6 +257,8 @@ class MemoryStore:
                                                    now, deployed_by, f"rollback #{proposal_id}"))
                 self.models[current.model] = replace(self.model_state(current.model), last_rollback_at=now)
             self.append_audit(replace(audit, proposal_id=proposal_id))
+            if not current.dry_run:
+                self._block_after_rollback(current, deployed_by)
             self._intent(proposal_id, intent)
             return self.proposals[proposal_id]
 

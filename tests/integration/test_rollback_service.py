@@ -43,7 +43,8 @@ def test_manual_proposal_approved_executes_once_and_records_everything(container
     assert [d.version for d in history] == ["5", "6", "7", "6"]
     assert history[2].rolled_back_at is not None and history[-1].source == f"rollback #{p.id}"
     assert actions(container, proposal_id=p.id) == [
-        "proposal.created", "approval.added", "proposal.approved", "rollback.executing", "rollback.succeeded"]
+        "proposal.created", "approval.added", "proposal.approved", "rollback.executing", "rollback.succeeded",
+        "deployment.blocked"]
     assert [e for e in notifier.names()] == ["created", "approved", "executing", "succeeded"]
     # The rolled-back version is never chosen again and the model is in cooldown.
     state = container.store.model_state("fraud-detector")
@@ -199,6 +200,9 @@ def test_undo_rolls_forward_through_the_same_machine(container: Any, fake_target
     u = container.service.undo(p.id, "slack:U0LEAD")
     assert u.state is State.SUCCEEDED and (u.from_version, u.to_version) == ("6", "7") and u.undo_of == p.id
     assert [s.to_version for s in fake_target.switches] == ["6", "7"]
+    assert container.service.blocked_versions("fraud-detector") == []  # the undo lifted 7's block, and blocked none
+    [lifted] = container.store.blocks("fraud-detector", "7")
+    assert (lifted.unblocked_by, lifted.unblock_reason) == ("slack:U0LEAD", f"undo of rollback #{p.id}")
 
 
 def test_stability_sweeper_marks_quiet_deployments_once(container: Any) -> None:
@@ -252,3 +256,22 @@ def test_break_glass_supersedes_a_proposal_waiting_for_people(container: Any, fa
     assert done.state is State.SUCCEEDED and len(fake_target.switches) == 1
     old = container.store.get_proposal(waiting.id)
     assert old.state is State.CANCELLED and old.result == "superseded by a break-glass rollback by cli:ops"
+
+
+def test_a_version_rolled_back_twice_is_blocked_by_the_newest_rollback(container: Any, fake_target: FakeTarget) -> None:
+    from bot.core.blocking import Override
+
+    deploy_history(container)
+    fake_target.live["fraud-detector"] = "7"
+    svc = container.service
+    first = svc.request_rollback("fraud-detector", actor="slack:U0BOB", reason="error rate up")
+    assert svc.approve(first.id, "slack:U0LEAD").executed
+    container.clock.advance(timedelta(hours=2))
+    svc.deploy("fraud-detector", "7", actor="api:ci", override=Override("hotfix"))
+    fake_target.live["fraud-detector"] = "7"
+    second = svc.request_rollback("fraud-detector", actor="slack:U0BOB", reason="still broken")
+    assert svc.approve(second.id, "slack:U0LEAD").executed
+    blocks = container.store.blocks("fraud-detector", "7")
+    assert [(b.proposal_id, b.active) for b in blocks] == [(second.id, True), (first.id, False)]
+    assert blocks[1].unblock_reason == f"blocked again by rollback #{second.id}"
+    assert actions(container, proposal_id=second.id)[-1] == "deployment.blocked"

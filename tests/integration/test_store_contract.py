@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
+from bot.core.blocking import Override, VersionBlocked
 from bot.core.clock import ManualClock
 from bot.core.intake import AlertIntake
 from bot.core.service import RollbackService
@@ -21,6 +22,14 @@ from tests.fakes.memory_store import MemoryStore
 from tests.fakes.ports import FakeTarget, RecordingNotifier
 from tests.integration.test_crash_recovery import TABLES
 from tests.unit.alert_builders import alert
+
+
+def _deploy_refused(service: RollbackService, version: str) -> bool:
+    try:
+        service.deploy("fraud-detector", version, actor="api:ci")
+    except VersionBlocked:
+        return True
+    return False
 
 
 def exercise(store: Any, clock: ManualClock) -> dict[str, Any]:
@@ -47,7 +56,17 @@ def exercise(store: Any, clock: ManualClock) -> dict[str, Any]:
     store.release_lease("decide:x", "a", fencing)
     claims.append(store.claim_lease("decide:x", "b", 10) is not None)
     proposals = [store.get_proposal(i) for i in range(1, 2)]
+    refused = _deploy_refused(service, "7")
+    service.deploy("fraud-detector", "7", actor="api:ci", override=Override("fixed"))
+    second = service.request_rollback("fraud-detector", actor="slack:U0BOB", reason="again")
+    service.deploy("fraud-detector", "8", actor="api:ci")  # supersedes the waiting one
+    lifted = service.unblock("fraud-detector", "7", actor="slack:U0LEAD", reason="ok")
     return {
+        "blocks": [(b.version, b.blocked_by, b.proposal_id, b.unblocked_by) for b in store.blocks("fraud-detector")],
+        "refused": refused,
+        "lifted": (lifted.version, lifted.unblock_reason),
+        "second": (store.get_proposal(second.id).state.value, store.get_proposal(second.id).result),
+        "blocking_actions": [r.action for r in store.audit_records() if r.action in BLOCKING_ACTIONS],
         "outcomes": outcomes,
         "proposals": [(p.state.value, p.from_version, p.to_version, p.decided_by) for p in proposals],
         "switches": [s.to_version for s in target.switches],
@@ -59,15 +78,24 @@ def exercise(store: Any, clock: ManualClock) -> dict[str, Any]:
     }
 
 
+BLOCKING_ACTIONS = {"deployment.blocked", "deployment.refused_blocked", "deployment.override", "proposal.superseded",
+                    "version.unblocked"}
 EXPECTED = {
+    "blocks": [("7", "bot:policy", 1, "slack:U0LEAD")],
+    "refused": True,
+    "lifted": ("7", "ok"),
+    "second": ("cancelled", "superseded by the deployment of version 8 by api:ci"),
+    "blocking_actions": ["deployment.blocked", "deployment.refused_blocked", "deployment.override",
+                         "proposal.superseded", "version.unblocked"],
     "outcomes": [("w1", "proposed"), ("w2", "proposed"), ("w1", "duplicate"), ("c1", "executed"), ("w1", "resolved")],
     "proposals": [("succeeded", "7", "6", "bot:policy")],
     "switches": ["6"],
     "attached": ["c1", "w1", "w2"],
     "actions": ["proposal.created", "proposal.alerts_joined", "proposal.alerts_joined", "proposal.approved",
-                "rollback.executing", "rollback.succeeded", "alert.resolved"],
-    "history": ["5", "6", "7", "6"],
-    "notified": ["created", "alerts", "executing", "succeeded", "timeline"],
+                "rollback.executing", "rollback.succeeded", "deployment.blocked", "alert.resolved",
+                "deployment.refused_blocked", "deployment.override", "version.unblocked"],
+    "history": ["5", "6", "7", "6", "7", "8"],
+    "notified": ["created", "alerts", "executing", "succeeded", "timeline", "override", "created", "superseded"],
     "claims": [True, False, True],
 }
 

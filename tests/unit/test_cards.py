@@ -238,6 +238,16 @@ STATE_CASES: list[tuple[dict[str, Any], list[str]]] = [
         },
         ["Cancelled <!date^1714564800^", "by alice (CLI): fixed by a hotfix"],
     ),
+    (
+        {
+            "state": State.CANCELLED,
+            "decided_by": "api:ci",
+            "decided_at": NOW,
+            "result": "superseded by the deployment of version 8 by ci-job-42",
+        },
+        ["rollback superseded", "Superseded <!date^1714564800^",
+         "by the deployment of version 8 by ci-job-42; nothing was switched"],
+    ),
     ({"state": State.SUCCEEDED, "kind": Kind.UNDO, "decided_by": "U1"}, ["Rolled forward again to `6`"]),
 ]
 
@@ -249,6 +259,13 @@ def test_state_line_for_every_state(changes: dict[str, Any], expected: list[str]
     for piece in expected:
         assert piece in text, (piece, text)
     assert_within_limits(blocks)
+
+
+def test_a_superseded_card_has_no_buttons_and_says_so_in_its_notification_text() -> None:
+    p = proposal(state=State.CANCELLED, decided_at=NOW, result="superseded by the deployment of version 8 by ci")
+    message = card_message(card(p))
+    assert "superseded by a new deployment" in message.text
+    assert ACTION_APPROVE not in str(message.to_dict()) and ACTION_DENY not in str(message.to_dict())
 
 
 def test_every_state_is_covered_by_the_cases() -> None:

@@ -18,6 +18,7 @@ from bot.slack.commands import (
     History,
     Rollback,
     Status,
+    Unblock,
     Unfreeze,
     Versions,
     parse_command,
@@ -62,6 +63,9 @@ GOOD: list[tuple[str, Command]] = [
     ),
     ("freeze fraud-detector release train", Freeze("fraud-detector", None, "release train")),
     ("unfreeze fraud-detector", Unfreeze("fraud-detector")),
+    ("unblock fraud-detector 7", Unblock("fraud-detector", "7")),
+    ("UNBLOCK fraud-detector v7.1 fixed in the feature store", Unblock("fraud-detector", "v7.1",
+                                                                      "fixed in the feature store")),
     ("  status   ranker  ", Status("ranker")),
 ]
 
@@ -102,6 +106,9 @@ BAD: list[tuple[str, str, str]] = [
     ("freeze m for " + "9" * 5000 + "d", "longest duration", "freeze"),
     ("unfreeze", "needs a model", "unfreeze"),
     ("unfreeze a b", "one model", "unfreeze"),
+    ("unblock", "needs a model and a version", "unblock"),
+    ("unblock fraud-detector", "needs a version", "unblock"),
+    ("unblock fraud-detector ???", "not a version", "unblock"),
 ]
 
 
@@ -139,7 +146,7 @@ def test_to_right_after_the_model_always_means_a_version() -> None:
 
 
 def test_usage_mentions_every_subcommand() -> None:
-    for word in ("help", "status", "versions", "history", "audit", "freeze", "unfreeze", "to VERSION"):
+    for word in ("help", "status", "versions", "history", "audit", "freeze", "unfreeze", "unblock", "to VERSION"):
         assert word in USAGE
     assert "since=7d" in USAGE and "by=@user" in USAGE and "for 2h" in USAGE
 
