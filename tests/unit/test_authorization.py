@@ -5,8 +5,10 @@ included, whose Slack command arrives with a later change)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import pytest
+from slack_sdk import WebClient
 
 from bot.core.actor import Actor, ActorKind, is_bot, kind_of
 from bot.core.authorization import REFUSED_AUDIT, Act, authorize, undo_approvals
@@ -15,6 +17,7 @@ from bot.core.errors import Refused
 from bot.core.policy import ModelPolicy
 from bot.core.ports import StaticDirectory
 from bot.core.service import RollbackService
+from bot.slack.directory import SlackDirectory
 from tests.conftest import make_policy
 from tests.fakes.memory_store import MemoryStore
 from tests.fakes.ports import FakeTarget
@@ -63,6 +66,26 @@ def test_groups_are_the_directorys_answer_not_an_id_shape() -> None:
     refused = authorize(MALLORY, Act.APPROVE, policy, directory)
     assert not refused.allowed and "U0LEAD, group oncall-team, S0LOOKSLIKEAGROUP" in refused.reason
     assert directory.asked == [("U0DAVE", "oncall-team"), ("U0MALLORY", "oncall-team")]
+
+
+class UserGroupsApi:
+    """``usergroups.users.list`` only, counting calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def usergroups_users_list(self, usergroup: str) -> dict[str, Any]:
+        self.calls.append(usergroup)
+        return {"ok": True, "users": ["U0CAROL"] if usergroup == "S0ONCALL" else []}
+
+
+def test_the_slack_directory_answers_group_questions_through_the_port() -> None:
+    api = UserGroupsApi()
+    directory = SlackDirectory(cast(WebClient, api), clock=lambda: 0.0)
+    assert directory.is_group("S0ONCALL") and not directory.is_group("U0LEAD") and not directory.is_group("Sx")
+    assert authorize(CAROL, Act.FREEZE, POLICY, directory).via == "group S0ONCALL"
+    assert not authorize(MALLORY, Act.FREEZE, POLICY, directory).allowed
+    assert api.calls == ["S0ONCALL"]  # the second question was answered from the cache
 
 
 def test_self_approval_follows_the_policy() -> None:
