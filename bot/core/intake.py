@@ -15,7 +15,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from bot.core.actor import Actor
 from bot.core.alert import Alert, AlertStatus
 from bot.core.audit import AuditEvent
 from bot.core.clock import Clock
@@ -286,7 +285,7 @@ class AlertIntake:
 
     def _group(self, model: str, pending: list[AlertRecord], d: ModelDecision) -> None:
         """The model's new firing alerts join its open proposal, or open one (or are refused, once)."""
-        actor = str(Actor.alert(pending[0].source))
+        actor = f"alert:{pending[0].source}"
         severity = max(r.severity for r in pending)
         current = self.store.open_proposal(model)
         if current is not None:
@@ -379,7 +378,7 @@ class AlertIntake:
     # ---- resolution ---------------------------------------------------------------------------------
 
     def _on_resolved(self, proposal_id: int, records: list[AlertRecord], d: ModelDecision) -> None:
-        actor = str(Actor.alert(records[0].source))
+        actor = f"alert:{records[0].source}"
         proposal = self.store.get_proposal(proposal_id)
         when = max(r.resolved_at or r.ends_at or r.received_at for r in records)
         d.add(d.updated, proposal_id)
