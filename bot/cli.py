@@ -15,6 +15,7 @@ from bot.audit_cli import add_arguments as add_audit_arguments
 from bot.audit_cli import cmd_audit
 from bot.audit_config import problems as audit_problems
 from bot.config import Settings, SettingsError, check_settings, load_settings, reveal
+from bot.core.actor import Actor
 from bot.core.durations import format_duration, parse_duration
 from bot.core.errors import RollbackError
 from bot.core.policy import no_data_severity
@@ -190,7 +191,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
                   f"{', blocked version deployed with an override' if args.override is not None else ''})")
             return EXIT_OK
         if command == "rollback":
-            p = container.service.request_rollback(args.model, actor=f"cli:{_os_user()}", reason=args.reason,
+            p = container.service.request_rollback(args.model, actor=Actor.cli_user(_os_user()), reason=args.reason,
                                                    to_version=args.to_version, execute_now=True,
                                                    force_cooldown=args.force)
             if p.state.value == "succeeded":

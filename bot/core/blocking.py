@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.core import oplog
+from bot.core.actor import Actor
 from bot.core.audit import AuditEvent
 from bot.core.authorization import Act
 from bot.core.errors import RollbackError
@@ -83,10 +84,12 @@ class VersionBlocking(Requests):
         self.model_policy(model)
         return [b for b in self.store.blocks(model) if b.active]
 
-    def unblock(self, model: str, version: str, *, actor: str, reason: str | None) -> Block:
+    def unblock(self, model: str, version: str, *, actor: Actor | str, reason: str | None) -> Block:
         """Lift the block (approvers only; a refusal is audited once as ``unblock.refused``)."""
+        who = Actor.of(actor)
+        actor = str(who)
         policy = self.model_policy(model)
-        self._authorize(actor, Act.UNBLOCK, policy)
+        self._authorize(who, Act.UNBLOCK, policy)
         why = reason or "no reason given"
         lifted = self.store.unblock(model, version, by=actor, reason=why, audit=AuditEvent(
             actor=actor, action="version.unblocked", model=model, to_version=version, reason=why))

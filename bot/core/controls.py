@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.core import oplog
+from bot.core.actor import Actor
 from bot.core.audit import AuditEvent
 from bot.core.authorization import Act
 from bot.core.blocking import Override, VersionBlocked, superseded_text
@@ -97,8 +98,11 @@ class ModelControls(UseCase):
 
     # ---- freeze -----------------------------------------------------------------------------------------
 
-    def freeze(self, model: str, *, actor: str, duration: timedelta, reason: str | None) -> datetime:
-        self._authorize(actor, Act.FREEZE, self.model_policy(model))
+    def freeze(self, model: str, *, actor: Actor | str, duration: timedelta, reason: str | None) -> datetime:
+        """Checked here, whoever calls (Slack, CLI, API): freezing stops rollbacks, so only approvers may."""
+        who = Actor.of(actor)
+        actor = str(who)
+        self._authorize(who, Act.FREEZE, self.model_policy(model))
         until = self.clock.now() + duration
         self.store.set_freeze(model, until, reason, actor, AuditEvent(
             actor=actor, action="model.frozen", model=model,
@@ -106,8 +110,10 @@ class ModelControls(UseCase):
         oplog.event("model.frozen", model=model, actor=actor, until=f"{until:%Y-%m-%dT%H:%MZ}", reason=reason)
         return until
 
-    def unfreeze(self, model: str, *, actor: str) -> None:
-        self._authorize(actor, Act.UNFREEZE, self.model_policy(model))
+    def unfreeze(self, model: str, *, actor: Actor | str) -> None:
+        who = Actor.of(actor)
+        actor = str(who)
+        self._authorize(who, Act.UNFREEZE, self.model_policy(model))
         self.store.set_freeze(model, None, None, None, AuditEvent(actor=actor, action="model.unfrozen",
                                                                   model=model, reason="unfrozen"))
         oplog.event("model.unfrozen", model=model, actor=actor)

@@ -101,9 +101,18 @@ class Notifier(Protocol):
 
 
 class ApproverDirectory(Protocol):
-    """Resolves a user group (Slack `S…` id) to its members."""
+    """Approver groups, answered by the chat system that owns them (Slack: user groups).
 
-    def members(self, group_id: str) -> set[str]: ...
+    The core never guesses from an id's shape which policy entries are groups: it asks here.
+    """
+
+    def is_group(self, approver: str) -> bool:
+        """Does this entry of a policy's ``approvers`` name a group rather than one person?"""
+        ...
+
+    def is_member(self, user: str, group: str) -> bool:
+        """Is this user in this group? Unknown groups and failed look-ups answer no (fail closed)."""
+        ...
 
 
 def tell(notifier: Notifier, proposal: Proposal | None, event: str, detail: str | None = None, *,
@@ -135,8 +144,11 @@ class StaticDirectory:
     def __init__(self, groups: Mapping[str, set[str]] | None = None) -> None:
         self.groups = dict(groups or {})
 
-    def members(self, group_id: str) -> set[str]:
-        return set(self.groups.get(group_id, set()))
+    def is_group(self, approver: str) -> bool:
+        return approver in self.groups
+
+    def is_member(self, user: str, group: str) -> bool:
+        return user in self.groups.get(group, set())
 
 
 class ProposalReads(Protocol):

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
+from bot.core.actor import ActorKind, is_bot, kind_of
 from bot.core.metrics import MetricLine
 from bot.core.proposal import Proposal, State
 from bot.core.version_diff import DiffRow, diff_runs, side_by_side
@@ -159,7 +160,7 @@ def decision_kind(p: Proposal) -> str:
         return "waiting"
     if p.decided_by.startswith(AUTOMATIC_ACTORS):
         return "automatic"
-    if p.decided_by.startswith("cli:"):
+    if kind_of(p.decided_by) is ActorKind.CLI_USER:
         return "break_glass"
     return "approved"
 
@@ -225,8 +226,9 @@ def _timeline(p: Proposal, bad: DeploymentFacts | None, alerts: Sequence[AlertFa
             entries.append((a.at, "escalated", a.actor, a.reason))
         elif a.action in ("proposal.expired", "proposal.cancelled", "proposal.superseded"):
             entries.append((a.at, a.action.split(".", 1)[1], a.actor, a.reason))
-        elif a.action == "proposal.approved" and (a.actor.startswith(AUTOMATIC_ACTORS) or a.actor.startswith("cli:")):
-            entries.append((a.at, "decided automatically" if a.actor.startswith("bot:") else "break-glass decision",
+        elif a.action == "proposal.approved" and (a.actor.startswith(AUTOMATIC_ACTORS)
+                                                  or kind_of(a.actor) is ActorKind.CLI_USER):
+            entries.append((a.at, "decided automatically" if is_bot(a.actor) else "break-glass decision",
                             a.actor, a.reason))
     if p.started_at is not None:
         entries.append((p.started_at, "switch started", None, None))

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bot.core import oplog
+from bot.core.actor import Actor
 from bot.core.audit import AuditEvent
 from bot.core.authorization import Act
 from bot.core.errors import RollbackError, UnknownModel
@@ -30,7 +31,7 @@ class Requests(UseCase):
         self,
         model: str,
         *,
-        actor: str,
+        actor: Actor | str,
         reason: str,
         to_version: str | None = None,
         execute_now: bool = False,
@@ -53,11 +54,13 @@ class Requests(UseCase):
         version the alerts name: if another version is live by now, nothing is proposed, so an alert about
         one version can never roll back another.
         """
+        who = Actor.of(actor)
+        actor = str(who)
         try:
             policy = self.model_policy(model)
         except UnknownModel as exc:
             raise self._refuse(actor, model, str(exc)) from None
-        self._authorize(actor, Act.BREAK_GLASS if execute_now else Act.ROLLBACK, policy)
+        self._authorize(who, Act.BREAK_GLASS if execute_now else Act.ROLLBACK, policy)
         now = self.clock.now()
         state = self.store.model_state(model)
         if state.frozen(now):

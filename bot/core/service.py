@@ -11,12 +11,12 @@ import logging
 from dataclasses import dataclass
 
 from bot.core import oplog
+from bot.core.actor import Actor
 from bot.core.audit import AuditEvent
-from bot.core.authorization import Act, approvers_text, is_approver, undo_approvals
+from bot.core.authorization import Act, undo_approvals
 from bot.core.blocking import VersionBlocking
 from bot.core.controls import ModelControls
 from bot.core.execution import SYSTEM
-from bot.core.policy import ModelPolicy
 from bot.core.ports import Intent, NewProposal, OpenProposalExists, StaleProposal
 from bot.core.proposal import Kind, Proposal, State, check_transition
 from bot.core.requests import Requests
@@ -33,25 +33,17 @@ class ApprovalOutcome:
     executed: bool = False
 
 
-def slack_user(actor: str) -> str | None:
-    return actor.split(":", 1)[1] if actor.startswith("slack:") else None
-
-
 class RollbackService(VersionBlocking, Requests, ModelControls, Sweeps, UseCase):
     # ---- approvals --------------------------------------------------------------------------------------
 
-    def may_approve(self, policy: ModelPolicy, actor: str) -> bool:
-        return is_approver(policy, actor, self.directory)
-
-    def approvers_text(self, policy: ModelPolicy) -> str:
-        return approvers_text(policy)
-
-    def approve(self, proposal_id: int, actor: str) -> ApprovalOutcome:
+    def approve(self, proposal_id: int, actor: Actor | str) -> ApprovalOutcome:
+        who = Actor.of(actor)
+        actor = str(who)
         proposal = self.store.get_proposal(proposal_id)
         policy = self.model_policy(proposal.model)
         if proposal.state is not State.PROPOSED:
             return ApprovalOutcome(proposal, f"proposal #{proposal_id} is already {proposal.state.value}")
-        self._authorize(actor, Act.APPROVE, policy, proposal_id, requested_by=proposal.requested_by)
+        self._authorize(who, Act.APPROVE, policy, proposal_id, requested_by=proposal.requested_by)
         new, approvers = self.store.add_approval(proposal_id, actor, AuditEvent(
             actor=actor, action="approval.added", model=proposal.model, from_version=proposal.from_version,
             to_version=proposal.to_version, reason=f"approval from {actor}"))
@@ -70,12 +62,14 @@ class RollbackService(VersionBlocking, Requests, ModelControls, Sweeps, UseCase)
             return ApprovalOutcome(done, "someone else decided first")
         return ApprovalOutcome(done, f"rollback {done.state.value}", executed=True)
 
-    def deny(self, proposal_id: int, actor: str, reason: str | None = None) -> Proposal:
+    def deny(self, proposal_id: int, actor: Actor | str, reason: str | None = None) -> Proposal:
+        who = Actor.of(actor)
+        actor = str(who)
         proposal = self.store.get_proposal(proposal_id)
         policy = self.model_policy(proposal.model)
         if proposal.state is not State.PROPOSED:
             return proposal
-        self._authorize(actor, Act.DENY, policy, proposal_id)
+        self._authorize(who, Act.DENY, policy, proposal_id)
         denied = self.store.transition(
             proposal_id, [State.PROPOSED], State.DENIED,
             AuditEvent(actor=actor, action="proposal.denied", model=proposal.model,
@@ -98,14 +92,16 @@ class RollbackService(VersionBlocking, Requests, ModelControls, Sweeps, UseCase)
         check_transition(proposal_id, proposal.state, State.EXECUTING)
         return self.queue.submit(proposal_id, actor)
 
-    def undo(self, proposal_id: int, actor: str) -> Proposal:
+    def undo(self, proposal_id: int, actor: Actor | str) -> Proposal:
         """Roll a finished rollback forward again: a new proposal through the same machine and audit."""
+        who = Actor.of(actor)
+        actor = str(who)
         original = self.store.get_proposal(proposal_id)
         policy = self.model_policy(original.model)
         if original.state is not State.SUCCEEDED or original.dry_run:
             raise self._refuse(actor, original.model, f"proposal #{proposal_id} is {original.state.value}; "
                                "only a completed rollback can be undone", "undo.refused", proposal_id)
-        self._authorize(actor, Act.UNDO, policy, proposal_id)
+        self._authorize(who, Act.UNDO, policy, proposal_id)
         history = self.store.history(original.model)
         if not history or history[-1].version != original.to_version:
             raise self._refuse(actor, original.model, f"{original.model} no longer runs {original.to_version}; "

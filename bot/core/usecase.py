@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core import oplog
+from bot.core.actor import Actor
 from bot.core.audit import AuditEvent
-from bot.core.authorization import REFUSED_AUDIT, Act, authorize
+from bot.core.authorization import REFUSED_AUDIT, Act, Verdict, authorize
 from bot.core.clock import Clock
 from bot.core.errors import Refused, RollbackError, UnknownModel
 from bot.core.execution import SYSTEM, ApprovedQueue, Executor
@@ -117,14 +118,24 @@ class UseCase:
                                            reason=reason, inputs=inputs or {}))
         return Refused(reason)
 
-    # ---- authorization hook (rules in bot/core/authorization.py; keep this one call per action) ---------
+    # ---- authorization (rules in bot/core/authorization.py; one call per action) --------------------------
 
-    def _authorize(self, actor: str, action: Act, policy: ModelPolicy, proposal_id: int | None = None,
-                   requested_by: str | None = None) -> None:
-        """Raise Refused (audited once) unless the policy lets ``actor`` do ``action``."""
-        verdict = authorize(actor, action, policy, self.directory, requested_by=requested_by)
+    def authorize(self, actor: Actor | str, action: Act, model: str, *, proposal_id: int | None = None,
+                  requested_by: str | None = None) -> Verdict:
+        """The one check every entry point (Slack, CLI, HTTP) goes through before acting on ``model``.
+
+        Raises Refused, audited once here, unless the policy lets ``actor`` do ``action``; a Slack pre-check
+        (the Deny button before its modal) asks the same question and so is audited the same way.
+        """
+        return self._authorize(actor, action, self.model_policy(model), proposal_id, requested_by)
+
+    def _authorize(self, actor: Actor | str, action: Act, policy: ModelPolicy, proposal_id: int | None = None,
+                   requested_by: str | None = None) -> Verdict:
+        who = Actor.of(actor)
+        verdict = authorize(who, action, policy, self.directory, requested_by=requested_by)
         if not verdict.allowed:
-            raise self._refuse(actor, policy.name, verdict.reason, REFUSED_AUDIT[action], proposal_id)
+            raise self._refuse(str(who), policy.name, verdict.reason, REFUSED_AUDIT[action], proposal_id)
+        return verdict
 
     def approve_and_execute(self, request: ApproveRequest) -> Proposal:
         """The one way a proposal becomes approved and reaches the executor (people, policy, timeouts, undo)."""

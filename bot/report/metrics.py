@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from bot.core.actor import ActorKind, kind_of
 from bot.core.report import aware
 from bot.store.report_queries import ProposalTimes, ReportQueries
 
@@ -36,7 +37,7 @@ def decision_label(p: ProposalTimes) -> str:
         return "waiting"
     if p.decided_by.startswith(("bot:policy", "bot:timeout")):
         return "automatic"
-    if p.decided_by.startswith("cli:"):
+    if kind_of(p.decided_by) is ActorKind.CLI_USER:
         return "break_glass"
     return "approved"
 

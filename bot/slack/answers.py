@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.bootstrap import Container
+from bot.core.actor import Actor
 from bot.core.durations import format_duration
 from bot.core.errors import RollbackError
 from bot.core.proposal import Kind
@@ -33,8 +34,8 @@ class Answers:
     def __init__(self, container: Container) -> None:
         self.c = container
 
-    def answer(self, command: Command, user_id: str) -> str:
-        actor = f"slack:{user_id}"
+    def answer(self, command: Command, actor: Actor) -> str:
+        """Permissions are the core's (``service.authorize`` inside each use case): nothing is checked here."""
         try:
             if isinstance(command, Help):
                 return USAGE
@@ -133,7 +134,7 @@ class Answers:
         since = self.c.clock.now() - cmd.since
         actor = None
         if cmd.by:
-            actor = f"slack:{cmd.by}" if cmd.by[:1] in "UW" and cmd.by.upper() == cmd.by else cmd.by
+            actor = str(Actor.slack_user(cmd.by)) if cmd.by[:1] in "UW" and cmd.by.upper() == cmd.by else cmd.by
         rows = self.c.store.audit_records(model=cmd.model, since=since, actor=actor, limit=MAX_AUDIT_ROWS,
                                           newest_first=True)
         if not rows:
@@ -145,7 +146,7 @@ class Answers:
         more = " (newest 20; use `rollback-bot audit export` for all)" if len(rows) == MAX_AUDIT_ROWS else ""
         return f"audit trail{more}:\n" + "\n".join(lines)
 
-    def rollback(self, cmd: Rollback, actor: str) -> str:
+    def rollback(self, cmd: Rollback, actor: Actor) -> str:
         created = self.c.service.request_rollback(cmd.model, actor=actor, reason=cmd.reason or "asked in Slack",
                                                   to_version=cmd.to_version, kind=Kind.MANUAL)
         p = self.c.store.get_proposal(created.id)  # re-read: the card was posted after creation
@@ -153,16 +154,16 @@ class Answers:
         return (f"proposal #{p.id} to roll {escape(p.model)} back from {p.from_version} to {p.to_version} "
                 f"is posted{where}; it needs {p.required_approvals} approval(s).")
 
-    def freeze(self, cmd: Freeze, actor: str) -> str:
+    def freeze(self, cmd: Freeze, actor: Actor) -> str:
         duration = cmd.duration or DEFAULT_FREEZE
         until = self.c.service.freeze(cmd.model, actor=actor, duration=duration, reason=cmd.reason or None)
         return f":snowflake: {escape(cmd.model)} is frozen for {format_duration(duration)} (until {until:%H:%M} UTC)."
 
-    def unblock(self, cmd: Unblock, actor: str) -> str:
+    def unblock(self, cmd: Unblock, actor: Actor) -> str:
         lifted = self.c.service.unblock(cmd.model, cmd.version, actor=actor, reason=cmd.reason or None)
         return (f":white_check_mark: version `{escape(lifted.version)}` of {escape(lifted.model)} is no longer "
                 f"blocked: it may be deployed again (it stays out of automatic rollback targets).")
 
-    def unfreeze(self, model: str, actor: str) -> str:
+    def unfreeze(self, model: str, actor: Actor) -> str:
         self.c.service.unfreeze(model, actor=actor)
         return f"{escape(model)} is no longer frozen."

@@ -19,7 +19,10 @@ from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.bootstrap import Container
+from bot.core.actor import Actor
+from bot.core.authorization import Act
 from bot.core.errors import NotFound, Refused, RollbackError
+from bot.core.proposal import State
 from bot.database_health import OUTAGE, is_database_error
 from bot.slack.answers import Answers
 from bot.slack.cards import ACTION_APPROVE, ACTION_DENY, ACTION_UNDO
@@ -58,6 +61,12 @@ def _proposal_id(value: Any) -> int | None:
     if not (text.isascii() and text.isdigit() and len(text) <= 10) or not 1 <= int(text) <= 2**31 - 1:
         return None
     return int(text)
+
+
+def _clicker(body: dict[str, Any]) -> Actor:
+    """Who clicked: the one place a Slack request's user becomes an actor for the core."""
+    user = body.get("user") or {}
+    return Actor.slack_user(str(user.get("id") or "") if isinstance(user, dict) else "")
 
 
 def build_bolt_app(container: Container, client: AsyncWebClient, signing_secret: str | None) -> AsyncApp:
@@ -99,20 +108,19 @@ def build_bolt_app(container: Container, client: AsyncWebClient, signing_secret:
             return
         await ack()
         try:
-            reply = await run(answers.answer, parsed, str(command.get("user_id")))
+            reply = await run(answers.answer, parsed, Actor.slack_user(str(command.get("user_id") or "")))
         except RollbackError as exc:
             reply = f":warning: {mention_ids(str(exc))}"
         await respond(response_type="ephemeral", text=reply)
 
     async def click(body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond,
-                    do: Callable[[int, str], Any]) -> None:
-        user = str(body.get("user", {}).get("id"))
+                    do: Callable[[int, Actor], Any]) -> None:
         proposal_id = _proposal_id(action.get("value"))
         if proposal_id is None:
             await respond(response_type="ephemeral", replace_original=False, text="this button carries no proposal")
             return
         try:
-            message = await run(do, proposal_id, f"slack:{user}")
+            message = await run(do, proposal_id, _clicker(body))
         except Refused as exc:
             await respond(response_type="ephemeral", replace_original=False, text=f":no_entry: {mention_ids(str(exc))}")
             return
@@ -122,11 +130,11 @@ def build_bolt_app(container: Container, client: AsyncWebClient, signing_secret:
         if message:
             await respond(response_type="ephemeral", replace_original=False, text=message)
 
-    def approve(proposal_id: int, actor: str) -> str:
+    def approve(proposal_id: int, actor: Actor) -> str:
         outcome = service.approve(proposal_id, actor)
         return "" if outcome.executed else outcome.message
 
-    def undo(proposal_id: int, actor: str) -> str:
+    def undo(proposal_id: int, actor: Actor) -> str:
         p = service.undo(proposal_id, actor)
         return f"undo #{p.id}: {p.state.value} ({p.from_version} → {p.to_version})"
 
@@ -144,23 +152,17 @@ def build_bolt_app(container: Container, client: AsyncWebClient, signing_secret:
     async def on_deny(ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond,
                       client: AsyncWebClient) -> None:
         await ack()
-        user = str(body.get("user", {}).get("id"))
+        actor = _clicker(body)
         proposal_id = _proposal_id(action.get("value"))
         if proposal_id is None:
             return
 
         def check() -> tuple[str | None, str]:
+            """Before the modal opens: the core's own deny check (a refusal is audited there, once)."""
             p = store.get_proposal(proposal_id)
-            policy = service.model_policy(p.model)
-            if not service.may_approve(policy, f"slack:{user}"):
-                from bot.core.audit import AuditEvent
-
-                why = f"you may not deny rollbacks of {p.model}; approvers: {service.approvers_text(policy)}"
-                store.append_audit(AuditEvent(actor=f"slack:{user}", action="denial.refused", model=p.model,
-                                              proposal_id=p.id, reason=why))
-                return why, p.model
-            if p.state.value != "proposed":
+            if p.state is not State.PROPOSED:
                 return f"proposal #{p.id} is already {p.state.value}", p.model
+            service.authorize(actor, Act.DENY, p.model, proposal_id=p.id)
             return None, p.model
 
         try:
@@ -176,18 +178,18 @@ def build_bolt_app(container: Container, client: AsyncWebClient, signing_secret:
     async def on_deny_submit(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any],
                              client: AsyncWebClient) -> None:
         await ack()
-        user = str(body.get("user", {}).get("id"))
+        actor = _clicker(body)
         proposal_id = _proposal_id(view.get("private_metadata"))
         values = view.get("state", {}).get("values", {})
         reason = (values.get(DENY_BLOCK, {}).get(DENY_INPUT, {}).get("value") or "").strip() or None
         if proposal_id is None:
             return
         try:
-            await run(service.deny, proposal_id, f"slack:{user}", reason)
+            await run(service.deny, proposal_id, actor, reason)
         except RollbackError as exc:
             p = await run(store.get_proposal, proposal_id)
             if p.slack_channel:
-                await client.chat_postEphemeral(channel=p.slack_channel, user=user,
+                await client.chat_postEphemeral(channel=p.slack_channel, user=actor.slack_id or "",
                                                 text=f":no_entry: {mention_ids(str(exc))}")
 
     @app.event("app_mention")

@@ -24,6 +24,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.core.actor import is_bot
 from bot.core.durations import format_duration
 from bot.core.metrics import MetricLine
 from bot.core.proposal import Kind, Proposal, State
@@ -342,7 +343,7 @@ def is_superseded(p: Proposal) -> bool:
 
 
 def _is_automatic(p: Proposal) -> bool:
-    return bool(p.decided_by and p.decided_by.startswith("bot:"))
+    return is_bot(p.decided_by)
 
 
 def shows_decision_buttons(p: Proposal) -> bool:

@@ -24,6 +24,13 @@ class SlackDirectory:
         self._cache: dict[str, tuple[float, set[str]]] = {}
         self._lock = threading.Lock()
 
+    def is_group(self, approver: str) -> bool:
+        """Slack user-group ids start with S (user ids with U or W)."""
+        return len(approver) > 1 and approver[0] == "S" and approver.isalnum() and approver.upper() == approver
+
+    def is_member(self, user: str, group: str) -> bool:
+        return user in self.members(group)
+
     def members(self, group_id: str) -> set[str]:
         now = self.clock()
         with self._lock:

@@ -9,6 +9,8 @@ import re
 from collections.abc import Collection
 from datetime import UTC, datetime
 
+from bot.core.actor import Actor, ActorKind
+
 ELLIPSIS = "…"
 
 
@@ -47,11 +49,11 @@ def mention(actor: str) -> str:
         return f"<@{actor}>"
     if _looks_like_id(actor, "S") and is_slack_id(actor):
         return f"<!subteam^{actor}>"
-    if actor.startswith("bot:"):
-        what = actor[4:]
-        return f"the bot ({escape(what)})" if what else "the bot"
-    if actor.startswith("cli:"):
-        return f"{escape(actor[4:])} (CLI)"
+    who = Actor.parse(actor)
+    if who.kind is ActorKind.BOT:
+        return f"the bot ({escape(who.name)})"
+    if who.kind is ActorKind.CLI_USER:
+        return f"{escape(who.name)} (CLI)"
     return escape(actor)
 
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.core.actor import is_bot
 from bot.core.audit import AuditEvent
 from bot.core.metrics import MetricLine
 from bot.core.policy import Policy
@@ -210,7 +211,7 @@ class SlackSender:
             return
         self._thread(current, event, detail)
         if event in ("created", "verification") or (event == "succeeded" and current.kind.value == "alert"
-                                                     and (current.decided_by or "").startswith("bot:")):
+                                                     and is_bot(current.decided_by)):
             self._post_charts(current)
         if self.report is not None:  # report hook: the post-incident report when the story ends
             self.report(event, current)

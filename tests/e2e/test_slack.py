@@ -93,6 +93,9 @@ def test_unauthorised_clicker_is_told_who_may_approve_and_audited(bot: SlackBot)
     bot.press(ACTION_DENY, "U0MALLORY", pid)
     bot.wait_ephemeral("may not deny")
     assert bot.slack.calls("views.open") == []
+    refused = [(r.action, r.actor) for r in bot.container.store.audit_records(proposal_id=pid)
+               if r.action.endswith(".refused")]
+    assert refused == [("approval.refused", "slack:U0MALLORY"), ("denial.refused", "slack:U0MALLORY")]
 
 
 def test_the_same_click_twice_and_two_approvers_at_once_execute_once(bot: SlackBot) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from bot.config import settings_from
+from bot.core.actor import Actor
+from bot.core.authorization import Act
 from bot.core.clock import ManualClock
 from bot.core.errors import Refused
 from bot.core.ports import StaticDirectory
@@ -97,12 +99,26 @@ def test_freeze_and_unfreeze(make: Callable[..., Any]) -> None:
     refused_once(c, lambda: c.service.freeze("fraud-detector", actor=MALLORY, duration=timedelta(hours=1),
                                              reason=None), "freeze.refused", "only approvers may freeze", MALLORY)
     assert c.store.model_state("fraud-detector").frozen_until is None
+    # the check is the core's, so no door bypasses it: a shell user is not an approver either
+    refused_once(c, lambda: c.service.freeze("fraud-detector", actor=Actor.cli_user("ops"),
+                                             duration=timedelta(hours=1), reason=None),
+                 "freeze.refused", "only approvers may freeze", "cli:ops")
     c.service.freeze("fraud-detector", actor=CAROL, duration=timedelta(hours=1), reason="release")
     refused_once(c, lambda: c.service.unfreeze("fraud-detector", actor=MALLORY), "unfreeze.refused",
                  "only approvers may unfreeze", MALLORY)
     assert c.store.model_state("fraud-detector").frozen_until is not None
     c.service.unfreeze("fraud-detector", actor=LEAD)
     assert c.store.model_state("fraud-detector").frozen_until is None
+
+
+def test_unblock(make: Callable[..., Any]) -> None:
+    """`/rollback unblock` arrives with a later change; the core's answer for it is already this one."""
+    c = make()
+    for actor in (LEAD, CAROL):
+        assert c.service.authorize(Actor.parse(actor), Act.UNBLOCK, "fraud-detector").allowed
+    for actor in (MALLORY, "cli:ops"):
+        refused_once(c, lambda: c.service.authorize(Actor.parse(actor), Act.UNBLOCK, "fraud-detector"),
+                     "unblock.refused", "only approvers may unblock versions of fraud-detector", actor)
 
 
 def test_manual_rollback_from_slack_asks_but_never_skips_approvals(make: Callable[..., Any]) -> None:

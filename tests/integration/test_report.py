@@ -124,7 +124,7 @@ def test_report_api_errors(incident: Any) -> None:
     r = client.get("/api/proposals/999999/report", headers=AUTH)
     assert r.status_code == 404 and "no proposal #999999" in r.json()["error"]
     r = client.get("/api/proposals/x1/report", headers=AUTH)
-    assert r.status_code == 400 and "must be a number" in r.json()["error"]
+    assert r.status_code == 400 and "must be a whole number" in r.json()["error"]
 
 
 def _signed(rep_url: str) -> str:
@@ -169,7 +169,8 @@ def test_incident_list_filters_and_model_page(incident: Any) -> None:
     empty = client.get("/incidents?state=denied", headers=AUTH)
     assert "0 incident(s)" in empty.text and "No incident matches" in empty.text
     for bad, words in (("state=nope", "state must be one of"), ("since=yesterday", "since must be a date"),
-                       ("page=0", "page must be a whole number"), ("model=%3Cx%3E", "model must be a model name")):
+                       ("page=0", "page must be a whole number"), ("model=%20x", "model must be a model name"),
+                       ("color=red", "not a parameter of this page")):
         r = client.get(f"/incidents?{bad}", headers=AUTH)
         assert r.status_code == 400 and words in r.text, bad
     model = client.get(f"/models/{MODEL}", headers=AUTH)

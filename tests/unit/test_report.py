@@ -245,7 +245,10 @@ def test_openapi_paths_describe_every_route() -> None:
 
     paths = report_paths()
     assert set(paths) == {"/api/proposals/{id}/report", "/incidents", "/incidents/{id}", "/models/{model}"}
-    assert set(paths["/incidents/{id}"]["get"]["responses"]) == {"200", "400", "401", "403", "404"}
+    assert set(paths["/incidents/{id}"]["get"]["responses"]) == {"200", "400", "401", "403", "404", "503"}
+    for page in ("/incidents", "/incidents/{id}", "/models/{model}"):  # pages answer HTML, refusals included
+        answers = paths[page]["get"]["responses"].values()
+        assert all(set(a["content"]) == {"text/html"} for a in answers), page
 
 
 def test_graph_links_never_carry_credentials() -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -18,16 +18,17 @@ from bot.config import reveal
 from bot.core.errors import NotFound, RollbackError
 from bot.core.proposal import State
 from bot.core.report import decision_kind
+from bot.database_health import OUTAGE
 from bot.report.json_view import report_json
 from bot.report.markdown import render_markdown
 from bot.report.reports import Reports
 from bot.report.text import DURATION_LABELS, metric, offset, seconds, value, when
 from bot.store.report_queries import IncidentFilter
+from bot.web.errors import ApiError
 from bot.web.pages.access import Access, page_access
+from bot.web.pages.schemas import BadParameter, IncidentsQuery, LinkQuery, incident_id, model_name, parse_query
 
 Handler = Callable[[Request], Awaitable[Response]]
-MAX_PAGE = 100_000
-_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$")
 SECURITY_HEADERS = {
     # No script may run, nothing is framed, and the signed link never leaks through a Referer header.
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
@@ -50,17 +51,8 @@ def templates() -> Environment:
     return env
 
 
-class BadInput(RollbackError):
-    pass
-
-
-def _date(raw: str | None, name: str) -> datetime | None:
-    if not raw:
-        return None
-    try:
-        return datetime.combine(date.fromisoformat(raw), datetime.min.time(), UTC)
-    except ValueError:
-        raise BadInput(f"{name} must be a date like 2026-11-30, not '{raw[:40]}'") from None
+def _day(value: date | None) -> datetime | None:
+    return datetime.combine(value, datetime.min.time(), UTC) if value else None
 
 
 def page_routes(container: Any, reports: Reports, protect: Callable[[str, Handler], Handler]) -> list[Route]:
@@ -94,29 +86,27 @@ def page_routes(container: Any, reports: Reports, protect: Callable[[str, Handle
                 return await render(request, link)
             except NotFound as exc:
                 return html(404, "error.html", title="Not found", reason=str(exc), link=link)
-            except RollbackError as exc:
+            except (BadParameter, RollbackError) as exc:
                 return html(400, "error.html", title="Bad request", reason=str(exc), link=link)
+            except DataError:  # a value the checks let through but the database refused: the input's fault
+                return html(400, "error.html", title="Bad request", link=link,
+                            reason="a value in the request was refused by the database")
+            except OperationalError as exc:
+                OUTAGE.failed(exc, request.url.path)
+                return html(503, "error.html", title="Database unavailable", link=link,
+                            reason="the database is unavailable; try again in a moment")
 
         return handler
 
     async def incidents(request: Request, link: Callable[..., str]) -> HTMLResponse:
-        q = request.query_params
-        model = q.get("model") or None
-        if model is not None and not _MODEL.match(model):
-            raise BadInput("model must be a model name")
-        state = q.get("state") or None
-        if state is not None and state not in {s.value for s in State}:
-            raise BadInput(f"state must be one of {', '.join(s.value for s in State)}")
-        since, until = _date(q.get("since"), "since"), _date(q.get("until"), "until")
-        raw_page = q.get("page") or "1"
-        if not raw_page.isdigit() or not 1 <= int(raw_page) <= MAX_PAGE:
-            raise BadInput(f"page must be a whole number from 1 to {MAX_PAGE}")
+        q: IncidentsQuery = parse_query(IncidentsQuery, dict(request.query_params))
+        since, until = _day(q.since), _day(q.until)
         end = until + timedelta(days=1) if until and until.date() < date.max else None
-        flt = IncidentFilter(model, state, since, end)
-        found = await run_in_threadpool(reports.queries.incidents, flt, int(raw_page))
+        flt = IncidentFilter(q.model, q.state, since, end)
+        found = await run_in_threadpool(reports.queries.incidents, flt, q.page)
         models = sorted(known_models | set(await run_in_threadpool(reports.queries.models)))
-        filters = {"model": model or "", "state": state or "", "since": q.get("since") or "",
-                   "until": q.get("until") or ""}
+        filters = {"model": q.model or "", "state": q.state or "", "since": q.since.isoformat() if q.since else "",
+                   "until": q.until.isoformat() if q.until else ""}
         return html(200, "incidents.html", title="Incidents", link=link, found=found, filters=filters,
                     models=models, states=[s.value for s in State], signed=signed_fields(request))
 
@@ -126,17 +116,14 @@ def page_routes(container: Any, reports: Reports, protect: Callable[[str, Handle
         return {k: q[k] for k in ("exp", "sig") if k in q}
 
     async def incident(request: Request, link: Callable[..., str]) -> HTMLResponse:
-        raw = request.path_params["id"]
-        if not raw.isdigit() or len(raw) > 12:
-            raise BadInput(f"incident id must be a number, not '{raw[:40]}'")
-        report = await run_in_threadpool(reports.build, int(raw))
+        parse_query(LinkQuery, dict(request.query_params))
+        report = await run_in_threadpool(reports.build, incident_id(request.path_params["id"]))
         return html(200, "incident.html", title=f"Rollback #{report.proposal.id}: {report.proposal.model}",
                     link=link, r=report, p=report.proposal)
 
     async def model_page(request: Request, link: Callable[..., str]) -> HTMLResponse:
-        model = request.path_params["model"]
-        if not _MODEL.match(model):
-            raise BadInput("model must be a model name")
+        parse_query(LinkQuery, dict(request.query_params))
+        model = model_name(request.path_params["model"])
 
         def read() -> tuple[list[Any], list[Any]]:
             deployments = list(reports.queries.deployments(model))
@@ -157,10 +144,11 @@ def page_routes(container: Any, reports: Reports, protect: Callable[[str, Handle
                     proposals=proposals)
 
     async def report_api(request: Request) -> Response:
-        raw = request.path_params["id"]
-        if not raw.isdigit() or len(raw) > 12:
-            raise RollbackError(f"proposal id must be a number, got '{raw[:40]}'")
-        report = await run_in_threadpool(reports.build, int(raw))
+        try:
+            pid = incident_id(request.path_params["id"])
+        except BadParameter as exc:
+            raise ApiError(400, str(exc).replace("incident id", "proposal id"), field="id") from None
+        report = await run_in_threadpool(reports.build, pid)
         page_url = reports.page_url(report.proposal.id)
         if "text/markdown" in request.headers.get("accept", ""):
             return Response(render_markdown(report, page_url), media_type="text/markdown; charset=utf-8")
@@ -169,7 +157,8 @@ def page_routes(container: Any, reports: Reports, protect: Callable[[str, Handle
     return [
         Route("/api/proposals/{id}/report", protect("/api/proposals/report", report_api), methods=["GET"]),
         Route("/incidents", page(incidents), methods=["GET"]),
-        Route("/incidents/{id}", page(incident), methods=["GET"]),
+        # {id:path}: any text after /incidents/ reaches the page and gets its HTML 400, not the router's 404
+        Route("/incidents/{id:path}", page(incident), methods=["GET"]),
         Route("/models/{model:path}", page(model_page), methods=["GET"]),
     ]
 
