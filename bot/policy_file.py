@@ -19,7 +19,8 @@ from bot.core.severity import ALIASES, Severity, is_known_severity, parse_severi
 TARGETS = ("local", "webhook", "mlflow", "kubernetes", "argo-rollouts", "kserve", "unleash", "launchdarkly")
 DURATION_KEYS = ("approval_timeout", "cooldown", "stable_after", "verify_after")
 POLICY_KEYS = (
-    "channel", "min_severity", "auto_rollback_severity", "approvers", "required_approvals", "undo_approvals",
+    "channel", "min_severity", "auto_rollback_severity", "auto_abort_canary_severity", "approvers",
+    "required_approvals", "undo_approvals",
     "allow_self_approval", "approval_timeout", "on_timeout", "escalate_to", "cooldown", "stable_after",
     "dry_run", "verify_after", "no_data",
 )
@@ -198,7 +199,7 @@ def _convert(key: str, value: Any, notes: list[str], full: str) -> Any:
         if delta.total_seconds() <= 0 and key != "cooldown":
             raise ValueError("must be longer than 0s")
         return delta
-    if key in ("min_severity", "auto_rollback_severity"):
+    if key in ("min_severity", "auto_rollback_severity", "auto_abort_canary_severity"):
         if not isinstance(value, str):
             raise ValueError("must be a severity string: info, warning or critical")
         if not is_known_severity(value):

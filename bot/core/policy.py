@@ -35,6 +35,7 @@ class ModelPolicy:
     channel: str | None = None
     min_severity: Severity = Severity.WARNING
     auto_rollback_severity: Severity = Severity.CRITICAL
+    auto_abort_canary_severity: Severity | None = None  # None: the same as auto_rollback_severity
     approvers: tuple[str, ...] = ()
     required_approvals: int = 1
     undo_approvals: int | None = None  # None: the same as required_approvals
@@ -106,8 +107,22 @@ class Decision:
     dry_run: bool = False
 
 
-def decide(severity: Severity, policy: ModelPolicy, state: ModelState, now: datetime) -> Decision:
-    """Turn an alert's severity into ignore / propose / auto-execute, with the reason in words."""
+def auto_threshold(policy: ModelPolicy, abort_canary: bool) -> tuple[str, Severity]:
+    """The setting (and its value) that lets this kind of action run without a person."""
+    if abort_canary and policy.auto_abort_canary_severity is not None:
+        return "auto_abort_canary_severity", policy.auto_abort_canary_severity
+    return "auto_rollback_severity", policy.auto_rollback_severity
+
+
+def decide(severity: Severity, policy: ModelPolicy, state: ModelState, now: datetime, *,
+           abort_canary: bool = False) -> Decision:
+    """Turn an alert's severity into ignore / propose / auto-execute, with the reason in words.
+
+    ``abort_canary``: the action would only stop a canary (the stable version keeps serving), which the
+    policy may let run automatically at a lower severity (``auto_abort_canary_severity``).
+    """
+    setting, threshold = auto_threshold(policy, abort_canary)
+    what = "abort the canary" if abort_canary else "roll back"
     if severity < policy.min_severity:
         return Decision(Action.IGNORE, f"severity {severity} is below min_severity {policy.min_severity}")
     if state.frozen(now):
@@ -118,12 +133,12 @@ def decide(severity: Severity, policy: ModelPolicy, state: ModelState, now: date
             f"{policy.name} is frozen until {state.frozen_until:%Y-%m-%d %H:%M} UTC by {state.frozen_by}{why}",
         )
     cooldown_ends = state.cooldown_ends(policy)
-    if severity >= policy.auto_rollback_severity:
+    if severity >= threshold:
         if cooldown_ends is not None and cooldown_ends > now:
             left = format_duration(cooldown_ends - now)
             return Decision(
                 Action.PROPOSE,
-                f"severity {severity} would roll back automatically, but {policy.name} was rolled back "
+                f"severity {severity} would {what} automatically, but {policy.name} was rolled back "
                 f"recently (cooldown {format_duration(policy.cooldown)}, {left} left): a person decides",
                 policy.dry_run,
             )
@@ -136,12 +151,12 @@ def decide(severity: Severity, policy: ModelPolicy, state: ModelState, now: date
             )
         return Decision(
             Action.AUTO_EXECUTE,
-            f"severity {severity} is at or above auto_rollback_severity {policy.auto_rollback_severity}",
+            f"severity {severity} is at or above {setting} {threshold}",
             policy.dry_run,
         )
     return Decision(
         Action.PROPOSE,
-        f"severity {severity} is below auto_rollback_severity {policy.auto_rollback_severity}: "
+        f"severity {severity} is below {setting} {threshold}: "
         f"waiting for {policy.required_approvals} approval(s)",
         policy.dry_run,
     )

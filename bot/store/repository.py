@@ -24,7 +24,7 @@ from bot.core.clock import Clock, SystemClock
 from bot.core.errors import NotFound
 from bot.core.policy import ModelState
 from bot.core.ports import Intent, NewProposal, OpenProposalExists, StaleProposal
-from bot.core.proposal import OPEN_STATES, Kind, Proposal, State
+from bot.core.proposal import OPEN_STATES, Kind, Proposal, ProposalAction, State
 from bot.core.selection import Deployment
 from bot.store import audit_log
 from bot.store.alert_queries import AlertQueries
@@ -87,6 +87,7 @@ def _proposal(row: ProposalRow, approvals: list[str]) -> Proposal:
         verification=row.verification,
         verify_at=row.verify_at,
         undo_of=row.undo_of,
+        action=ProposalAction(row.action or ProposalAction.ROLLBACK.value),
     )
 
 
@@ -359,6 +360,7 @@ class SqlStore(AlertQueries, WorkQueues):
                     deadline_at=new.deadline_at,
                     summary=new.summary,
                     undo_of=new.undo_of,
+                    action=new.action.value,
                     card_version=1,
                 )
                 s.add(row)
