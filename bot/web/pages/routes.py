@@ -21,7 +21,7 @@ from bot.core.report import decision_kind
 from bot.report.json_view import report_json
 from bot.report.markdown import render_markdown
 from bot.report.reports import Reports
-from bot.report.text import DURATION_LABELS, metric, offset, seconds, value, when
+from bot.report.text import DURATION_LABELS, metric, offset, seconds, traffic_words, value, when
 from bot.store.report_queries import IncidentFilter
 from bot.web.pages.access import Access, page_access
 
@@ -131,7 +131,7 @@ def page_routes(container: Any, reports: Reports, protect: Callable[[str, Handle
             raise BadInput(f"incident id must be a number, not '{raw[:40]}'")
         report = await run_in_threadpool(reports.build, int(raw))
         return html(200, "incident.html", title=f"Rollback #{report.proposal.id}: {report.proposal.model}",
-                    link=link, r=report, p=report.proposal)
+                    link=link, r=report, p=report.proposal, traffic=traffic_words(report))
 
     async def model_page(request: Request, link: Callable[..., str]) -> HTMLResponse:
         model = request.path_params["model"]
