@@ -14,6 +14,7 @@ from adapters.alerts.generic import mapping_from_dict
 from bot.core.durations import parse_duration
 from bot.core.policy import ModelPolicy, NoData, OnTimeout, Policy
 from bot.core.severity import ALIASES, Severity, is_known_severity, parse_severity
+from bot.policy_audit import parse_audit
 
 # The default list; the composition root passes the registry's names (adapters/targets/TARGET_FACTORIES).
 TARGETS = ("local", "webhook", "mlflow", "kubernetes", "argo-rollouts", "kserve", "unleash", "launchdarkly")
@@ -104,8 +105,8 @@ def parse_policy(data: Mapping[str, Any], name: str = "<policy>",
         problems.append(Problem(name, key, problem))
 
     for key in data:
-        if key not in ("defaults", "models", "sources"):
-            bad(key, "unknown top-level table; expected [defaults], [models.NAME] or [sources.NAME]")
+        if key not in ("defaults", "models", "sources", "audit"):
+            bad(key, "unknown top-level table; expected [defaults], [models.NAME], [sources.NAME] or [audit]")
     defaults_raw = data.get("defaults", {})
     if not isinstance(defaults_raw, dict):
         bad("defaults", "must be a table")
@@ -168,9 +169,11 @@ def parse_policy(data: Mapping[str, Any], name: str = "<policy>",
         bad("sources", "must be a table of [sources.NAME] tables")
         sources = {}
     _check_sources(sources, bad)
+    audit = parse_audit(data.get("audit", {}), bad)
     if problems:
         return PolicyLoad(None, problems, notes, dict(sources))
-    return PolicyLoad(Policy(models=models, source=name, sources=dict(sources)), [], notes, dict(sources))
+    return PolicyLoad(Policy(models=models, source=name, sources=dict(sources), audit=audit), [], notes,
+                      dict(sources))
 
 
 def _policy_fields(raw: Mapping[str, Any], prefix: str, bad: Callable[[str, str], None],

@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.core.durations import format_duration
 from bot.core.severity import Severity
+from bot.core.unusual import UnusualConfig
 
 
 class OnTimeout(StrEnum):
@@ -62,6 +63,7 @@ class Policy:
     models: Mapping[str, ModelPolicy]
     source: str = "<memory>"
     sources: Mapping[str, Any] = field(default_factory=dict)  # [sources.NAME]: per alert source settings
+    audit: UnusualConfig = field(default_factory=UnusualConfig)  # [audit]: unusual-activity messages
 
     def model(self, name: str) -> ModelPolicy | None:
         return self.models.get(name)

@@ -42,6 +42,8 @@ def upgrade() -> None:
     sa.Column('position', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_watermarks'))
     )
+    # Unusual activity is announced from now on: rows written before this upgrade are not announced late.
+    op.execute("INSERT INTO watermarks (name, position) SELECT 'audit:unusual', COALESCE(MAX(id), 0) FROM audit")
 
 
 def downgrade() -> None:
