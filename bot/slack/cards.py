@@ -321,7 +321,8 @@ def shows_decision_buttons(p: Proposal) -> bool:
 
 def shows_undo_button(p: Proposal) -> bool:
     """Undo only for an automatic rollback that really switched (a dry run has nothing to undo)."""
-    return p.state is State.SUCCEEDED and p.kind is Kind.ALERT and _is_automatic(p) and not p.dry_run
+    return (p.state is State.SUCCEEDED and p.kind is Kind.ALERT and _is_automatic(p) and not p.dry_run
+            and not _aborts_canary(p))  # an aborted canary left the stable version as it was: nothing to undo
 
 
 # --------------------------------------------------------------------------- blocks

@@ -19,6 +19,7 @@ from adapters.targets.argo_rollouts import ArgoRolloutsTarget
 from adapters.targets.kserve import KServeTarget
 from bot.config import settings_from
 from bot.core.clock import ManualClock
+from bot.core.errors import Refused
 from bot.core.ports import ReportsCanary, SwitchRequest, TrafficSplit
 from bot.core.proposal import ProposalAction, State
 from bot.core.severity import Severity
@@ -123,6 +124,8 @@ def test_canary_in_progress_becomes_abort_canary(tmp_path: Path, argo: FakeKube,
         audit = container.store.audit_records(proposal_id=p.id)
         named = {r.action: r.inputs.get("action") for r in audit}
         assert named["proposal.created"] == named["rollback.succeeded"] == "abort_canary"
+        with pytest.raises(Refused, match="aborted a canary"):
+            container.service.undo(p.id, "slack:U0LEAD")
     finally:
         container.close()
 

@@ -423,4 +423,5 @@ def test_abort_canary_card_names_the_action_and_the_traffic_split() -> None:
     done_text = render_blocks(build_card(card(done)))
     assert "canary aborted" in done_text and "takes 100 % of the traffic" in done_text
     assert "canary abort done" in fallback_text(card(done))
+    assert "[ Undo" not in done_text  # the stable version never changed: nothing to roll forward
     dicts(build_card(card(done)))
