@@ -41,19 +41,24 @@ class AuditWatch:
         self.batch = batch
 
     def scan(self) -> bool:
-        """One batch of audit rows past the watermark; True when there were rows (more may follow)."""
+        """One batch of audit rows past the watermark; True when there were rows (more may follow).
+
+        Without an audit channel nothing is read or written: the feature costs nothing when it is off.
+        """
+        if self.config.channel is None:
+            return False
         start = self.store.watermark()
         rows = self.store.audit_after(start, self.batch)
         if not rows:
             return False
         found = [self.render(n) for row in rows for n in self._notices(row)]
-        if self.store.record_notices(start, rows[-1].id, found, self.config.channel or ""):
+        if self.store.record_notices(start, rows[-1].id, found, self.config.channel):
             for n in found:
                 oplog.event("audit.unusual", kind=n.kind.value, audit_id=n.audit_id, model=n.model)
         return True
 
     def _notices(self, row: AuditRecord) -> list[Notice]:
-        if self.config.channel is None or utc(row.at) < self.clock.now() - MAX_AGE:
+        if utc(row.at) < self.clock.now() - MAX_AGE:
             return []
         earlier: list[datetime] = []
         if needs_history(row, self.config) and row.model:

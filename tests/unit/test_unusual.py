@@ -16,9 +16,10 @@ CONFIG = UnusualConfig(channel="C0AUDIT")
 
 
 def row(action: str, actor: str = "slack:U0LEAD", at: datetime = MONDAY_NOON, **kw: Any) -> AuditRecord:
+    row_id = kw.pop("id", 41)
     fields: dict[str, Any] = {"model": "ranker", "proposal_id": None, "from_version": "2", "to_version": "1",
                               "reason": None, "inputs": {}, **kw}
-    return AuditRecord(id=kw.pop("id", 41), at=at, actor=actor, action=action, prev_hash="0", hash="1", **fields)
+    return AuditRecord(id=row_id, at=at, actor=actor, action=action, prev_hash="0", hash="1", **fields)
 
 
 def kinds(r: AuditRecord, config: UnusualConfig = CONFIG, earlier: tuple[datetime, ...] = ()) -> list[UnusualKind]:
@@ -105,3 +106,38 @@ def test_policy_file_audit_table() -> None:
 def test_policy_file_audit_problems_name_the_key(audit: dict[str, Any], key: str) -> None:
     loaded = parse_policy({**BASE, "audit": audit})
     assert loaded.policy is None and [p.key for p in loaded.problems] == [key]
+
+
+class WatchStore:
+    """The audit watch's port in memory: the rows, the watermark, the notices written."""
+
+    def __init__(self, rows: list[AuditRecord]) -> None:
+        self.rows, self.position, self.written = rows, 0, list[Any]()
+
+    def watermark(self) -> int:
+        return self.position
+
+    def audit_after(self, after_id: int, limit: int = 200) -> list[AuditRecord]:
+        return [r for r in self.rows if r.id > after_id][:limit]
+
+    def rollback_times(self, model: str, since: datetime, before_id: int) -> list[datetime]:
+        return [r.at for r in self.rows if r.action == "rollback.succeeded" and r.id < before_id and r.at >= since]
+
+    def record_notices(self, start: int, end: int, notices: Any, channel: str) -> bool:
+        if start != self.position:
+            return False
+        self.position, self.written = end, [*self.written, *notices]
+        return True
+
+
+def test_the_watch_skips_stale_rows_and_reads_nothing_without_a_channel() -> None:
+    from bot.core.clock import ManualClock
+    from bot.workers.audit_watch import AuditWatch
+
+    rows = [row("deployment.override", "api:ci", id=1, at=MONDAY_NOON - timedelta(days=2)),
+            row("deployment.override", "api:ci", id=2)]
+    store = WatchStore(rows)
+    assert AuditWatch(store, UnusualConfig(), ManualClock(MONDAY_NOON)).scan() is False and store.position == 0
+    watch = AuditWatch(store, CONFIG, ManualClock(MONDAY_NOON), batch=1)
+    assert watch.scan() and watch.scan() and not watch.scan()
+    assert store.position == 2 and [n.audit_id for n in store.written] == [2]  # the 2-day-old row: not late
