@@ -269,7 +269,8 @@ def test_report_names_the_abort_canary_action_and_the_traffic_split() -> None:
     md = render_markdown(report)
     assert "- Action: **abort canary** (traffic before: stable 1 80 %, canary 2 20 %; after: stable 1 100 %, " \
            "canary 2 0 %)" in md
-    assert "action abort canary" in report_text(report)
+    assert "succeeded; action abort canary (traffic before: stable 1 80 %" in report_text(report)
+    assert "action" not in report_text(build_report(automatic_source(), 7, now=at(90)))
     data = report_json(report)
     assert data["action"] == "abort_canary" and data["traffic"]["after"]["canary_percent"] == 0
     plain = build_report(automatic_source(), 7, now=at(90))
