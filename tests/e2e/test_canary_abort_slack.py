@@ -17,7 +17,7 @@ from bot.policy_file import TARGETS, parse_policy
 from tests.conftest import BASE_POLICY
 from tests.e2e.slackbot import SlackBot, slack_bot
 from tests.fakes.kube_api import FakeKube
-from tests.integration.test_canary_abort import NS, argo_settings, seed_argo
+from tests.integration.canary_objects import NS, argo_settings, seed_argo
 
 
 @pytest.fixture

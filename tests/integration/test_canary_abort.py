@@ -7,13 +7,11 @@ patch of the Rollout's template, of the stable ReplicaSet or of the InferenceSer
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from adapters.targets.argo_rollouts import ArgoRolloutsTarget
 from adapters.targets.kserve import KServeTarget
@@ -27,22 +25,9 @@ from bot.store.db import make_engine
 from bot.store.migrate import upgrade
 from tests.conftest import make_policy
 from tests.fakes.kube_api import FakeKube
+from tests.integration.canary_objects import NS, argo_settings, seed_argo, seed_kserve
 
-UPSTREAM = Path(__file__).resolve().parents[1] / "fixtures" / "upstream"
 ENV = {"KUBERNETES_TOKEN": "test-token"}
-NS = "jesse-test"
-DEMO = "argoproj/rollouts-demo:{version}"
-
-
-def seed_argo(kube: FakeKube) -> None:
-    rollout, stable_rs, canary_rs = yaml.safe_load_all((UPSTREAM / "argo-rollouts-mid-canary.yaml").read_text())
-    kube.add_as_is("rollouts", NS, rollout)
-    kube.add_as_is("replicasets", NS, stable_rs)
-    kube.add_as_is("replicasets", NS, canary_rs)
-
-
-def argo_settings(kube: FakeKube) -> dict[str, Any]:
-    return {"api_url": kube.url, "namespace": NS, "rollout": "canary-demo", "image": DEMO, "timeout": "5s"}
 
 
 @pytest.fixture
@@ -156,14 +141,6 @@ def test_a_person_asking_for_an_older_version_gets_a_rollback(tmp_path: Path, ar
 
 
 # -- KServe ---------------------------------------------------------------------------------------------------
-def seed_kserve(kube: FakeKube) -> None:
-    (isvc,) = yaml.safe_load_all((UPSTREAM / "kserve-canary-tag-routing.yaml").read_text())
-    predictor = json.loads((UPSTREAM / "kserve-canary-predictor-status.json").read_text())
-    isvc["status"] = {"components": {"predictor": predictor},
-                      "conditions": [{"type": "Ready", "status": "True"}]}
-    kube.add_as_is("inferenceservices", "ml", isvc)
-
-
 def test_kserve_reports_and_aborts_the_upstream_canary() -> None:
     uri = "gs://kfserving-examples/models/tensorflow/{version}"
     with FakeKube() as kube:
