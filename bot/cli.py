@@ -247,11 +247,16 @@ def cmd_check(settings: Settings, *, connect: bool) -> int:
         print(f"note: {note}")
     if loaded.policy:
         for name, mp in sorted(loaded.policy.models.items()):
+            canary = (f" (canary abort at {mp.auto_abort_canary_severity})"
+                      if mp.auto_abort_canary_severity is not None else "")
             print(f"model {name}: target {mp.target}, channel {mp.channel}, auto-rollback at "
-                  f"{mp.auto_rollback_severity}, {mp.required_approvals} approval(s) (undo: "
+                  f"{mp.auto_rollback_severity}{canary}, {mp.required_approvals} approval(s) (undo: "
                   f"{mp.undo_approvals or mp.required_approvals}), timeout "
                   f"{format_duration(mp.approval_timeout)} → {mp.on_timeout}, cooldown "
                   f"{format_duration(mp.cooldown)}, stable after {format_duration(mp.stable_after)}")
+        if loaded.policy.audit.channel:
+            audit = loaded.policy.audit
+            print(f"unusual activity: channel {audit.channel}, kinds {', '.join(sorted(audit.enabled)) or 'none'}")
         if connect:
             problems += _check_connections(loaded.policy, credentials, secrets)
     if connect:

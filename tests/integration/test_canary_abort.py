@@ -162,3 +162,16 @@ def test_kserve_reports_and_aborts_the_upstream_canary() -> None:
         assert {t["revisionName"]: t["percent"] for t in traffic}["my-model-predictor-default-00001"] == 100
         assert "canary traffic set to 0%" in result.detail
         assert target.canary("m", s) is None
+
+
+def test_dry_run_describes_the_abort_and_calls_nothing(tmp_path: Path, argo: FakeKube, clock: ManualClock) -> None:
+    container = service_for(tmp_path, argo, clock, dry_run=True, auto_abort_canary_severity="warning")
+    try:
+        p = container.service.request_rollback("canary-demo", actor="alert:alertmanager", reason="errors up",
+                                               severity="warning", alert_severity=Severity.WARNING)
+        assert p.action is ProposalAction.ABORT_CANARY and p.state is State.SUCCEEDED
+        assert p.result is not None and p.result.startswith("dry run: would PATCH")
+        assert '{"status":{"abort":true}}' in p.result and "nothing was switched" in p.result
+        assert not [r for r in argo.requests if r.method == "PATCH"]
+    finally:
+        container.close()
