@@ -184,8 +184,13 @@ def audit_watch(container: Container, bot_token: str) -> tuple[AuditWatch, Audit
 
 def outbox_warnings(store: SqlStore) -> list[str]:
     """Slack messages stopped by a permanent error, for /readyz (the bot stays ready: alerts still work)."""
-    return [f"Slack refused the {f.event} message of proposal #{f.proposal_id}: {f.error}; fix it, then "
-            "restart the bot to resend" for f in store.outbox_failures()]
+    cards = [f"Slack refused the {f.event} message of proposal #{f.proposal_id}: {f.error}; fix it, then "
+             "restart the bot to resend" for f in store.outbox_failures()]
+    stopped = store.notice_failures()
+    notices = [f"Slack refused the unusual-activity messages for the audit channel {channel}: {error}; fix "
+               "[audit] channel (or invite the bot there), then restart the bot to resend"
+               for channel, error in dict(stopped).items()]
+    return cards + notices
 
 
 def start_workers(container: Container) -> list[Loop | PgListener]:

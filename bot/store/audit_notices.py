@@ -124,6 +124,14 @@ class AuditNotices:
                       .values(error=error[:500], permanent=permanent,
                               next_at=self.wall.now() + timedelta(seconds=delay_s)))
 
+    def notice_failures(self, limit: int = 10) -> list[tuple[str, str]]:
+        """Notices Slack refused for good (for /readyz): the channel is wrong or the bot is not in it."""
+        with Session(self.engine) as s:
+            rows = s.exec(select(AuditNoticeRow).where(col(AuditNoticeRow.permanent).is_(True),
+                                                       col(AuditNoticeRow.done_at).is_(None))
+                          .order_by(col(AuditNoticeRow.id)).limit(limit)).all()
+        return [(r.channel, r.error or "") for r in rows]
+
     def notices_resume(self) -> int:
         """Give notices Slack refused for good another chance (at start-up: the channel may be fixed)."""
         with self.session() as s:

@@ -6,6 +6,7 @@ change produces (that change is not part of this branch); everything else is don
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -94,3 +95,25 @@ def test_each_unusual_activity_posts_once_to_the_audit_channel(bot: SlackBot) ->
                                  AUDIT_CHANNEL)
     assert stale is False  # the watermark moved on: a scanner that read an old position keeps nothing
     assert len(bot.slack.messages(AUDIT_CHANNEL)) == 5
+
+
+def test_a_refused_audit_channel_shows_on_readyz_and_is_resent_once_after_a_restart(bot: SlackBot) -> None:
+    store = bot.container.store
+    bot.slack.fail("chat.postMessage", "not_in_channel")
+    store.append_audit(AuditEvent(actor="api:ci", action="deployment.override", model="fraud-detector",
+                                  to_version="7", reason="hotfix"))
+    deadline = time.monotonic() + 10
+    while not store.notice_failures() and time.monotonic() < deadline:
+        bot.container.signals.wake_all()
+        time.sleep(0.05)
+    assert store.notice_failures() == [(AUDIT_CHANNEL, "not_in_channel")]
+    with urllib.request.urlopen(f"{bot.url}/readyz", timeout=10) as response:
+        ready = json.loads(response.read())
+    assert any("audit channel C0AUDIT: not_in_channel" in w for w in ready["warnings"]), ready
+    assert bot.slack.messages(AUDIT_CHANNEL) == []
+    store.notices_resume()  # what a restarted sender does first (the bot was invited meanwhile)
+    (text,) = audit_channel(bot, 1)
+    assert "Override: api:ci deployed blocked version 7" in text
+    assert store.notice_failures() == []
+    sender = bot.container.extras["audit_watch"][1]
+    assert sender.tick() is False and len(bot.slack.messages(AUDIT_CHANNEL)) == 1
