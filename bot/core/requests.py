@@ -75,7 +75,7 @@ class Requests(UseCase):
             choice = choose_target(model, history, to_version)
         except RollbackError as exc:
             raise self._refuse(actor, model, str(exc)) from None
-        canary = self._canary(policy, choice)
+        canary = self._canary(policy, choice, asked_for=to_version)
         action = ProposalAction.ABORT_CANARY if canary is not None else ProposalAction.ROLLBACK
         if decision is None and alert_severity is not None:
             decision = decide(alert_severity, policy, state, now, abort_canary=canary is not None)
@@ -144,12 +144,13 @@ class Requests(UseCase):
         return self.approve_and_execute(ApproveRequest(
             proposal, actor if execute_now else SYSTEM, decision.reason, announce=False))
 
-    def _canary(self, policy: ModelPolicy, choice: Choice) -> TrafficSplit | None:
+    def _canary(self, policy: ModelPolicy, choice: Choice, asked_for: str | None) -> TrafficSplit | None:
         """The canary this request would abort instead of rolling back, if the target shows one.
 
         Only when the canary runs the version being rolled back and the stable side runs the version we would
         return to: anything else (a person asking for an older version, a canary of something else) is a
-        rollback, as before. A target that cannot answer leaves it a rollback too.
+        rollback, as before. A target that cannot answer leaves it a rollback too, and so does a target that
+        cannot name its stable version (KServe) when a person asked for a specific version.
         """
         target = self.targets.get(policy.target)
         if not isinstance(target, ReportsCanary):
@@ -160,6 +161,8 @@ class Requests(UseCase):
             log.exception("reading the canary of %s from %s failed", policy.name, policy.target)
             return None
         if split is None or split.canary_version not in (None, choice.from_version):
+            return None
+        if split.stable_version is None and asked_for is not None:
             return None
         if split.stable_version is not None and split.stable_version != choice.to_version:
             return None
