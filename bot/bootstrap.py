@@ -27,12 +27,14 @@ from bot.core.service import RollbackService
 from bot.core.verification import Verifier
 from bot.insight import MetricInsight, chart_provider, summary_hook
 from bot.policy_file import PolicyFileError, TargetValidator, load_policy
+from bot.slack.audit_channel import AuditChannelSender, renderer
 from bot.slack.client import outbox_client, web_client
 from bot.slack.directory import SlackDirectory
 from bot.slack.notifier import OutboxNotifier, SlackSender
 from bot.store.db import make_engine
 from bot.store.repository import SqlStore
 from bot.web.hints import metric_hints
+from bot.workers.audit_watch import AuditWatch
 from bot.workers.decider import Decider
 from bot.workers.executor import ExecutorWorker, LeasedRunNow, WorkerQueue
 from bot.workers.leasing import held, worker_id
@@ -157,7 +159,8 @@ def build(
                           Decider(intake, store, owner, timings.lease_s),
                           ExecutorWorker(executor, store, owner, timings.lease_s), signals, timings, owner,
                           run_workers, sender, insight)
-    if sender is not None:
+    if sender is not None and bot_token:
+        container.extras["audit_watch"] = audit_watch(container, bot_token)
         container.extras["readiness_warnings"] = lambda: outbox_warnings(store)
         from bot.slack.report_post import attach_report_poster  # report hook: the report in the card's thread
 
@@ -165,10 +168,29 @@ def build(
     return container
 
 
+def audit_watch(container: Container, bot_token: str) -> tuple[AuditWatch, AuditChannelSender]:
+    """Unusual activity in the audit trail, announced in the policy's [audit] channel with a signed link."""
+    from bot.report.links import LinkConfigError, public_link, signer_from_env
+
+    c = container
+    try:
+        signer = signer_from_env(c.settings.extra, c.clock)
+    except LinkConfigError:  # reported by `rollback-bot check`; the messages go out without a link
+        signer = None
+    render = renderer(lambda path: public_link(c.settings.public_url, signer, path))
+    watch = AuditWatch(c.store, c.policy.audit, c.clock, render)
+    return watch, AuditChannelSender(outbox_client(bot_token, c.settings.slack_api_url), c.store)
+
+
 def outbox_warnings(store: SqlStore) -> list[str]:
     """Slack messages stopped by a permanent error, for /readyz (the bot stays ready: alerts still work)."""
-    return [f"Slack refused the {f.event} message of proposal #{f.proposal_id}: {f.error}; fix it, then "
-            "restart the bot to resend" for f in store.outbox_failures()]
+    cards = [f"Slack refused the {f.event} message of proposal #{f.proposal_id}: {f.error}; fix it, then "
+             "restart the bot to resend" for f in store.outbox_failures()]
+    stopped = store.notice_failures()
+    notices = [f"Slack refused the unusual-activity messages for the audit channel {channel}: {error}; fix "
+               "[audit] channel (or invite the bot there), then restart the bot to resend"
+               for channel, error in dict(stopped).items()]
+    return cards + notices
 
 
 def start_workers(container: Container) -> list[Loop | PgListener]:
@@ -183,10 +205,18 @@ def start_workers(container: Container) -> list[Loop | PgListener]:
                                       [c.signals.wake_all]).start())
     if c.slack_sender is not None:
         sender = c.slack_sender
+        unusual_parts: tuple[AuditWatch, AuditChannelSender] | None = c.extras.get("audit_watch")
 
         def send() -> bool:  # one sender across replicas: in order, and never two posts of one card at once
             with held(c.store, "slack:sender", c.owner, c.timings.lease_s) as fencing:
-                return fencing is not None and sender.tick()
+                if fencing is None:
+                    return False
+                cards = sender.tick()
+                if unusual_parts is None:
+                    return cards
+                watch, audit_channel = unusual_parts  # the audit channel's messages (bot/core/unusual.py)
+                scanned = watch.scan()
+                return audit_channel.tick() or cards or scanned
 
         started.append(Loop(SLACK, send, c.timings.poll_s, c.signals).start())
     return started

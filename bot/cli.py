@@ -259,13 +259,18 @@ def cmd_check(settings: Settings, *, connect: bool) -> int:
         for name, mp in sorted(loaded.policy.models.items()):
             auto = ("never (every incident asks)" if mp.auto_rollback_severity is Severity.NEVER
                     else f"at {mp.auto_rollback_severity}")
+            canary = (f" (canary abort at {mp.auto_abort_canary_severity})"
+                      if mp.auto_abort_canary_severity is not None else "")
             print(f"model {name}: target {mp.target}, channel {mp.channel}, auto-rollback "
-                  f"{auto}, no data reads as {no_data_severity(mp)}, {mp.required_approvals} approval(s) (undo: "
-                  f"{mp.undo_approvals or mp.required_approvals}), timeout "
+                  f"{auto}{canary}, no data reads as {no_data_severity(mp)}, {mp.required_approvals} approval(s) "
+                  f"(undo: {mp.undo_approvals or mp.required_approvals}), timeout "
                   f"{format_duration(mp.approval_timeout)} → {mp.on_timeout}, cooldown "
                   f"{format_duration(mp.cooldown)}, stable after {format_duration(mp.stable_after)}")
         for line in severity_tables(loaded.policy):
             print(f"source {line}")
+        if loaded.policy.audit.channel:
+            audit = loaded.policy.audit
+            print(f"unusual activity: channel {audit.channel}, kinds {', '.join(sorted(audit.enabled)) or 'none'}")
         if connect:
             problems += _check_connections(loaded.policy, credentials, secrets)
     if connect:

@@ -14,12 +14,14 @@ from adapters.alerts.generic import mapping_from_dict
 from bot.core.durations import parse_duration
 from bot.core.policy import DEFAULT_VERSION_LABEL, AlertSource, ModelPolicy, NoData, OnTimeout, Policy
 from bot.core.severity import ALERT_SEVERITIES, ALIASES, Severity, default_table, is_known_severity, parse_severity
+from bot.policy_audit import parse_audit
 
 # The default list; the composition root passes the registry's names (adapters/targets/TARGET_FACTORIES).
 TARGETS = ("local", "webhook", "mlflow", "kubernetes", "argo-rollouts", "kserve", "unleash", "launchdarkly")
 DURATION_KEYS = ("approval_timeout", "cooldown", "stable_after", "verify_after")
 POLICY_KEYS = (
-    "channel", "min_severity", "auto_rollback_severity", "approvers", "required_approvals", "undo_approvals",
+    "channel", "min_severity", "auto_rollback_severity", "auto_abort_canary_severity", "approvers",
+    "required_approvals", "undo_approvals",
     "allow_self_approval", "approval_timeout", "on_timeout", "escalate_to", "cooldown", "stable_after",
     "dry_run", "verify_after", "no_data",
 )
@@ -150,8 +152,8 @@ def parse_policy(data: Mapping[str, Any], name: str = "<policy>",
         problems.append(Problem(name, key, problem))
 
     for key in data:
-        if key not in ("defaults", "models", "sources"):
-            bad(key, "unknown top-level table; expected [defaults], [models.NAME] or [sources.NAME]")
+        if key not in ("defaults", "models", "sources", "audit"):
+            bad(key, "unknown top-level table; expected [defaults], [models.NAME], [sources.NAME] or [audit]")
     defaults_raw = data.get("defaults", {})
     if not isinstance(defaults_raw, dict):
         bad("defaults", "must be a table")
@@ -214,9 +216,10 @@ def parse_policy(data: Mapping[str, Any], name: str = "<policy>",
         bad("sources", "must be a table of [sources.NAME] tables")
         sources = {}
     alert_sources = _check_sources(sources, bad)
+    audit = parse_audit(data.get("audit", {}), bad)
     if problems:
         return PolicyLoad(None, problems, notes, dict(sources))
-    policy = Policy(models=models, source=name, sources=dict(sources), alert_sources=alert_sources)
+    policy = Policy(models=models, source=name, sources=dict(sources), alert_sources=alert_sources, audit=audit)
     return PolicyLoad(policy, [], notes, dict(sources))
 
 
@@ -246,10 +249,11 @@ def _convert(key: str, value: Any, notes: list[str], full: str) -> Any:
         if delta.total_seconds() <= 0 and key != "cooldown":
             raise ValueError("must be longer than 0s")
         return delta
-    if key == "auto_rollback_severity" and isinstance(value, str) and value.strip().lower() == "never":
+    never_ok = ("auto_rollback_severity", "auto_abort_canary_severity")
+    if key in never_ok and isinstance(value, str) and value.strip().lower() == "never":
         return Severity.NEVER  # every incident asks a person, however severe
-    if key in ("min_severity", "auto_rollback_severity"):
-        also = " or never" if key == "auto_rollback_severity" else ""
+    if key in ("min_severity", *never_ok):
+        also = " or never" if key in never_ok else ""
         if not isinstance(value, str):
             raise ValueError(f"must be a severity string: info, warning or critical{also}")
         if not is_known_severity(value):

@@ -32,13 +32,49 @@ from adapters.targets.kube import DEPLOYMENT, JSON_PATCH, MERGE, REPLICASET, ROL
 from adapters.targets.kubeconfig import settings_problems
 from adapters.targets.kubernetes import AUTH_KEYS, pick_container, version_in
 from bot.core.errors import TargetError
-from bot.core.ports import SwitchRequest, SwitchResult
+from bot.core.ports import SwitchRequest, SwitchResult, TrafficSplit
 
 HASH_LABEL = "rollouts-pod-template-hash"
 REVISION = "rollout.argoproj.io/revision"
 KNOWN = {"namespace", "rollout", "container", "image", "timeout", "poll_interval"} | AUTH_KEYS
 CONFLICT_RETRIES = 5
 WORKLOAD_KINDS = {("apps/v1", "Deployment"): DEPLOYMENT, ("apps/v1", "ReplicaSet"): REPLICASET}
+
+
+def canary_weight(ro: Mapping[str, Any]) -> int:
+    """The canary's share of the traffic, as the controller computes it.
+
+    With traffic routing the controller writes the split it set in ``status.canary.weights``; otherwise the
+    weight is upstream's ``GetCurrentSetWeight`` (``utils/replicaset/canary.go``): 0 once aborted, 100 past the
+    last step, else the nearest ``setWeight`` at or before ``status.currentStepIndex``.
+    """
+    st = ro.get("status", {})
+    weights = (st.get("canary") or {}).get("weights") or {}
+    if isinstance(weights.get("canary"), dict) and weights["canary"].get("weight") is not None:
+        return int(weights["canary"]["weight"])
+    if st.get("abort"):
+        return 0
+    steps = ro.get("spec", {}).get("strategy", {}).get("canary", {}).get("steps") or []
+    index = int(st.get("currentStepIndex") or 0)
+    if index >= len(steps):
+        return 100
+    for step in reversed(steps[: index + 1]):
+        if step.get("setWeight") is not None:
+            return int(step["setWeight"])
+    return 0
+
+
+def canary_in_progress(ro: Mapping[str, Any]) -> bool:
+    """A canary update under way: a canary strategy, a stable ReplicaSet and a different current one."""
+    st = ro.get("status", {})
+    stable = st.get("stableRS") or (st.get("canary") or {}).get("stableRS")
+    return (
+        "canary" in (ro.get("spec", {}).get("strategy") or {})
+        and bool(stable)
+        and st.get("currentPodHash") not in (None, stable)
+        and not st.get("abort")
+        and not st.get("promoteFull")
+    )
 
 
 def _containers(template: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -158,11 +194,76 @@ class ArgoRolloutsTarget(KubeTarget):
 
     def _stable_version(self, kube: KubeClient, settings: Mapping[str, Any]) -> str | None:
         ro = self._rollout(kube, settings)
-        stable = ro.get("status", {}).get("stableRS")
+        st = ro.get("status", {})
+        stable = st.get("stableRS") or (st.get("canary") or {}).get("stableRS")
         for rs in self._replicasets(kube, ro, self._source(kube, ro, settings)):
             if self._hash(rs) == stable:
                 return self._version(rs.get("spec", {}).get("template", {}), settings)
         return None
+
+    # -- ReportsCanary ----------------------------------------------------------------------------------------
+    def canary(self, model: str, settings: Mapping[str, Any]) -> TrafficSplit | None:
+        with self._kube(settings) as kube:
+            ro = self._rollout(kube, settings)
+            if not canary_in_progress(ro):
+                return None
+            source = self._source(kube, ro, settings)
+            canary_version = self._version(source.template, settings, source.label)
+            stable_version = self._stable_version(kube, settings)
+        steps = ro.get("spec", {}).get("strategy", {}).get("canary", {}).get("steps") or []
+        index = int(ro.get("status", {}).get("currentStepIndex") or 0)
+        step = f"step {min(index + 1, len(steps))} of {len(steps)}" if steps else None
+        return TrafficSplit(stable_version, canary_version, canary_weight(ro), step)
+
+    def describe_abort(self, request: SwitchRequest) -> str:
+        name = request.settings.get("rollout")
+        return (
+            f'PATCH ({MERGE}) rollouts/{name}/status {{"status":{{"abort":true}}}} (as `kubectl argo rollouts '
+            f"abort`): the canary gets 0 %, the stable ReplicaSet ({request.to_version}) keeps serving and is not "
+            f"changed; wait up to {request.settings.get('timeout', '5m')} for the controller to report the abort"
+        )
+
+    def abort_canary(self, request: SwitchRequest) -> SwitchResult:
+        """Only the abort: the template and the stable ReplicaSet stay as they are (no undo)."""
+        s = request.settings
+        started = self._clock()
+        with self._kube(s) as kube:
+            ro = self._rollout(kube, s)
+            st = ro.get("status", {})
+            if not st.get("abort"):
+                if not canary_in_progress(ro):
+                    raise TargetError(
+                        f"argo-rollouts: rollout {s['rollout']} has no canary in progress any more "
+                        f"(phase {st.get('phase')}); nothing was aborted. Ask for a rollback instead"
+                    )
+                self._abort(kube, s)
+            words = self._wait_aborted(kube, s)
+        took = self._clock() - started
+        return SwitchResult(
+            detail=f"rollout {s['rollout']}: canary aborted, {words}; the stable ReplicaSet "
+            f"({request.to_version}) was not changed; {took:.1f}s",
+            served_version=request.to_version,
+        )
+
+    def _wait_aborted(self, kube: KubeClient, settings: Mapping[str, Any]) -> str:
+        waiter = Waiter(
+            poll_interval=self._poll or float(settings.get("poll_interval", 2)),
+            sleep=self._sleep,
+            clock=self._clock,
+        )
+        deadline = waiter.deadline(timeout_seconds(settings, "timeout", "5m"))
+        while True:
+            ro = self._rollout(kube, settings)
+            st = ro.get("status", {})
+            if st.get("abort") and st.get("phase") == "Degraded" and canary_weight(ro) == 0:
+                return f"phase {st.get('phase')}: {st.get('message') or 'aborted'}; canary weight 0 %"
+            if waiter.expired(deadline):
+                raise TargetError(
+                    f"argo-rollouts: rollout {settings['rollout']} did not report the abort within "
+                    f"{settings.get('timeout', '5m')} (phase {st.get('phase')}: {st.get('message') or ''})",
+                    retryable=True,
+                )
+            waiter.pause(deadline)
 
     def switch(self, request: SwitchRequest) -> SwitchResult:
         s, to = request.settings, request.to_version

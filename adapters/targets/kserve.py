@@ -39,7 +39,7 @@ from adapters.targets.kube import DEPLOYMENT, INFERENCE_SERVICE, MERGE, KubeClie
 from adapters.targets.kubeconfig import settings_problems
 from adapters.targets.kubernetes import AUTH_KEYS, rollout_state
 from bot.core.errors import TargetError
-from bot.core.ports import SwitchRequest, SwitchResult
+from bot.core.ports import SwitchRequest, SwitchResult, TrafficSplit
 
 PINNED = "rollback-bot/pinned-version"
 MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
@@ -166,6 +166,44 @@ class KServeTarget(KubeTarget):
         if serving and not pinned and serving != predictor.get("latestCreatedRevision"):
             return None  # a newer revision exists but the old one still takes the traffic
         return self._version(isvc, settings)
+
+    # -- ReportsCanary ----------------------------------------------------------------------------------------
+    def canary(self, model: str, settings: Mapping[str, Any]) -> TrafficSplit | None:
+        """The live canary: the spec's model takes ``latestCreatedRevision``'s share, the rest stays on
+        ``latestRolledoutRevision``. KServe's status names revisions, not versions: the stable version is left
+        for the bot's own history to name."""
+        with self._kube(settings) as kube:
+            isvc = self._read(kube, settings)
+        if is_raw(isvc) or not live_canary(isvc):
+            return None
+        predictor = _predictor_status(isvc)
+        created, stable = predictor.get("latestCreatedRevision"), predictor.get("latestRolledoutRevision")
+        traffic = traffic_by_revision(isvc)
+        percent = traffic.get(str(created)) if created else None
+        if percent is None:
+            percent = int(isvc["spec"]["predictor"]["canaryTrafficPercent"])
+        return TrafficSplit(None, self._spec_version(isvc, settings), int(percent),
+                            f"revision {created} (canary) beside {stable} (last rolled out)")
+
+    def describe_abort(self, request: SwitchRequest) -> str:
+        s = request.settings
+        return (
+            f"PATCH ({MERGE}) inferenceservices/{s.get('inference_service')}: spec.predictor.canaryTrafficPercent: "
+            f"0 (KServe's documented canary rollback): the last rolled-out revision ({request.to_version}) takes "
+            f"100 % and is not changed; wait up to {s.get('timeout', '5m')} for Ready with that split"
+        )
+
+    def abort_canary(self, request: SwitchRequest) -> SwitchResult:
+        """``canaryTrafficPercent: 0`` only; refused when no canary is live any more (a rollback is then due)."""
+        s = request.settings
+        with self._kube(s) as kube:
+            isvc = self._read(kube, s)
+        if not live_canary(isvc):
+            raise TargetError(
+                f"kserve: InferenceService {s['inference_service']} has no live canary any more; nothing was "
+                "aborted. Ask for a rollback instead"
+            )
+        return self.switch(request)
 
     def switch(self, request: SwitchRequest) -> SwitchResult:
         s, to = request.settings, request.to_version

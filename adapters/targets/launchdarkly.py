@@ -17,7 +17,7 @@ import httpx
 from adapters.targets.common import duration_problem, env_value, missing_keys, timeout_seconds, unknown_keys
 from adapters.targets.http import HttpClient
 from bot.core.errors import TargetError
-from bot.core.ports import SwitchRequest, SwitchResult
+from bot.core.ports import SwitchRequest, SwitchResult, TrafficSplit
 
 TOKEN_ENV = "LAUNCHDARKLY_API_TOKEN"
 DEFAULT_BASE = "https://app.launchdarkly.com"
@@ -38,6 +38,26 @@ def served_value(flag: Mapping[str, Any], environment: str) -> str | None:
     if index is None or not 0 <= int(index) < len(variations):
         return None  # a percentage rollout, or no off variation: no single version
     return str(variations[int(index)].get("value"))
+
+
+def rollout_split(flag: Mapping[str, Any], environment: str) -> TrafficSplit | None:
+    """A percentage rollout of the default rule between two versions, read as a canary.
+
+    ``fallthrough.rollout.variations`` weighs variations in thousandths of a percent (0-100000). With two
+    versions sharing the traffic, the smaller share is the canary; an even split (or more than two) names no
+    canary, and the bot then rolls back as for any target.
+    """
+    config = flag.get("environments", {}).get(environment) or {}
+    rollout = (config.get("fallthrough") or {}).get("rollout") or {}
+    variations = flag.get("variations", [])
+    shares = [(int(v.get("weight", 0)), int(v["variation"])) for v in rollout.get("variations") or []
+              if v.get("variation") is not None and 0 <= int(v["variation"]) < len(variations)]
+    live = sorted((s for s in shares if s[0] > 0), reverse=True)
+    if not config.get("on") or len(live) != 2 or live[0][0] == live[1][0]:
+        return None
+    (_, stable), (weight, canary) = live
+    return TrafficSplit(str(variations[stable].get("value")), str(variations[canary].get("value")),
+                        round(weight / 1000), "percentage rollout of the default rule")
 
 
 class LaunchDarklyTarget:
@@ -151,6 +171,26 @@ class LaunchDarklyTarget:
         return SwitchResult(
             detail=f"LaunchDarkly flag {s['flag']} ({environment}): {kinds}; serves {to}", served_version=to
         )
+
+    # -- ReportsCanary ----------------------------------------------------------------------------------------
+    def canary(self, model: str, settings: Mapping[str, Any]) -> TrafficSplit | None:
+        with self._http(settings) as http:
+            return rollout_split(self._flag(http, settings), str(settings["environment"]))
+
+    def describe_abort(self, request: SwitchRequest) -> str:
+        return f"{self.describe(request)} (ends the percentage rollout: the canary gets 0 %)"
+
+    def abort_canary(self, request: SwitchRequest) -> SwitchResult:
+        """The default rule serves the stable variation alone; the flag's other rules stay as they are."""
+        s = request.settings
+        with self._http(s) as http:
+            split = rollout_split(self._flag(http, s), str(s["environment"]))
+        if split is None:
+            raise TargetError(
+                f"launchdarkly: flag {s['flag']} has no percentage rollout any more; nothing was aborted. "
+                "Ask for a rollback instead"
+            )
+        return self.switch(request)
 
     def check_connection(self, model: str, settings: Mapping[str, Any]) -> str:
         with self._http(settings) as http:

@@ -18,8 +18,18 @@ from bot.core.audit import AuditEvent
 from bot.core.clock import Clock
 from bot.core.errors import RollbackError, TargetError
 from bot.core.policy import ModelPolicy, Policy
-from bot.core.ports import DeploymentTarget, Intent, Notifier, NullNotifier, ProposalWrites, SwitchRequest, tell
-from bot.core.proposal import Proposal, State
+from bot.core.ports import (
+    DeploymentTarget,
+    Intent,
+    Notifier,
+    NullNotifier,
+    ProposalWrites,
+    ReportsCanary,
+    SwitchRequest,
+    SwitchResult,
+    tell,
+)
+from bot.core.proposal import Proposal, ProposalAction, State, action_inputs
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +79,8 @@ class Executor:
         running = self.store.transition(
             proposal.id, [State.APPROVED], State.EXECUTING,
             AuditEvent(actor=actor, action="rollback.executing", model=proposal.model,
-                       from_version=proposal.from_version, to_version=proposal.to_version, reason=proposal.reason),
+                       from_version=proposal.from_version, to_version=proposal.to_version, reason=proposal.reason,
+                       inputs=action_inputs(proposal.action)),
             started_at=started, intent=Intent("executing"),
         )
         if running is None:  # someone else started it; the lease makes this rare
@@ -91,8 +102,10 @@ class Executor:
         target: DeploymentTarget | None = None
         try:
             target = self._target(policy)
+            canary = self._canary_target(target, running, policy.target)
             if running.dry_run:
-                done = Switched(f"dry run: would {target.describe(request)}; nothing was switched", None)
+                what = canary.describe_abort(request) if canary is not None else target.describe(request)
+                done = Switched(f"dry run: would {what}; nothing was switched", None)
             else:
                 if check_live:
                     live = target.current_version(running.model, policy.target_settings)
@@ -100,7 +113,7 @@ class Executor:
                         raise TargetError(
                             f"{policy.target} reports version {live} live, not {running.from_version}: the model "
                             "changed since this proposal was made; nothing was switched")
-                result = target.switch(request)
+                result = self._act(target, canary, request)
                 done = Switched(note + result.detail, result.served_version)
         except TargetError as exc:
             return self._fail(running, actor, str(exc), {"status": exc.status, "body": (exc.body or "")[:2000]},
@@ -110,6 +123,19 @@ class Executor:
             return self._fail(running, actor, f"unexpected error from target {policy.target}: "
                                               f"{type(exc).__name__}: {exc}", {}, target, policy)
         return self._complete(running, actor, policy, done)
+
+    @staticmethod
+    def _canary_target(target: DeploymentTarget, running: Proposal, name: str) -> ReportsCanary | None:
+        """The target's canary ability when the proposal aborts a canary; it must have it."""
+        if running.action is not ProposalAction.ABORT_CANARY:
+            return None
+        if not isinstance(target, ReportsCanary):
+            raise TargetError(f"{name} cannot abort a canary; nothing was switched")
+        return target
+
+    @staticmethod
+    def _act(target: DeploymentTarget, canary: ReportsCanary | None, request: SwitchRequest) -> SwitchResult:
+        return canary.abort_canary(request) if canary is not None else target.switch(request)
 
     def _complete(self, running: Proposal, actor: str, policy: ModelPolicy, done: Switched) -> Proposal:
         finished = self.clock.now()
@@ -121,7 +147,7 @@ class Executor:
                              model=running.model, from_version=running.from_version,
                              to_version=running.to_version, reason=done.detail,
                              inputs={"seconds": round(seconds, 3), "served_version": done.served,
-                                     "target": policy.target}),
+                                     "target": policy.target, **action_inputs(running.action)}),
             intent=Intent("succeeded", done.detail),
         )
         final = completed or self.store.get_proposal(running.id)
@@ -143,7 +169,8 @@ class Executor:
             running.id, [State.EXECUTING], State.FAILED,
             AuditEvent(actor=actor, action="rollback.failed", model=running.model,
                        from_version=running.from_version, to_version=running.to_version, reason=message,
-                       inputs={**inputs, **({"live_version": live} if live is not None else {})}),
+                       inputs={**inputs, **action_inputs(running.action),
+                               **({"live_version": live} if live is not None else {})}),
             finished_at=self.clock.now(), error=message, intent=Intent("failed", message),
         )
         final = failed or self.store.get_proposal(running.id)

@@ -20,7 +20,7 @@ from bot.core.audit import AuditEvent
 from bot.core.clock import Clock
 from bot.core.errors import Refused
 from bot.core.policy import Action, no_data_severity
-from bot.core.proposal import Kind, Proposal, State
+from bot.core.proposal import Kind, Proposal, ProposalAction, State
 from bot.core.service import SYSTEM, ApproveRequest, RollbackService
 from bot.core.severity import Severity, parse_severity
 
@@ -421,7 +421,8 @@ class AlertIntake:
         if proposal.state is not State.PROPOSED:
             self.service.notify(self.store.get_proposal(proposal.id), "alerts", detail)
             return
-        decision = self.service.decide_for(proposal.model, severity)
+        decision = self.service.decide_for(proposal.model, severity,
+                                           abort_canary=proposal.action is ProposalAction.ABORT_CANARY)
         if decision.action is Action.AUTO_EXECUTE:
             done = self.service.approve_and_execute(ApproveRequest(
                 proposal, SYSTEM, f"a {severity} alert joined while it waited: {decision.reason}",

@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.core.durations import format_duration
 from bot.core.severity import Severity, SeverityTable, default_table
+from bot.core.unusual import UnusualConfig
 
 DEFAULT_VERSION_LABEL = "version"
 
@@ -37,6 +38,7 @@ class ModelPolicy:
     channel: str | None = None
     min_severity: Severity = Severity.WARNING
     auto_rollback_severity: Severity = Severity.CRITICAL
+    auto_abort_canary_severity: Severity | None = None  # None: the same as auto_rollback_severity
     approvers: tuple[str, ...] = ()
     required_approvals: int = 1
     undo_approvals: int | None = None  # None: the same as required_approvals
@@ -88,6 +90,7 @@ class Policy:
     source: str = "<memory>"
     sources: Mapping[str, Any] = field(default_factory=dict)  # [sources.NAME]: per alert source settings
     alert_sources: Mapping[str, AlertSource] = field(default_factory=dict)  # the same, read and checked
+    audit: UnusualConfig = field(default_factory=UnusualConfig)  # [audit]: unusual-activity messages
 
     def model(self, name: str) -> ModelPolicy | None:
         return self.models.get(name)
@@ -142,8 +145,22 @@ class Decision:
     dry_run: bool = False
 
 
-def decide(severity: Severity, policy: ModelPolicy, state: ModelState, now: datetime) -> Decision:
-    """Turn an alert's severity into ignore / propose / auto-execute, with the reason in words."""
+def auto_threshold(policy: ModelPolicy, abort_canary: bool) -> tuple[str, Severity]:
+    """The setting (and its value) that lets this kind of action run without a person."""
+    if abort_canary and policy.auto_abort_canary_severity is not None:
+        return "auto_abort_canary_severity", policy.auto_abort_canary_severity
+    return "auto_rollback_severity", policy.auto_rollback_severity
+
+
+def decide(severity: Severity, policy: ModelPolicy, state: ModelState, now: datetime, *,
+           abort_canary: bool = False) -> Decision:
+    """Turn an alert's severity into ignore / propose / auto-execute, with the reason in words.
+
+    ``abort_canary``: the action would only stop a canary (the stable version keeps serving), which the
+    policy may let run automatically at a lower severity (``auto_abort_canary_severity``).
+    """
+    setting, threshold = auto_threshold(policy, abort_canary)
+    what = "abort the canary" if abort_canary else "roll back"
     if severity < policy.min_severity:
         return Decision(Action.IGNORE, f"severity {severity} is below min_severity {policy.min_severity}")
     if state.frozen(now):
@@ -154,19 +171,19 @@ def decide(severity: Severity, policy: ModelPolicy, state: ModelState, now: date
             f"{policy.name} is frozen until {state.frozen_until:%Y-%m-%d %H:%M} UTC by {state.frozen_by}{why}",
         )
     cooldown_ends = state.cooldown_ends(policy)
-    if policy.auto_rollback_severity is Severity.NEVER:
+    if threshold is Severity.NEVER:
         return Decision(
             Action.PROPOSE,
-            f"automatic rollback is off for {policy.name} (auto_rollback_severity = never): "
+            f"automatic action is off for {policy.name} ({setting} = never): "
             f"waiting for {policy.required_approvals} approval(s)",
             policy.dry_run,
         )
-    if severity >= policy.auto_rollback_severity:
+    if severity >= threshold:
         if cooldown_ends is not None and cooldown_ends > now:
             left = format_duration(cooldown_ends - now)
             return Decision(
                 Action.PROPOSE,
-                f"severity {severity} would roll back automatically, but {policy.name} was rolled back "
+                f"severity {severity} would {what} automatically, but {policy.name} was rolled back "
                 f"recently (cooldown {format_duration(policy.cooldown)}, {left} left): a person decides",
                 policy.dry_run,
             )
@@ -179,12 +196,12 @@ def decide(severity: Severity, policy: ModelPolicy, state: ModelState, now: date
             )
         return Decision(
             Action.AUTO_EXECUTE,
-            f"severity {severity} is at or above auto_rollback_severity {policy.auto_rollback_severity}",
+            f"severity {severity} is at or above {setting} {threshold}",
             policy.dry_run,
         )
     return Decision(
         Action.PROPOSE,
-        f"severity {severity} is below auto_rollback_severity {policy.auto_rollback_severity}: "
+        f"severity {severity} is below {setting} {threshold}: "
         f"waiting for {policy.required_approvals} approval(s)",
         policy.dry_run,
     )

@@ -12,7 +12,7 @@ from bot.core.policy import ModelPolicy
 
 
 def policy_values(policy: ModelPolicy) -> dict[str, Any]:
-    return {
+    values = {
         "target": policy.target,
         "channel": policy.channel,
         "min_severity": str(policy.min_severity),
@@ -29,3 +29,6 @@ def policy_values(policy: ModelPolicy) -> dict[str, Any]:
         "verify_after": format_duration(policy.verify_after),
         "no_data": str(policy.no_data),
     }
+    if policy.auto_abort_canary_severity is not None:  # only where set: older reports stay as they were
+        values["auto_abort_canary_severity"] = str(policy.auto_abort_canary_severity)
+    return values

@@ -9,7 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from bot.core.audit import AuditEvent, AuditRecord
 from bot.core.policy import ModelState
-from bot.core.proposal import Kind, Proposal, State
+from bot.core.proposal import Kind, Proposal, ProposalAction, State
 from bot.core.selection import Block, Deployment
 
 
@@ -55,6 +55,54 @@ class DeploymentTarget(Protocol):
 
 
 @dataclass(frozen=True)
+class TrafficSplit:
+    """A canary in progress as the target reports it: which version takes which share of the traffic."""
+
+    stable_version: str | None  # None: the target cannot tell which version the stable side runs
+    canary_version: str | None
+    canary_percent: int
+    step: str | None = None  # where the canary is in its plan ("step 1 of 8"), when the target says
+
+    @property
+    def stable_percent(self) -> int:
+        return 100 - self.canary_percent
+
+    def aborted(self) -> TrafficSplit:
+        """The split an abort leaves: the stable side takes everything, the canary nothing."""
+        return TrafficSplit(self.stable_version, self.canary_version, 0, "aborted")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"stable_version": self.stable_version, "stable_percent": self.stable_percent,
+                "canary_version": self.canary_version, "canary_percent": self.canary_percent, "step": self.step}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> TrafficSplit:
+        return cls(raw.get("stable_version"), raw.get("canary_version"), int(raw.get("canary_percent") or 0),
+                   raw.get("step"))
+
+
+@runtime_checkable
+class ReportsCanary(Protocol):
+    """An optional ability of a target: it can see a canary in progress and stop only the canary.
+
+    Checked with ``isinstance`` so a target states the ability in its type instead of the core guessing
+    from attribute names; targets without it are only ever rolled back.
+    """
+
+    def canary(self, model: str, settings: Mapping[str, Any]) -> TrafficSplit | None:
+        """The canary in progress, or None when all traffic goes to one version."""
+        ...
+
+    def abort_canary(self, request: SwitchRequest) -> SwitchResult:
+        """Give the canary 0 % of the traffic and leave the stable version untouched; return once it has."""
+        ...
+
+    def describe_abort(self, request: SwitchRequest) -> str:
+        """What abort_canary() would call, for dry-run; calls nothing."""
+        ...
+
+
+@dataclass(frozen=True)
 class NewProposal:
     model: str
     from_version: str
@@ -71,6 +119,7 @@ class NewProposal:
     summary: dict[str, Any]
     undo_of: int | None = None
     seen_last_rollback_at: datetime | None = None  # what the policy check saw; a change since means stale
+    action: ProposalAction = ProposalAction.ROLLBACK
 
 
 class OpenProposalExists(Exception):

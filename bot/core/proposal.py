@@ -46,6 +46,26 @@ def check_transition(proposal_id: int, current: State, wanted: State) -> None:
         raise IllegalTransition(proposal_id, current.value, wanted.value)
 
 
+class ProposalAction(StrEnum):
+    """What a proposal does to the model: replace the live version, or only stop a canary in progress.
+
+    Aborting a canary leaves the stable version serving as it is (the canary gets 0 % of the traffic), so it
+    is cheaper and safer than a rollback and the policy may let it happen automatically at a lower severity.
+    """
+
+    ROLLBACK = "rollback"
+    ABORT_CANARY = "abort_canary"
+
+    @property
+    def words(self) -> str:
+        return "abort canary" if self is ProposalAction.ABORT_CANARY else "roll back"
+
+
+def action_inputs(action: ProposalAction) -> dict[str, str]:
+    """The action as the audit names it; a plain rollback's rows stay as they always were."""
+    return {} if action is ProposalAction.ROLLBACK else {"action": action.value}
+
+
 class Kind(StrEnum):
     ALERT = "alert"  # opened by an alert
     MANUAL = "manual"  # asked for by a person (Slack or CLI)
@@ -86,6 +106,7 @@ class Proposal:
     verification: str | None = None
     verify_at: datetime | None = None
     undo_of: int | None = None
+    action: ProposalAction = ProposalAction.ROLLBACK
 
     @property
     def open(self) -> bool:

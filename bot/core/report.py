@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from bot.core.actor import ActorKind, is_bot, kind_of
 from bot.core.metrics import MetricLine
-from bot.core.proposal import Proposal, State
+from bot.core.proposal import Proposal, ProposalAction, State
 from bot.core.version_diff import DiffRow, diff_runs, side_by_side
 
 CAPTURE_ACTION = "report.versions_captured"  # audit row holding the two versions' registry runs
@@ -135,6 +135,12 @@ class Report:
     changes: VersionChanges
     alerts: list[AlertFacts]
     charts: list[ChartRef] = field(default_factory=list)
+    action: str = "rollback"  # rollback | abort_canary (bot.core.proposal.ProposalAction)
+    traffic: Mapping[str, Any] | None = None  # abort canary: the split before and after, as the target said
+
+    @property
+    def action_words(self) -> str:
+        return ProposalAction(self.action).words
 
 
 def aware(at: datetime) -> datetime:
@@ -325,7 +331,13 @@ def build_report(source: ReportSource, proposal_id: int, *, now: datetime,
         metrics_at_verification=at_verification, metrics_now=metrics_now,
         verification=p.verification, verdict=verdict,
         changes=_changes(bad, restored, p, audit), alerts=alerts, charts=_charts(p, graph_url),
+        action=p.action.value, traffic=_traffic(p),
     )
+
+
+def _traffic(p: Proposal) -> Mapping[str, Any] | None:
+    traffic = p.summary.get("traffic") if p.action is ProposalAction.ABORT_CANARY else None
+    return traffic if isinstance(traffic, Mapping) else None
 
 
 __all__ = ["CAPTURE_ACTION", "AlertFacts", "AuditFacts", "DecisionFacts", "DeploymentFacts", "Durations",

@@ -15,9 +15,9 @@ from bot.core.execution import SYSTEM
 from bot.core.metrics import MetricLine
 from bot.core.policy import Action, Decision, ModelPolicy, decide
 from bot.core.policy_record import policy_values  # report hook: the policy in force, kept with the proposal
-from bot.core.ports import Intent, NewProposal, OpenProposalExists, StaleProposal
-from bot.core.proposal import Kind, Proposal, State
-from bot.core.selection import Deployment, choose_target
+from bot.core.ports import Intent, NewProposal, OpenProposalExists, ReportsCanary, StaleProposal, TrafficSplit
+from bot.core.proposal import Kind, Proposal, ProposalAction, State, action_inputs
+from bot.core.selection import Choice, Deployment, choose_target
 from bot.core.severity import Severity
 from bot.core.usecase import ApproveRequest, UseCase
 
@@ -84,8 +84,10 @@ class Requests(UseCase):
         if expect_from is not None and choice.from_version != expect_from:
             raise self._refuse(actor, model, f"the alert names version {expect_from}, but {model} runs "
                                              f"{choice.from_version} now: not rolling back {choice.from_version}")
+        canary = self._canary(policy, choice, asked_for=to_version)
+        action = ProposalAction.ABORT_CANARY if canary is not None else ProposalAction.ROLLBACK
         if decision is None and alert_severity is not None:
-            decision = decide(alert_severity, policy, state, now)
+            decision = decide(alert_severity, policy, state, now, abort_canary=canary is not None)
             oplog.event("rollback.decision", model=model, severity=str(alert_severity),
                         action=decision.action.value, why=decision.reason)
             if decision.action is Action.IGNORE:
@@ -101,9 +103,14 @@ class Requests(UseCase):
         runs = self._version_metrics(policy, choice.from_version, choice.to_version)
         if runs:
             summary = {**summary, "version_metrics": runs}
+        note = choice.note
+        if canary is not None:
+            summary = {**summary, "traffic": {"before": canary.as_dict(), "after": canary.aborted().as_dict()}}
+            note = (f"abort the canary of {choice.from_version} at {canary.canary_percent} %: "
+                    f"{choice.to_version} keeps serving, at 100 %")
         new = NewProposal(
             model=model, from_version=choice.from_version, to_version=choice.to_version, kind=kind,
-            requested_by=actor, reason=reason, target_note=choice.note, severity=severity,
+            requested_by=actor, reason=reason, target_note=note, severity=severity, action=action,
             decision_reason=decision.reason, required_approvals=policy.required_approvals,
             dry_run=policy.dry_run, deadline_at=None if auto else now + policy.approval_timeout,
             summary=summary, seen_last_rollback_at=state.last_rollback_at,
@@ -111,7 +118,8 @@ class Requests(UseCase):
         created = AuditEvent(
             actor=actor, action="proposal.created", model=model, from_version=choice.from_version,
             to_version=choice.to_version, reason=reason,
-            inputs={"decision": decision.action.value, "why": decision.reason, "target": choice.note,
+            inputs={"decision": decision.action.value, "why": decision.reason, "target": note,
+                    **action_inputs(action),
                     "severity": severity, "kind": kind.value, "summary": summary,
                     "policy": policy_values(policy)},  # report hook: read back by bot/core/report.py
         )
@@ -135,7 +143,8 @@ class Requests(UseCase):
                                              "check `/rollback status` and ask again if still needed") from None
         oplog.event("proposal.created", proposal=proposal.id, model=model, kind=kind.value,
                     from_version=proposal.from_version, to_version=proposal.to_version, actor=actor,
-                    decision=decision.action.value, dry_run=policy.dry_run or None, why=decision.reason)
+                    decision=decision.action.value, dry_run=policy.dry_run or None, why=decision.reason,
+                    action=action.value)
         if on_created is not None:
             on_created(proposal)
         if not auto:
@@ -143,6 +152,30 @@ class Requests(UseCase):
             return proposal
         return self.approve_and_execute(ApproveRequest(
             proposal, actor if execute_now else SYSTEM, decision.reason, announce=False))
+
+    def _canary(self, policy: ModelPolicy, choice: Choice, asked_for: str | None) -> TrafficSplit | None:
+        """The canary this request would abort instead of rolling back, if the target shows one.
+
+        Only when the canary runs the version being rolled back and the stable side runs the version we would
+        return to: anything else (a person asking for an older version, a canary of something else) is a
+        rollback, as before. A target that cannot answer leaves it a rollback too, and so does a target that
+        cannot name its stable version (KServe) when a person asked for a specific version.
+        """
+        target = self.targets.get(policy.target)
+        if not isinstance(target, ReportsCanary):
+            return None
+        try:
+            split = target.canary(policy.name, policy.target_settings)
+        except Exception:
+            log.exception("reading the canary of %s from %s failed", policy.name, policy.target)
+            return None
+        if split is None or split.canary_version not in (None, choice.from_version):
+            return None
+        if split.stable_version is None and asked_for is not None:
+            return None
+        if split.stable_version is not None and split.stable_version != choice.to_version:
+            return None
+        return split
 
     def _summary(self, policy: ModelPolicy, current: Deployment, hints: Mapping[str, str],
                  values: Mapping[str, float]) -> dict[str, Any]:

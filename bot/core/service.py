@@ -18,7 +18,7 @@ from bot.core.blocking import VersionBlocking
 from bot.core.controls import ModelControls
 from bot.core.execution import SYSTEM
 from bot.core.ports import Intent, NewProposal, OpenProposalExists, StaleProposal
-from bot.core.proposal import Kind, Proposal, State, check_transition
+from bot.core.proposal import Kind, Proposal, ProposalAction, State, check_transition
 from bot.core.requests import Requests
 from bot.core.sweeps import Sweeps
 from bot.core.usecase import TIMEOUT_ACTOR, ApproveRequest, UseCase
@@ -101,6 +101,10 @@ class RollbackService(VersionBlocking, Requests, ModelControls, Sweeps, UseCase)
         if original.state is not State.SUCCEEDED or original.dry_run:
             raise self._refuse(actor, original.model, f"proposal #{proposal_id} is {original.state.value}; "
                                "only a completed rollback can be undone", "undo.refused", proposal_id)
+        if original.action is ProposalAction.ABORT_CANARY:
+            raise self._refuse(actor, original.model, f"proposal #{proposal_id} aborted a canary; the stable version "
+                               "never changed, so there is nothing to roll forward: restart the canary from the "
+                               "deployment tool if it should run again", "undo.refused", proposal_id)
         self._authorize(who, Act.UNDO, policy, proposal_id)
         history = self.store.history(original.model)
         if not history or history[-1].version != original.to_version:

@@ -169,9 +169,10 @@ class UseCase:
 
     # ---- alerts -----------------------------------------------------------------------------------------
 
-    def decide_for(self, model: str, severity: Severity) -> Decision:
+    def decide_for(self, model: str, severity: Severity, *, abort_canary: bool = False) -> Decision:
         policy = self.model_policy(model)
-        decision = decide(severity, policy, self.store.model_state(model), self.clock.now())
+        decision = decide(severity, policy, self.store.model_state(model), self.clock.now(),
+                          abort_canary=abort_canary)
         oplog.event("rollback.decision", model=model, severity=str(severity), action=decision.action.value,
                     why=decision.reason)
         return decision

@@ -51,6 +51,8 @@ def _report_json(report: Report, page_url: str | None) -> dict[str, Any]:
         "proposal": proposal_json(report.proposal),
         "generated_at": _iso(report.generated_at),
         "page_url": page_url,
+        "action": report.action,
+        "traffic": dict(report.traffic) if report.traffic else None,
         "decision": report.decision,
         "decided_by": report.decided_by,
         "policy": dict(report.policy),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from bot.core.report import Report
-from bot.report.text import DURATION_LABELS, metric, offset, seconds, value, when
+from bot.report.text import DURATION_LABELS, metric, offset, seconds, traffic_words, value, when
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]<>|])")
 
@@ -29,6 +29,8 @@ def render_markdown(report: Report, page_url: str | None = None) -> str:
     p = report.proposal
     out: list[str] = [f"# Rollback #{p.id}: {esc(p.model)} {esc(p.from_version)} → {esc(p.to_version)}", ""]
     out.append(f"- State: **{p.state.value}**" + (" (dry run)" if p.dry_run else ""))
+    traffic = traffic_words(report)
+    out.append(f"- Action: **{report.action_words}**" + (f" {esc(traffic.strip())}" if traffic else ""))
     out.append(f"- Decision: **{report.decision}**" + (f" by {esc(report.decided_by)}" if report.decided_by else ""))
     out.append(f"- Reason: {esc(p.reason) or '—'}")
     if report.verification:

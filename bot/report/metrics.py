@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from bot.core.actor import ActorKind, kind_of
 from bot.core.report import aware
+from bot.core.unusual import UnusualKind
 from bot.store.report_queries import ProposalTimes, ReportQueries
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,20 @@ class RollbackCollector(Collector):
         up.add_metric([], 1.0)
         yield up
         yield from self._families(rows)
+        yield from self._unusual()
+
+    def _unusual(self) -> Iterator[Metric]:
+        """Every kind, 0 included, so a dashboard or an alert rule can rely on the series being there."""
+        try:
+            counts = self.queries.unusual_counts()
+        except Exception:  # noqa: BLE001  a scrape must answer even when the table is unreadable
+            log.warning("unusual-activity metrics: the database could not be read")
+            return
+        family = CounterMetricFamily(f"{PREFIX}_unusual_activity", "Unusual activities found in the audit trail "
+                                     "and announced in the [audit] channel, by kind", labels=["kind"])
+        for kind in UnusualKind:
+            family.add_metric([kind.value], float(counts.get(kind.value, 0)))
+        yield family
 
     def _families(self, rows: list[ProposalTimes]) -> Iterator[Metric]:
         rollbacks: Tally[tuple[str, str]] = Tally()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.core.durations import format_duration
 from bot.core.metrics import MetricLine
+from bot.core.ports import TrafficSplit
+from bot.core.report import Report
 
 
 def seconds(value: float | None) -> str:
@@ -50,3 +53,17 @@ DURATION_LABELS = (
     ("recover_s", "Time to recover", "switched → verified recovered"),
     ("total_s", "Total", "deployment → recovered (or switched)"),
 )
+
+
+def traffic_words(report: Report) -> str:
+    """`` (traffic before: …; after: …)`` for an aborted canary, with its leading space; empty for a rollback."""
+    if not report.traffic or not isinstance(report.traffic.get("before"), Mapping):
+        return ""
+    before = TrafficSplit.from_dict(report.traffic["before"])
+    after = TrafficSplit.from_dict(report.traffic.get("after") or before.aborted().as_dict())
+
+    def side(s: TrafficSplit) -> str:
+        return (f"stable {s.stable_version or '?'} {s.stable_percent} %, "
+                f"canary {s.canary_version or '?'} {s.canary_percent} %")
+
+    return f" (traffic before: {side(before)}; after: {side(after)})"

@@ -27,7 +27,8 @@ from slack_sdk.models.blocks import (
 from bot.core.actor import is_bot
 from bot.core.durations import format_duration
 from bot.core.metrics import MetricLine
-from bot.core.proposal import Kind, Proposal, State
+from bot.core.ports import TrafficSplit
+from bot.core.proposal import Kind, Proposal, ProposalAction, State
 from bot.slack.mrkdwn import escape, link, mention, mentions, slack_date, truncate
 
 # Block Kit limits (https://docs.slack.dev/reference/block-kit/blocks).
@@ -210,11 +211,37 @@ def alert_text(alert: CardAlert, p: Proposal | None = None) -> str:
     return text + version_note(alert, p)
 
 
+def _aborts_canary(p: Proposal) -> bool:
+    return p.action is ProposalAction.ABORT_CANARY
+
+
+def _split_text(raw: Mapping[str, Any]) -> str:
+    split = TrafficSplit.from_dict(raw)
+    stable = f"`{escape(split.stable_version)}`" if split.stable_version else "stable"
+    canary = f"`{escape(split.canary_version)}`" if split.canary_version else "canary"
+    return f"{stable} {split.stable_percent} % · {canary} (canary) {split.canary_percent} %"
+
+
+def traffic_text(p: Proposal) -> str:
+    """The traffic split before and after aborting the canary, as the target reported it."""
+    traffic = p.summary.get("traffic") if _aborts_canary(p) else None
+    if not isinstance(traffic, Mapping) or "before" not in traffic:
+        return ""
+    before = traffic["before"]
+    step = f" ({escape(str(before['step']))})" if before.get("step") else ""
+    after = _split_text(traffic.get("after") or TrafficSplit.from_dict(before).aborted().as_dict())
+    return f"*Traffic:* {_split_text(before)}{step} → after the abort: {after}"
+
+
 def _versions_text(p: Proposal) -> str:
     verb = "Roll forward" if p.kind is Kind.UNDO else "Roll back"
+    if _aborts_canary(p):
+        verb = "Abort canary"
     text = f"*{escape(p.model)}*  `{escape(p.from_version)}` → `{escape(p.to_version)}`  ({verb.lower()})"
     if p.target_note:
         text += f"\n_{escape(p.target_note)}_"
+    if traffic := traffic_text(p):
+        text += f"\n{traffic}"
     who = mention(p.requested_by) if p.requested_by else "unknown"
     text += f"\nRequested by {who}"
     if p.reason:
@@ -245,15 +272,20 @@ def state_text(card: CardData) -> str:
         return f"{emoji} {text}"
     if p.state is State.APPROVED:
         by = mentions(p.approvals) if p.approvals else mention(p.decided_by or "unknown")
-        return f"{emoji} Approved by {by}; rolling back to {to} next"
+        next_step = f"aborting the canary ({to} keeps serving)" if _aborts_canary(p) else f"rolling back to {to}"
+        return f"{emoji} Approved by {by}; {next_step} next"
     if p.state is State.EXECUTING:
         since = f" (started {slack_date(p.started_at, '{time}')})" if p.started_at else ""
-        return f"{emoji} Rolling back to {to}…{since}"
+        doing = f"Aborting the canary, {to} keeps serving" if _aborts_canary(p) else f"Rolling back to {to}"
+        return f"{emoji} {doing}…{since}"
     if p.state is State.SUCCEEDED:
         took = f" in {format_seconds(p.duration_s)}" if p.duration_s is not None else ""
         auto = _is_automatic(p)
         if p.dry_run:
-            text = f"{emoji} Dry run: would have rolled back to {to}{took}; nothing was switched"
+            would = "aborted the canary" if _aborts_canary(p) else f"rolled back to {to}"
+            text = f"{emoji} Dry run: would have {would}{took}; nothing was switched"
+        elif _aborts_canary(p):
+            text = f"{emoji} Canary aborted{took}: {to} takes 100 % of the traffic"
         elif p.kind is Kind.UNDO:
             text = f"{emoji} Rolled forward again to {to}{took}"
         else:
@@ -267,7 +299,8 @@ def state_text(card: CardData) -> str:
         return text
     if p.state is State.FAILED:
         why = escape(p.error) if p.error else "no error detail was recorded"
-        return f"{emoji} Rollback to {to} failed: {why}"
+        what = "Aborting the canary" if _aborts_canary(p) else f"Rollback to {to}"
+        return f"{emoji} {what} failed: {why}"
     if p.state is State.DENIED:
         by = mention(p.decided_by) if p.decided_by else "someone"
         return f"{emoji} Denied by {by}" + (f": {escape(outcome)}" if outcome else " (no reason given)")
@@ -352,7 +385,8 @@ def shows_decision_buttons(p: Proposal) -> bool:
 
 def shows_undo_button(p: Proposal) -> bool:
     """Undo only for an automatic rollback that really switched (a dry run has nothing to undo)."""
-    return p.state is State.SUCCEEDED and p.kind is Kind.ALERT and _is_automatic(p) and not p.dry_run
+    return (p.state is State.SUCCEEDED and p.kind is Kind.ALERT and _is_automatic(p) and not p.dry_run
+            and not _aborts_canary(p))  # an aborted canary left the stable version as it was: nothing to undo
 
 
 # --------------------------------------------------------------------------- blocks
@@ -392,6 +426,12 @@ def header_text(p: Proposal) -> str:
             label.replace("rollback", "roll-forward")
             .replace("rolled back", "rolled forward")
             .replace("rolling back", "rolling forward")
+        )
+    elif _aborts_canary(p):
+        label = (
+            label.replace("rollback", "canary abort")
+            .replace("rolled back", "canary aborted")
+            .replace("rolling back", "aborting canary")
         )
     return truncate(f"{STATE_EMOJI[p.state]} {p.model}: {label}", MAX_HEADER_TEXT)
 
@@ -499,7 +539,7 @@ def build_card(card: CardData) -> list[Block]:
 def fallback_text(card: CardData) -> str:
     """The plain ``text`` of chat.postMessage: what notifications and screen readers show."""
     p = card.proposal
-    verb = "roll forward" if p.kind is Kind.UNDO else "rollback"
+    verb = "roll forward" if p.kind is Kind.UNDO else "canary abort" if _aborts_canary(p) else "rollback"
     status = {
         State.PROPOSED: f"{verb} proposed, waiting for approval",
         State.APPROVED: f"{verb} approved",

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from slack_sdk.models.blocks import Block, ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock
 
+from bot.core.proposal import ProposalAction
 from bot.core.report import Report
-from bot.report.text import DURATION_LABELS, seconds, value
+from bot.report.text import DURATION_LABELS, seconds, traffic_words, value
 from bot.slack.mrkdwn import escape, link, mention, truncate
 
 MAX_DIFF_LINES = 5
+
+
+def _action(report: Report, bold: bool = False) -> str:
+    """``; action abort canary (traffic …)`` when the action was not a plain rollback."""
+    if report.action == ProposalAction.ROLLBACK.value:
+        return ""
+    words = f"*{report.action_words}*" if bold else report.action_words
+    return f"; action {words}{escape(traffic_words(report))}"
 
 
 def report_text(report: Report, page_url: str | None = None) -> str:
@@ -16,7 +25,7 @@ def report_text(report: Report, page_url: str | None = None) -> str:
     p = report.proposal
     d = report.durations
     lines = [f"*Post-incident report #{p.id}*: {escape(p.model)} {escape(p.from_version)} → {escape(p.to_version)}, "
-             f"{p.state.value}; decision {report.decision}"
+             f"{p.state.value}{_action(report)}; decision {report.decision}"
              + (f" by {mention(report.decided_by)}" if report.decided_by else ""),
              " · ".join(f"{label.removeprefix('Time to ')} {seconds(getattr(d, attr))}"
                         for attr, label, _ in DURATION_LABELS)]
@@ -40,7 +49,8 @@ def report_blocks(report: Report, page_url: str | None = None) -> list[Block]:
     blocks: list[Block] = [
         HeaderBlock(text=truncate(f"Post-incident report #{p.id}: {p.model}", 150)),
         SectionBlock(text=MarkdownTextObject(text=truncate(
-            f"{escape(p.from_version)} → {escape(p.to_version)}: *{p.state.value}*; decision *{report.decision}*"
+            f"{escape(p.from_version)} → {escape(p.to_version)}: *{p.state.value}*{_action(report, bold=True)}; "
+            f"decision *{report.decision}*"
             + (f" by {mention(report.decided_by)}" if report.decided_by else "")
             + (f"\nVerification: {escape(report.verification)}" if report.verification else ""), 3000)),
             fields=fields[:10]),

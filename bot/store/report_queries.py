@@ -19,7 +19,7 @@ from bot.core.errors import NotFound
 from bot.core.proposal import Proposal
 from bot.core.report import AlertFacts, AuditFacts, DecisionFacts, DeploymentFacts
 from bot.store.repository import _proposal
-from bot.store.tables import AlertRow, ApprovalRow, AuditRow, DeploymentRow, ProposalRow
+from bot.store.tables import AlertRow, ApprovalRow, AuditNoticeRow, AuditRow, DeploymentRow, ProposalRow
 
 PAGE_SIZE = 25
 
@@ -170,6 +170,12 @@ class ReportQueries:
             return sum(1 for r in rows if (r.inputs or {}).get("method") == method)
 
     # ---- metrics ----------------------------------------------------------------------------------------
+
+    def unusual_counts(self) -> dict[str, int]:
+        """Unusual activities found in the audit trail, by kind (one notice each; bot/core/unusual.py)."""
+        with Session(self.engine) as s:
+            rows = s.exec(select(AuditNoticeRow.kind, func.count()).group_by(col(AuditNoticeRow.kind))).all()
+        return {str(kind): int(n) for kind, n in rows}
 
     def proposal_times(self) -> list[ProposalTimes]:
         first_alert = (sa_select(col(AlertRow.proposal_id), func.min(col(AlertRow.starts_at)).label("first_at"))

@@ -25,10 +25,11 @@ from bot.core.clock import Clock, SystemClock
 from bot.core.errors import NotFound
 from bot.core.policy import ModelState
 from bot.core.ports import Intent, NewProposal, OpenProposalExists, StaleProposal
-from bot.core.proposal import OPEN_STATES, Kind, Proposal, State
+from bot.core.proposal import OPEN_STATES, Kind, Proposal, ProposalAction, State
 from bot.core.selection import Block, Deployment
 from bot.store import audit_log
 from bot.store.alert_queries import AlertQueries
+from bot.store.audit_notices import AuditNotices
 from bot.store.db import WRITE
 from bot.store.tables import (
     AlertRow,
@@ -96,10 +97,11 @@ def _proposal(row: ProposalRow, approvals: list[str]) -> Proposal:
         verification=row.verification,
         verify_at=row.verify_at,
         undo_of=row.undo_of,
+        action=ProposalAction(row.action or ProposalAction.ROLLBACK.value),
     )
 
 
-class SqlStore(AlertQueries, WorkQueues):
+class SqlStore(AlertQueries, WorkQueues, AuditNotices):
     def __init__(self, engine: Engine, clock: Clock | None = None, audit_keys: KeyRing | None = None) -> None:
         self.engine = engine
         self.clock: Clock = clock or SystemClock()
@@ -462,6 +464,7 @@ class SqlStore(AlertQueries, WorkQueues):
                     deadline_at=new.deadline_at,
                     summary=new.summary,
                     undo_of=new.undo_of,
+                    action=new.action.value,
                     card_version=1,
                 )
                 s.add(row)

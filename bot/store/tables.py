@@ -154,6 +154,8 @@ class ProposalRow(SQLModel, table=True):
     verify_at: datetime | None = None
     verification: str | None = Field(default=None, sa_column=Column(Text))
     undo_of: int | None = Field(default=None, foreign_key="proposals.id")
+    # rollback | abort_canary (bot.core.proposal.ProposalAction); rows older than the column read as rollback
+    action: str = Field(default="rollback", max_length=20, sa_column_kwargs={"server_default": "rollback"})
 
 
 class ApprovalRow(SQLModel, table=True):
@@ -250,3 +252,39 @@ class SlackSignatureRow(SQLModel, table=True):
 
     signature: str = Field(primary_key=True, max_length=100)
     request_ts: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class AuditNoticeRow(SQLModel, table=True):
+    """A short message about unusual activity owed to the audit channel: one per (audit row, kind), ever.
+
+    The unique key makes the notice idempotent: a replica that scans the same audit rows again, or a restart
+    that re-reads them, inserts nothing new; delivery is then the same outbox loop as the cards'.
+    """
+
+    __tablename__ = "audit_notices"
+    __table_args__ = (
+        UniqueConstraint("audit_id", "kind", name="uq_audit_notices_audit_kind"),
+        Index("ix_audit_notices_pending", "done_at", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    audit_id: int
+    kind: str = Field(max_length=40)
+    model: str | None = Field(default=None, max_length=200)
+    channel: str = Field(max_length=40)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime
+    attempts: int = 0
+    next_at: datetime | None = None
+    done_at: datetime | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    permanent: bool = False
+
+
+class WatermarkRow(SQLModel, table=True):
+    """How far a scanner has read an append-only table (the audit), so a restart continues where it stopped."""
+
+    __tablename__ = "watermarks"
+
+    name: str = Field(primary_key=True, max_length=100)
+    position: int = 0

@@ -283,6 +283,8 @@ class ProposalOut(BaseModel):
     summary: dict[str, Any]
     verification: str | None
     undo_of: int | None
+    action: str = Field("rollback", description="rollback, or abort_canary: the canary gets 0 % and the stable "
+                                                 "version keeps serving")
 
 
 class ModelStatusOut(BaseModel):

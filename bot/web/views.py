@@ -31,7 +31,7 @@ def proposal_json(p: Proposal) -> dict[str, Any]:
         "deadline_at": iso(p.deadline_at), "escalated": p.escalated, "decided_by": p.decided_by,
         "decided_at": iso(p.decided_at), "started_at": iso(p.started_at), "finished_at": iso(p.finished_at),
         "duration_s": p.duration_s, "result": p.result, "error": p.error, "summary": p.summary,
-        "verification": p.verification, "undo_of": p.undo_of,
+        "verification": p.verification, "undo_of": p.undo_of, "action": p.action.value,
     }
 
 

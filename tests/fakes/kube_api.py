@@ -275,6 +275,19 @@ class FakeKube(FakeService):
         }
         return ro
 
+    def add_as_is(self, plural: str, ns: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Seed an object as an upstream test or doc shows it, status and uid included (mid-canary objects)."""
+        uid = obj.get("metadata", {}).get("uid")
+        stored = self.put(plural, ns, copy.deepcopy(obj))
+        if uid:
+            stored["metadata"]["uid"] = uid
+        if plural == "inferenceservices":
+            pred = stored.get("status", {}).get("components", {}).get("predictor", {})
+            revisions = {t["revisionName"]: "" for t in pred.get("traffic", [])}
+            self.sim[("inferenceservices", ns, stored["metadata"]["name"])] = {
+                "revisions": revisions, "n": len(revisions), "kgen": 1, "raw": False}
+        return stored
+
     def _template_source(self, ns: str, ro: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         """(pod template, selector labels): the Rollout's own, or those of the Deployment its workloadRef names."""
         ref = ro["spec"].get("workloadRef")

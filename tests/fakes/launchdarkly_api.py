@@ -43,6 +43,13 @@ class FakeLaunchDarkly(FakeService):
             "_version": 1,
         }
 
+    def set_rollout(self, project: str, key: str, weights: dict[str, int], environment: str = "production") -> None:
+        """A percentage rollout of the default rule: ``{value: weight}``, weights in thousandths of a percent."""
+        flag = self.flags[(project, key)]
+        values = [v["value"] for v in flag["variations"]]
+        flag["environments"][environment]["fallthrough"] = {"rollout": {"variations": [
+            {"variation": values.index(value), "weight": weight} for value, weight in weights.items()]}}
+
     def handle(self, req: Request) -> Response:
         if self.fail_next:
             return error(self.fail_next.pop(0), "internal_server_error", "temporary failure")

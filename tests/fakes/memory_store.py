@@ -195,7 +195,8 @@ class MemoryStore:
                 state=State.PROPOSED, kind=new.kind, requested_by=new.requested_by, reason=new.reason,
                 target_note=new.target_note, severity=new.severity, decision_reason=new.decision_reason,
                 required_approvals=new.required_approvals, dry_run=new.dry_run, created_at=self.clock.now(),
-                deadline_at=new.deadline_at, summary=dict(new.summary), undo_of=new.undo_of)
+                deadline_at=new.deadline_at, summary=dict(new.summary), undo_of=new.undo_of,
+                action=new.action)
             self.append_audit(replace(audit, proposal_id=pid))
             self._intent(pid, intent)
             return self.proposals[pid]

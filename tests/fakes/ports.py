@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.core.errors import TargetError
-from bot.core.ports import SwitchRequest, SwitchResult
+from bot.core.ports import SwitchRequest, SwitchResult, TrafficSplit
 from bot.core.proposal import Proposal
 
 
@@ -57,3 +57,26 @@ class RecordingNotifier:
 
     def names(self) -> list[str]:
         return [e[1] for e in self.events]
+
+
+class FakeCanaryTarget(FakeTarget):
+    """A target that also reports a canary (bot.core.ports.ReportsCanary); records aborts apart from switches."""
+
+    def __init__(self, live: dict[str, str] | None = None, split: TrafficSplit | None = None) -> None:
+        super().__init__(live)
+        self.split = split
+        self.aborts: list[SwitchRequest] = []
+        self.broken = False
+
+    def canary(self, model: str, settings: Mapping[str, Any]) -> TrafficSplit | None:
+        if self.broken:
+            raise TargetError("fake: cannot read the canary")
+        return self.split
+
+    def abort_canary(self, request: SwitchRequest) -> SwitchResult:
+        self.aborts.append(request)
+        self.split = None
+        return SwitchResult(f"fake aborted the canary of {request.model}", request.to_version)
+
+    def describe_abort(self, request: SwitchRequest) -> str:
+        return f"abort the canary of {request.model} in the fake target"

@@ -194,3 +194,23 @@ def test_workload_ref_of_unsupported_kind() -> None:
         kube.put("rollouts", "ml", ro)
         with pytest.raises(TargetError, match="only a Deployment or ReplicaSet workloadRef"):
             target().current_version("m", settings(kube, rollout="rollout-ref-deployment", image=REF_DEMO))
+
+
+def test_canary_is_reported_and_only_aborted(kube: FakeKube) -> None:
+    """ReportsCanary: the stand-in's canary (paused after setWeight 20); the abort changes nothing else."""
+    from bot.core.ports import ReportsCanary, TrafficSplit
+
+    s = settings(kube)
+    assert isinstance(target(), ReportsCanary)
+    assert target().canary("ranker", s) == TrafficSplit("1.3.0", "1.4.0", 20, "step 2 of 2")
+    spec = kube.get("rollouts", "ml", "ranker")["spec"]
+    target().abort_canary(request(s))
+    assert [r.path for r in kube.requests if r.method == "PATCH"] == [
+        "/apis/argoproj.io/v1alpha1/namespaces/ml/rollouts/ranker/status"]
+    assert kube.get("rollouts", "ml", "ranker")["spec"] == spec
+    assert target().served_version("ranker", s) == "1.3.0" and target().canary("ranker", s) is None
+    target().abort_canary(request(s))  # again (an executor resuming after a crash): no second patch
+    assert len([r for r in kube.requests if r.method == "PATCH"]) == 1
+    kube.add_rollout("ml", "healthy", "repo/ranker:1.3.0")
+    with pytest.raises(TargetError, match="no canary in progress"):
+        target().abort_canary(request(settings(kube, rollout="healthy")))

@@ -200,3 +200,23 @@ def test_kserve_rollout_sample_canary_pinned_back() -> None:
         assert "canary traffic set to 0%" in result.detail
         assert target().current_version("my-model", s) == "flowers"
         assert target().served_version("my-model", s) == "flowers"
+
+
+def test_live_canary_is_reported_and_aborted(kube: FakeKube) -> None:
+    """ReportsCanary: the split as KServe's status shows it; the abort is the pin (canaryTrafficPercent: 0)."""
+    from bot.core.ports import ReportsCanary
+
+    s = settings(kube)
+    assert isinstance(target(), ReportsCanary) and target().canary("ranker", s) is None  # no canary yet
+    ci_deploy(kube, "1.4.0", canary=10)
+    split = target().canary("ranker", s)
+    assert split is not None and (split.stable_version, split.canary_version, split.canary_percent) == (
+        None, "1.4.0", 10)
+    result = target().abort_canary(request(s))
+    assert [r.json()["spec"] for r in kube.requests if r.method == "PATCH"] == [
+        {"predictor": {"canaryTrafficPercent": 0}}]
+    assert serving_uri(kube) == URI.format(version="1.3.0") and result.served_version == "1.3.0"
+    assert target().canary("ranker", s) is None
+    with pytest.raises(TargetError, match="no live canary any more"):
+        target().abort_canary(request(s))
+    assert "canaryTrafficPercent: 0" in target().describe_abort(request(s))

@@ -83,3 +83,20 @@ def test_describe_validate_check(ld: FakeLaunchDarkly) -> None:
     assert target().validate(s) == []
     assert any("LAUNCHDARKLY_API_TOKEN" in p for p in target({}).validate(s))
     assert "serving 1.4.0" in target().check_connection("ranker", s)
+
+
+def test_percentage_rollout_is_a_canary_and_its_abort_serves_the_stable_variation(ld: FakeLaunchDarkly) -> None:
+    from bot.core.ports import ReportsCanary, TrafficSplit
+
+    ld.set_rollout("ml", "ranker-model", {"1.3.0": 80000, "1.4.0": 20000})
+    s = settings(ld)
+    assert isinstance(target(), ReportsCanary)
+    assert target().canary("ranker", s) == TrafficSplit("1.3.0", "1.4.0", 20, "percentage rollout of the default rule")
+    assert target().current_version("ranker", s) is None  # two versions serve: no single live version
+    result = target().abort_canary(request(s))
+    assert result.served_version == "1.3.0" and target().canary("ranker", s) is None
+    assert ld.flags[("ml", "ranker-model")]["environments"]["production"]["fallthrough"] == {"variation": 1}
+    with pytest.raises(TargetError, match="no percentage rollout any more"):
+        target().abort_canary(request(s))
+    ld.set_rollout("ml", "ranker-model", {"1.3.0": 50000, "1.4.0": 50000})
+    assert target().canary("ranker", s) is None  # an even split names no canary: a plain rollback

@@ -421,3 +421,24 @@ def test_alerts_alertmanager_did_not_send_are_counted() -> None:
     assert "+4 more that Grafana did not send" in alerts_text([*shown, grafana])
     assert "did not send" not in alerts_text([CardAlert("A", "critical", "firing", "")])
     assert [not_sent({"truncatedAlerts": v}) for v in ("3", "", "-1", "x", "²")] == [3, 0, 0, 0, 0]
+
+
+def test_abort_canary_card_names_the_action_and_the_traffic_split() -> None:
+    from bot.core.ports import TrafficSplit
+    from bot.core.proposal import ProposalAction
+
+    split = TrafficSplit("6", "7", 20, "step 1 of 8")
+    p = proposal(action=ProposalAction.ABORT_CANARY,
+                 summary={"traffic": {"before": split.as_dict(), "after": split.aborted().as_dict()}})
+    out = render_blocks(build_card(card(p)))
+    assert "rollback proposed" not in out and "canary abort proposed" in out
+    assert "(abort canary)" in out
+    assert "Traffic: 6 80 % · 7 (canary) 20 % (step 1 of 8) → after the abort: 6 100 % · 7 (canary) 0 %" \
+        in " ".join(out.replace("`", "").split())
+    done = replace(p, state=State.SUCCEEDED, decided_by="bot:policy", started_at=NOW,
+                   finished_at=NOW + timedelta(seconds=3))
+    done_text = render_blocks(build_card(card(done)))
+    assert "canary aborted" in done_text and "takes 100 % of the traffic" in done_text
+    assert "canary abort done" in fallback_text(card(done))
+    assert "[ Undo" not in done_text  # the stable version never changed: nothing to roll forward
+    dicts(build_card(card(done)))

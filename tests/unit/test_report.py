@@ -256,3 +256,25 @@ def test_graph_links_never_carry_credentials() -> None:
 
     assert public_base("https://user:pw@prom.example:9090/prom/") == "https://prom.example:9090/prom/"
     assert public_base("http://127.0.0.1:9090") == "http://127.0.0.1:9090" and public_base(None) is None
+
+
+def test_report_names_the_abort_canary_action_and_the_traffic_split() -> None:
+    from bot.core.ports import TrafficSplit
+    from bot.core.proposal import ProposalAction
+    from bot.report.json_view import report_json
+
+    split = TrafficSplit("1", "2", 20, "step 1 of 8")
+    source = automatic_source()
+    source.p = proposal(action=ProposalAction.ABORT_CANARY,
+                        summary={"traffic": {"before": split.as_dict(), "after": split.aborted().as_dict()}})
+    report = build_report(source, 7, now=at(90))
+    assert report.action == "abort_canary" and report.action_words == "abort canary"
+    md = render_markdown(report)
+    assert "- Action: **abort canary** (traffic before: stable 1 80 %, canary 2 20 %; after: stable 1 100 %, " \
+           "canary 2 0 %)" in md
+    assert "succeeded; action abort canary (traffic before: stable 1 80 %" in report_text(report)
+    assert "action" not in report_text(build_report(automatic_source(), 7, now=at(90)))
+    data = report_json(report)
+    assert data["action"] == "abort_canary" and data["traffic"]["after"]["canary_percent"] == 0
+    plain = build_report(automatic_source(), 7, now=at(90))
+    assert plain.action == "rollback" and "- Action: **roll back**\n" in render_markdown(plain) + "\n"

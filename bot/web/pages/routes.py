@@ -22,7 +22,7 @@ from bot.database_health import OUTAGE
 from bot.report.json_view import report_json
 from bot.report.markdown import render_markdown
 from bot.report.reports import Reports
-from bot.report.text import DURATION_LABELS, metric, offset, seconds, value, when
+from bot.report.text import DURATION_LABELS, metric, offset, seconds, traffic_words, value, when
 from bot.store.report_queries import IncidentFilter
 from bot.web.errors import ApiError
 from bot.web.pages.access import Access, page_access
@@ -119,7 +119,7 @@ def page_routes(container: Any, reports: Reports, protect: Callable[[str, Handle
         parse_query(LinkQuery, dict(request.query_params))
         report = await run_in_threadpool(reports.build, incident_id(request.path_params["id"]))
         return html(200, "incident.html", title=f"Rollback #{report.proposal.id}: {report.proposal.model}",
-                    link=link, r=report, p=report.proposal)
+                    link=link, r=report, p=report.proposal, traffic=traffic_words(report))
 
     async def model_page(request: Request, link: Callable[..., str]) -> HTMLResponse:
         parse_query(LinkQuery, dict(request.query_params))
