@@ -182,11 +182,19 @@ def start_workers(container: Container) -> list[Loop | PgListener]:
             started.append(PgListener(c.engine.url.render_as_string(hide_password=False),
                                       [c.signals.wake_all]).start())
     if c.slack_sender is not None:
+        from bot.readiness_wiring import post_sender
+
         sender = c.slack_sender
+        posts = post_sender(c)  # drill cards: messages that belong to no proposal
 
         def send() -> bool:  # one sender across replicas: in order, and never two posts of one card at once
             with held(c.store, "slack:sender", c.owner, c.timings.lease_s) as fencing:
-                return fencing is not None and sender.tick()
+                if fencing is None:
+                    return False
+                busy = sender.tick()
+                if posts is not None:
+                    busy = posts.tick() or busy
+                return busy
 
         started.append(Loop(SLACK, send, c.timings.poll_s, c.signals).start())
     return started

@@ -10,6 +10,7 @@ bot's own decisions, taken under the policy and never through this check).
 - rollback (ask for one): anyone in chat or an alert source may *ask*; the proposal then waits for the
   model's approvals, so asking grants nothing by itself.
 - break-glass (roll back at once, no approvals): the CLI only. Chat cannot skip approvals.
+- drill (rehearse a rollback, nothing switched): an approver in chat, or an operator at the CLI.
 
 Undo is not special: it opens a proposal that needs ``undo_approvals`` (default: ``required_approvals``)
 approvals, the undoer's own click counting as the first.
@@ -33,6 +34,7 @@ class Act(StrEnum):
     UNBLOCK = "unblock"  # `/rollback unblock` arrives with a later change; the rule is already here
     ROLLBACK = "rollback"
     BREAK_GLASS = "break_glass"
+    DRILL = "drill"  # rehearse a rollback (nothing switched): approvers in chat, operators at the CLI
 
 
 # The audit action written when each is refused.
@@ -45,11 +47,13 @@ REFUSED_AUDIT = {
     Act.UNBLOCK: "unblock.refused",
     Act.ROLLBACK: "rollback.refused",
     Act.BREAK_GLASS: "rollback.refused",
+    Act.DRILL: "drill.refused",
 }
 APPROVER_ACTS = frozenset({Act.APPROVE, Act.DENY, Act.UNDO, Act.FREEZE, Act.UNFREEZE, Act.UNBLOCK})
 REQUESTERS = ("slack:", "alert:", "api:", "cli:", "bot:")
 VERBS = {Act.APPROVE: "approve rollbacks of", Act.DENY: "deny rollbacks of", Act.UNDO: "undo a rollback of",
-         Act.FREEZE: "freeze", Act.UNFREEZE: "unfreeze", Act.UNBLOCK: "unblock versions of"}
+         Act.FREEZE: "freeze", Act.UNFREEZE: "unfreeze", Act.UNBLOCK: "unblock versions of",
+         Act.DRILL: "run a rollback drill of"}
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,9 @@ def authorize(actor: str, action: Act, policy: ModelPolicy, directory: ApproverD
               requested_by: str | None = None) -> Verdict:
     """May ``actor`` do ``action`` to this model? The reason says why not, in words for the person refused."""
     model = policy.name
-    if action in APPROVER_ACTS:
+    if action is Act.DRILL and actor.startswith("cli:"):  # an operator with the database credentials
+        return Verdict(True)
+    if action in APPROVER_ACTS or action is Act.DRILL:
         if not is_approver(policy, actor, directory):
             if action in (Act.APPROVE, Act.DENY):
                 return Verdict(False, f"you may not {VERBS[action]} {model}; approvers: {approvers_text(policy)}")

@@ -1,8 +1,8 @@
 """A pure parser for the text after ``/rollback`` (SPEC §6). No Slack, no database.
 
 Words that name a subcommand (``help``, ``status``, ``versions``, ``history``, ``audit``, ``freeze``,
-``unfreeze``, ``report``) always mean the subcommand, case-insensitively: a model literally named ``status`` cannot
-be rolled back with ``/rollback status``; use the CLI (``rollback-bot rollback status --reason …``).
+``unfreeze``, ``report``, ``drill``) always mean the subcommand, case-insensitively: a model literally named
+``status`` cannot be rolled back with ``/rollback status``; use the CLI (``rollback-bot rollback status --reason …``).
 Likewise ``to`` right after the model always introduces a version: ``/rollback m to reduce errors``
 asks for version ``reduce``. These rules keep the grammar predictable for people typing fast.
 """
@@ -30,6 +30,7 @@ USAGE_LINES: dict[str, str] = {
     "freeze": "/rollback freeze MODEL [for 2h] [reason…]",
     "unfreeze": "/rollback unfreeze MODEL",
     "report": "/rollback report ID",
+    "drill": "/rollback drill MODEL",
 }
 
 USAGE = "\n".join(
@@ -45,12 +46,13 @@ USAGE = "\n".join(
         "`/rollback freeze MODEL [for 2h] [reason…]`: no automatic or proposed rollbacks for a while",
         "`/rollback unfreeze MODEL`: lift a freeze",
         "`/rollback report ID`: the post-incident report of proposal ID",
+        "`/rollback drill MODEL`: rehearse a rollback of MODEL in dry run (approvers; nothing is switched)",
         "`/rollback help`: this text",
         "Subcommand words win over model names of the same spelling.",
     ]
 )
 
-SUBCOMMANDS = frozenset({"help", "status", "versions", "history", "audit", "freeze", "unfreeze", "report"})
+SUBCOMMANDS = frozenset({"help", "status", "versions", "history", "audit", "freeze", "unfreeze", "report", "drill"})
 
 _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+@/-]{0,127}$")
@@ -128,7 +130,12 @@ class Report:
     proposal_id: int
 
 
-Command = Help | Status | Versions | History | Audit | Rollback | Freeze | Unfreeze | Report
+@dataclass(frozen=True)
+class Drill:
+    model: str
+
+
+Command = Help | Status | Versions | History | Audit | Rollback | Freeze | Unfreeze | Report | Drill
 
 
 def parse_command(text: str) -> Command:
@@ -275,6 +282,13 @@ def _report(args: list[str], rest: str) -> Command:
     return Report(int(raw))
 
 
+def _drill(args: list[str], rest: str) -> Command:
+    if len(args) != 1:
+        problem = "drill needs a model." if not args else f"drill takes one model, got {len(args)} words."
+        raise CommandError(problem, "drill")
+    return Drill(_model(args[0], "drill"))
+
+
 def _rollback(words: list[str], raw: str) -> Command:
     if not _MODEL.match(words[0]):
         raise CommandError(f"'{words[0]}' is neither a subcommand nor a model name.")
@@ -298,4 +312,5 @@ _PARSERS = {
     "freeze": _freeze,
     "unfreeze": _unfreeze,
     "report": _report,
+    "drill": _drill,
 }

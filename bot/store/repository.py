@@ -28,6 +28,7 @@ from bot.core.proposal import OPEN_STATES, Kind, Proposal, State
 from bot.core.selection import Deployment
 from bot.store import audit_log
 from bot.store.alert_queries import AlertQueries
+from bot.store.channel_posts import ChannelPosts
 from bot.store.db import WRITE
 from bot.store.tables import (
     AlertRow,
@@ -90,7 +91,7 @@ def _proposal(row: ProposalRow, approvals: list[str]) -> Proposal:
     )
 
 
-class SqlStore(AlertQueries, WorkQueues):
+class SqlStore(AlertQueries, WorkQueues, ChannelPosts):
     def __init__(self, engine: Engine, clock: Clock | None = None, audit_keys: KeyRing | None = None) -> None:
         self.engine = engine
         self.clock: Clock = clock or SystemClock()

@@ -220,3 +220,24 @@ class SlackSignatureRow(SQLModel, table=True):
 
     signature: str = Field(primary_key=True, max_length=100)
     request_ts: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class ChannelPostRow(SQLModel, table=True):
+    """A message the bot owes a channel outside any proposal (a rollback drill's card and its thread)."""
+
+    __tablename__ = "channel_posts"
+    __table_args__ = (Index("ix_channel_posts_pending", "done_at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=20)
+    channel: str = Field(max_length=100)
+    message: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    replies: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime
+    attempts: int = 0
+    replies_sent: int = 0
+    ts: str | None = Field(default=None, max_length=40)  # the posted card, so a retry only sends the rest
+    next_at: datetime | None = None
+    done_at: datetime | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    permanent: bool = False

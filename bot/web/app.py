@@ -32,6 +32,7 @@ from bot.web.errors import ApiError, validation_error
 from bot.web.limits import BodyLimit
 from bot.web.openapi import openapi_document
 from bot.web.pages.routes import report_routes  # report hook: report API, incident pages, rollback metrics
+from bot.web.readiness import readiness_routes
 from bot.web.schemas import MAX_ID, AuditQuery, DeploymentIn, model_name
 from bot.web.views import audit_json, deployment_json, proposal_json
 
@@ -252,6 +253,7 @@ def create_app(container: Container, *, extra_routes: list[Route] | None = None,
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *alert_routes(container, p, metrics),
+        *readiness_routes(container, p),
         *report_routes(container, p, metrics.registry),  # report hook
         *(extra_routes or []),
     ]

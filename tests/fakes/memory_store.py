@@ -17,6 +17,7 @@ from typing import Any
 from bot.core.alert import Alert, AlertStatus
 from bot.core.audit import AuditEvent, AuditRecord
 from bot.core.clock import Clock
+from bot.core.drill import ChannelPost
 from bot.core.errors import NotFound
 from bot.core.intake import AlertRecord, Stored, StoreOutcome
 from bot.core.policy import ModelState
@@ -38,6 +39,7 @@ class MemoryStore:
         self.decided: dict[int, tuple[str, str] | None] = {}
         self.leases: dict[str, tuple[str | None, datetime | None, int]] = {}
         self.outbox: list[tuple[int, str, str | None]] = []
+        self.posts: list[ChannelPost] = []
 
     # ---- audit --------------------------------------------------------------------------------------
 
@@ -48,6 +50,12 @@ class MemoryStore:
                                  dict(event.inputs), "", "")
             self.audit.append(record)
             return record
+
+    def record_drill(self, audit: AuditEvent, post: ChannelPost | None) -> None:
+        with self._lock:
+            self.append_audit(audit)
+            if post is not None:
+                self.posts.append(post)
 
     def audit_records(self, *, proposal_id: int | None = None, **_: Any) -> list[AuditRecord]:
         return [r for r in self.audit if proposal_id is None or r.proposal_id == proposal_id]
