@@ -50,6 +50,11 @@ channel = "C0OTHER"
 '''
 
 
+# Each model has one thing wrong: (model, the check that fails, words its detail must contain).
+FAILING = [("unreachable", "target", "webhook"), ("fresh", "version", "nothing to roll back"),
+           ("grouped", "approvers", "S0NOSUCH"), ("elsewhere", "channel", "C0OTHER")]
+
+
 @pytest.fixture
 def slack() -> Any:
     with FakeSlackApi(usergroups={"S0ONCALL": ["U0CAROL"], "S0SRE": ["U0SRE"]},
@@ -105,8 +110,7 @@ def test_readiness_gate_and_drill_through_serve_and_the_cli(tmp_path: Path, db_u
         assert body["rollback_to"] == "1"
         assert [c["name"] for c in body["checks"]] == ["policy", "target", "version", "approvers", "escalation",
                                                       "channel", "metrics"]
-        for model, failing, words in [("unreachable", "target", "webhook"), ("fresh", "version", "nothing to roll back"),
-                                      ("grouped", "approvers", "S0NOSUCH"), ("elsewhere", "channel", "C0OTHER")]:
+        for model, failing, words in FAILING:
             status, body = readiness(bot, model)
             assert status == 503 and body["ready"] is False and body["failing"] == [failing], body
             detail = next(c["detail"] for c in body["checks"] if c["name"] == failing)
