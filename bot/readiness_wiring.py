@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from adapters.targets.kube import NOT_ALLOWED
 from bot.bootstrap import Container
 from bot.config import reveal
 from bot.core.drill import Drill
 from bot.core.policy import ModelPolicy
 from bot.core.ports import DeploymentTarget
-from bot.core.readiness import ReadinessCheck, SlackProbe
+from bot.core.readiness import ProbeError, ReadinessCheck, SlackProbe
 
 if TYPE_CHECKING:
     from bot.slack.channel_posts import ChannelPostSender
@@ -31,7 +32,10 @@ class TargetConnectionProbe:
         checker = getattr(target, "check_connection", None)
         if checker is None:
             return f"target {policy.target} has no connection check"
-        return str(checker(model, policy.target_settings))
+        found = str(checker(model, policy.target_settings))
+        if NOT_ALLOWED in found:  # reachable, but these credentials could not switch it
+            raise ProbeError(found)
+        return found
 
 
 def slack_probe(container: Container) -> SlackProbe | None:
