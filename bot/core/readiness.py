@@ -9,7 +9,8 @@ on fire. The checks only read: nothing here switches, posts or writes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -89,6 +90,15 @@ def _guard(name: str, run: Callable[[], Check]) -> Check:
         return Check(name, False, text[:500])
 
 
+def _run_all(jobs: Mapping[str, Callable[[], Check]], budget_s: float | None) -> list[Check]:
+    pool = ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="readiness")
+    futures = {name: pool.submit(_guard, name, job) for name, job in jobs.items()}
+    wait(futures.values(), timeout=budget_s)
+    pool.shutdown(wait=False, cancel_futures=True)  # a probe past the budget ends on its own timeout
+    return [f.result() if f.done() else Check(name, False, f"no answer within {budget_s:g} s")
+            for name, f in futures.items()]
+
+
 class ReadinessCheck:
     """The use case: every check for one model, in the order a rollback needs them."""
 
@@ -100,23 +110,27 @@ class ReadinessCheck:
         self.metrics = metrics
         self.now = now
 
-    def run(self, model: str, policy: ModelPolicy | None, problems: Sequence[str] = ()) -> Readiness:
-        """``policy`` None means the policy file does not define a valid ``model``; ``problems`` say why."""
+    def run(self, model: str, policy: ModelPolicy | None, problems: Sequence[str] = (), *,
+            budget_s: float | None = None) -> Readiness:
+        """``policy`` None means the policy file does not define a valid ``model``; ``problems`` say why.
+
+        The probes run side by side; with ``budget_s`` a probe still waiting then fails its check (an HTTP
+        answer must not wait for a target's own, longer timeout)."""
         if policy is None or problems:
             return invalid_policy(model, problems)
         choice: list[str] = []
-        checks = (
-            Check("policy", True, f"{model}: target {policy.target}, {policy.required_approvals} approval(s), "
-                                  f"automatic at {policy.auto_rollback_severity}"
-                                  + (", dry run" if policy.dry_run else "")),
-            _guard("target", lambda: self._target(model, policy)),
-            _guard("version", lambda: self._version(model, choice)),
-            _guard("approvers", lambda: self._people("approvers", policy.approvers, policy.required_approvals)),
-            _guard("escalation", lambda: self._escalation(policy)),
-            _guard("channel", lambda: self._channel(policy)),
-            _guard("metrics", lambda: self._metrics(policy)),
-        )
-        return Readiness(model, checks, choice[0] if choice else None)
+        jobs: dict[str, Callable[[], Check]] = {
+            "target": lambda: self._target(model, policy),
+            "version": lambda: self._version(model, choice),
+            "approvers": lambda: self._people("approvers", policy.approvers, policy.required_approvals),
+            "escalation": lambda: self._escalation(policy),
+            "channel": lambda: self._channel(policy),
+            "metrics": lambda: self._metrics(policy),
+        }
+        first = Check("policy", True, f"{model}: target {policy.target}, {policy.required_approvals} approval(s), "
+                                      f"automatic at {policy.auto_rollback_severity}"
+                                      + (", dry run" if policy.dry_run else ""))
+        return Readiness(model, (first, *_run_all(jobs, budget_s)), choice[0] if choice else None)
 
     def _target(self, model: str, policy: ModelPolicy) -> Check:
         return Check("target", True, self.target.probe(model, policy))

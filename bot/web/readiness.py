@@ -33,11 +33,12 @@ def readiness_routes(container: Container, protect: Callable[[str, Handler], Han
     from bot.readiness_wiring import readiness_check
 
     check = readiness_check(container)
+    budget = max(container.timings.deadline_s - 1.0, 0.5)  # answered before the request deadline cuts it
 
     async def readiness(request: Request) -> Response:
         model = model_name(request.path_params["model"])
         policy = container.service.model_policy(model)  # UnknownModel: 404 naming the known models
-        result = await run_in_threadpool(check.run, model, policy)
+        result = await run_in_threadpool(lambda: check.run(model, policy, budget_s=budget))
         return JSONResponse(readiness_json(result), status_code=200 if result.ready else 503)
 
     path = "/api/models/{model}/readiness"

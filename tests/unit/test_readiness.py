@@ -133,3 +133,23 @@ def test_without_slack_the_people_and_channel_checks_fail() -> None:
 def test_a_model_the_policy_lacks_fails_the_policy_check() -> None:
     result = ReadinessCheck(store_with([]), Probe(), Probe(), None, lambda: NOW).run("nope", None)
     assert result.failing == ["policy"] and "no model nope" in result.checks[0].detail
+
+
+def test_a_probe_that_does_not_answer_within_the_budget_fails_only_its_check() -> None:
+    import threading
+
+    release = threading.Event()
+
+    class Hanging(Probe):
+        def probe(self, model: str, policy: ModelPolicy) -> str:
+            release.wait(10)
+            return "too late"
+
+    probe = Hanging()
+    policy = make_policy().model("fraud-detector")
+    try:
+        result = ReadinessCheck(store_with([("6", True), ("7", False)]), probe, probe, None, lambda: NOW).run(
+            "fraud-detector", policy, budget_s=0.2)
+    finally:
+        release.set()
+    assert result.failing == ["target"] and result.checks[1].detail == "no answer within 0.2 s"
