@@ -11,6 +11,7 @@ import pytest
 from bot.core.clock import ManualClock
 from bot.core.drill import STEPS, Drill, DrillResult
 from bot.core.errors import Refused
+from bot.core.metrics import Series
 from bot.core.ports import StaticDirectory
 from bot.core.proposal import Proposal
 from bot.core.selection import Deployment
@@ -41,9 +42,23 @@ def ticking() -> Any:
     return read
 
 
-def drill(store: MemoryStore, target: FakeTarget) -> Drill:
-    policy = make_policy()
-    return Drill(policy, store, {"fake": target}, StaticDirectory({"S0ONCALL": {"U0CAROL"}}), None, Cards(),
+class Metrics:
+    def __init__(self, value: float | None) -> None:
+        self.value = value
+        self.asked: list[str] = []
+
+    def query(self, expr: str, at: datetime) -> float | None:
+        self.asked.append(expr)
+        return self.value
+
+    def query_range(self, expr: str, start: datetime, end: datetime, step: timedelta) -> Series:
+        return []
+
+
+def drill(store: MemoryStore, target: FakeTarget, metrics: Metrics | None = None,
+          model: dict[str, Any] | None = None) -> Drill:
+    policy = make_policy(None, {"fraud-detector": {"target": "fake", **(model or {})}})
+    return Drill(policy, store, {"fake": target}, StaticDirectory({"S0ONCALL": {"U0CAROL"}}), metrics, Cards(),
                  lambda: NOW, ticking())
 
 
@@ -85,3 +100,25 @@ def test_only_approvers_may_drill_from_slack_and_the_refusal_is_audited() -> Non
     with pytest.raises(Refused, match="only approvers may run a rollback drill of fraud-detector"):
         drill(store, FakeTarget()).run("fraud-detector", "slack:U0MALLORY")
     assert [r.action for r in store.audit] == ["drill.refused"] and store.posts == []
+
+
+def test_the_verification_step_runs_each_metric_query_and_fails_without_data() -> None:
+    model = {"metrics": {"error_rate": "sum(rate(errors[5m]))"}}
+    metrics = Metrics(0.012)
+    result = drill(store_with_versions(), FakeTarget(), metrics, model).run("fraud-detector", "cli:ops")
+    assert result.ok and result.steps[-1].detail == "error_rate = 0.012"
+    assert metrics.asked == ["sum(rate(errors[5m]))"]
+    result = drill(store_with_versions(), FakeTarget(), Metrics(None), model).run("fraud-detector", "cli:ops")
+    assert not result.ok and result.steps[-1].detail == "no data now for: error_rate"
+    result = drill(store_with_versions(), FakeTarget(), None, model).run("fraud-detector", "cli:ops")
+    assert "PROMETHEUS_URL is not set" in result.steps[-1].detail
+
+
+def test_a_frozen_model_fails_the_decision_step() -> None:
+    from bot.core.policy import ModelState
+
+    store = store_with_versions()
+    store.models["fraud-detector"] = ModelState(frozen_until=NOW + timedelta(hours=1), frozen_by="slack:U0LEAD")
+    result = drill(store, FakeTarget()).run("fraud-detector", "cli:ops")
+    assert [s.name for s in result.steps if not s.ok] == ["decision"]
+    assert "would ignore it" in result.steps[1].detail and "frozen" in result.steps[1].detail
