@@ -9,7 +9,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from bot.audit_cli import add_arguments as add_audit_arguments
 from bot.audit_cli import cmd_audit
@@ -21,6 +21,9 @@ from bot.database_health import code_heads, database_problem, is_database_error,
 from bot.logging_setup import configure as configure_logging
 from bot.policy_file import PolicyFileError, load_policy
 from bot.redact import mask_url, redact
+
+if TYPE_CHECKING:
+    from bot.bootstrap import Container
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +234,7 @@ def cmd_ready(settings: Settings, model: str, *, as_json: bool) -> int:
 
         from bot.web.readiness import readiness_json
 
-        print(redact(json.dumps(readiness_json(result), indent=2), secrets))
+        print(json.dumps(readiness_json(result, secrets), indent=2))
     else:
         verdict = "ready" if result.ready else f"NOT READY ({', '.join(result.failing)})"
         print(f"{model}: {verdict}")
@@ -240,7 +243,7 @@ def cmd_ready(settings: Settings, model: str, *, as_json: bool) -> int:
     return EXIT_OK if result.ready else EXIT_PROBLEM
 
 
-def cmd_drill(container: Any, model: str) -> int:
+def cmd_drill(container: Container, model: str) -> int:
     """A rehearsal from the shell: the steps on stdout, the card and thread in the model's channel."""
     from bot.readiness_wiring import drill
 

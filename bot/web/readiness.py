@@ -6,7 +6,7 @@ client that treats 5xx as failure) stops a pipeline whose rollback would not wor
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -16,15 +16,17 @@ from starlette.routing import Route
 
 from bot.bootstrap import Container
 from bot.core.readiness import Readiness
+from bot.redact import redact
 from bot.web.schemas import ModelReadinessOut, ReadinessCheckOut, model_name
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def readiness_json(result: Readiness) -> dict[str, Any]:
+def readiness_json(result: Readiness, secrets: Sequence[str] = ()) -> dict[str, Any]:
+    """The answer's body; ``secrets`` are masked in each detail (a target's error may quote its URL)."""
     body = ModelReadinessOut(model=result.model, ready=result.ready, failing=result.failing,
                              rollback_to=result.rollback_to,
-                             checks=[ReadinessCheckOut(name=c.name, ok=c.ok, detail=c.detail)
+                             checks=[ReadinessCheckOut(name=c.name, ok=c.ok, detail=redact(c.detail, secrets))
                                      for c in result.checks])
     return body.model_dump()
 
@@ -39,7 +41,8 @@ def readiness_routes(container: Container, protect: Callable[[str, Handler], Han
         model = model_name(request.path_params["model"])
         policy = container.service.model_policy(model)  # UnknownModel: 404 naming the known models
         result = await run_in_threadpool(lambda: check.run(model, policy, budget_s=budget))
-        return JSONResponse(readiness_json(result), status_code=200 if result.ready else 503)
+        body = readiness_json(result, container.settings.secret_values())
+        return JSONResponse(body, status_code=200 if result.ready else 503)
 
     path = "/api/models/{model}/readiness"
     return [Route(path, protect(path, readiness), methods=["GET"])]
