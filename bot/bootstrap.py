@@ -168,7 +168,8 @@ def build(
 def outbox_warnings(store: SqlStore) -> list[str]:
     """Slack messages stopped by a permanent error, for /readyz (the bot stays ready: alerts still work)."""
     return [f"Slack refused the {f.event} message of proposal #{f.proposal_id}: {f.error}; fix it, then "
-            "restart the bot to resend" for f in store.outbox_failures()]
+            "restart the bot to resend" for f in store.outbox_failures()] + [
+        f"Slack refused the {kind} message to {channel}: {error}" for kind, channel, error in store.stopped_posts()]
 
 
 def start_workers(container: Container) -> list[Loop | PgListener]:

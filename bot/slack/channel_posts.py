@@ -33,6 +33,7 @@ class PostStore(Protocol):
     def post_progress(self, post_id: int, *, ts: str | None = None, replies_sent: int | None = None,
                       done: bool = False) -> None: ...
     def post_failed(self, post_id: int, error: str, *, permanent: bool, delay_s: float = 0.0) -> None: ...
+    def posts_resume(self) -> int: ...
 
 
 class DrillCards:
@@ -66,8 +67,12 @@ class ChannelPostSender:
     def __init__(self, client: WebClient, store: PostStore) -> None:
         self.client = client
         self.store = store
+        self._resumed = False
 
     def tick(self) -> bool:
+        if not self._resumed:  # like the proposal outbox: a new process retries what an earlier one stopped
+            self.store.posts_resume()
+            self._resumed = True
         busy = False
         for post in self.store.posts_due():
             try:

@@ -79,5 +79,21 @@ class ChannelPosts:
                 error=error[:500], permanent=permanent, attempts=ChannelPostRow.attempts + 1,  # type: ignore[operator]
                 next_at=self.wall.now() + timedelta(seconds=delay_s)))
 
+    def posts_resume(self) -> int:
+        """Give stopped posts another chance (at start-up: the channel may have been fixed)."""
+        with self.session() as s:
+            result = s.execute(update(ChannelPostRow)
+                               .where(col(ChannelPostRow.permanent).is_(True), col(ChannelPostRow.done_at).is_(None))
+                               .values(permanent=False, next_at=None))
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def stopped_posts(self, limit: int = 10) -> list[tuple[str, str, str]]:
+        """(kind, channel, error) of posts Slack refused for good, for /readyz."""
+        with Session(self.engine) as s:
+            rows = s.exec(select(ChannelPostRow).where(col(ChannelPostRow.permanent).is_(True),
+                                                       col(ChannelPostRow.done_at).is_(None))
+                          .order_by(col(ChannelPostRow.id)).limit(limit)).all()
+        return [(r.kind, r.channel, r.error or "") for r in rows]
+
 
 __all__ = ["ChannelPosts", "PendingPost"]

@@ -64,3 +64,6 @@ def test_transient_errors_back_off_and_permanent_ones_stop(
     sender.tick()
     later.advance(timedelta(hours=1))
     assert store.posts_due() == [] and slack.messages("C0ALERTS") == []  # stopped for good, not retried
+    assert store.stopped_posts() == [("drill", "C0ALERTS", "chat.postMessage: not_in_channel")]
+    restarted = ChannelPostSender(outbox_client("xoxb-posts", slack.base_url), store)
+    assert restarted.tick() is True and len(slack.messages("C0ALERTS")) == 1  # a new process tries again
