@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from bot.core.clock import ManualClock
@@ -33,15 +34,29 @@ def drill_thread(slack: FakeSlackApi, timeout: float = 10) -> tuple[dict[str, An
     raise AssertionError(f"no drill card with its thread: {slack.messages(CHANNEL)}")
 
 
+def outbox_drained(bot: SlackBot, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while bot.container.store.outbox_counts()["pending"]:
+        assert time.monotonic() < deadline, "the Slack outbox never drained"
+        time.sleep(0.05)
+
+
 def snapshot(bot: SlackBot) -> tuple[Any, ...]:
+    """The model, its proposals, the Slack outbox and the incident counters on /metrics."""
     store = bot.container.store
+    counters = [line for line in httpx.get(f"{bot.url}/metrics").text.splitlines()
+                if 'model="fraud-detector"' in line]
     return (store.history("fraud-detector"), store.model_state("fraud-detector"),
             store.served_version("fraud-detector"), store.proposals(model="fraud-detector", limit=100),
-            store.outbox_counts())
+            store.outbox_counts(), counters)
 
 
 def test_an_approver_drills_and_the_thread_shows_each_step_with_its_time(bot: SlackBot) -> None:
+    reply = bot.command_reply("fraud-detector errors since v7", "U0BOB")  # a real incident, still open
+    bot.card(int(reply.split("#", 1)[1].split()[0]))  # waits until its card is posted
+    outbox_drained(bot)
     before = snapshot(bot)
+    assert before[-1], "the open proposal shows on the incident counters"
     reply = bot.command_reply("drill fraud-detector", "U0LEAD")
     assert "every step passed" in reply and "nothing was switched" in reply, reply
     card, replies = drill_thread(bot.slack)
