@@ -44,6 +44,14 @@ class Readiness:
     def failing(self) -> list[str]:
         return [c.name for c in self.checks if not c.ok]
 
+    def summary(self) -> str:
+        """One line for answers that fold readiness into a larger verdict (e.g. whether to deploy)."""
+        if self.ready:
+            return f"a rollback of {self.model} would work now" + (f" (to {self.rollback_to})" if self.rollback_to
+                                                                   else "")
+        return f"a rollback of {self.model} would not work now: " + "; ".join(
+            f"{c.name}: {c.detail}" for c in self.checks if not c.ok)
+
 
 class ProbeError(RollbackError):
     """A probe could not get an answer; the message is safe to show (no secrets)."""

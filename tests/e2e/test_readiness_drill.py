@@ -139,3 +139,5 @@ def test_readiness_gate_and_drill_through_serve_and_the_cli(tmp_path: Path, db_u
         assert after == before and after["open_proposal"] is None and after["served_version"] == "2"
         actions = [r["action"] for r in api(bot, "GET", "/api/audit?model=ready").json()["records"]]
         assert actions[0] == "drill.passed" and not any(a.startswith(("rollback.", "proposal.")) for a in actions)
+        verify = run_cli("audit", "verify", env=env, cwd=tmp_path)  # the drill's row is chained like any other
+        assert verify.returncode == 0 and "audit chain intact" in verify.stdout, verify.stdout + verify.stderr

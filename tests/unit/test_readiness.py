@@ -77,6 +77,18 @@ def test_everything_in_place_is_ready_and_names_the_version_to_return_to() -> No
     assert "3 person(s) resolve" in checks["approvers"][1]
 
 
+def test_the_summary_names_the_version_or_every_failing_check() -> None:
+    policy = make_policy().model("fraud-detector")
+    result = ReadinessCheck(store_with([("6", True), ("7", False)]), Probe(), Probe(), None, lambda: NOW).run(
+        "fraud-detector", policy)
+    assert result.summary() == "a rollback of fraud-detector would work now (to 6)"
+    probe = Probe()
+    probe.member_of = set()
+    result = ReadinessCheck(store_with([("7", False)]), probe, probe, None, lambda: NOW).run("fraud-detector", policy)
+    assert result.summary().startswith("a rollback of fraud-detector would not work now: version: ")
+    assert "; channel: the bot is not a member of C0ALERTS" in result.summary()
+
+
 def test_an_unreachable_target_fails_the_target_check_only() -> None:
     probe = Probe()
     probe.target_error = "mlflow: cannot reach http://127.0.0.1:1 (connection refused)"
