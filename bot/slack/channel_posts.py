@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject
 
-from bot.core.drill import DrillResult
+from bot.core.drill import DRILL_ID, DrillResult
 from bot.core.policy import Policy
 from bot.core.proposal import Proposal
 from bot.core.readiness import ProbeError
@@ -48,7 +48,8 @@ class DrillCards:
                         on_timeout=mp.on_timeout.value if mp else None,
                         escalate_to=list(mp.escalate_to) if mp else [], outcome_reason=proposal.error)
         message = card_message(data).to_dict()
-        blocks = [b for b in message["blocks"] if b.get("type") != "actions"]
+        # No buttons and no "Proposal #0" link: a drill has no proposal anyone could act on or open.
+        blocks = [b for b in message["blocks"] if b.get("type") != "actions" and not _proposal_link(b)]
         note = f" ({drill_note})" if drill_note else ""
         banner = ContextBlock(elements=[MarkdownTextObject(
             text=f":test_tube: *Rollback drill{note}*: a rehearsal, nothing was switched")]).to_dict()
@@ -61,6 +62,11 @@ class DrillCards:
         lines = [f"{':white_check_mark:' if s.ok else ':x:'} *{s.name}* ({s.seconds * 1000:.1f} ms): "
                  f"{escape(s.detail)}" for s in result.steps]
         return "\n".join([head, *lines])[:3900]
+
+
+def _proposal_link(block: Mapping[str, Any]) -> bool:
+    texts = [str(e.get("text", "")) for e in block.get("elements") or [] if isinstance(e, Mapping)]
+    return block.get("type") == "context" and any(f"Proposal #{DRILL_ID}" in t for t in texts)
 
 
 class ChannelPostSender:

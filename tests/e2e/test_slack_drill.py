@@ -61,7 +61,7 @@ def test_an_approver_drills_and_the_thread_shows_each_step_with_its_time(bot: Sl
     assert "every step passed" in reply and "nothing was switched" in reply, reply
     card, replies = drill_thread(bot.slack)
     assert "Rollback drill" in card["text"] and "`7` → `6`" in str(card["blocks"])
-    assert not any(b.get("type") == "actions" for b in card["blocks"])
+    assert not any(b.get("type") == "actions" for b in card["blocks"]) and "Proposal #" not in str(card["blocks"])
     thread = replies[0]
     for step in ("alert", "decision", "version", "card", "approval", "switch", "verification"):
         assert f"*{step}* (" in thread, thread
