@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 from bot.core.alert import Alert, AlertStatus
 from bot.core.audit import AuditEvent
-from bot.core.authorization import Act, authorize
-from bot.core.errors import Refused
+from bot.core.authorization import REFUSED_AUDIT, Act, authorize
+from bot.core.errors import Refused, UnknownModel
 from bot.core.metrics import MetricsSource
 from bot.core.policy import Action, ModelPolicy, ModelState, Policy, decide
 from bot.core.ports import ApproverDirectory, DeploymentTarget, SwitchRequest
@@ -121,22 +121,20 @@ class Drill:
         """Walk every step; refuse (audited) when ``actor`` may not drill this model. Raises UnknownModel."""
         mp = self.policy.model(model)
         if mp is None:
-            from bot.core.errors import UnknownModel
-
             raise UnknownModel(model, list(self.policy.models))
         verdict = authorize(actor, Act.DRILL, mp, self.directory)
         if not verdict.allowed:
-            self.store.append_audit(AuditEvent(actor=actor, action="drill.refused", model=model, reason=verdict.reason))
+            self.store.append_audit(AuditEvent(actor=actor, action=REFUSED_AUDIT[Act.DRILL], model=model,
+                                               reason=verdict.reason))
             raise Refused(verdict.reason)
         walk = _Walk(mp, actor)
-        steps = [
-            self._timed("alert", lambda: self._alert(walk)),
-            self._timed("decision", lambda: self._decision(walk)),
-            self._timed("version", lambda: self._version(walk)),
-            self._timed("card", lambda: self._card(walk), needs=walk.choice is not None),
-        ]
-        steps += [self._timed("approval", lambda: self._approval(walk), needs=walk.choice is not None),
-                  self._timed("switch", lambda: self._switch(walk), needs=walk.choice is not None),
+        steps = [self._timed("alert", lambda: self._alert(walk)),
+                 self._timed("decision", lambda: self._decision(walk)),
+                 self._timed("version", lambda: self._version(walk))]
+        found = walk.choice is not None  # the card, the approval and the switch need a version to return to
+        steps += [self._timed("card", lambda: self._card(walk), needs=found),
+                  self._timed("approval", lambda: self._approval(walk), needs=found),
+                  self._timed("switch", lambda: self._switch(walk), needs=found),
                   self._timed("verification", lambda: self._verification(walk))]
         result = DrillResult(model, actor, tuple(steps), walk.choice.from_version if walk.choice else None,
                              walk.choice.to_version if walk.choice else None, mp.channel)
