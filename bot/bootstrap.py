@@ -190,7 +190,9 @@ def outbox_warnings(store: SqlStore) -> list[str]:
     notices = [f"Slack refused the unusual-activity messages for the audit channel {channel}: {error}; fix "
                "[audit] channel (or invite the bot there), then restart the bot to resend"
                for channel, error in dict(stopped).items()]
-    return cards + notices
+    posts = [f"Slack refused the {kind} message to {channel}: {error}"
+             for kind, channel, error in store.stopped_posts()]
+    return cards + notices + posts
 
 
 def start_workers(container: Container) -> list[Loop | PgListener]:
@@ -204,19 +206,24 @@ def start_workers(container: Container) -> list[Loop | PgListener]:
             started.append(PgListener(c.engine.url.render_as_string(hide_password=False),
                                       [c.signals.wake_all]).start())
     if c.slack_sender is not None:
+        from bot.readiness_wiring import post_sender
+
         sender = c.slack_sender
         unusual_parts: tuple[AuditWatch, AuditChannelSender] | None = c.extras.get("audit_watch")
+        posts = post_sender(c)  # drill cards: messages that belong to no proposal
 
         def send() -> bool:  # one sender across replicas: in order, and never two posts of one card at once
             with held(c.store, "slack:sender", c.owner, c.timings.lease_s) as fencing:
                 if fencing is None:
                     return False
-                cards = sender.tick()
-                if unusual_parts is None:
-                    return cards
-                watch, audit_channel = unusual_parts  # the audit channel's messages (bot/core/unusual.py)
-                scanned = watch.scan()
-                return audit_channel.tick() or cards or scanned
+                busy = sender.tick()
+                if posts is not None:
+                    busy = posts.tick() or busy  # drill cards: messages that belong to no proposal
+                if unusual_parts is not None:
+                    watch, audit_channel = unusual_parts  # the audit channel's messages (bot/core/unusual.py)
+                    scanned = watch.scan()
+                    busy = audit_channel.tick() or busy or scanned
+                return busy
 
         started.append(Loop(SLACK, send, c.timings.poll_s, c.signals).start())
     return started

@@ -1,4 +1,4 @@
-"""`rollback-bot`: serve, demo, db upgrade, check, deploy, rollback (break-glass) and audit."""
+"""`rollback-bot`: serve, demo, db upgrade, check, ready, drill, deploy, rollback (break-glass) and audit."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from bot.audit_cli import add_arguments as add_audit_arguments
 from bot.audit_cli import cmd_audit
@@ -24,6 +24,9 @@ from bot.database_health import code_heads, database_problem, is_database_error,
 from bot.logging_setup import configure as configure_logging
 from bot.policy_file import PolicyFileError, load_policy, severity_tables
 from bot.redact import mask_url, redact
+
+if TYPE_CHECKING:
+    from bot.bootstrap import Container
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     dep.add_argument("--stable", action="store_true", help="mark it stable at once (onboarding)")
     dep.add_argument("--override", metavar="REASON",
                      help="deploy a version the bot rolled back anyway (audited, posted in the model's channel)")
+
+    ready = sub.add_parser("ready", help="would a rollback of MODEL work now? exit 0 ready, 1 not ready")
+    ready.add_argument("model")
+    ready.add_argument("--json", action="store_true", help="print the answer of GET /api/models/MODEL/readiness")
+
+    drill = sub.add_parser("drill", help="rehearse a rollback of MODEL in dry run, each step timed; switches nothing")
+    drill.add_argument("model")
 
     audit = sub.add_parser("audit", help="list, verify or export the audit trail; anchor its head")
     add_audit_arguments(audit, duration=duration_arg, positive=positive_int)  # bot/audit_cli.py
@@ -176,8 +186,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_PROBLEM
     if command == "audit":  # auditors need no policy file, only the database (bot/audit_cli.py)
         return cmd_audit(settings, args)
+    if command == "ready":
+        return cmd_ready(settings, args.model, as_json=args.json)
     container = build(settings)
     try:
+        if command == "drill":
+            return cmd_drill(container, args.model)
         if command == "deploy":
             from bot.core.blocking import Override
 
@@ -204,6 +218,54 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         container.close()
     return EXIT_USAGE
+
+
+def cmd_ready(settings: Settings, model: str, *, as_json: bool) -> int:
+    """The readiness gate from a shell or CI: one line per check, exit 0 ready, 1 not ready."""
+    from bot.bootstrap import build, target_names, target_validators
+    from bot.core.readiness import Readiness, invalid_policy
+    from bot.readiness_wiring import readiness_check
+
+    loaded = load_policy(settings.policy_path, target_validators(settings.credentials()), target_names())
+    if loaded.policy is None or loaded.policy.model(model) is None:
+        known = ", ".join(sorted(loaded.policy.models)) if loaded.policy else ""
+        problems = [str(p) for p in loaded.problems] or [f"no [models.{model}] in {settings.policy_path} "
+                                                         f"(known models: {known or 'none'})"]
+        result: Readiness = invalid_policy(model, problems)
+    else:
+        container = build(settings, policy=loaded.policy)
+        try:
+            result = readiness_check(container).run(model, loaded.policy.model(model))
+        finally:
+            container.close()
+    secrets = settings.secret_values()
+    if as_json:
+        import json
+
+        from bot.web.readiness import readiness_json
+
+        print(json.dumps(readiness_json(result, secrets), indent=2))
+    else:
+        verdict = "ready" if result.ready else f"NOT READY ({', '.join(result.failing)})"
+        print(f"{model}: {verdict}")
+        for c in result.checks:
+            print(redact(f"  {'ok  ' if c.ok else 'FAIL'}  {c.name:<11} {c.detail}", secrets))
+    return EXIT_OK if result.ready else EXIT_PROBLEM
+
+
+def cmd_drill(container: Container, model: str) -> int:
+    """A rehearsal from the shell: the steps on stdout, the card and thread in the model's channel."""
+    from bot.readiness_wiring import drill
+
+    result = drill(container).run(model, f"cli:{_os_user()}")
+    secrets = container.settings.secret_values()
+    print(f"drill of {model}: {'every step passed' if result.ok else 'FAILED'} in {result.seconds * 1000:.0f} ms "
+          "(nothing was switched)")
+    for line in result.lines():
+        print(redact(f"  {line}", secrets))
+    if result.posted_to:
+        print(f"the result is posted in {result.posted_to} by the running bot")
+    return EXIT_OK if result.ok else EXIT_PROBLEM
 
 
 def cmd_db_upgrade(url: str) -> int:

@@ -25,7 +25,7 @@ from tests.integration.promstack import INSTALL_HINT, PromStack, missing_binarie
 
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TABLES = ("blocked_versions", "approvals", "alerts", "proposals", "deployments", "models", "audit", "audit_head",
-          "slack_events", "leases", "slack_outbox", "slack_signatures", "audit_notices", "watermarks")
+          "slack_events", "leases", "slack_outbox", "slack_signatures", "audit_notices", "watermarks", "channel_posts")
 
 BASE_POLICY: dict[str, Any] = {
     "defaults": {

@@ -45,6 +45,8 @@ INFERENCE_SERVICE: Any = create_namespaced_resource(
 
 T = TypeVar("T")
 
+NOT_ALLOWED = "may NOT"  # how can_i says the credentials may not do it (the readiness gate reads it)
+
 
 def _as_dict(obj: Any) -> dict[str, Any]:
     if obj is None:
@@ -226,7 +228,7 @@ class KubeClient:
                 return f"{verb} permission unknown (access review answered {exc.status})"
             raise
         allowed = answer.status.allowed if answer.status is not None else False
-        return f"may {verb} it" if allowed else f"may NOT {verb} {resource}/{name}"
+        return f"may {verb} it" if allowed else f"{NOT_ALLOWED} {verb} {resource}/{name}"
 
 
 def failing_condition(conditions: Any, bad: set[tuple[str, str, str]]) -> str | None:

@@ -11,6 +11,7 @@ kind, never at a string prefix, and asks the directory port which approvers are 
 - rollback (ask for one): anyone in chat, an alert source, an API client, the CLI or the bot may *ask*; the
   proposal then waits for the model's approvals, so asking grants nothing by itself.
 - break-glass (roll back at once, no approvals): the CLI only. Chat cannot skip approvals.
+- drill (rehearse a rollback, nothing switched): an approver in chat, or an operator at the CLI.
 
 Undo is not special: it opens a proposal that needs ``undo_approvals`` (default: ``required_approvals``)
 approvals, the undoer's own click counting as the first. Refusals are audited by the use case that asked
@@ -36,6 +37,7 @@ class Act(StrEnum):
     UNBLOCK = "unblock"  # `/rollback unblock` arrives with a later change; the rule is already here
     ROLLBACK = "rollback"
     BREAK_GLASS = "break_glass"
+    DRILL = "drill"  # rehearse a rollback (nothing switched): approvers in chat, operators at the CLI
 
 
 # The audit action written when each is refused.
@@ -48,11 +50,13 @@ REFUSED_AUDIT = {
     Act.UNBLOCK: "unblock.refused",
     Act.ROLLBACK: "rollback.refused",
     Act.BREAK_GLASS: "rollback.refused",
+    Act.DRILL: "drill.refused",
 }
 APPROVER_ACTS = frozenset({Act.APPROVE, Act.DENY, Act.UNDO, Act.FREEZE, Act.UNFREEZE, Act.UNBLOCK})
 REQUESTERS = frozenset({ActorKind.SLACK_USER, ActorKind.ALERT, ActorKind.API, ActorKind.CLI_USER, ActorKind.BOT})
 VERBS = {Act.APPROVE: "approve rollbacks of", Act.DENY: "deny rollbacks of", Act.UNDO: "undo a rollback of",
-         Act.FREEZE: "freeze", Act.UNFREEZE: "unfreeze", Act.UNBLOCK: "unblock versions of"}
+         Act.FREEZE: "freeze", Act.UNFREEZE: "unfreeze", Act.UNBLOCK: "unblock versions of",
+         Act.DRILL: "run a rollback drill of"}
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,9 @@ def authorize(actor: Actor, action: Act, policy: ModelPolicy, directory: Approve
               requested_by: Actor | str | None = None) -> Verdict:
     """May ``actor`` do ``action`` to this model? The reason says why not, in words for the person refused."""
     model = policy.name
-    if action in APPROVER_ACTS:
+    if action is Act.DRILL and actor.kind is ActorKind.CLI_USER:  # an operator with the database credentials
+        return Verdict(True, via="cli")
+    if action in APPROVER_ACTS or action is Act.DRILL:
         basis = approver_basis(policy, actor, directory)
         if basis is None:
             who = approvers_text(policy, directory)

@@ -14,6 +14,7 @@ from bot.slack.commands import (
     USAGE,
     Audit,
     Command,
+    Drill,
     Freeze,
     Help,
     History,
@@ -55,6 +56,8 @@ class Answers:
                 return self.unfreeze(command.model, actor)
             if isinstance(command, Unblock):
                 return self.unblock(command, actor)
+            if isinstance(command, Drill):
+                return self.drill(command.model, actor)
             if isinstance(command, Report):  # report hook
                 from bot.report.wiring import reports_for
                 from bot.slack.report_blocks import report_text
@@ -167,3 +170,14 @@ class Answers:
     def unfreeze(self, model: str, actor: Actor) -> str:
         self.c.service.unfreeze(model, actor=actor)
         return f"{escape(model)} is no longer frozen."
+
+    def drill(self, model: str, actor: Actor) -> str:
+        """Runs here, after the ack; the card and its thread go out through the Slack sender worker."""
+        from bot.readiness_wiring import drill
+
+        result = drill(self.c).run(model, actor)
+        where = f"; the card and each step's time are posted in <#{result.posted_to}>" if result.posted_to else ""
+        failing = ", ".join(s.name for s in result.steps if not s.ok)
+        verdict = "every step passed" if result.ok else f"failed at {failing}"
+        return (f":test_tube: drill of {escape(model)}: {verdict} in {result.seconds * 1000:.0f} ms, nothing was "
+                f"switched{where}.")

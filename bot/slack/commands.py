@@ -1,8 +1,8 @@
 """A pure parser for the text after ``/rollback`` (SPEC §6). No Slack, no database.
 
 Words that name a subcommand (``help``, ``status``, ``versions``, ``history``, ``audit``, ``freeze``,
-``unfreeze``, ``unblock``, ``report``) always mean the subcommand, case-insensitively: a model literally
-named ``status`` cannot be rolled back with ``/rollback status``; use the CLI
+``unfreeze``, ``unblock``, ``report``, ``drill``) always mean the subcommand, case-insensitively: a model
+literally named ``status`` cannot be rolled back with ``/rollback status``; use the CLI
 (``rollback-bot rollback status --reason …``).
 Likewise ``to`` right after the model always introduces a version: ``/rollback m to reduce errors``
 asks for version ``reduce``. These rules keep the grammar predictable for people typing fast.
@@ -32,6 +32,7 @@ USAGE_LINES: dict[str, str] = {
     "unfreeze": "/rollback unfreeze MODEL",
     "unblock": "/rollback unblock MODEL VERSION [reason…]",
     "report": "/rollback report ID",
+    "drill": "/rollback drill MODEL",
 }
 
 USAGE = "\n".join(
@@ -49,13 +50,14 @@ USAGE = "\n".join(
         "`/rollback unblock MODEL VERSION [reason…]`: let a version the bot rolled back be deployed again "
         "(approvers only)",
         "`/rollback report ID`: the post-incident report of proposal ID",
+        "`/rollback drill MODEL`: rehearse a rollback of MODEL in dry run (approvers; nothing is switched)",
         "`/rollback help`: this text",
         "Subcommand words win over model names of the same spelling.",
     ]
 )
 
 SUBCOMMANDS = frozenset({"help", "status", "versions", "history", "audit", "freeze", "unfreeze", "unblock",
-                         "report"})
+                         "report", "drill"})
 
 _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+@/-]{0,127}$")
@@ -140,7 +142,12 @@ class Report:
     proposal_id: int
 
 
-Command = Help | Status | Versions | History | Audit | Rollback | Freeze | Unfreeze | Unblock | Report
+@dataclass(frozen=True)
+class Drill:
+    model: str
+
+
+Command = Help | Status | Versions | History | Audit | Rollback | Freeze | Unfreeze | Unblock | Report | Drill
 
 
 def parse_command(text: str) -> Command:
@@ -297,6 +304,13 @@ def _report(args: list[str], rest: str) -> Command:
     return Report(int(raw))
 
 
+def _drill(args: list[str], rest: str) -> Command:
+    if len(args) != 1:
+        problem = "drill needs a model." if not args else f"drill takes one model, got {len(args)} words."
+        raise CommandError(problem, "drill")
+    return Drill(_model(args[0], "drill"))
+
+
 def _rollback(words: list[str], raw: str) -> Command:
     if not _MODEL.match(words[0]):
         raise CommandError(f"'{words[0]}' is neither a subcommand nor a model name.")
@@ -321,4 +335,5 @@ _PARSERS = {
     "unfreeze": _unfreeze,
     "unblock": _unblock,
     "report": _report,
+    "drill": _drill,
 }

@@ -30,6 +30,7 @@ from bot.core.selection import Block, Deployment
 from bot.store import audit_log
 from bot.store.alert_queries import AlertQueries
 from bot.store.audit_notices import AuditNotices
+from bot.store.channel_posts import ChannelPosts
 from bot.store.db import WRITE
 from bot.store.tables import (
     AlertRow,
@@ -101,7 +102,7 @@ def _proposal(row: ProposalRow, approvals: list[str]) -> Proposal:
     )
 
 
-class SqlStore(AlertQueries, WorkQueues, AuditNotices):
+class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
     def __init__(self, engine: Engine, clock: Clock | None = None, audit_keys: KeyRing | None = None) -> None:
         self.engine = engine
         self.clock: Clock = clock or SystemClock()

@@ -281,6 +281,27 @@ class AuditNoticeRow(SQLModel, table=True):
     permanent: bool = False
 
 
+class ChannelPostRow(SQLModel, table=True):
+    """A message the bot owes a channel outside any proposal (a rollback drill's card and its thread)."""
+
+    __tablename__ = "channel_posts"
+    __table_args__ = (Index("ix_channel_posts_pending", "done_at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=20)
+    channel: str = Field(max_length=100)
+    message: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    replies: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime
+    attempts: int = 0
+    replies_sent: int = 0
+    ts: str | None = Field(default=None, max_length=40)  # the posted card, so a retry only sends the rest
+    next_at: datetime | None = None
+    done_at: datetime | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    permanent: bool = False
+
+
 class WatermarkRow(SQLModel, table=True):
     """How far a scanner has read an append-only table (the audit), so a restart continues where it stopped."""
 

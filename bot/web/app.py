@@ -33,6 +33,7 @@ from bot.web.errors import ApiError, validation_error
 from bot.web.limits import BodyLimit
 from bot.web.openapi import openapi_document
 from bot.web.pages.routes import report_routes  # report hook: report API, incident pages, rollback metrics
+from bot.web.readiness import readiness_routes
 from bot.web.schemas import MAX_ID, AuditQuery, DeploymentIn, model_name
 from bot.web.versions import blocked_response, version_routes
 from bot.web.views import audit_json, block_json, deployment_json, proposal_json
@@ -260,6 +261,7 @@ def create_app(container: Container, *, extra_routes: list[Route] | None = None,
         Route("/openapi.json", openapi, methods=["GET"]),
         *version_routes(container, p),
         *alert_routes(container, p, metrics),
+        *readiness_routes(container, p),
         *report_routes(container, p, metrics.registry),  # report hook
         *(extra_routes or []),
     ]

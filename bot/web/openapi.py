@@ -107,6 +107,13 @@ OPERATIONS: tuple[Operation, ...] = (
                           "says who rolled it back, when and why."),
     Operation("get", "/api/models/{model}", "A model's state and deployment history", 200, s.ModelStatusOut,
               (400, 401, 404, 503), params=(MODEL_PATH,), tags=("read",)),
+    Operation("get", "/api/models/{model}/readiness", "Would a rollback of this model work now?", 200,
+              s.ModelReadinessOut, (400, 401, 404), params=(MODEL_PATH,), tags=("read",),
+              extra_ok={503: s.ModelReadinessOut},
+              description="Checks, one by one, the policy, the target (reachable, allowed to switch), a version to "
+                          "return to, approvers and escalation groups in Slack, the bot's membership of the "
+                          "channel and the metrics queries. 200 when every check passes, 503 (same body) when "
+                          "one fails: CI can stop a deployment whose rollback would not work."),
     Operation("get", "/api/proposals/{id}", "One proposal", 200, s.ProposalOut, (400, 401, 404, 503),
               params=(PROPOSAL_PATH,), tags=("read",)),
     Operation("get", "/api/audit", "The audit trail, newest first", 200, s.AuditListOut, (400, 401, 503),

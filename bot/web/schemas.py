@@ -368,6 +368,22 @@ class ReadyOut(BaseModel):
     checks: dict[str, str]
 
 
+class ReadinessCheckOut(BaseModel):
+    name: str = Field(description="policy, target, version, approvers, escalation, channel or metrics.")
+    ok: bool
+    detail: str = Field(description="What was found, or why this check fails.")
+
+
+class ModelReadinessOut(BaseModel):
+    """``GET /api/models/{model}/readiness``: would a rollback of this model work now?"""
+
+    model: str
+    ready: bool = Field(description="Every check passed (the answer is then 200; otherwise 503).")
+    failing: list[str] = Field(description="The names of the checks that failed, in order.")
+    rollback_to: str | None = Field(description="The version a rollback would return to now, if any.")
+    checks: list[ReadinessCheckOut]
+
+
 __all__ = [
     "MAX_ID",
     "AlertOutcomeOut",
@@ -382,11 +398,13 @@ __all__ = [
     "FieldError",
     "HealthOut",
     "IntakeOut",
+    "ModelReadinessOut",
     "ModelStatusOut",
     "Name",
     "OverrideIn",
     "ProposalId",
     "ProposalOut",
+    "ReadinessCheckOut",
     "ReadyOut",
     "VersionOut",
     "check_json_value",

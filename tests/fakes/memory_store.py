@@ -18,6 +18,7 @@ from bot.core.alert import Alert, AlertStatus
 from bot.core.audit import AuditEvent, AuditRecord
 from bot.core.blocking import VersionBlocked
 from bot.core.clock import Clock
+from bot.core.drill import ChannelPost
 from bot.core.errors import NotFound
 from bot.core.intake import AlertRecord, Stored, StoreOutcome
 from bot.core.policy import ModelState
@@ -40,6 +41,7 @@ class MemoryStore:
         self.leases: dict[str, tuple[str | None, datetime | None, int]] = {}
         self.outbox: list[tuple[int, str, str | None]] = []
         self.blocked: list[Block] = []
+        self.posts: list[ChannelPost] = []
 
     # ---- audit --------------------------------------------------------------------------------------
 
@@ -50,6 +52,12 @@ class MemoryStore:
                                  dict(event.inputs), "", "")
             self.audit.append(record)
             return record
+
+    def record_drill(self, audit: AuditEvent, post: ChannelPost | None) -> None:
+        with self._lock:
+            self.append_audit(audit)
+            if post is not None:
+                self.posts.append(post)
 
     def audit_records(self, *, proposal_id: int | None = None, **_: Any) -> list[AuditRecord]:
         return [r for r in self.audit if proposal_id is None or r.proposal_id == proposal_id]

@@ -154,3 +154,15 @@ def test_usage_mentions_every_subcommand() -> None:
 def test_command_error_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="needs a model"):
         parse_command("versions")
+
+
+def test_drill_takes_exactly_one_model() -> None:
+    from bot.slack.commands import Drill
+
+    assert parse_command("drill fraud-detector") == Drill("fraud-detector")
+    assert parse_command("DRILL ranker") == Drill("ranker")
+    for text, problem in [("drill", "drill needs a model"), ("drill a b", "one model, got 2 words"),
+                          ("drill ???", "not a model name")]:
+        with pytest.raises(CommandError) as err:
+            parse_command(text)
+        assert problem in str(err.value) and err.value.subcommand == "drill"
