@@ -175,7 +175,7 @@ def blast(ports: list[int], bodies: list[bytes], senders: int, name: str, min_se
 
 
 def _slack_process(conn: Connection) -> None:
-    from bot.slack.fake_api import FakeSlackApi
+    from devkit.fake_api import FakeSlackApi
 
     with FakeSlackApi() as slack:
         conn.send(slack.base_url)

@@ -13,7 +13,7 @@ from bot.core.clock import ManualClock
 from bot.core.metrics import MetricLine
 from bot.core.proposal import State
 from bot.slack.cards import ACTION_APPROVE, ACTION_DENY, ACTION_UNDO
-from bot.slack.signing import post, sign, slash_command_body
+from devkit.signing import post, sign, slash_command_body
 from tests.conftest import make_policy
 from tests.e2e.slackbot import SECRET, SlackBot, deploy_versions, slack_bot
 
@@ -180,7 +180,7 @@ def test_restart_with_a_pending_deadline_loses_nothing(db_url: str, clock: Manua
         deploy_versions(first.container)
         pid = ask(first)
     # the process is gone; a new one starts against the same database and the same Slack
-    from bot.slack.fake_api import FakeSlackApi
+    from devkit.fake_api import FakeSlackApi
 
     with FakeSlackApi(usergroups={"S0ONCALL": ["U0CAROL"]}) as slack2, \
             slack_bot(db_url, policy, clock, slack=slack2) as second:
@@ -248,7 +248,7 @@ def test_auto_rollback_card_arrives_final_with_undo(bot: SlackBot) -> None:
 
 
 def test_retried_events_are_handled_once(bot: SlackBot) -> None:
-    from bot.slack.signing import event_callback_body
+    from devkit.signing import event_callback_body
 
     body = event_callback_body({"type": "app_mention", "user": "U0BOB", "text": "<@U0BOT> status",
                                 "ts": "1700000000.000100", "channel": "C0ALERTS"}, event_id="Ev0DUPLICATE")

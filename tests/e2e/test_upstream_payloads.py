@@ -22,7 +22,7 @@ from bot.core.clock import ManualClock
 from bot.core.proposal import State
 from bot.slack.app import DENY_BLOCK, DENY_CALLBACK, DENY_INPUT
 from bot.slack.cards import ACTION_APPROVE
-from bot.slack.signing import post, sign
+from devkit.signing import post, sign
 from tests.conftest import make_policy
 from tests.e2e.slackbot import CHANNEL, SECRET, SlackBot, deploy_versions, slack_bot
 from tests.integration.alert_helpers import table_counts

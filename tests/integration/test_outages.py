@@ -16,9 +16,9 @@ from sqlalchemy.engine import make_url
 
 from bot.core.clock import SystemClock
 from bot.core.proposal import State
-from bot.slack.fake_api import FakeSlackApi
 from bot.store.db import make_engine
 from bot.store.repository import SqlStore
+from devkit.fake_api import FakeSlackApi
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.integration.alert_helpers import am_alert, am_body
 from tests.integration.served import AUDIT_RING, AUTH, Deployer, Serve, policy_text, serve_env, wait_until

@@ -27,7 +27,7 @@ from bot.slack.cards import (
     metric_text,
     thread_details,
 )
-from bot.slack.text_render import render_blocks
+from devkit.text_render import render_blocks
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

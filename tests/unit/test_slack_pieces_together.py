@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 
 from bot.core.proposal import Kind, Proposal, State
 from bot.slack.cards import ACTION_APPROVE, CardData, card_message
-from bot.slack.text_render import render_message
+from devkit.text_render import render_message
 from tests.slack_api import FakeSlackApi, fake_slack
 from tests.slack_signing import payload_body, press_button_payload, sign
 

@@ -21,11 +21,11 @@ import httpx
 from bot.bootstrap import build
 from bot.config import settings_from
 from bot.server import assemble
-from bot.slack.fake_api import FakeSlackApi
-from bot.slack.signing import payload_body, post, press_button_payload, sign
-from bot.slack.text_render import render_message
 from bot.store.migrate import upgrade
-from bot.web.serving import serving
+from devkit.fake_api import FakeSlackApi
+from devkit.serving import serving
+from devkit.signing import payload_body, post, press_button_payload, sign
+from devkit.text_render import render_message
 
 MODEL = "fraud-detector"
 CHANNEL = "C0DEMOALERTS"
