@@ -152,7 +152,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         return serve(settings, host=args.host, port=args.port)
     if command == "demo":
-        from devkit.demo import run_demo
+        from bot.demo import run_demo
 
         return run_demo(keep=args.keep)
     if command == "report":  # report hook
