@@ -25,9 +25,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from bot.core.policy import NoData
+from bot.core.ports import MetricsSource as MetricsSource  # the port is defined with the others
 
 Point = tuple[datetime, float]
 Series = list[Point]
@@ -41,19 +42,6 @@ BASELINE_POINTS = 60
 
 class MetricsError(Exception):
     """The metrics backend refused or could not be reached; the message is safe to show (no secrets)."""
-
-
-@runtime_checkable
-class MetricsSource(Protocol):
-    """Where metric values come from. Raise ``MetricsError`` on failure, never return garbage."""
-
-    def query(self, expr: str, at: datetime) -> float | None:
-        """The expression's value at ``at`` (several series summed), or None when it has none."""
-        ...
-
-    def query_range(self, expr: str, start: datetime, end: datetime, step: timedelta) -> Series:
-        """Points from ``start`` to ``end`` inclusive every ``step``; missing points are simply absent."""
-        ...
 
 
 @dataclass(frozen=True)

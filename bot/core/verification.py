@@ -5,28 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Protocol
 
 from bot.core.audit import AuditEvent
 from bot.core.clock import Clock
 from bot.core.metrics import MetricLine, Outcome, Verdict, verify
 from bot.core.policy import ModelPolicy, Policy
-from bot.core.ports import DeploymentTarget, Notifier, NullNotifier, Store
+from bot.core.ports import DeploymentTarget, MetricSummaries, Notifier, NullNotifier, VerificationStore
 from bot.core.proposal import Proposal
 
 log = logging.getLogger(__name__)
 
 ACTOR = "bot:verification"
-
-
-class MetricSummaries(Protocol):
-    def summarise(self, policy: ModelPolicy, deployed_at: datetime | None,
-                  exprs: Mapping[str, str]) -> list[MetricLine]: ...
-
-
-class VerificationStore(Store, Protocol):
-    def due_verifications(self, now: datetime) -> list[Proposal]: ...
-    def set_verification(self, proposal_id: int, text: str, audit: AuditEvent) -> bool: ...
 
 
 def _parse_time(value: object) -> datetime | None:
