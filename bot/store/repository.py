@@ -204,7 +204,7 @@ class SqlStore(AlertQueries, WorkQueues):
                 select(func.max(AlertRow.resolved_at)).where(AlertRow.model == model)
             ).one()
         if last_end is not None and last_end > since:
-            return last_end  # type: ignore[no-any-return]
+            return last_end
         return since
 
     def served_version(self, model: str) -> str | None:
@@ -246,7 +246,7 @@ class SqlStore(AlertQueries, WorkQueues):
         for dep_id_text, quiet_since in due.items():
             dep_id = int(dep_id_text)
             with self.session() as s:
-                result = s.exec(  # type: ignore[call-overload]
+                result = s.exec(
                     update(DeploymentRow)
                     .where(col(DeploymentRow.id) == dep_id, col(DeploymentRow.stable_at).is_(None),
                            col(DeploymentRow.rolled_back_at).is_(None))
@@ -389,7 +389,7 @@ class SqlStore(AlertQueries, WorkQueues):
         """Compare-and-set the state; on success write ``updates`` and the audit row. None if it lost."""
         now = self.clock.now()
         with self.session() as s:
-            result = s.exec(  # type: ignore[call-overload]
+            result = s.exec(
                 update(ProposalRow)
                 .where(
                     col(ProposalRow.id) == proposal_id,
@@ -398,7 +398,7 @@ class SqlStore(AlertQueries, WorkQueues):
                 .values(
                     state=to_state.value,
                     updated_at=now,
-                    card_version=ProposalRow.card_version + 1,  # type: ignore[operator]
+                    card_version=ProposalRow.card_version + 1,
                     **updates,
                 )
             )
@@ -421,14 +421,14 @@ class SqlStore(AlertQueries, WorkQueues):
         now = self.clock.now()
         conditions = [col(getattr(ProposalRow, k)) == v for k, v in (expect or {}).items()]
         with self.session() as s:
-            result = s.exec(  # type: ignore[call-overload]
+            result = s.exec(
                 update(ProposalRow)
                 .where(
                     col(ProposalRow.id) == proposal_id,
                     col(ProposalRow.state).in_([x.value for x in OPEN_STATES]),
                     *conditions,
                 )
-                .values(updated_at=now, card_version=ProposalRow.card_version + 1,  # type: ignore[operator]
+                .values(updated_at=now, card_version=ProposalRow.card_version + 1,
                         **updates)
             )
             if result.rowcount != 1:
@@ -473,12 +473,12 @@ class SqlStore(AlertQueries, WorkQueues):
             # proposal (waiting on this row's open state in the unique index) and this commit wait on each
             # other.
             s.exec(select(ModelRow).where(ModelRow.name == model).with_for_update()).first()
-            res = s.exec(  # type: ignore[call-overload]
+            res = s.exec(
                 update(ProposalRow)
                 .where(col(ProposalRow.id) == proposal_id, col(ProposalRow.state) == State.EXECUTING.value)
                 .values(state=State.SUCCEEDED.value, finished_at=now, updated_at=now, result=result,
                         verify_at=verify_at,
-                        card_version=ProposalRow.card_version + 1)  # type: ignore[operator]
+                        card_version=ProposalRow.card_version + 1)
             )
             if res.rowcount != 1:
                 return None
@@ -486,7 +486,7 @@ class SqlStore(AlertQueries, WorkQueues):
             assert row is not None
             s.refresh(row)
             if not row.dry_run:
-                s.exec(  # type: ignore[call-overload]
+                s.exec(
                     update(DeploymentRow)
                     .where(col(DeploymentRow.model) == row.model,
                            col(DeploymentRow.version) == row.from_version,
@@ -517,7 +517,7 @@ class SqlStore(AlertQueries, WorkQueues):
 
     def set_slack_ref(self, proposal_id: int, channel: str, ts: str) -> None:
         with self.session() as s:
-            s.exec(  # type: ignore[call-overload]
+            s.exec(
                 update(ProposalRow)
                 .where(col(ProposalRow.id) == proposal_id, col(ProposalRow.slack_ts).is_(None))
                 .values(slack_channel=channel, slack_ts=ts)
@@ -525,7 +525,7 @@ class SqlStore(AlertQueries, WorkQueues):
 
     def mark_card_synced(self, proposal_id: int, version: int) -> None:
         with self.session() as s:
-            s.exec(  # type: ignore[call-overload]
+            s.exec(
                 update(ProposalRow)
                 .where(col(ProposalRow.id) == proposal_id, col(ProposalRow.card_synced) < version)
                 .values(card_synced=version)
@@ -569,10 +569,10 @@ class SqlStore(AlertQueries, WorkQueues):
 
     def set_verification(self, proposal_id: int, text: str, audit: AuditEvent) -> bool:
         with self.session() as s:
-            res = s.exec(  # type: ignore[call-overload]
+            res = s.exec(
                 update(ProposalRow)
                 .where(col(ProposalRow.id) == proposal_id, col(ProposalRow.verification).is_(None))
-                .values(verification=text, card_version=ProposalRow.card_version + 1)  # type: ignore[operator]
+                .values(verification=text, card_version=ProposalRow.card_version + 1)
             )
             if res.rowcount != 1:
                 return False
