@@ -88,10 +88,6 @@ class Proposal:
     undo_of: int | None = None
 
     @property
-    def open(self) -> bool:
-        return self.state in OPEN_STATES
-
-    @property
     def duration_s(self) -> float | None:
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
