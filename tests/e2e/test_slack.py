@@ -98,11 +98,15 @@ def test_unauthorised_clicker_is_told_who_may_approve_and_audited(bot: SlackBot)
 def test_the_same_click_twice_and_two_approvers_at_once_execute_once(bot: SlackBot) -> None:
     pid = ask(bot)
     card = bot.card_message(pid)  # everyone clicks on the card as it was before anyone's click landed
+    before = len(bot.slack.calls("response_url"))
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda u: bot.press(ACTION_APPROVE, u, pid, card), ["U0LEAD", "U0LEAD", "U0CAROL", "U0DAVE"]))
     bot.wait_card(pid, "Rolled back to `6`")
-    time.sleep(0.3)
+    # Every press that does not roll back is answered with an ephemeral line; the one that does is answered by
+    # the card. So three answers mean all four listeners are done, and a second switch would leave only two.
+    answers = bot.slack.wait_for("response_url", before + 3, timeout=10)[before:]
     assert len(bot.target.switches) == 1
+    assert len(answers) == 3, [c.body.get("text") for c in answers]
 
 
 @pytest.mark.parametrize("case", ["bad signature", "old timestamp", "no signature"])
@@ -250,16 +254,23 @@ def test_auto_rollback_card_arrives_final_with_undo(bot: SlackBot) -> None:
 def test_retried_events_are_handled_once(bot: SlackBot) -> None:
     from devkit.signing import event_callback_body
 
-    body = event_callback_body({"type": "app_mention", "user": "U0BOB", "text": "<@U0BOT> status",
-                                "ts": "1700000000.000100", "channel": "C0ALERTS"}, event_id="Ev0DUPLICATE")
+    def mention(ts: str, event_id: str) -> str:
+        return event_callback_body({"type": "app_mention", "user": "U0BOB", "text": "<@U0BOT> status", "ts": ts,
+                                    "channel": "C0ALERTS"}, event_id=event_id)
+
+    body = mention("1700000000.000100", "Ev0DUPLICATE")
     now = int(time.time())
     for attempt in range(3):  # Slack signs each retry anew (its own timestamp) and numbers it
         request = sign(SECRET, body, timestamp=now - attempt)
         if attempt:
             request.headers["X-Slack-Retry-Num"] = str(attempt)
         assert post(f"{bot.url}/slack/events", request).status == 200
-    time.sleep(0.5)
-    replies = [c for c in bot.slack.calls("chat.postMessage") if "fraud-detector" in str(c.body.get("text"))]
+    # A fresh event after the retries: once its reply is in, a retry that got through would have answered too.
+    assert post(f"{bot.url}/slack/events", sign(SECRET, mention("1700000000.000200", "Ev0AFTER"))).status == 200
+    seen = 1
+    while not any(c.body.get("thread_ts") == "1700000000.000200" for c in bot.slack.calls("chat.postMessage")):
+        seen = len(bot.slack.wait_for("chat.postMessage", seen + 1, timeout=10))
+    replies = [c for c in bot.slack.calls("chat.postMessage") if c.body.get("thread_ts") == "1700000000.000100"]
     assert len(replies) == 1
 
 
