@@ -135,7 +135,7 @@ def datadog_template_body(**choices: str) -> dict[str, str]:
     examples: dict[str, Any] = json.loads((UPSTREAM / "datadog-webhook-variables.json").read_text())
     values = {k: (choices.get(k, v[0]) if isinstance(v, list) else v) for k, v in examples.items()}
     # A variable with no documented example stays as Datadog leaves an empty one: the literal "$NAME".
-    return {key: values.get(var, var) for key, var in PAYLOAD_TEMPLATE.items()}
+    return {key: str(values.get(var, var)) for key, var in PAYLOAD_TEMPLATE.items()}
 
 
 def test_datadog_template_with_documented_values_json_and_form(bot: SlackBot) -> None:
