@@ -298,15 +298,17 @@ def switch_latencies(url: str, model_prefix: str) -> list[float]:
 
 
 def _dt(value: Any) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    assert isinstance(when, datetime)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def counts(url: str) -> dict[str, int]:
     engine = create_engine(url)
     with engine.connect() as conn:
-        one = lambda sql: int(conn.execute(text(sql)).scalar_one())  # noqa: E731
+        def one(sql: str) -> int:
+            return int(conn.execute(text(sql)).scalar_one())
+
         found = {
             "alerts": one("SELECT count(*) FROM alerts"),
             "undecided": one("SELECT count(*) FROM alerts WHERE decided_at IS NULL AND model IS NOT NULL"),
@@ -393,7 +395,9 @@ def report(kind: str, batch: int, senders: int, replicas: int, alerts: int, fing
            found: dict[str, int], cards: int, idle_rss: float, peak_rss: float, idle_models: int) -> str:
     first = waves[0]
     non = sum(n for s, n in first.statuses.items() if s != 202)
-    ok = lambda good: "ok" if good else "MISSED"  # noqa: E731
+    def ok(good: bool) -> str:
+        return "ok" if good else "MISSED"
+
     lines = [
         f"## Alert storm: {kind}, {batch} alert(s) per request, {replicas} serve process(es)",
         "",
