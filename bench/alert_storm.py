@@ -175,7 +175,7 @@ def blast(ports: list[int], bodies: list[bytes], senders: int, name: str, min_se
 
 
 def _slack_process(conn: Connection) -> None:
-    from bot.slack.fake_api import FakeSlackApi
+    from devkit.fake_api import FakeSlackApi
 
     with FakeSlackApi() as slack:
         conn.send(slack.base_url)
@@ -298,15 +298,17 @@ def switch_latencies(url: str, model_prefix: str) -> list[float]:
 
 
 def _dt(value: Any) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    assert isinstance(when, datetime)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def counts(url: str) -> dict[str, int]:
     engine = create_engine(url)
     with engine.connect() as conn:
-        one = lambda sql: int(conn.execute(text(sql)).scalar_one())  # noqa: E731
+        def one(sql: str) -> int:
+            return int(conn.execute(text(sql)).scalar_one())
+
         found = {
             "alerts": one("SELECT count(*) FROM alerts"),
             "undecided": one("SELECT count(*) FROM alerts WHERE decided_at IS NULL AND model IS NOT NULL"),
@@ -393,7 +395,9 @@ def report(kind: str, batch: int, senders: int, replicas: int, alerts: int, fing
            found: dict[str, int], cards: int, idle_rss: float, peak_rss: float, idle_models: int) -> str:
     first = waves[0]
     non = sum(n for s, n in first.statuses.items() if s != 202)
-    ok = lambda good: "ok" if good else "MISSED"  # noqa: E731
+    def ok(good: bool) -> str:
+        return "ok" if good else "MISSED"
+
     lines = [
         f"## Alert storm: {kind}, {batch} alert(s) per request, {replicas} serve process(es)",
         "",

@@ -82,14 +82,14 @@ def fill(url: str, n: int) -> float:
     else:
         import psycopg
 
-        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-            with conn.cursor() as cur, cur.copy(f"COPY audit ({cols}) FROM STDIN") as copy:
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as pg:
+            with pg.cursor() as cur, cur.copy(f"COPY audit ({cols}) FROM STDIN") as copy:
                 for row in rows(n):
                     copy.write_row(row)
                     last = row
             assert last is not None
-            conn.execute("INSERT INTO audit_head (id, last_id, last_hash) VALUES (1, %s, %s)", (last[0], last[11]))
-            conn.execute("ANALYZE audit")
+            pg.execute("INSERT INTO audit_head (id, last_id, last_hash) VALUES (1, %s, %s)", (last[0], last[11]))
+            pg.execute("ANALYZE audit")
     return time.perf_counter() - started
 
 

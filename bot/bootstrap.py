@@ -22,7 +22,7 @@ from bot.core.execution import ApprovedQueue, Executor
 from bot.core.intake import AlertIntake
 from bot.core.metrics import MetricsSource
 from bot.core.policy import Policy
-from bot.core.ports import ApproverDirectory, DeploymentTarget, Notifier
+from bot.core.ports import ApproverDirectory, DeploymentTarget, Notifier, ValidatesSettings
 from bot.core.service import RollbackService
 from bot.core.verification import Verifier
 from bot.insight import MetricInsight, chart_provider, summary_hook
@@ -57,9 +57,8 @@ def target_validators(credentials: Mapping[str, str] | None = None) -> dict[str,
     """Each target's settings check, for the policy file loader and `rollback-bot check`."""
     validators: dict[str, TargetValidator] = {"local": local_target.validate}
     for name, target in remote_targets(credentials).items():
-        validate = getattr(target, "validate", None)
-        if validate is not None:
-            validators[name] = validate
+        if isinstance(target, ValidatesSettings):
+            validators[name] = target.validate
     return validators
 
 

@@ -19,6 +19,7 @@ from bot.core.actor import Actor
 from bot.core.durations import format_duration, parse_duration
 from bot.core.errors import RollbackError
 from bot.core.policy import no_data_severity
+from bot.core.ports import Checkable
 from bot.core.severity import Severity
 from bot.database_health import code_heads, database_problem, is_database_error, reason, sqlite_path
 from bot.logging_setup import configure as configure_logging
@@ -370,19 +371,18 @@ def _check_slack(settings: Settings) -> list[str]:
 def _check_connections(policy: Any, credentials: Mapping[str, str], secrets: Sequence[str]) -> list[str]:
     from bot.bootstrap import remote_targets
 
-    problems = []
+    problems: list[str] = []
     targets = remote_targets(credentials)
     for name, mp in sorted(policy.models.items()):
         target = targets.get(mp.target)
-        checker = getattr(target, "check_connection", None)
         if mp.target == "local":
             print(f"connect {name}: local target, nothing to reach")
             continue
-        if checker is None:
+        if not isinstance(target, Checkable):
             print(f"connect {name}: target {mp.target} has no connection check")
             continue
         try:
-            print(redact(f"connect {name}: {checker(name, mp.target_settings)}", secrets))
+            print(redact(f"connect {name}: {target.check_connection(name, mp.target_settings)}", secrets))
         except RollbackError as exc:
             problems.append(f"models.{name}.{mp.target}: {exc}")
     return problems

@@ -15,6 +15,8 @@ from bot.charts import available as charts_available
 from bot.core.clock import Clock
 from bot.core.metrics import MetricLine, MetricsError, MetricsSource, summarise_all
 from bot.core.policy import ModelPolicy
+from bot.core.ports import Summarise
+from bot.core.selection import Deployment
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +65,10 @@ def summary_dict(lines: list[MetricLine], exprs: Mapping[str, str], deployed_at:
     }
 
 
-def summary_hook(insight: MetricInsight) -> Any:
+def summary_hook(insight: MetricInsight) -> Summarise:
     """The service's `summarise` callback: lines for the card plus what verification needs later."""
 
-    def hook(policy: ModelPolicy, current: Any, hints: Mapping[str, str]) -> dict[str, Any]:
+    def hook(policy: ModelPolicy, current: Deployment | None, hints: Mapping[str, str]) -> dict[str, Any]:
         exprs = expressions(policy, hints)
         if not exprs:
             return {}

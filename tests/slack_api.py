@@ -1,4 +1,4 @@
-"""The local Slack Web API stand-in for tests (the server lives in the product: the demo uses it too)."""
+"""The local Slack Web API stand-in for tests (the server lives in devkit: the demo uses it too)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.slack.fake_api import Call, FakeSlackApi, parse_body
+from devkit.fake_api import Call, FakeSlackApi, parse_body
 
 __all__ = ["Call", "FakeSlackApi", "fake_slack", "parse_body"]
 

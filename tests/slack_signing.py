@@ -1,6 +1,6 @@
-"""Signed Slack requests for tests (the helpers live in bot.slack.signing: the demo presses buttons too)."""
+"""Signed Slack requests for tests (the helpers live in devkit.signing: the demo presses buttons too)."""
 
-from bot.slack.signing import (
+from devkit.signing import (
     FORM,
     JSON,
     PostResult,

@@ -9,16 +9,13 @@ from typing import Any, Protocol, runtime_checkable
 
 from bot.core.durations import parse_duration
 from bot.core.errors import TargetError
-from bot.core.ports import DeploymentTarget
+from bot.core.ports import Checkable, DeploymentTarget, ValidatesSettings
 
 
 @runtime_checkable
-class CheckableTarget(DeploymentTarget, Protocol):
-    """A target that also checks its settings (``check``) and its reach (``check --connect``)."""
-
-    def validate(self, settings: Mapping[str, Any]) -> list[str]: ...
-
-    def check_connection(self, model: str, settings: Mapping[str, Any]) -> str: ...
+class CheckableTarget(DeploymentTarget, ValidatesSettings, Checkable, Protocol):
+    """What every remote target here offers: the switch, a check of its settings (``check``) and of its reach
+    (``check --connect``)."""
 
 
 def text(settings: Mapping[str, Any], key: str, default: str | None = None) -> str | None:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+
+from bot.core.ports import Clock as Clock  # the port is defined with the others
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
 
 
 class SystemClock:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from bot.core import oplog
 from bot.core.audit import AuditEvent
@@ -19,6 +19,7 @@ from bot.core.clock import Clock
 from bot.core.errors import RollbackError, TargetError
 from bot.core.policy import ModelPolicy, Policy
 from bot.core.ports import (
+    ApprovedQueue,
     DeploymentTarget,
     Intent,
     Notifier,
@@ -35,12 +36,6 @@ log = logging.getLogger(__name__)
 
 SYSTEM = "bot:policy"
 RECOVERY_ACTOR = "bot:recovery"
-
-
-class ApprovedQueue(Protocol):
-    """Where approved proposals go: run now (CLI, tests) or handed to the executor worker (serve)."""
-
-    def submit(self, proposal_id: int, actor: str) -> Proposal: ...
 
 
 @dataclass(frozen=True)

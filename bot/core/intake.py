@@ -13,13 +13,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from bot.core.alert import Alert, AlertStatus
 from bot.core.audit import AuditEvent
 from bot.core.clock import Clock
 from bot.core.errors import Refused
 from bot.core.policy import Action, no_data_severity
+from bot.core.ports import AlertStore
 from bot.core.proposal import Kind, Proposal, ProposalAction, State
 from bot.core.service import SYSTEM, ApproveRequest, RollbackService
 from bot.core.severity import Severity, parse_severity
@@ -72,35 +73,6 @@ MetricHints = Callable[[Sequence[AlertRecord]], Mapping[str, str]]
 class Stored:
     outcome: StoreOutcome
     record: AlertRecord
-
-
-class AlertStore(Protocol):
-    """What intake and the decider need from persistence, beyond what RollbackService already uses."""
-
-    def store_alerts(self, source: str, alerts: Sequence[tuple[Alert, str | None]],
-                     received_at: datetime) -> list[Stored]:
-        """Record a batch in one transaction (alert, model or None); one result per input, in order.
-
-        A resolution of an alert attached to a proposal writes an ``alert.resolved`` audit row for that
-        proposal in the same transaction (the incident timeline) and puts the alert back in the inbox.
-        """
-        ...
-
-    def attach_alerts(self, proposal_id: int, alert_ids: Sequence[int], audit: AuditEvent) -> int:
-        """Attach still-unattached alerts to a proposal (bumping its card); how many were attached."""
-        ...
-
-    def alerts_for_proposal(self, proposal_id: int) -> list[AlertRecord]: ...
-    def pending_alerts(self, model: str) -> list[AlertRecord]:
-        """The model's inbox: alerts the decider has not handled yet, in arrival order."""
-        ...
-
-    def mark_decided(self, outcomes: dict[int, tuple[str, str]]) -> None: ...
-    def get_proposal(self, proposal_id: int) -> Proposal: ...
-    def open_proposal(self, model: str) -> Proposal | None: ...
-    def latest_proposal(self, model: str) -> Proposal | None: ...
-    def update_open(self, proposal_id: int, audit: AuditEvent | None, expect: Mapping[str, Any] | None = None,
-                    **updates: Any) -> Proposal | None: ...
 
 
 class Outcome(StrEnum):

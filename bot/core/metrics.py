@@ -25,9 +25,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from bot.core.policy import NoData
+from bot.core.ports import MetricsSource as MetricsSource  # the port is defined with the others
 
 Point = tuple[datetime, float]
 Series = list[Point]
@@ -41,19 +42,6 @@ BASELINE_POINTS = 60
 
 class MetricsError(Exception):
     """The metrics backend refused or could not be reached; the message is safe to show (no secrets)."""
-
-
-@runtime_checkable
-class MetricsSource(Protocol):
-    """Where metric values come from. Raise ``MetricsError`` on failure, never return garbage."""
-
-    def query(self, expr: str, at: datetime) -> float | None:
-        """The expression's value at ``at`` (several series summed), or None when it has none."""
-        ...
-
-    def query_range(self, expr: str, start: datetime, end: datetime, step: timedelta) -> Series:
-        """Points from ``start`` to ``end`` inclusive every ``step``; missing points are simply absent."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -207,7 +195,9 @@ def summarise_all(
 # --- verification ------------------------------------------------------------------------------
 
 
-class Outcome(StrEnum):
+class Recovery(StrEnum):
+    """What a verification found: the metrics back to baseline or not (the alert outcome is intake.Outcome)."""
+
     RECOVERED = "recovered"
     NOT_RECOVERED = "not_recovered"
     INCONCLUSIVE = "inconclusive"
@@ -230,7 +220,7 @@ class Tolerance:
 
 @dataclass(frozen=True)
 class Verdict:
-    outcome: Outcome
+    outcome: Recovery
     reason: str
     details: tuple[str, ...] = ()
 
@@ -243,7 +233,7 @@ def _fmt(value: float) -> str:
 
 
 def _judge(before: MetricLine | None, now_line: MetricLine | None, name: str,
-           tolerance: Tolerance) -> tuple[Outcome | None, str]:
+           tolerance: Tolerance) -> tuple[Recovery | None, str]:
     """One metric: RECOVERED/NOT_RECOVERED, or None when data is missing (the no_data policy decides)."""
     baseline = before.baseline if before is not None else None
     if now_line is None or now_line.no_data or now_line.now is None:
@@ -254,15 +244,15 @@ def _judge(before: MetricLine | None, now_line: MetricLine | None, name: str,
     value = now_line.now
     allowed = tolerance.allowed(baseline)
     if abs(value - baseline) <= allowed:
-        return Outcome.RECOVERED, (
+        return Recovery.RECOVERED, (
             f"{name}: {_fmt(value)} is within {_fmt(allowed)} of its baseline {_fmt(baseline)}")
     incident = before.now if before is not None else None
     if incident is not None and incident != baseline and (value - baseline) * (incident - baseline) < 0:
-        return Outcome.RECOVERED, (
+        return Recovery.RECOVERED, (
             f"{name}: {_fmt(value)} is past its baseline {_fmt(baseline)}, away from the incident "
             f"value {_fmt(incident)}")
     was = f", incident value {_fmt(incident)}" if incident is not None else ""
-    return Outcome.NOT_RECOVERED, (
+    return Recovery.NOT_RECOVERED, (
         f"{name}: {_fmt(value)} is more than {_fmt(allowed)} from its baseline {_fmt(baseline)}{was}")
 
 
@@ -295,7 +285,7 @@ def verify(
     """
     tol = tolerance or Tolerance()
     if alerts_firing:
-        return Verdict(Outcome.NOT_RECOVERED, "an alert for the model is still firing")
+        return Verdict(Recovery.NOT_RECOVERED, "an alert for the model is still firing")
     before = {line.name: line for line in lines_before}
     after = {line.name: line for line in lines_now}
     names = list(before) + [n for n in after if n not in before]
@@ -308,22 +298,22 @@ def verify(
     for name in names:
         outcome, detail = _judge(before.get(name), after.get(name), name, tol)
         details.append(detail)
-        if outcome is Outcome.NOT_RECOVERED:
+        if outcome is Recovery.NOT_RECOVERED:
             failed.append(name)
         elif outcome is None:
             missing.append(name)
 
     if failed:
-        return Verdict(Outcome.NOT_RECOVERED, f"not back to baseline: {', '.join(failed)}", tuple(details))
+        return Verdict(Recovery.NOT_RECOVERED, f"not back to baseline: {', '.join(failed)}", tuple(details))
     if missing:
         return _no_data_verdict(no_data_policy, f"no data for: {', '.join(missing)}", tuple(details))
-    return Verdict(Outcome.RECOVERED, "no alert firing and every metric is back to its baseline",
+    return Verdict(Recovery.RECOVERED, "no alert firing and every metric is back to its baseline",
                    tuple(details))
 
 
 def _no_data_verdict(policy: NoData, what: str, details: tuple[str, ...]) -> Verdict:
     if policy is NoData.FAIL:
-        return Verdict(Outcome.NOT_RECOVERED, f"{what} (no_data = fail)", details)
+        return Verdict(Recovery.NOT_RECOVERED, f"{what} (no_data = fail)", details)
     if policy is NoData.PASS:
-        return Verdict(Outcome.RECOVERED, f"{what}; counted as passing (no_data = pass)", details)
-    return Verdict(Outcome.INCONCLUSIVE, f"{what} (no_data = inconclusive)", details)
+        return Verdict(Recovery.RECOVERED, f"{what}; counted as passing (no_data = pass)", details)
+    return Verdict(Recovery.INCONCLUSIVE, f"{what} (no_data = inconclusive)", details)

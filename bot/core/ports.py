@@ -1,16 +1,28 @@
-"""The Protocols the core needs from the outside world. Adapters implement them; tests have fakes."""
+"""The Protocols the core needs from the outside world, all in this one module. Adapters implement them; tests
+have fakes (tests/fakes/). A target's optional abilities are small ``runtime_checkable`` Protocols too, so
+callers ask ``isinstance(target, Checkable)`` instead of probing attributes by name.
+
+The data types a use case owns (alert records, report facts, metric series) stay beside their use case and are
+imported here for the type checker only: this module is imported by every use case and must not import them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from bot.core.audit import AuditEvent, AuditRecord
-from bot.core.policy import ModelState
+from bot.core.policy import ModelPolicy, ModelState
 from bot.core.proposal import Kind, Proposal, ProposalAction, State
 from bot.core.selection import Block, Deployment
+
+if TYPE_CHECKING:
+    from bot.core.alert import Alert
+    from bot.core.intake import AlertRecord, Stored
+    from bot.core.metrics import MetricLine, Series
+    from bot.core.report import AlertFacts, AuditFacts, DecisionFacts, DeploymentFacts
 
 
 @dataclass(frozen=True)
@@ -171,15 +183,22 @@ def tell(notifier: Notifier, proposal: Proposal | None, event: str, detail: str 
     if proposal is None:
         return
     try:
-        done = getattr(notifier, "written", None)
-        if written and done is not None:
-            done()
+        if written and isinstance(notifier, ReadsOutbox):
+            notifier.written()
         else:
             notifier.changed(proposal, event, detail)
     except Exception:  # the outbox row or the card re-sync covers it; never lose the state change
         import logging
 
         logging.getLogger(__name__).exception("notifying about proposal #%s (%s) failed", proposal.id, event)
+
+
+@runtime_checkable
+class ReadsOutbox(Protocol):
+    """A notifier that sends what the store wrote to the outbox: after a change that carried its intent it is
+    only woken, never told the event again (that would send the message twice)."""
+
+    def written(self) -> None: ...
 
 
 class NullNotifier:
@@ -268,3 +287,128 @@ class Store(Protocol):
         """Since when no alert of the model has fired (not before ``since``); None while one fires. With
         ``version``, alerts that name another version do not count (they are about a version not live)."""
         ...
+
+
+# ---- time ---------------------------------------------------------------------------------------------------
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+# ---- a target's optional abilities (checked with isinstance) ------------------------------------------------
+
+
+@runtime_checkable
+class ValidatesSettings(Protocol):
+    """A target that checks its ``[models.<model>.<target>]`` settings when the policy file loads."""
+
+    def validate(self, settings: Mapping[str, Any]) -> list[str]: ...
+
+
+@runtime_checkable
+class Checkable(Protocol):
+    """A target that can say whether it reaches its system (``rollback-bot check --connect``)."""
+
+    def check_connection(self, model: str, settings: Mapping[str, Any]) -> str: ...
+
+
+@runtime_checkable
+class ReportsVersionMetrics(Protocol):
+    """A target whose registry keeps each version's run metrics (MLflow), shown on the proposal card."""
+
+    def version_metrics(self, model: str, version: str, settings: Mapping[str, Any]) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class ReportsVersionRun(Protocol):
+    """A target whose registry keeps each version's run (MLflow), kept in the audit for the report's diff."""
+
+    def version_run(self, model: str, version: str, settings: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+# ---- metrics --------------------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class MetricsSource(Protocol):
+    """Where metric values come from. Raise ``MetricsError`` on failure, never return garbage."""
+
+    def query(self, expr: str, at: datetime) -> float | None:
+        """The expression's value at ``at`` (several series summed), or None when it has none."""
+        ...
+
+    def query_range(self, expr: str, start: datetime, end: datetime, step: timedelta) -> Series:
+        """Points from ``start`` to ``end`` inclusive every ``step``; missing points are simply absent."""
+        ...
+
+
+class MetricSummaries(Protocol):
+    """The metric lines of a model since a deployment (bot/insight.py over a MetricsSource)."""
+
+    def summarise(self, policy: ModelPolicy, deployed_at: datetime | None,
+                  exprs: Mapping[str, str]) -> list[MetricLine]: ...
+
+
+Summarise = Callable[[ModelPolicy, Deployment | None, Mapping[str, str]], dict[str, Any]]
+"""The proposal's ``summary`` at the time it is written: metric lines for the card and what verification reads
+back later (``{}`` when the model has no metrics)."""
+
+
+# ---- use-case stores and queues -------------------------------------------------------------------------------
+
+
+class ApprovedQueue(Protocol):
+    """Where approved proposals go: run now (CLI, tests) or handed to the executor worker (serve)."""
+
+    def submit(self, proposal_id: int, actor: str) -> Proposal: ...
+
+
+class VerificationStore(Store, Protocol):
+    def due_verifications(self, now: datetime) -> list[Proposal]: ...
+    def set_verification(self, proposal_id: int, text: str, audit: AuditEvent) -> bool: ...
+
+
+@runtime_checkable
+class ListsProposalAlerts(Protocol):
+    """A store that keeps alerts (the alert store may not exist in every build): the card lists them."""
+
+    def alerts_for_proposal(self, proposal_id: int) -> list[AlertRecord]: ...
+
+
+class AlertStore(ListsProposalAlerts, Protocol):
+    """What intake and the decider need from persistence, beyond what RollbackService already uses."""
+
+    def store_alerts(self, source: str, alerts: Sequence[tuple[Alert, str | None]],
+                     received_at: datetime) -> list[Stored]:
+        """Record a batch in one transaction (alert, model or None); one result per input, in order.
+
+        A resolution of an alert attached to a proposal writes an ``alert.resolved`` audit row for that
+        proposal in the same transaction (the incident timeline) and puts the alert back in the inbox.
+        """
+        ...
+
+    def attach_alerts(self, proposal_id: int, alert_ids: Sequence[int], audit: AuditEvent) -> int:
+        """Attach still-unattached alerts to a proposal (bumping its card); how many were attached."""
+        ...
+
+    def pending_alerts(self, model: str) -> list[AlertRecord]:
+        """The model's inbox: alerts the decider has not handled yet, in arrival order."""
+        ...
+
+    def mark_decided(self, outcomes: dict[int, tuple[str, str]]) -> None: ...
+    def get_proposal(self, proposal_id: int) -> Proposal: ...
+    def open_proposal(self, model: str) -> Proposal | None: ...
+    def latest_proposal(self, model: str) -> Proposal | None: ...
+    def update_open(self, proposal_id: int, audit: AuditEvent | None, expect: Mapping[str, Any] | None = None,
+                    **updates: Any) -> Proposal | None: ...
+
+
+class ReportSource(Protocol):
+    """What the report reads; ``bot/store/report_queries.py`` implements it on the database."""
+
+    def proposal(self, proposal_id: int) -> Proposal: ...
+    def deployments(self, model: str) -> Sequence[DeploymentFacts]: ...
+    def decisions(self, proposal_id: int) -> Sequence[DecisionFacts]: ...
+    def alerts(self, proposal_id: int) -> Sequence[AlertFacts]: ...
+    def audit(self, proposal_id: int) -> Sequence[AuditFacts]: ...

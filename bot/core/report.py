@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlencode
 
 from bot.core.actor import ActorKind, is_bot, kind_of
 from bot.core.metrics import MetricLine
+from bot.core.ports import ReportSource
 from bot.core.proposal import Proposal, ProposalAction, State
 from bot.core.version_diff import DiffRow, diff_runs, side_by_side
 
@@ -67,16 +68,6 @@ class AuditFacts:
     action: str
     reason: str | None
     inputs: Mapping[str, Any]
-
-
-class ReportSource(Protocol):
-    """What the report reads; ``bot/store/report_queries.py`` implements it on the database."""
-
-    def proposal(self, proposal_id: int) -> Proposal: ...
-    def deployments(self, model: str) -> Sequence[DeploymentFacts]: ...
-    def decisions(self, proposal_id: int) -> Sequence[DecisionFacts]: ...
-    def alerts(self, proposal_id: int) -> Sequence[AlertFacts]: ...
-    def audit(self, proposal_id: int) -> Sequence[AuditFacts]: ...
 
 
 @dataclass(frozen=True)

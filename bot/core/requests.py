@@ -15,7 +15,15 @@ from bot.core.execution import SYSTEM
 from bot.core.metrics import MetricLine
 from bot.core.policy import Action, Decision, ModelPolicy, decide
 from bot.core.policy_record import policy_values  # report hook: the policy in force, kept with the proposal
-from bot.core.ports import Intent, NewProposal, OpenProposalExists, ReportsCanary, StaleProposal, TrafficSplit
+from bot.core.ports import (
+    Intent,
+    NewProposal,
+    OpenProposalExists,
+    ReportsCanary,
+    ReportsVersionMetrics,
+    StaleProposal,
+    TrafficSplit,
+)
 from bot.core.proposal import Kind, Proposal, ProposalAction, State, action_inputs
 from bot.core.selection import Choice, Deployment, choose_target
 from bot.core.severity import Severity
@@ -193,9 +201,9 @@ class Requests(UseCase):
     def _version_metrics(self, policy: ModelPolicy, from_version: str, to_version: str) -> dict[str, Any]:
         """Per-version run metrics, where the target's registry keeps them (MLflow)."""
         target = self.targets.get(policy.target)
-        reader = getattr(target, "version_metrics", None)
-        if reader is None:
+        if not isinstance(target, ReportsVersionMetrics):
             return {}
+        reader = target.version_metrics
         try:
             return {"from": reader(policy.name, from_version, policy.target_settings),
                     "to": reader(policy.name, to_version, policy.target_settings)}

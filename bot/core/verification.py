@@ -5,28 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Protocol
 
 from bot.core.audit import AuditEvent
 from bot.core.clock import Clock
-from bot.core.metrics import MetricLine, Outcome, Verdict, verify
+from bot.core.metrics import MetricLine, Recovery, Verdict, verify
 from bot.core.policy import ModelPolicy, Policy
-from bot.core.ports import DeploymentTarget, Notifier, NullNotifier, Store
+from bot.core.ports import DeploymentTarget, MetricSummaries, Notifier, NullNotifier, VerificationStore
 from bot.core.proposal import Proposal
 
 log = logging.getLogger(__name__)
 
 ACTOR = "bot:verification"
-
-
-class MetricSummaries(Protocol):
-    def summarise(self, policy: ModelPolicy, deployed_at: datetime | None,
-                  exprs: Mapping[str, str]) -> list[MetricLine]: ...
-
-
-class VerificationStore(Store, Protocol):
-    def due_verifications(self, now: datetime) -> list[Proposal]: ...
-    def set_verification(self, proposal_id: int, text: str, audit: AuditEvent) -> bool: ...
 
 
 def _parse_time(value: object) -> datetime | None:
@@ -63,7 +52,7 @@ class Verifier:
         target = self.targets.get(policy.target)
         served = target.served_version(proposal.model, policy.target_settings) if target else None
         if served is not None and served != proposal.to_version:
-            verdict = Verdict(Outcome.NOT_RECOVERED,
+            verdict = Verdict(Recovery.NOT_RECOVERED,
                               f"{policy.target} serves version {served}, not {proposal.to_version}", verdict.details)
         return verdict, now_lines
 
@@ -72,8 +61,8 @@ class Verifier:
         if policy is None:
             return None
         verdict, now_lines = self.verdict(proposal, policy)
-        label = {Outcome.RECOVERED: "recovered", Outcome.NOT_RECOVERED: "not recovered",
-                 Outcome.INCONCLUSIVE: "inconclusive"}[verdict.outcome]
+        label = {Recovery.RECOVERED: "recovered", Recovery.NOT_RECOVERED: "not recovered",
+                 Recovery.INCONCLUSIVE: "inconclusive"}[verdict.outcome]
         text = f"{label}: {verdict.reason}"
         if verdict.details:
             text += " (" + "; ".join(verdict.details) + ")"
@@ -84,7 +73,7 @@ class Verifier:
         if not won:
             return None
         detail = f"Verification: {text}"
-        if verdict.outcome is not Outcome.RECOVERED:
+        if verdict.outcome is not Recovery.RECOVERED:
             reason = f"rollback #{proposal.id} was {label} at verification"
             self.store.set_auto_blocked(proposal.model, reason, AuditEvent(
                 actor=ACTOR, action="auto_rollback.paused", model=proposal.model, proposal_id=proposal.id,

@@ -12,7 +12,7 @@ from bot.core.audit import AuditEvent
 from bot.core.clock import Clock
 from bot.core.metrics import MetricLine, MetricsSource, summarise_all
 from bot.core.policy import Policy
-from bot.core.ports import DeploymentTarget
+from bot.core.ports import DeploymentTarget, ReportsVersionRun
 from bot.core.report import CAPTURE_ACTION, Report, build_report
 from bot.report.links import LinkSigner, public_link
 from bot.store.report_queries import ReportQueries
@@ -71,9 +71,9 @@ def capture_versions(store: Any, policy: Policy, targets: Mapping[str, Deploymen
     same in a year even if the registry forgets the runs. False when the target keeps no runs or it failed."""
     mp = policy.model(proposal.model)
     target = targets.get(mp.target) if mp else None
-    reader = getattr(target, "version_run", None)
-    if mp is None or reader is None:
+    if mp is None or not isinstance(target, ReportsVersionRun):
         return False
+    reader = target.version_run
     if any(r.action == CAPTURE_ACTION for r in store.audit_records(proposal_id=proposal.id)):
         return True
     try:

@@ -100,7 +100,6 @@ class CardData:
     escalate_to: list[str] = field(default_factory=list)
     outcome_reason: str | None = None  # why it was denied / cancelled (the store keeps it beside the row)
     public_url: str | None = None  # base URL of the proposal API
-    runbook: str | None = None
 
     @property
     def needed(self) -> int:
@@ -522,8 +521,6 @@ def build_card(card: CardData) -> list[Block]:
         links.append(link(card.proposal_url, f"Proposal #{p.id}"))
     else:
         links.append(f"Proposal #{p.id}")
-    if card.runbook:
-        links.append(link(card.runbook, "Runbook"))
     blocks.append(_context(" · ".join(links)))
     buttons: list[ButtonElement] = []
     if shows_decision_buttons(p):

@@ -23,6 +23,7 @@ from bot.core.actor import is_bot
 from bot.core.audit import AuditEvent
 from bot.core.metrics import MetricLine
 from bot.core.policy import Policy
+from bot.core.ports import ListsProposalAlerts
 from bot.core.proposal import Proposal, State
 from bot.slack.cards import CardAlert, CardData, card_message, format_seconds, not_sent, thread_details
 from bot.slack.mrkdwn import escape, mention, mention_ids, mentions
@@ -111,11 +112,10 @@ def _classify(method: str, exc: Exception) -> DeliveryError:
 
 def card_alerts(store: Any, proposal_id: int) -> list[CardAlert]:
     """The proposal's alerts as the card shows them (the alert store may not exist in every build)."""
-    rows = getattr(store, "alerts_for_proposal", None)
-    if rows is None:
+    if not isinstance(store, ListsProposalAlerts):
         return []
     alerts = []
-    for a in rows(proposal_id):
+    for a in store.alerts_for_proposal(proposal_id):
         link = next((a.links[k] for k in ("generatorURL", "panelURL", "dashboardURL", "link") if a.links.get(k)),
                     None)
         alerts.append(CardAlert(name=a.name, severity=str(a.severity), status=str(a.status), summary=a.summary,

@@ -211,7 +211,7 @@ class AlertQueries:
     def _resolve(self, s: Session, row: AlertRow, alert: Alert, received_at: datetime) -> bool:
         """firing → resolved (compare-and-set); a resolution inside an incident goes into its timeline."""
         ended = alert.ends_at or received_at
-        result = s.exec(  # type: ignore[call-overload]
+        result = s.exec(
             update(AlertRow)
             .where(col(AlertRow.id) == row.id, col(AlertRow.status) == AlertStatus.FIRING.value)
             .values(status=AlertStatus.RESOLVED.value, ends_at=ended, resolved_at=ended,
@@ -235,7 +235,7 @@ class AlertQueries:
             return 0
         now = self.clock.now()
         with self.session() as s:
-            result = s.exec(  # type: ignore[call-overload]
+            result = s.exec(
                 update(AlertRow)
                 .where(col(AlertRow.id).in_(list(alert_ids)), col(AlertRow.proposal_id).is_(None))
                 .values(proposal_id=proposal_id)
@@ -243,9 +243,9 @@ class AlertQueries:
             attached = int(result.rowcount)
             if attached == 0:
                 return 0
-            s.exec(  # type: ignore[call-overload]
+            s.exec(
                 update(ProposalRow).where(col(ProposalRow.id) == proposal_id)
-                .values(updated_at=now, card_version=ProposalRow.card_version + 1)  # type: ignore[operator]
+                .values(updated_at=now, card_version=ProposalRow.card_version + 1)
             )
             self._audit(s, replace(audit, proposal_id=proposal_id, inputs={**audit.inputs, "attached": attached}),
                         now)

@@ -109,7 +109,7 @@ class AuditNotices:
         """Count an attempt before calling Slack: a crash mid-call is then known to have maybe posted."""
         with self.session() as s:
             s.execute(update(AuditNoticeRow).where(col(AuditNoticeRow.id) == notice_id)
-                      .values(attempts=AuditNoticeRow.attempts + 1))  # type: ignore[operator]
+                      .values(attempts=AuditNoticeRow.attempts + 1))
             row = s.get(AuditNoticeRow, notice_id)
             return row.attempts if row else 0
 

@@ -76,7 +76,7 @@ class ChannelPosts:
     def post_failed(self, post_id: int, error: str, *, permanent: bool, delay_s: float = 0.0) -> None:
         with self.session() as s:
             s.execute(update(ChannelPostRow).where(col(ChannelPostRow.id) == post_id).values(
-                error=error[:500], permanent=permanent, attempts=ChannelPostRow.attempts + 1,  # type: ignore[operator]
+                error=error[:500], permanent=permanent, attempts=ChannelPostRow.attempts + 1,
                 next_at=self.wall.now() + timedelta(seconds=delay_s)))
 
     def posts_resume(self) -> int:

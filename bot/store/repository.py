@@ -229,11 +229,11 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
                                                    ProposalRow.state == State.PROPOSED.value)).all()
         for row in waiting:
             assert row.id is not None
-            s.exec(  # type: ignore[call-overload]
+            s.exec(
                 update(ProposalRow)
                 .where(col(ProposalRow.id) == row.id, col(ProposalRow.state) == State.PROPOSED.value)
                 .values(state=State.CANCELLED.value, updated_at=now, decided_by=actor, decided_at=now, result=why,
-                        card_version=ProposalRow.card_version + 1)  # type: ignore[operator]
+                        card_version=ProposalRow.card_version + 1)
             )
             self._audit(s, AuditEvent(actor=actor, action="proposal.superseded", model=model, proposal_id=row.id,
                                       from_version=row.from_version, to_version=row.to_version, reason=why), now)
@@ -310,7 +310,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
                 select(func.max(AlertRow.resolved_at)).where(counts)
             ).one()
         if last_end is not None and last_end > since:
-            return last_end  # type: ignore[no-any-return]
+            return last_end
         return since
 
     def served_version(self, model: str) -> str | None:
@@ -352,7 +352,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         for dep_id_text, quiet_since in due.items():
             dep_id = int(dep_id_text)
             with self.session() as s:
-                result = s.exec(  # type: ignore[call-overload]
+                result = s.exec(
                     update(DeploymentRow)
                     .where(col(DeploymentRow.id) == dep_id, col(DeploymentRow.stable_at).is_(None),
                            col(DeploymentRow.rolled_back_at).is_(None))
@@ -496,7 +496,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         """Compare-and-set the state; on success write ``updates`` and the audit row. None if it lost."""
         now = self.clock.now()
         with self.session() as s:
-            result = s.exec(  # type: ignore[call-overload]
+            result = s.exec(
                 update(ProposalRow)
                 .where(
                     col(ProposalRow.id) == proposal_id,
@@ -505,7 +505,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
                 .values(
                     state=to_state.value,
                     updated_at=now,
-                    card_version=ProposalRow.card_version + 1,  # type: ignore[operator]
+                    card_version=ProposalRow.card_version + 1,
                     **updates,
                 )
             )
@@ -528,14 +528,14 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         now = self.clock.now()
         conditions = [col(getattr(ProposalRow, k)) == v for k, v in (expect or {}).items()]
         with self.session() as s:
-            result = s.exec(  # type: ignore[call-overload]
+            result = s.exec(
                 update(ProposalRow)
                 .where(
                     col(ProposalRow.id) == proposal_id,
                     col(ProposalRow.state).in_([x.value for x in OPEN_STATES]),
                     *conditions,
                 )
-                .values(updated_at=now, card_version=ProposalRow.card_version + 1,  # type: ignore[operator]
+                .values(updated_at=now, card_version=ProposalRow.card_version + 1,
                         **updates)
             )
             if result.rowcount != 1:
@@ -580,12 +580,12 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             # proposal (waiting on this row's open state in the unique index) and this commit wait on each
             # other.
             s.exec(select(ModelRow).where(ModelRow.name == model).with_for_update()).first()
-            res = s.exec(  # type: ignore[call-overload]
+            res = s.exec(
                 update(ProposalRow)
                 .where(col(ProposalRow.id) == proposal_id, col(ProposalRow.state) == State.EXECUTING.value)
                 .values(state=State.SUCCEEDED.value, finished_at=now, updated_at=now, result=result,
                         verify_at=verify_at,
-                        card_version=ProposalRow.card_version + 1)  # type: ignore[operator]
+                        card_version=ProposalRow.card_version + 1)
             )
             if res.rowcount != 1:
                 return None
@@ -593,7 +593,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             assert row is not None
             s.refresh(row)
             if not row.dry_run:
-                s.exec(  # type: ignore[call-overload]
+                s.exec(
                     update(DeploymentRow)
                     .where(col(DeploymentRow.model) == row.model,
                            col(DeploymentRow.version) == row.from_version,
@@ -626,7 +626,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
 
     def set_slack_ref(self, proposal_id: int, channel: str, ts: str) -> None:
         with self.session() as s:
-            s.exec(  # type: ignore[call-overload]
+            s.exec(
                 update(ProposalRow)
                 .where(col(ProposalRow.id) == proposal_id, col(ProposalRow.slack_ts).is_(None))
                 .values(slack_channel=channel, slack_ts=ts)
@@ -634,7 +634,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
 
     def mark_card_synced(self, proposal_id: int, version: int) -> None:
         with self.session() as s:
-            s.exec(  # type: ignore[call-overload]
+            s.exec(
                 update(ProposalRow)
                 .where(col(ProposalRow.id) == proposal_id, col(ProposalRow.card_synced) < version)
                 .values(card_synced=version)
@@ -678,10 +678,10 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
 
     def set_verification(self, proposal_id: int, text: str, audit: AuditEvent) -> bool:
         with self.session() as s:
-            res = s.exec(  # type: ignore[call-overload]
+            res = s.exec(
                 update(ProposalRow)
                 .where(col(ProposalRow.id) == proposal_id, col(ProposalRow.verification).is_(None))
-                .values(verification=text, card_version=ProposalRow.card_version + 1)  # type: ignore[operator]
+                .values(verification=text, card_version=ProposalRow.card_version + 1)
             )
             if res.rowcount != 1:
                 return False

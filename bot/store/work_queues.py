@@ -73,7 +73,7 @@ class WorkQueues:
                        or_(col(LeaseRow.owner).is_(None), col(LeaseRow.expires_at) < now,
                            col(LeaseRow.owner) == owner))
                 .values(owner=owner, expires_at=now + timedelta(seconds=seconds),
-                        fencing=LeaseRow.fencing + 1)  # type: ignore[operator]
+                        fencing=LeaseRow.fencing + 1)
                 .returning(col(LeaseRow.fencing))
             )
             fencing = result.scalar()
@@ -199,7 +199,7 @@ class WorkQueues:
         """Count an attempt *before* calling Slack, so a crash mid-call is known to have maybe posted."""
         with self.session() as s:
             s.execute(update(SlackOutboxRow).where(col(SlackOutboxRow.id) == item_id)
-                      .values(attempts=SlackOutboxRow.attempts + 1))  # type: ignore[operator]
+                      .values(attempts=SlackOutboxRow.attempts + 1))
             row = s.get(SlackOutboxRow, item_id)
             return row.attempts if row else 0
 

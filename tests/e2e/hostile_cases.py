@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.slack.signing import event_callback_body, signature, slash_command_body
+from devkit.signing import event_callback_body, signature, slash_command_body
 
 SECRET = "e2e-signing-secret"  # tests/e2e/slackbot.py
 TOKEN = "e2e-alert-token"
@@ -304,7 +304,7 @@ def command(case_id: str, text: str, words: str) -> Case:
 
 def button(case_id: str, action_id: str, value: str) -> Case:
     """A correctly signed button press whose value is not a proposal id: acknowledged, nothing changes."""
-    from bot.slack.signing import block_actions_payload, payload_body
+    from devkit.signing import block_actions_payload, payload_body
 
     body = payload_body(block_actions_payload(action_id, value, user_id="U0LEAD", trigger_id=f"1.2.{case_id}"))
     raw_body = body.encode()

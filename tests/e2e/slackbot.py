@@ -14,8 +14,10 @@ from bot.config import settings_from
 from bot.core.clock import ManualClock
 from bot.core.policy import Policy
 from bot.server import Running, assemble
-from bot.slack.fake_api import FakeSlackApi
-from bot.slack.signing import (
+from bot.store.db import make_engine
+from devkit.fake_api import FakeSlackApi
+from devkit.serving import serving
+from devkit.signing import (
     PostResult,
     payload_body,
     post,
@@ -24,9 +26,7 @@ from bot.slack.signing import (
     slash_command_body,
     view_submission_payload,
 )
-from bot.slack.text_render import render_message
-from bot.store.db import make_engine
-from bot.web.serving import serving
+from devkit.text_render import render_message
 from tests.fakes.ports import FakeTarget
 
 SECRET = "e2e-signing-secret"

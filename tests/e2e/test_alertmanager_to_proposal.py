@@ -19,7 +19,7 @@ from bot.core.proposal import Proposal, State
 from bot.policy_file import TARGETS, parse_policy
 from bot.store.db import make_engine
 from bot.web.app import create_app
-from bot.web.serving import RunningServer, start_server
+from devkit.serving import RunningServer, start_server
 from tests.fakes.ports import FakeTarget, RecordingNotifier
 from tests.integration.promstack import PromStack
 

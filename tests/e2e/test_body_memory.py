@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.slack.fake_api import FakeSlackApi
-from bot.web.serving import free_port
+from devkit.fake_api import FakeSlackApi
+from devkit.serving import free_port
 from tests.e2e.rawhttp import RawResponse, request
 
 POLICY = '[defaults]\nchannel = "C0ALERTS"\napprovers = ["U0LEAD"]\n[models.fraud-detector]\ntarget = "local"\n'

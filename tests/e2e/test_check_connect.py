@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.slack.fake_api import FakeSlackApi
+from devkit.fake_api import FakeSlackApi
 from tests.e2e.cli import run_cli
 from tests.integration.test_target_mlflow import registered_model
 

@@ -6,7 +6,7 @@ import base64
 import stat
 from pathlib import Path
 
-from bot.slack.fake_api import FakeSlackApi
+from devkit.fake_api import FakeSlackApi
 from tests.e2e.cli import run_cli
 from tests.fakes.kube_api import FakeKube
 from tests.integration.test_kubeconfig import self_signed

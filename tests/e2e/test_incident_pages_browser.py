@@ -54,7 +54,9 @@ def test_pages_from_the_posted_link(bot: SlackBot, pages: Pages, clock: ManualCl
     r = httpx.post(f"{bot.url}/alerts/alertmanager", json=am_body(alert),
                    headers={"Authorization": "Bearer e2e-alert-token"})
     assert r.status_code == 202, r.text
-    pid = bot.container.store.open_proposal(MODEL).id
+    opened = bot.container.store.open_proposal(MODEL)
+    assert opened is not None
+    pid = opened.id
     clock.advance(timedelta(minutes=3))
     bot.press(ACTION_APPROVE, "U0LEAD", pid)
     bot.wait_card(pid, "Rolled back")

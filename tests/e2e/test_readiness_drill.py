@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.slack.fake_api import FakeSlackApi
+from devkit.fake_api import FakeSlackApi
 from tests.e2e.cli import run_cli
 from tests.e2e.serve_process import ServeProcess, serving
 

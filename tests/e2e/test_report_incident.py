@@ -32,7 +32,7 @@ KEY = "e2e-page-link-key-0123456789abcdef"
 PUBLIC = "https://rollback-bot.example.org"
 ALERT_AUTH = {"Authorization": "Bearer e2e-alert-token"}
 # version 1 is the good one, version 2 the bad one
-RUNS = {
+RUNS: dict[str, dict[str, dict[str, Any]]] = {
     "1": {"params": {"learning_rate": "0.05", "max_depth": "6", "features": "v3"},
           "metrics": {"val_auc": 0.91, "latency_p99_ms": 12.0},
           "tags": {"data_version": "2026-10-01", "trainer": "alice"}},

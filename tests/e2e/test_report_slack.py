@@ -92,6 +92,7 @@ def test_slack_outage_then_the_sweeper_posts_the_report_once(bot: SlackBot, cloc
 def test_a_crash_before_the_post_is_made_good_by_the_sweeper(bot: SlackBot, clock: ManualClock) -> None:
     poster = bot.container.extras["report_poster"]
     sender = bot.container.slack_sender
+    assert sender is not None
     sender.report = None  # the process dies after the switch, before the report
     pid = rolled_back(bot)
     deadline = time.monotonic() + 10

@@ -14,9 +14,9 @@ from sqlalchemy import create_engine, text
 
 from adapters.targets.webhook import verify_signature
 from bot.database_health import code_heads
-from bot.slack.fake_api import FakeSlackApi
-from bot.slack.signing import post, sign, slash_command_body
 from bot.store.migrate import upgrade
+from devkit.fake_api import FakeSlackApi
+from devkit.signing import post, sign, slash_command_body
 from tests.components import require
 from tests.conftest import PG_ADMIN_URL, _pg_available
 from tests.e2e.cli import run_cli

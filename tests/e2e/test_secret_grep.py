@@ -14,8 +14,8 @@ from urllib.parse import quote
 from sqlalchemy import create_engine, inspect, text
 
 from adapters.targets.webhook import verify_signature
-from bot.slack.fake_api import FakeSlackApi
-from bot.slack.signing import find_button, payload_body, post, press_button_payload, sign
+from devkit.fake_api import FakeSlackApi
+from devkit.signing import find_button, payload_body, post, press_button_payload, sign
 from tests.components import require
 from tests.conftest import PG_ADMIN_URL, _pg_available
 from tests.e2e.cli import run_cli

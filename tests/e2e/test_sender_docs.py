@@ -33,7 +33,7 @@ from bot.core.proposal import State
 from bot.policy_file import TARGETS, parse_policy
 from bot.store.db import make_engine
 from bot.web.app import create_app
-from bot.web.serving import RunningServer, start_server
+from devkit.serving import RunningServer, start_server
 from tests.components import require
 from tests.conftest import make_policy
 from tests.e2e.slackbot import deploy_versions, slack_bot

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.slack.fake_api import FakeSlackApi
+from devkit.fake_api import FakeSlackApi
 from tests.e2e.cli import run_cli
 
 POLICY = '[defaults]\nchannel = "C0ALERTS"\n[models.fraud-detector]\ntarget = "local"\n'

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from bot.core.clock import ManualClock
-from bot.slack.fake_api import FakeSlackApi
+from devkit.fake_api import FakeSlackApi
 from tests.conftest import make_policy
 from tests.e2e.slackbot import CHANNEL, SlackBot, deploy_versions, slack_bot
 

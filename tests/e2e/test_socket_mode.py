@@ -11,11 +11,11 @@ import httpx
 from bot.bootstrap import build
 from bot.config import settings_from
 from bot.server import assemble
-from bot.slack.fake_api import FakeSlackApi
-from bot.slack.signing import slash_command_body
 from bot.store.db import make_engine
 from bot.store.migrate import upgrade
-from bot.web.serving import serving
+from devkit.fake_api import FakeSlackApi
+from devkit.serving import serving
+from devkit.signing import slash_command_body
 from tests.conftest import make_policy
 from tests.fakes.ports import FakeTarget
 from tests.fakes.socket_mode import FakeSocketMode

@@ -22,7 +22,7 @@ from bot.core.clock import ManualClock
 from bot.core.proposal import State
 from bot.slack.app import DENY_BLOCK, DENY_CALLBACK, DENY_INPUT
 from bot.slack.cards import ACTION_APPROVE
-from bot.slack.signing import post, sign
+from devkit.signing import post, sign
 from tests.conftest import make_policy
 from tests.e2e.slackbot import CHANNEL, SECRET, SlackBot, deploy_versions, slack_bot
 from tests.integration.alert_helpers import table_counts
@@ -135,7 +135,7 @@ def datadog_template_body(**choices: str) -> dict[str, str]:
     examples: dict[str, Any] = json.loads((UPSTREAM / "datadog-webhook-variables.json").read_text())
     values = {k: (choices.get(k, v[0]) if isinstance(v, list) else v) for k, v in examples.items()}
     # A variable with no documented example stays as Datadog leaves an empty one: the literal "$NAME".
-    return {key: values.get(var, var) for key, var in PAYLOAD_TEMPLATE.items()}
+    return {key: str(values.get(var, var)) for key, var in PAYLOAD_TEMPLATE.items()}
 
 
 def test_datadog_template_with_documented_values_json_and_form(bot: SlackBot) -> None:

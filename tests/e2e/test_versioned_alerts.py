@@ -67,7 +67,7 @@ def decided(bot: SlackBot, fingerprint: str) -> tuple[str, str]:
         rows = [r for r in bot.container.store.firing_alerts(MODEL) if r.fingerprint == fingerprint]
         if not rows:
             return None
-        found = bot.container.store.alert_outcomes([rows[0].id]).get(rows[0].id)  # type: ignore[attr-defined]
+        found = bot.container.store.alert_outcomes([rows[0].id]).get(rows[0].id)
         return (str(found[0]), str(found[1])) if found and found[2] is not None else None
     result: tuple[str, str] = wait_for(outcome, f"the decision on alert {fingerprint}")
     return result

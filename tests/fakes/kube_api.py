@@ -129,7 +129,7 @@ def json_patch(target: Any, ops: list[dict[str, Any]]) -> Any:
         elif kind == "add" and isinstance(parent, list):
             parent.insert(int(key), copy.deepcopy(op["value"]))
         elif kind in ("add", "replace"):
-            if kind == "replace" and (key not in parent if isinstance(parent, dict) else key >= len(parent)):
+            if kind == "replace" and (key not in parent if isinstance(parent, dict) else int(key) >= len(parent)):
                 raise ValueError(f"replace operation does not apply: doc is missing path: {op['path']}")
             parent[key] = copy.deepcopy(op["value"])
         else:

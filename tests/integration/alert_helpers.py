@@ -66,7 +66,7 @@ def am_alert(model: str, fingerprint: str, *, severity: str = "warning", status:
              starts: str = "2026-11-02T11:58:00Z", ends: str = "0001-01-01T00:00:00Z",
              name: str = "ModelErrorRateHigh", **labels: str) -> dict[str, Any]:
     """One alert shaped like the captured Alertmanager body (tests/fixtures/alerts/alertmanager-firing.json)."""
-    alert = copy.deepcopy(load("alertmanager-firing.json")["alerts"][0])
+    alert: dict[str, Any] = copy.deepcopy(load("alertmanager-firing.json")["alerts"][0])
     alert.update(status=status, fingerprint=fingerprint, startsAt=starts, endsAt=ends)
     alert["labels"] = {"alertname": name, "model": model, "severity": severity, **labels}
     alert["annotations"]["summary"] = f"{name} for {model} ({fingerprint})"
@@ -74,7 +74,7 @@ def am_alert(model: str, fingerprint: str, *, severity: str = "warning", status:
 
 
 def am_body(*alerts: dict[str, Any]) -> dict[str, Any]:
-    body = load("alertmanager-firing.json")
+    body: dict[str, Any] = load("alertmanager-firing.json")
     body["alerts"] = list(alerts)
     body["status"] = "firing" if any(a["status"] == "firing" for a in alerts) else "resolved"
     return body

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -177,7 +178,7 @@ def unleash_install() -> Path:
     return home
 
 
-def _pg_admin() -> dict[str, object]:
+def _pg_admin() -> dict[str, Any]:
     """Where the Unleash database goes: the server of TEST_POSTGRES_URL (the same one the other tests use)."""
     from sqlalchemy.engine import make_url
 
@@ -186,7 +187,7 @@ def _pg_admin() -> dict[str, object]:
             "password": url.password or "", "dbname": url.database or "postgres"}
 
 
-def _admin_execute(pg: dict[str, object], statement: str) -> None:
+def _admin_execute(pg: dict[str, Any], statement: str) -> None:
     try:
         import psycopg
     except ImportError:

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 
 from bot.audit_anchors import Anchorer, read_anchors
 from bot.audit_cli import export, verify
-from bot.core.audit import AuditEvent, AuditKeyError, KeyRing, chain_hash, key_ring_from
+from bot.core.audit import GENESIS, AuditEvent, AuditKeyError, KeyRing, chain_hash, key_ring_from
 from bot.core.clock import ManualClock
 from bot.store.audit_log import AuditLog, Filters
 from bot.store.db import make_engine
@@ -52,7 +52,7 @@ def rewrite_from(db_url: str, first: int, *, drop_key: bool) -> None:
         conn.execute(text("UPDATE audit SET reason = 'nothing happened' WHERE id = :i"), {"i": first})
         rows = conn.execute(text("SELECT id, at, actor, action, model, proposal_id, from_version, to_version, "
                                  "reason, inputs, prev_hash, key_id FROM audit ORDER BY id")).all()
-        prev = None
+        prev = GENESIS
         for r in rows:
             if r.id < first:
                 prev = conn.execute(text("SELECT hash FROM audit WHERE id = :i"), {"i": r.id}).scalar_one()
@@ -175,7 +175,7 @@ def test_verify_during_a_write_storm_reports_no_false_alarm(db_url: str,
 
     thread = threading.Thread(target=write)
     thread.start()
-    runs = []
+    runs: list[tuple[int, str]] = []
     while not done.is_set() or not runs:
         runs.append(run_verify(store.audit_log, capsys))
     thread.join()

@@ -12,9 +12,9 @@ from bot.core.clock import ManualClock, SystemClock
 from bot.core.drill import ChannelPost
 from bot.slack.channel_posts import ChannelPostSender
 from bot.slack.client import outbox_client
-from bot.slack.fake_api import FakeSlackApi
 from bot.store.db import make_engine
 from bot.store.repository import SqlStore
+from devkit.fake_api import FakeSlackApi
 
 POST = ChannelPost("drill", "C0ALERTS", {"text": "Rollback drill of m", "blocks": []}, ("step 1", "step 2"))
 AUDIT = AuditEvent(actor="cli:ops", action="drill.passed", model="m", reason="rehearsal")

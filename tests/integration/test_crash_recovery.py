@@ -15,10 +15,10 @@ from sqlalchemy import create_engine, text
 from bot.core.audit import AuditEvent, verify_chain
 from bot.core.clock import SystemClock
 from bot.core.proposal import State
-from bot.slack.fake_api import FakeSlackApi
 from bot.slack.notifier import CARD_EVENT_TYPE
 from bot.store.db import make_engine
 from bot.store.repository import SqlStore
+from devkit.fake_api import FakeSlackApi
 from tests.conftest import TABLES as ALL_TABLES
 from tests.integration.alert_helpers import am_alert, am_body
 from tests.integration.served import AUDIT_RING, Deployer, Serve, policy_text, serve_env, wait_until

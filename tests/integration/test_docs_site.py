@@ -25,8 +25,15 @@ def test_mkdocs_builds_the_site_strictly(tmp_path: Path) -> None:
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     for page in ("index.html", "policy/index.html", "operations/index.html", "deployment/kubernetes/index.html",
-                 "targets/index.html", "targets/webhook/index.html"):
+                 "targets/index.html", "targets/webhook/index.html", "architecture/index.html"):
         assert (tmp_path / page).is_file(), page
+
+
+def test_every_path_the_architecture_page_names_exists() -> None:
+    page = (DOCS / "architecture.md").read_text()
+    paths = set(re.findall(r"`((?:bot|adapters|devkit|tests|migrations|docs)/[\w/.-]*)`", page))
+    assert len(paths) > 30
+    assert not [p for p in sorted(paths) if not (ROOT / p).exists()]
 
 
 def test_mkdocs_lists_every_page_without_a_hand_written_nav() -> None:

@@ -16,9 +16,9 @@ from sqlalchemy.engine import make_url
 
 from bot.core.clock import SystemClock
 from bot.core.proposal import State
-from bot.slack.fake_api import FakeSlackApi
 from bot.store.db import make_engine
 from bot.store.repository import SqlStore
+from devkit.fake_api import FakeSlackApi
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.integration.alert_helpers import am_alert, am_body
 from tests.integration.served import AUDIT_RING, AUTH, Deployer, Serve, policy_text, serve_env, wait_until
@@ -62,7 +62,7 @@ def test_slack_failing_every_way_delays_cards_never_rollbacks(tmp_path: Path, pg
             slack.hang("chat.update", 12)  # then hanging past the client's timeout
             r = serve.post("/alerts/alertmanager", am_body(am_alert("fraud-detector", "w1", severity="warning")))
             assert r.status_code == 202
-            p = wait_until(lambda: (store.proposals(model="fraud-detector") or [None])[0], 10, "the proposal")
+            p = wait_until(lambda: next(iter(store.proposals(model="fraud-detector")), None), 10, "the proposal")
             sent = time.monotonic()
             r = serve.post("/alerts/alertmanager", am_body(am_alert("fraud-detector", "c1", severity="critical")))
             assert r.status_code == 202

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -93,7 +94,8 @@ def test_the_dockerfile_builds_from_the_runtime_lock_as_a_non_root_user() -> Non
     assert "ROLLBACK_POLICY=/etc/rollback-bot/rollback.toml" in text
     assert "requirements-dev.lock" not in text
     ignored = (ROOT / ".dockerignore").read_text().split()
-    assert {".env", ".venv", ".git", "tests"} <= set(ignored)
+    assert {".env", ".venv", ".git", "tests", "devkit"} <= set(ignored)
+    assert not re.search(r"^COPY\b.*\bdevkit\b", text, re.M), "the development kit stays out of the image"
 
 
 def hadolint(dockerfile: Path) -> subprocess.CompletedProcess[str]:
@@ -120,6 +122,38 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL", "ROLLBACK_"))}
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120, check=False)
+
+
+def test_the_wheel_holds_the_product_and_not_the_devkit(tmp_path: Path) -> None:
+    """Built as the Dockerfile builds it, from a copy of the source (devkit included, so leaving it out is
+    the packaging's doing)."""
+    source = tmp_path / "src"
+    for folder in ("bot", "adapters", "migrations", "devkit"):
+        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for file in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / file, source / file)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+                            "--wheel-dir", str(tmp_path / "wheels"), str(source)],
+                           capture_output=True, text=True, timeout=300, check=False)
+    assert built.returncode == 0, built.stderr
+    [wheel] = (tmp_path / "wheels").glob("rollback_bot-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        tops = {name.split("/")[0] for name in archive.namelist()}
+    assert {"bot", "adapters", "migrations"} <= tops
+    assert "devkit" not in tops, "the development kit ships only with the source"
+
+
+def test_importing_every_product_module_loads_no_devkit() -> None:
+    code = ("import importlib, pkgutil, sys, bot, adapters\n"
+            "for package in (bot, adapters):\n"
+            "    for info in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):\n"
+            "        if not info.name.endswith('.__main__'):\n"
+            "            importlib.import_module(info.name)\n"
+            "loaded = sorted(n for n in sys.modules if n.split('.')[0] == 'devkit')\n"
+            "assert 'bot.demo' in sys.modules and 'bot.cli' in sys.modules\n"
+            "sys.exit(f'the product imported {loaded}' if loaded else 0)")
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
 
 
 def test_serving_never_imports_matplotlib() -> None:

@@ -24,7 +24,7 @@ import pytest
 from adapters.metrics.prometheus import PrometheusSource, to_unix
 from adapters.metrics.promql import selector
 from bot.core.clock import utcnow
-from bot.core.metrics import MetricsError, Outcome, summarise, verify
+from bot.core.metrics import MetricsError, Recovery, summarise, verify
 from bot.core.policy import NoData
 
 pytestmark = pytest.mark.prometheus
@@ -288,15 +288,15 @@ def test_rate_hides_a_counter_reset(source: PrometheusSource, timeline: Timeline
 def test_verify_rollback_that_did_not_help_is_not_recovered(timeline: Timeline) -> None:
     verdict = verify([timeline.before], [timeline.after_useless], False, NoData.INCONCLUSIVE)
     assert timeline.after_useless.now == pytest.approx(BAD, rel=1e-6)
-    assert verdict.outcome is Outcome.NOT_RECOVERED, verdict
+    assert verdict.outcome is Recovery.NOT_RECOVERED, verdict
 
 
 def test_verify_real_rollback_is_recovered(timeline: Timeline) -> None:
     assert timeline.now.now == pytest.approx(GOOD, rel=1e-6)
     verdict = verify([timeline.before], [timeline.now], False, NoData.INCONCLUSIVE)
-    assert verdict.outcome is Outcome.RECOVERED, verdict
+    assert verdict.outcome is Recovery.RECOVERED, verdict
     # the same numbers while the alert has not resolved yet
-    assert verify([timeline.before], [timeline.now], True, NoData.PASS).outcome is Outcome.NOT_RECOVERED
+    assert verify([timeline.before], [timeline.now], True, NoData.PASS).outcome is Recovery.NOT_RECOVERED
 
 
 def test_verify_metric_without_series_is_no_data(timeline: Timeline) -> None:
@@ -304,9 +304,9 @@ def test_verify_metric_without_series_is_no_data(timeline: Timeline) -> None:
     assert timeline.missing_before.baseline is None
     before = [timeline.before, timeline.missing_before]
     now = [timeline.now, timeline.missing_now]
-    assert verify(before, now, False, NoData.INCONCLUSIVE).outcome is Outcome.INCONCLUSIVE
-    assert verify(before, now, False, NoData.FAIL).outcome is Outcome.NOT_RECOVERED
-    assert verify(before, now, False, NoData.PASS).outcome is Outcome.RECOVERED
+    assert verify(before, now, False, NoData.INCONCLUSIVE).outcome is Recovery.INCONCLUSIVE
+    assert verify(before, now, False, NoData.FAIL).outcome is Recovery.NOT_RECOVERED
+    assert verify(before, now, False, NoData.PASS).outcome is Recovery.RECOVERED
 
 
 def test_hostile_label_values_stay_label_values(stack: tuple[LocalPrometheus, Exporter],

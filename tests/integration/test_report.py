@@ -43,7 +43,9 @@ def incident(db_url: str, clock: ManualClock) -> Iterator[tuple[Any, TestClient,
         alert = am_alert(MODEL, "fp-report-1", severity="warning", starts="2026-11-02T13:04:00Z")
         r = client.post("/alerts/alertmanager", json=am_body(alert), headers=AUTH)
         assert r.status_code == 202, r.text
-        pid = container.store.open_proposal(MODEL).id
+        opened = container.store.open_proposal(MODEL)
+        assert opened is not None
+        pid = opened.id
         clock.advance(timedelta(minutes=2))
         assert svc.approve(pid, "slack:U0LEAD").executed
         clock.advance(timedelta(minutes=2))

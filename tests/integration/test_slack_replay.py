@@ -14,10 +14,10 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from bot.slack.signing import post, sign, slash_command_body
 from bot.store.db import make_engine
 from bot.store.replay import KEEP_SECONDS, ReplayLog
 from bot.web.slack_guard import slack_checked
+from devkit.signing import post, sign, slash_command_body
 from tests.conftest import make_policy
 from tests.e2e.slackbot import SECRET, slack_bot
 

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from adapters.targets import TARGET_FACTORIES
+from adapters.targets.common import CheckableTarget
 from bot.core.ports import SwitchRequest
 from tests.fakes.kube_api import FakeKube
 
@@ -35,7 +36,8 @@ def documented(target: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 @pytest.mark.parametrize("target", ["kubernetes", "argo-rollouts", "kserve"])
 def test_documented_settings_pass_check(target: str) -> None:
     settings, _ = documented(target)
-    assert TARGET_FACTORIES[target](env=ENV).validate(settings) == []  # type: ignore[attr-defined]
+    checked = TARGET_FACTORIES[target](env=ENV)
+    assert isinstance(checked, CheckableTarget) and checked.validate(settings) == []
 
 
 def run(kube: FakeKube, target: str, to: str, **extra: Any) -> str:
@@ -44,8 +46,9 @@ def run(kube: FakeKube, target: str, to: str, **extra: Any) -> str:
     s = {**settings, **extra, "api_url": kube.url, "timeout": "5s"}
     factory = TARGET_FACTORIES[target]
     t = factory(env=ENV, poll_interval=0.01)
-    result = t.switch(SwitchRequest("ranker", "x", to, 1, "docs", s))  # type: ignore[attr-defined]
-    assert "may patch it" in t.check_connection("ranker", s)  # type: ignore[attr-defined]
+    assert isinstance(t, CheckableTarget)
+    result = t.switch(SwitchRequest("ranker", "x", to, 1, "docs", s))
+    assert "may patch it" in t.check_connection("ranker", s)
     return str(result.detail)
 
 

@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 from bench.alert_storm import TOKEN, _blast, make_bodies, policy_toml
-from bot.slack.fake_api import FakeSlackApi
+from devkit.fake_api import FakeSlackApi
 from tests.integration.served import Serve, serve_env, wait_until
 from tests.integration.test_crash_recovery import TABLES
 

@@ -39,7 +39,7 @@ def load(name: str) -> Any:
 
 
 def am_payload(**alert_overrides: Any) -> dict[str, Any]:
-    body = load("alertmanager-firing.json")
+    body: dict[str, Any] = load("alertmanager-firing.json")
     body["alerts"][0].update(alert_overrides)
     return body
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from bot.core.proposal import Kind, Proposal, State
 from bot.slack.cards import CardAlert, CardData, build_card, thread_details
 from bot.slack.mrkdwn import mention, mention_ids
-from bot.slack.text_render import render_blocks
+from devkit.text_render import render_blocks
 
 NOW = datetime(2026, 11, 30, 16, 0, tzinfo=UTC)
 KNOWN = frozenset({"U0LEAD", "U0BOB", "S0ONCALL", "S0SRE"})

@@ -27,7 +27,7 @@ from bot.slack.cards import (
     metric_text,
     thread_details,
 )
-from bot.slack.text_render import render_blocks
+from devkit.text_render import render_blocks
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -79,7 +79,6 @@ def card(p: Proposal | None = None, **changes: Any) -> CardData:
         approvers=["U0LEAD", "S0ONCALL"],
         on_timeout="escalate",
         public_url="http://bot.local/",
-        runbook="http://wiki.local/runbooks/fraud",
     )
     for key, value in changes.items():
         setattr(data, key, value)
@@ -149,7 +148,6 @@ def test_proposed_card_shows_everything_a_decider_needs() -> None:
     assert "<!date^1714565700^{date_short_pretty} {time}|2024-05-01 12:15 UTC>, then escalate" in text
     assert "severity warning is below auto_rollback_severity critical" in text
     assert "<http://bot.local/api/proposals/12|Proposal #12>" in text
-    assert "<http://wiki.local/runbooks/fraud|Runbook>" in text
     assert_within_limits(blocks)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
 
 from bot.slack.commands import (
     MAX_HISTORY,
+    SUBCOMMANDS,
     USAGE,
     USAGE_LINES,
     Audit,
@@ -145,10 +147,26 @@ def test_to_right_after_the_model_always_means_a_version() -> None:
     assert parse_command("ranker because to be safe") == Rollback("ranker", None, "because to be safe")
 
 
-def test_usage_mentions_every_subcommand() -> None:
-    for word in ("help", "status", "versions", "history", "audit", "freeze", "unfreeze", "unblock", "to VERSION"):
-        assert word in USAGE
-    assert "since=7d" in USAGE and "by=@user" in USAGE and "for 2h" in USAGE
+PLACEHOLDERS = {"MODEL": "ranker", "VERSION": "6", "N": "3", "ID": "12", "reason…": "load test", "@user": "@U0LEAD"}
+
+
+def example(usage: str) -> str:
+    """A usage line with every option given and every placeholder filled, as a person would type it."""
+    text = usage.removeprefix("/rollback ").replace("[", "").replace("]", "")
+    return re.sub("|".join(map(re.escape, PLACEHOLDERS)), lambda m: PLACEHOLDERS[m[0]], text)
+
+
+def test_the_usage_shows_every_subcommand_the_parser_knows() -> None:
+    shown = re.findall(r"^`(/rollback [^`]*)`", USAGE, re.M)
+    words = {line.split()[1] if line.split()[1] in SUBCOMMANDS else "rollback" for line in shown}
+    assert words == SUBCOMMANDS | {"rollback"}
+
+
+@pytest.mark.parametrize("usage", re.findall(r"^`(/rollback [^`]*)`", USAGE, re.M))
+def test_every_usage_line_parses_as_the_subcommand_it_shows(usage: str) -> None:
+    command = parse_command(example(usage))
+    word = usage.split()[1]
+    assert type(command).__name__.lower() == (word if word in SUBCOMMANDS else "rollback")
 
 
 def test_command_error_is_a_value_error() -> None:

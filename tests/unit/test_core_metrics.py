@@ -15,7 +15,7 @@ from adapters.metrics.prometheus import PrometheusSource
 from bot.core.metrics import (
     MetricLine,
     MetricsSource,
-    Outcome,
+    Recovery,
     Series,
     Tolerance,
     mean,
@@ -229,48 +229,48 @@ INCIDENT = [line("error_rate", 0.5, 0.02)]
 
 def test_alert_still_firing_is_not_recovered_whatever_the_metrics() -> None:
     verdict = verify(INCIDENT, [line("error_rate", 0.02, 0.5)], True, NoData.PASS)
-    assert verdict.outcome is Outcome.NOT_RECOVERED
+    assert verdict.outcome is Recovery.NOT_RECOVERED
     assert "still firing" in verdict.reason
 
 
 def test_back_within_tolerance_of_the_old_baseline_is_recovered() -> None:
     # lines_now's own baseline is the incident: the one from before must be used
     verdict = verify(INCIDENT, [line("error_rate", 0.021, 0.5)], False, NoData.FAIL)
-    assert verdict.outcome is Outcome.RECOVERED
+    assert verdict.outcome is Recovery.RECOVERED
     assert "within" in verdict.details[0]
 
 
 def test_halfway_back_is_not_recovered() -> None:
     verdict = verify(INCIDENT, [line("error_rate", 0.26, 0.5)], False, NoData.PASS)
-    assert verdict.outcome is Outcome.NOT_RECOVERED
+    assert verdict.outcome is Recovery.NOT_RECOVERED
     assert verdict.reason == "not back to baseline: error_rate"
     assert "0.26" in verdict.details[0] and "incident value 0.5" in verdict.details[0]
 
 
 def test_better_than_baseline_away_from_the_incident_is_recovered_both_directions() -> None:
-    assert verify(INCIDENT, [line("error_rate", 0.0, None)], False, NoData.FAIL).outcome is Outcome.RECOVERED
+    assert verify(INCIDENT, [line("error_rate", 0.0, None)], False, NoData.FAIL).outcome is Recovery.RECOVERED
     throughput = [line("rps", 10.0, 100.0)]
-    assert verify(throughput, [line("rps", 150.0, None)], False, NoData.FAIL).outcome is Outcome.RECOVERED
-    assert verify(throughput, [line("rps", 50.0, None)], False, NoData.FAIL).outcome is Outcome.NOT_RECOVERED
+    assert verify(throughput, [line("rps", 150.0, None)], False, NoData.FAIL).outcome is Recovery.RECOVERED
+    assert verify(throughput, [line("rps", 50.0, None)], False, NoData.FAIL).outcome is Recovery.NOT_RECOVERED
 
 
 def test_absolute_floor_for_a_zero_baseline() -> None:
     before = [line("error_rate", 0.3, 0.0)]
 
-    def outcome(value: float, tolerance: Tolerance | None = None) -> Outcome:
+    def outcome(value: float, tolerance: Tolerance | None = None) -> Recovery:
         return verify(before, [line("error_rate", value, 0.3)], False, NoData.FAIL, tolerance).outcome
 
-    assert outcome(0.0005) is Outcome.RECOVERED
-    assert outcome(0.01) is Outcome.NOT_RECOVERED
-    assert outcome(0.01, Tolerance(relative=0.1, absolute=0.02)) is Outcome.RECOVERED
+    assert outcome(0.0005) is Recovery.RECOVERED
+    assert outcome(0.01) is Recovery.NOT_RECOVERED
+    assert outcome(0.01, Tolerance(relative=0.1, absolute=0.02)) is Recovery.RECOVERED
 
 
 @pytest.mark.parametrize(
     ("policy", "outcome"),
-    [(NoData.FAIL, Outcome.NOT_RECOVERED), (NoData.PASS, Outcome.RECOVERED),
-     (NoData.INCONCLUSIVE, Outcome.INCONCLUSIVE)],
+    [(NoData.FAIL, Recovery.NOT_RECOVERED), (NoData.PASS, Recovery.RECOVERED),
+     (NoData.INCONCLUSIVE, Recovery.INCONCLUSIVE)],
 )
-def test_no_data_follows_the_policy(policy: NoData, outcome: Outcome) -> None:
+def test_no_data_follows_the_policy(policy: NoData, outcome: Recovery) -> None:
     now = [line("error_rate", None, None, error="prometheus timed out")]
     verdict = verify(INCIDENT, now, False, policy)
     assert verdict.outcome is outcome
@@ -280,19 +280,19 @@ def test_no_data_follows_the_policy(policy: NoData, outcome: Outcome) -> None:
 
 def test_missing_baseline_or_missing_line_is_no_data() -> None:
     assert verify([line("e", 0.5, None)], [line("e", 0.0, None)], False,
-                  NoData.INCONCLUSIVE).outcome is Outcome.INCONCLUSIVE
-    assert verify(INCIDENT, [], False, NoData.INCONCLUSIVE).outcome is Outcome.INCONCLUSIVE
+                  NoData.INCONCLUSIVE).outcome is Recovery.INCONCLUSIVE
+    assert verify(INCIDENT, [], False, NoData.INCONCLUSIVE).outcome is Recovery.INCONCLUSIVE
 
 
 def test_no_metrics_configured_follows_the_policy() -> None:
-    assert verify([], [], False, NoData.INCONCLUSIVE).outcome is Outcome.INCONCLUSIVE
-    assert verify([], [], False, NoData.PASS).outcome is Outcome.RECOVERED
+    assert verify([], [], False, NoData.INCONCLUSIVE).outcome is Recovery.INCONCLUSIVE
+    assert verify([], [], False, NoData.PASS).outcome is Recovery.RECOVERED
 
 
 def test_a_failing_metric_outweighs_a_missing_one() -> None:
     before = [line("e", 0.5, 0.02), line("p99", 2.0, 0.3)]
     verdict = verify(before, [line("e", 0.4, 0.5), line("p99", None, None)], False, NoData.INCONCLUSIVE)
-    assert verdict.outcome is Outcome.NOT_RECOVERED
+    assert verdict.outcome is Recovery.NOT_RECOVERED
     assert len(verdict.details) == 2
     assert verdict.to_dict()["outcome"] == "not_recovered"
 

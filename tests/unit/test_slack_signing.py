@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -29,7 +30,7 @@ __all__ = ["fake_slack"]
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
 
-def bolt_headers(signed: Any) -> dict[str, list[str]]:
+def bolt_headers(signed: Any) -> dict[str, str | Sequence[str]]:
     return {k.lower(): [v] for k, v in signed.headers.items()}
 
 

@@ -13,7 +13,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.slack.text_render import mrkdwn_to_text, render_blocks, render_message
+from devkit.text_render import mrkdwn_to_text, render_blocks, render_message
 
 
 def test_mrkdwn_tokens_become_readable() -> None:
