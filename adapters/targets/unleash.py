@@ -11,6 +11,13 @@ Two modes (setting ``mode``):
   ``strategy_id`` narrows it to one); a flag that still has legacy environment variants gets
   ``PUT .../environments/{env}/variants`` instead.
 The admin token (``UNLEASH_API_TOKEN``) goes raw in the Authorization header, as Unleash expects.
+
+Canary (``ReportsCanary``, variant mode only): variants weighted between two versions (say ``1.4.0`` fixed at
+200 and ``1.3.0`` variable at 800) are a percentage rollout of the new version; the smaller
+share is the canary. Aborting it gives the stable variant the whole weight, as a switch to it does. The
+strategy's own ``rollout`` percentage is not read as a canary: users outside it get no variant at all (the
+application's default), not a version the bot could name. In toggle mode a rollback turns the flag off, which
+already gives the canary (``on_version``) 0 %.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import httpx
 from adapters.targets.common import duration_problem, env_value, missing_keys, timeout_seconds, unknown_keys
 from adapters.targets.http import HttpClient
 from bot.core.errors import TargetError
-from bot.core.ports import SwitchRequest, SwitchResult
+from bot.core.ports import SwitchRequest, SwitchResult, TrafficSplit
 
 TOKEN_ENV = "UNLEASH_API_TOKEN"
 KNOWN = {
@@ -40,6 +47,25 @@ KNOWN = {
     "timeout",
     "attempts",
 }
+
+
+def variant_split(variant_lists: list[list[dict[str, Any]]]) -> TrafficSplit | None:
+    """Two versions sharing the variant weight (out of 1000), the same in every strategy, read as a canary.
+
+    One version at 1000 is no canary; an even split, more than two versions or strategies that disagree name
+    none either, and the bot then rolls back as for any target."""
+    splits = set()
+    for variants in variant_lists:
+        live = sorted(((int(v.get("weight", 0)), str(v.get("name"))) for v in variants
+                       if int(v.get("weight", 0)) > 0), reverse=True)
+        if len(live) != 2 or live[0][0] == live[1][0]:
+            return None
+        (_, stable), (weight, canary) = live
+        splits.add((stable, canary, round(weight / 10)))
+    if len(splits) != 1:
+        return None
+    stable, canary, percent = splits.pop()
+    return TrafficSplit(stable, canary, percent, "variant weights of the flag")
 
 
 class UnleashTarget:
@@ -241,6 +267,34 @@ class UnleashTarget:
                 }
             )
         return out
+
+    # -- ReportsCanary ----------------------------------------------------------------------------------------
+    def canary(self, model: str, settings: Mapping[str, Any]) -> TrafficSplit | None:
+        if self._names(settings)[3] == "toggle":
+            return None
+        with self._http(settings) as http:
+            return self._split(http, settings)
+
+    def _split(self, http: HttpClient, settings: Mapping[str, Any]) -> TrafficSplit | None:
+        legacy = self._legacy_variants(http, settings)
+        if legacy:
+            return variant_split([legacy])
+        return variant_split([list(st.get("variants") or []) for st in self._strategies(http, settings)])
+
+    def describe_abort(self, request: SwitchRequest) -> str:
+        return f"{self.describe(request)} (ends the percentage rollout: the canary gets 0 %)"
+
+    def abort_canary(self, request: SwitchRequest) -> SwitchResult:
+        """The stable variant takes the whole weight (the switch to it); the strategies' rest stays as it is."""
+        s = request.settings
+        split = None if self._names(s)[3] == "toggle" else self.canary(request.model, s)
+        if split is None:
+            raise TargetError(f"unleash: flag {s.get('flag')} has no percentage rollout between two versions any "
+                              "more; nothing was aborted. Ask for a rollback instead")
+        if split.stable_version != request.to_version:
+            raise TargetError(f"unleash: flag {s.get('flag')} now splits {split.stable_version} (stable) and "
+                              f"{split.canary_version}; not aborting towards {request.to_version}")
+        return self.switch(request)
 
     def check_connection(self, model: str, settings: Mapping[str, Any]) -> str:
         _, environment, flag, mode = self._names(settings)

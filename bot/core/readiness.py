@@ -107,6 +107,14 @@ def _run_all(jobs: Mapping[str, Callable[[], Check]], budget_s: float | None) ->
             for name, f in futures.items()]
 
 
+def after_deploying(history: Sequence[Deployment], model: str, version: str | None,
+                    now: datetime) -> list[Deployment]:
+    """The history as it would be once ``version`` is deployed (unchanged when it already runs)."""
+    if version is None or (history and history[-1].version == version):
+        return list(history)
+    return [*history, Deployment(0, model, version, now, source="prospective")]
+
+
 class ReadinessCheck:
     """The use case: every check for one model, in the order a rollback needs them."""
 
@@ -119,17 +127,19 @@ class ReadinessCheck:
         self.now = now
 
     def run(self, model: str, policy: ModelPolicy | None, problems: Sequence[str] = (), *,
-            budget_s: float | None = None) -> Readiness:
+            budget_s: float | None = None, deploying: str | None = None) -> Readiness:
         """``policy`` None means the policy file does not define a valid ``model``; ``problems`` say why.
 
         The probes run side by side; with ``budget_s`` a probe still waiting then fails its check (an HTTP
-        answer must not wait for a target's own, longer timeout)."""
+        answer must not wait for a target's own, longer timeout). With ``deploying`` the version check asks
+        about the rollback *of that deployment*: CI asks before it deploys, so "a version to return to" must
+        count the version running now, not the one before it."""
         if policy is None or problems:
             return invalid_policy(model, problems)
         choice: list[str] = []
         jobs: dict[str, Callable[[], Check]] = {
             "target": lambda: self._target(model, policy),
-            "version": lambda: self._version(model, choice),
+            "version": lambda: self._version(model, choice, deploying),
             "approvers": lambda: self._people("approvers", policy.approvers, policy.required_approvals),
             "escalation": lambda: self._escalation(policy),
             "channel": lambda: self._channel(policy),
@@ -143,14 +153,15 @@ class ReadinessCheck:
     def _target(self, model: str, policy: ModelPolicy) -> Check:
         return Check("target", True, self.target.probe(model, policy))
 
-    def _version(self, model: str, chosen: list[str]) -> Check:
-        history = self.store.history(model)
+    def _version(self, model: str, chosen: list[str], deploying: str | None) -> Check:
+        history = after_deploying(self.store.history(model), model, deploying, self.now())
         picked = choose_target(model, history)  # raises NoRollbackTarget: the check fails with its words
         chosen.append(picked.to_version)
         stable = last_stable(history)
         warn = "" if stable is not None else " (no earlier version became stable)"
-        return Check("version", True, f"a rollback now goes from {picked.from_version} to {picked.to_version}: "
-                                      f"{picked.note}{warn}")
+        when = f"after deploying {deploying}" if deploying is not None else "now"
+        return Check("version", True, f"a rollback {when} goes from {picked.from_version} to "
+                                      f"{picked.to_version}: {picked.note}{warn}")
 
     def _resolve(self, entries: Sequence[str]) -> tuple[set[str], list[str]]:
         """(people, problems): users that exist and members of groups that resolve."""
@@ -217,4 +228,4 @@ class ReadinessCheck:
 
 
 __all__ = ["CHECKS", "Check", "HistoryReader", "ProbeError", "Readiness", "ReadinessCheck", "SlackProbe",
-           "TargetProbe", "invalid_policy"]
+           "TargetProbe", "after_deploying", "invalid_policy"]

@@ -104,7 +104,11 @@ OPERATIONS: tuple[Operation, ...] = (
               200, s.VersionOut, (400, 401, 404, 503), params=(MODEL_PATH, VERSION_PATH), tags=("read",),
               description="For CI to ask before it deploys: `deployable` is false while the version is blocked "
                           "after a rollback by the bot (until an approver runs `/rollback unblock`); `reason` "
-                          "says who rolled it back, when and why."),
+                          "says who rolled it back, when and why. `rollback_ready` and `readiness` fold in the "
+                          "readiness gate for this deployment (would a rollback of it work now; the version to "
+                          "return to counts the version running now): a separate field, so CI can tell "
+                          "\"blocked\" from \"not ready\". A strict gate requires both. The answer is 200 "
+                          "either way."),
     Operation("get", "/api/models/{model}", "A model's state and deployment history", 200, s.ModelStatusOut,
               (400, 401, 404, 503), params=(MODEL_PATH,), tags=("read",)),
     Operation("get", "/api/models/{model}/readiness", "Would a rollback of this model work now?", 200,

@@ -303,13 +303,26 @@ class ModelStatusOut(BaseModel):
                                                          "until an approver unblocks them.")
 
 
+class VersionReadinessOut(BaseModel):
+    """The readiness gate folded into the deployability answer (the full report is ``/readiness``)."""
+
+    ready: bool = Field(description="A rollback of this deployment would work (every readiness check passes).")
+    failing: list[str] = Field(description="The names of the readiness checks that fail, in order.")
+    rollback_to: str | None = Field(description="The version a rollback would return to once this version is "
+                                                "deployed, if any.")
+
+
 class VersionOut(BaseModel):
     """``GET /api/models/{model}/versions/{version}``: may CI deploy this version, and its history."""
 
     model: str
     version: str
-    deployable: bool = Field(description="False while the version is blocked after a rollback by the bot.")
-    reason: str = Field(description="Why (who rolled it back, when and why; or who unblocked it).")
+    deployable: bool = Field(description="False while the version is blocked after a rollback by the bot. "
+                                         "Only the block: readiness is `rollback_ready`.")
+    rollback_ready: bool = Field(description="A rollback of this deployment would work now (the readiness gate).")
+    reason: str = Field(description="Why (who rolled it back, when and why; or who unblocked it), then one "
+                                    "sentence on readiness naming each failing check.")
+    readiness: VersionReadinessOut
     current: bool = Field(description="The model's newest recorded deployment is this version.")
     blocked: BlockOut | None = Field(description="The active block, if any.")
     blocks: list[BlockOut] = Field(description="Every block of this version, newest first, lifted ones included.")
@@ -407,6 +420,7 @@ __all__ = [
     "ReadinessCheckOut",
     "ReadyOut",
     "VersionOut",
+    "VersionReadinessOut",
     "check_json_value",
     "model_name",
     "version_name",

@@ -118,6 +118,17 @@ def test_readiness_gate_and_drill_through_serve_and_the_cli(tmp_path: Path, db_u
         assert api(bot, "GET", "/api/models/nope/readiness").status_code == 404
         assert httpx.get(bot.url + "/api/models/ready/readiness").status_code == 401
 
+        # The deployability answer folds readiness in, for the rollback of the deployment CI is about to do.
+        answer = api(bot, "GET", "/api/models/ready/versions/3").json()
+        assert answer["deployable"] is True and answer["rollback_ready"] is True, answer
+        assert answer["readiness"] == {"ready": True, "failing": [], "rollback_to": "1"}
+        assert "would work now (to 1)" in answer["reason"]
+        answer = api(bot, "GET", "/api/models/fresh/versions/2").json()  # 1 runs: deploying 2 has a way back
+        assert answer["rollback_ready"] is True and answer["readiness"]["rollback_to"] == "1", answer
+        answer = api(bot, "GET", "/api/models/elsewhere/versions/3").json()
+        assert answer["deployable"] is True and answer["rollback_ready"] is False, answer
+        assert answer["readiness"]["failing"] == ["channel"] and "C0OTHER" in answer["reason"]
+
         out = run_cli("ready", "ready", env=env, cwd=tmp_path)
         assert out.returncode == 0 and out.stdout.startswith("ready: ready"), out.stdout + out.stderr
         out = run_cli("ready", "elsewhere", "--json", env=env, cwd=tmp_path)

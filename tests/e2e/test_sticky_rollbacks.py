@@ -106,6 +106,8 @@ def test_ci_asks_whether_a_version_may_be_deployed(bot: SlackBot) -> None:
     body = blocked.json()
     assert body["deployable"] is False and "slack:U0LEAD" in body["reason"] and f"#{pid}" in body["reason"]
     assert body["blocked"]["proposal_id"] == pid and [d["version"] for d in body["deployments"]] == ["7"]
+    assert body["readiness"]["rollback_to"] == "6"  # readiness is its own field: blocked is not "not ready"
+    assert body["rollback_ready"] is body["readiness"]["ready"] and "a rollback of" in body["reason"].lower()
     fine = httpx.get(f"{bot.url}/api/models/{MODEL}/versions/6", headers=AUTH).json()
     assert fine["deployable"] is True and fine["blocked"] is None and fine["current"] is True
     assert len(fine["deployments"]) == 2  # deployed by CI, then again by the rollback

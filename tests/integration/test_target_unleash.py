@@ -117,3 +117,37 @@ def test_errors_and_checks(unleash: dict[str, str], flags: dict[str, str]) -> No
     assert target(unleash).validate(ok) == []
     assert "found" in target(unleash).check_connection("ranker", ok)
     assert "PUT" in target(unleash).describe(SwitchRequest("ranker", "1", "2", 1, "x", ok))
+
+
+def test_variant_weights_split_between_two_versions_are_a_canary_and_abort_keeps_stable(
+        unleash: dict[str, str], flags: dict[str, str]) -> None:
+    name = "ranker-canary"
+    admin(unleash, "POST", BASE, {"name": name, "type": "release"})
+    variants = [{"name": v, "weight": w, "weightType": t, "stickiness": "default",
+                 "payload": {"type": "string", "value": v}}
+                for v, w, t in (("1.3.0", 800, "variable"), ("1.4.0", 200, "fix"))]  # what Unleash's UI sends
+    admin(unleash, "POST", f"{BASE}/{name}/environments/development/strategies", {
+        "name": "flexibleRollout", "constraints": [], "variants": variants,
+        "parameters": {"rollout": "100", "stickiness": "default", "groupId": name}})
+    admin(unleash, "POST", f"{BASE}/{name}/environments/development/on")
+    s = {"url": unleash["url"], "flag": name}
+    t = target(unleash)
+    split = t.canary("ranker", s)
+    assert split is not None and split.as_dict() == {
+        "stable_version": "1.3.0", "stable_percent": 80, "canary_version": "1.4.0", "canary_percent": 20,
+        "step": "variant weights of the flag"}
+    assert t.current_version("ranker", s) is None  # no single version takes everything mid-canary
+    request = SwitchRequest("ranker", "1.4.0", "1.3.0", 5, "errors", s)
+    assert "canary gets 0 %" in t.describe_abort(request)
+    with pytest.raises(TargetError, match="not aborting towards"):
+        t.abort_canary(SwitchRequest("ranker", "1.4.0", "1.2.0", 5, "errors", s))
+    result = t.abort_canary(request)
+    assert result.served_version == "1.3.0"
+    strategy = client_view(unleash, name)["strategies"][0]
+    assert {v["name"]: v["weight"] for v in strategy["variants"]} == {"1.3.0": 1000, "1.4.0": 0}
+    assert t.canary("ranker", s) is None
+    with pytest.raises(TargetError, match="nothing was aborted"):
+        t.abort_canary(request)
+    assert t.canary("ranker", {**s, "flag": flags["variant"]}) is None  # one version at 1000: no canary
+    toggle = {"url": unleash["url"], "flag": flags["toggle"], "mode": "toggle", "on_version": "2", "off_version": "1"}
+    assert t.canary("churn", toggle) is None

@@ -63,3 +63,19 @@ def test_auto_abort_canary_severity_and_the_executor_aborts_instead_of_switching
     q = world(plain, auto_abort_canary_severity="warning").request_rollback(
         "fraud-detector", actor="alert:am", reason="r", severity="warning", alert_severity=Severity.WARNING)
     assert q.state is State.PROPOSED and "below auto_rollback_severity critical" in q.decision_reason
+
+
+def _variants(*weights: tuple[str, int]) -> list[dict[str, object]]:
+    return [{"name": name, "weight": weight} for name, weight in weights]
+
+
+def test_unleash_reads_variant_weights_between_two_versions_as_a_canary() -> None:
+    from adapters.targets.unleash import UnleashTarget, variant_split
+
+    assert isinstance(UnleashTarget(env={}), ReportsCanary)
+    split = variant_split([_variants(("6", 800), ("7", 200))] * 2)
+    assert split == TrafficSplit("6", "7", 20, "variant weights of the flag")
+    assert variant_split([_variants(("6", 0), ("7", 1000))]) is None  # one version takes everything
+    assert variant_split([_variants(("6", 500), ("7", 500))]) is None  # even: neither is the canary
+    assert variant_split([_variants(("5", 400), ("6", 300), ("7", 300))]) is None  # more than two versions
+    assert variant_split([_variants(("6", 800), ("7", 200)), _variants(("6", 900), ("7", 100))]) is None

@@ -165,3 +165,30 @@ def test_a_probe_that_does_not_answer_within_the_budget_fails_only_its_check() -
     finally:
         release.set()
     assert result.failing == ["target"] and result.checks[1].detail == "no answer within 0.2 s"
+
+
+def test_deploying_a_version_counts_the_one_running_now_as_the_way_back() -> None:
+    policy = make_policy().model("fraud-detector")
+    use_case = ReadinessCheck(store_with([("6", False)]), Probe(), Probe(), None, lambda: NOW)
+    assert use_case.run("fraud-detector", policy).failing == ["version"]  # nothing before 6
+    result = use_case.run("fraud-detector", policy, deploying="7")
+    assert result.ready and result.rollback_to == "6"
+    assert "after deploying 7 goes from 7 to 6" in result.checks[2].detail
+    again = use_case.run("fraud-detector", policy, deploying="6")  # 6 already runs: the history as it is
+    assert again.failing == ["version"]
+
+
+def test_the_version_answer_keeps_the_block_and_readiness_apart() -> None:
+    from bot.web.versions import readiness_fields
+
+    policy = make_policy().model("fraud-detector")
+    probe = Probe()
+    probe.member_of = set()
+    result = ReadinessCheck(store_with([("6", True)]), probe, probe, None, lambda: NOW).run(
+        "fraud-detector", policy, deploying="7")
+    fields = readiness_fields(result, "version 7 of fraud-detector is not blocked", ())
+    assert fields["rollback_ready"] is False
+    assert fields["readiness"] == {"ready": False, "failing": ["channel"], "rollback_to": "6"}
+    assert fields["reason"].startswith("version 7 of fraud-detector is not blocked. A rollback of fraud-detector "
+                                       "would not work now: channel: the bot is not a member of C0ALERTS")
+    assert fields["reason"].endswith(").")
