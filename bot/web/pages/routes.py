@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -37,6 +38,21 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+
+
+class AnyText(Convertor[str]):
+    """Starlette's ``path`` convertor is ``.*``, which stops at a line break; this one takes every character."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("text", AnyText())
 
 
 def safe_href(url: str) -> str | None:
@@ -157,9 +173,10 @@ def page_routes(container: Any, reports: Reports, protect: Callable[[str, Handle
     return [
         Route("/api/proposals/{id}/report", protect("/api/proposals/report", report_api), methods=["GET"]),
         Route("/incidents", page(incidents), methods=["GET"]),
-        # {id:path}: any text after /incidents/ reaches the page and gets its HTML 400, not the router's 404
-        Route("/incidents/{id:path}", page(incident), methods=["GET"]),
-        Route("/models/{model:path}", page(model_page), methods=["GET"]),
+        # {id:text}: any text after /incidents/ (slashes and line breaks included) reaches the page and gets its
+        # HTML 400, not the router's JSON 404
+        Route("/incidents/{id:text}", page(incident), methods=["GET"]),
+        Route("/models/{model:text}", page(model_page), methods=["GET"]),
     ]
 
 
