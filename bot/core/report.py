@@ -14,13 +14,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 from bot.core.actor import ActorKind, is_bot, kind_of
+from bot.core.events import VERIFIED_PREFIX, AuditAction
 from bot.core.metrics import MetricLine
 from bot.core.ports import ReportSource
 from bot.core.proposal import Proposal, ProposalAction, State
 from bot.core.version_diff import DiffRow, diff_runs, side_by_side
 
-CAPTURE_ACTION = "report.versions_captured"  # audit row holding the two versions' registry runs
-VERIFIED_PREFIX = "rollback.verified."
+CAPTURE_ACTION = AuditAction.REPORT_VERSIONS_CAPTURED  # audit row holding the two versions' registry runs
+
 AUTOMATIC_ACTORS = ("bot:policy", "bot:timeout")
 
 
@@ -188,7 +189,7 @@ def _lines(raw: Any) -> list[MetricLine]:
 
 
 def _created_inputs(audit: Sequence[AuditFacts]) -> Mapping[str, Any]:
-    created = next((a for a in audit if a.action == "proposal.created"), None)
+    created = next((a for a in audit if a.action == AuditAction.PROPOSAL_CREATED), None)
     return created.inputs if created else {}
 
 
@@ -217,13 +218,14 @@ def _timeline(p: Proposal, bad: DeploymentFacts | None, alerts: Sequence[AlertFa
         what = "approved" if d.decision == "approve" else "refused (deny)"
         entries.append((d.at, what, d.user, d.reason))
     for a in audit:
-        if a.action in ("approval.refused", "denial.refused", "undo.refused"):
+        if a.action in (AuditAction.APPROVAL_REFUSED, AuditAction.DENIAL_REFUSED, AuditAction.UNDO_REFUSED):
             entries.append((a.at, "not allowed to decide", a.actor, a.reason))
-        elif a.action == "proposal.escalated":
+        elif a.action == AuditAction.PROPOSAL_ESCALATED:
             entries.append((a.at, "escalated", a.actor, a.reason))
-        elif a.action in ("proposal.expired", "proposal.cancelled", "proposal.superseded"):
+        elif a.action in (AuditAction.PROPOSAL_EXPIRED, AuditAction.PROPOSAL_CANCELLED,
+                          AuditAction.PROPOSAL_SUPERSEDED):
             entries.append((a.at, a.action.split(".", 1)[1], a.actor, a.reason))
-        elif a.action == "proposal.approved" and (a.actor.startswith(AUTOMATIC_ACTORS)
+        elif a.action == AuditAction.PROPOSAL_APPROVED and (a.actor.startswith(AUTOMATIC_ACTORS)
                                                   or kind_of(a.actor) is ActorKind.CLI_USER):
             entries.append((a.at, "decided automatically" if is_bot(a.actor) else "break-glass decision",
                             a.actor, a.reason))

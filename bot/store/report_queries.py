@@ -151,7 +151,7 @@ class ReportQueries:
     def reports_due(self, *, ended_after: datetime, ended_before: datetime, posted_action: str,
                     limit: int = 20) -> list[int]:
         """Rollbacks whose story ended in the window, with a Slack card, and no report posted yet."""
-        posted = sa_select(col(AuditRow.proposal_id)).where(col(AuditRow.action) == posted_action,
+        posted = sa_select(col(AuditRow.proposal_id)).where(col(AuditRow.action) == str(posted_action),
                                                             col(AuditRow.proposal_id).is_not(None))
         q = (sa_select(col(ProposalRow.id))
              .where(col(ProposalRow.state).in_(["succeeded", "failed"]),
@@ -166,7 +166,7 @@ class ReportQueries:
     def audit_count(self, proposal_id: int, action: str, method: str) -> int:
         with Session(self.engine) as s:
             rows = s.exec(select(AuditRow).where(AuditRow.proposal_id == proposal_id,
-                                                 AuditRow.action == action)).all()
+                                                 AuditRow.action == str(action))).all()
             return sum(1 for r in rows if (r.inputs or {}).get("method") == method)
 
     # ---- metrics ----------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from bot.core.audit import AuditEvent, AuditRecord, KeyRing
 from bot.core.blocking import VersionBlocked
 from bot.core.clock import Clock, SystemClock
 from bot.core.errors import NotFound
+from bot.core.events import AuditAction, CardEvent
 from bot.core.policy import ModelState
 from bot.core.ports import Intent, NewProposal, OpenProposalExists, StaleProposal
 from bot.core.proposal import OPEN_STATES, Kind, Proposal, ProposalAction, State
@@ -235,9 +236,10 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
                 .values(state=State.CANCELLED.value, updated_at=now, decided_by=actor, decided_at=now, result=why,
                         card_version=ProposalRow.card_version + 1)
             )
-            self._audit(s, AuditEvent(actor=actor, action="proposal.superseded", model=model, proposal_id=row.id,
-                                      from_version=row.from_version, to_version=row.to_version, reason=why), now)
-            self._intent(s, row.id, Intent("superseded", why))
+            self._audit(s, AuditEvent(actor=actor, action=AuditAction.PROPOSAL_SUPERSEDED, model=model,
+                                      proposal_id=row.id, from_version=row.from_version, to_version=row.to_version,
+                                      reason=why), now)
+            self._intent(s, row.id, Intent(CardEvent.SUPERSEDED, why))
 
     # ---- blocked versions ---------------------------------------------------------------------------------
 
@@ -273,7 +275,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
                 why = f"undo of rollback #{row.undo_of}"
                 lifted.unblocked_at, lifted.unblocked_by, lifted.unblock_reason = now, by, why
                 s.add(lifted)
-                self._audit(s, AuditEvent(actor=by, action="version.unblocked", model=row.model,
+                self._audit(s, AuditEvent(actor=by, action=AuditAction.VERSION_UNBLOCKED, model=row.model,
                                           proposal_id=row.id, to_version=row.to_version, reason=why), now)
             return
         earlier = s.exec(select(BlockedVersionRow).where(
@@ -286,7 +288,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             s.flush()
         s.add(BlockedVersionRow(model=row.model, version=row.from_version, blocked_at=now, blocked_by=by,
                                 reason=row.reason, proposal_id=row.id))
-        self._audit(s, AuditEvent(actor=by, action="deployment.blocked", model=row.model, proposal_id=row.id,
+        self._audit(s, AuditEvent(actor=by, action=AuditAction.DEPLOYMENT_BLOCKED, model=row.model, proposal_id=row.id,
                                   from_version=row.from_version, to_version=row.to_version,
                                   reason=f"rolled back by {by}: {row.reason or 'no reason given'}; deployments of "
                                          f"{row.from_version} are refused until an approver unblocks it"), now)
@@ -366,7 +368,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
                     s,
                     AuditEvent(
                         actor=audit_actor,
-                        action="deployment.stable",
+                        action=AuditAction.DEPLOYMENT_STABLE,
                         model=row.model,
                         to_version=row.version,
                         reason=f"served with no firing alert since {quiet_since:%Y-%m-%d %H:%M:%S} UTC",

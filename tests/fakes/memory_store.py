@@ -20,6 +20,7 @@ from bot.core.blocking import VersionBlocked
 from bot.core.clock import Clock
 from bot.core.drill import ChannelPost
 from bot.core.errors import NotFound
+from bot.core.events import AuditAction, CardEvent
 from bot.core.intake import AlertRecord, Stored, StoreOutcome
 from bot.core.policy import ModelState
 from bot.core.ports import Intent, NewProposal, OpenProposalExists, StaleProposal
@@ -95,10 +96,10 @@ class MemoryStore:
                 for p in [p for p in self.proposals.values() if p.model == model and p.state is State.PROPOSED]:
                     self.proposals[p.id] = replace(p, state=State.CANCELLED, decided_by=audit.actor,
                                                    decided_at=now, result=supersede)
-                    self.append_audit(AuditEvent(actor=audit.actor, action="proposal.superseded", model=model,
+                    self.append_audit(AuditEvent(actor=audit.actor, action=AuditAction.PROPOSAL_SUPERSEDED, model=model,
                                                  proposal_id=p.id, from_version=p.from_version,
                                                  to_version=p.to_version, reason=supersede))
-                    self._intent(p.id, Intent("superseded", supersede))
+                    self._intent(p.id, Intent(CardEvent.SUPERSEDED, supersede))
             return dep
 
     # ---- blocked versions ---------------------------------------------------------------------------
@@ -122,7 +123,7 @@ class MemoryStore:
                 if b.model == p.model and b.version == p.to_version and b.active:
                     self.blocked[i] = replace(b, unblocked_at=now, unblocked_by=by,
                                               unblock_reason=f"undo of rollback #{p.undo_of}")
-                    self.append_audit(AuditEvent(actor=by, action="version.unblocked", model=p.model,
+                    self.append_audit(AuditEvent(actor=by, action=AuditAction.VERSION_UNBLOCKED, model=p.model,
                                                  proposal_id=p.id, to_version=p.to_version))
             return
         for i, b in enumerate(self.blocked):
@@ -130,7 +131,7 @@ class MemoryStore:
                 self.blocked[i] = replace(b, unblocked_at=now, unblocked_by=by,
                                           unblock_reason=f"blocked again by rollback #{p.id}")
         self.blocked.append(Block(len(self.blocked) + 1, p.model, p.from_version, now, by, p.reason, p.id))
-        self.append_audit(AuditEvent(actor=by, action="deployment.blocked", model=p.model, proposal_id=p.id,
+        self.append_audit(AuditEvent(actor=by, action=AuditAction.DEPLOYMENT_BLOCKED, model=p.model, proposal_id=p.id,
                                      from_version=p.from_version, to_version=p.to_version))
 
     def served_version(self, model: str) -> str | None:
@@ -160,8 +161,8 @@ class MemoryStore:
             for i, dep in enumerate(self.deployments):
                 if str(dep.id) in due and dep.stable_at is None and dep.rolled_back_at is None:
                     self.deployments[i] = replace(dep, stable_at=self.clock.now())
-                    self.append_audit(AuditEvent(actor=audit_actor, action="deployment.stable", model=dep.model,
-                                                 to_version=dep.version))
+                    self.append_audit(AuditEvent(actor=audit_actor, action=AuditAction.DEPLOYMENT_STABLE,
+                                                 model=dep.model, to_version=dep.version))
                     marked.append(self.deployments[i])
         return marked
 
@@ -332,7 +333,7 @@ class MemoryStore:
                     self.alerts[rec.id] = rec
                     if rec.proposal_id is not None:
                         self.decided[rec.id] = None
-                        self.append_audit(AuditEvent(actor=f"alert:{source}", action="alert.resolved",
+                        self.append_audit(AuditEvent(actor=f"alert:{source}", action=AuditAction.ALERT_RESOLVED,
                                                      model=rec.model, proposal_id=rec.proposal_id))
                     out.append(Stored(StoreOutcome.RESOLVED, rec))
         return out
