@@ -73,7 +73,7 @@ class Executor:
     def _start(self, proposal: Proposal, actor: str) -> Proposal:
         started = self.clock.now()
         running = self.store.transition(
-            proposal.id, [State.APPROVED], State.EXECUTING,
+            proposal.id, State.EXECUTING,
             AuditEvent(actor=actor, action=AuditAction.ROLLBACK_EXECUTING, model=proposal.model,
                        from_version=proposal.from_version, to_version=proposal.to_version, reason=proposal.reason,
                        inputs=action_inputs(proposal.action)),
@@ -163,7 +163,7 @@ class Executor:
             elif f"version {live} live" not in message:
                 message = f"{message}; {policy.target} reports version {live} live"
         failed = self.store.transition(
-            running.id, [State.EXECUTING], State.FAILED,
+            running.id, State.FAILED,
             AuditEvent(actor=actor, action=AuditAction.ROLLBACK_FAILED, model=running.model,
                        from_version=running.from_version, to_version=running.to_version, reason=message,
                        inputs={**inputs, **action_inputs(running.action),

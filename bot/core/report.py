@@ -17,7 +17,7 @@ from bot.core.actor import ActorKind, is_bot, kind_of
 from bot.core.events import VERIFIED_PREFIX, AuditAction
 from bot.core.metrics import MetricLine
 from bot.core.ports import ReportSource
-from bot.core.proposal import Proposal, ProposalAction, State
+from bot.core.proposal import CLOSED_UNRUN_STATES, Proposal, ProposalAction, State
 from bot.core.version_diff import DiffRow, diff_runs, side_by_side
 
 CAPTURE_ACTION = AuditAction.REPORT_VERSIONS_CAPTURED  # audit row holding the two versions' registry runs
@@ -152,7 +152,7 @@ def _between(a: datetime | None, b: datetime | None) -> float | None:
 
 def decision_kind(p: Proposal) -> str:
     """How the proposal was decided, in the words of the metrics and the report."""
-    if p.state in (State.DENIED, State.EXPIRED, State.CANCELLED):
+    if p.state in CLOSED_UNRUN_STATES:
         return p.state.value
     if p.decided_by is None:
         return "waiting"

@@ -72,7 +72,7 @@ class RollbackService(VersionBlocking, Requests, ModelControls, Sweeps, UseCase)
             return proposal
         self._authorize(who, Act.DENY, policy, proposal_id)
         denied = self.store.transition(
-            proposal_id, [State.PROPOSED], State.DENIED,
+            proposal_id, State.DENIED,
             AuditEvent(actor=actor, action=AuditAction.PROPOSAL_DENIED, model=proposal.model,
                        from_version=proposal.from_version, to_version=proposal.to_version,
                        reason=reason or "no reason given"),

@@ -72,7 +72,7 @@ class Sweeps(UseCase):
                                          "on_timeout = rollback", announce=False))
             return done if done.decided_by == TIMEOUT_ACTOR else None
         expired = self.store.transition(
-            proposal.id, [State.PROPOSED], State.EXPIRED,
+            proposal.id, State.EXPIRED,
             AuditEvent(actor=TIMEOUT_ACTOR, action=AuditAction.PROPOSAL_EXPIRED, model=proposal.model,
                        from_version=proposal.from_version, to_version=proposal.to_version,
                        reason=f"no decision by {proposal.deadline_at:%H:%M} UTC"),

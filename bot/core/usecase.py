@@ -142,7 +142,7 @@ class UseCase:
         """The one way a proposal becomes approved and reaches the executor (people, policy, timeouts, undo)."""
         p = request.proposal
         approved = self.store.transition(
-            p.id, [State.PROPOSED], State.APPROVED,
+            p.id, State.APPROVED,
             AuditEvent(actor=request.actor, action=AuditAction.PROPOSAL_APPROVED, model=p.model,
                        from_version=p.from_version, to_version=p.to_version, reason=request.reason),
             decided_by=request.actor, decided_at=self.clock.now(),
@@ -158,7 +158,7 @@ class UseCase:
     def cancel(self, proposal_id: int, actor: str, reason: str) -> Proposal | None:
         proposal = self.store.get_proposal(proposal_id)
         cancelled = self.store.transition(
-            proposal_id, [State.PROPOSED], State.CANCELLED,
+            proposal_id, State.CANCELLED,
             AuditEvent(actor=actor, action=AuditAction.PROPOSAL_CANCELLED, model=proposal.model,
                        from_version=proposal.from_version, to_version=proposal.to_version, reason=reason),
             decided_by=actor, decided_at=self.clock.now(), result=reason, intent=Intent(CardEvent.CANCELLED, reason),

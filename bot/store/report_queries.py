@@ -16,10 +16,18 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bot.core.errors import NotFound
-from bot.core.proposal import Proposal
+from bot.core.proposal import EXECUTED_STATES, Proposal
 from bot.core.report import AlertFacts, AuditFacts, DecisionFacts, DeploymentFacts
 from bot.store.repository import _proposal
-from bot.store.tables import AlertRow, ApprovalRow, AuditNoticeRow, AuditRow, DeploymentRow, ProposalRow
+from bot.store.tables import (
+    AlertRow,
+    ApprovalRow,
+    AuditNoticeRow,
+    AuditRow,
+    DeploymentRow,
+    ProposalRow,
+    state_in,
+)
 
 PAGE_SIZE = 25
 
@@ -154,7 +162,7 @@ class ReportQueries:
         posted = sa_select(col(AuditRow.proposal_id)).where(col(AuditRow.action) == str(posted_action),
                                                             col(AuditRow.proposal_id).is_not(None))
         q = (sa_select(col(ProposalRow.id))
-             .where(col(ProposalRow.state).in_(["succeeded", "failed"]),
+             .where(state_in(EXECUTED_STATES),
                     col(ProposalRow.finished_at) >= ended_after, col(ProposalRow.finished_at) < ended_before,
                     col(ProposalRow.slack_ts).is_not(None),
                     col(ProposalRow.verify_at).is_(None) | col(ProposalRow.verification).is_not(None),

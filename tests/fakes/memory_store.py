@@ -24,7 +24,7 @@ from bot.core.events import AuditAction, CardEvent
 from bot.core.intake import AlertRecord, Stored, StoreOutcome
 from bot.core.policy import ModelState
 from bot.core.ports import Intent, NewProposal, OpenProposalExists, StaleProposal
-from bot.core.proposal import OPEN_STATES, Kind, Proposal, State
+from bot.core.proposal import EXECUTOR_STATES, OPEN_STATES, Kind, Proposal, State, states_that_may_become
 from bot.core.selection import Block, Deployment
 
 
@@ -93,7 +93,8 @@ class MemoryStore:
             if announce is not None:
                 self._intent(*announce)
             if supersede is not None:
-                for p in [p for p in self.proposals.values() if p.model == model and p.state is State.PROPOSED]:
+                may_cancel = states_that_may_become(State.CANCELLED)
+                for p in [p for p in self.proposals.values() if p.model == model and p.state in may_cancel]:
                     self.proposals[p.id] = replace(p, state=State.CANCELLED, decided_by=audit.actor,
                                                    decided_at=now, result=supersede)
                     self.append_audit(AuditEvent(actor=audit.actor, action=AuditAction.PROPOSAL_SUPERSEDED, model=model,
@@ -210,11 +211,11 @@ class MemoryStore:
             self._intent(pid, intent)
             return self.proposals[pid]
 
-    def transition(self, proposal_id: int, from_states: Sequence[State], to_state: State,
-                   audit: AuditEvent, *, intent: Intent | None = None, **updates: Any) -> Proposal | None:
+    def transition(self, proposal_id: int, to_state: State, audit: AuditEvent, *, intent: Intent | None = None,
+                   **updates: Any) -> Proposal | None:
         with self._lock:
             current = self.get_proposal(proposal_id)
-            if current.state not in from_states:
+            if current.state not in states_that_may_become(to_state):
                 return None
             self.proposals[proposal_id] = replace(current, state=to_state, **updates)
             self.append_audit(replace(audit, proposal_id=proposal_id))
@@ -240,7 +241,7 @@ class MemoryStore:
     def add_approval(self, proposal_id: int, user: str, audit: AuditEvent) -> tuple[bool, list[str]]:
         with self._lock:
             current = self.get_proposal(proposal_id)
-            if current.state is not State.PROPOSED or user in current.approvals:
+            if current.state not in states_that_may_become(State.APPROVED) or user in current.approvals:
                 return False, list(current.approvals)
             self.proposals[proposal_id] = replace(current, approvals=[*current.approvals, user])
             self.append_audit(replace(audit, proposal_id=proposal_id))
@@ -254,7 +255,7 @@ class MemoryStore:
                           intent: Intent | None = None) -> Proposal | None:
         with self._lock:
             current = self.get_proposal(proposal_id)
-            if current.state is not State.EXECUTING:
+            if current.state not in states_that_may_become(State.SUCCEEDED):
                 return None
             now = self.clock.now()
             self.proposals[proposal_id] = replace(current, state=State.SUCCEEDED, finished_at=now, result=result,
@@ -273,10 +274,11 @@ class MemoryStore:
             return self.proposals[proposal_id]
 
     def due_deadlines(self, now: datetime) -> list[Proposal]:
-        return [p for p in self.proposals.values() if p.state is State.PROPOSED and p.deadline_at is not None]
+        may_expire = states_that_may_become(State.EXPIRED)
+        return [p for p in self.proposals.values() if p.state in may_expire and p.deadline_at is not None]
 
     def proposals_to_execute(self, limit: int = 50) -> list[int]:
-        return sorted(p.id for p in self.proposals.values() if p.state in (State.APPROVED, State.EXECUTING))
+        return sorted(p.id for p in self.proposals.values() if p.state in EXECUTOR_STATES)
 
     # ---- leases -------------------------------------------------------------------------------------
 
