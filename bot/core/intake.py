@@ -15,6 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from bot.core.actor import Actor
 from bot.core.alert import Alert, AlertStatus
 from bot.core.audit import AuditEvent
 from bot.core.clock import Clock
@@ -297,7 +298,7 @@ class AlertIntake:
             pending = [r for r in pending if not r.names_other_than(live)]
             if not pending:
                 return
-        actor = f"alert:{pending[0].source}"
+        actor = str(Actor.alert(pending[0].source))
         severity = max(r.severity for r in pending)
         if current is not None:
             self._join(current, pending, severity, actor, d)
@@ -355,7 +356,7 @@ class AlertIntake:
         versions = ", ".join(sorted({str(r.version) for r in stale}))
         detail = (f"{len(stale)} alert(s) name version {versions}, live is {live}: shown as stale, "
                   f"not acted on ({_names(stale)})")
-        actor = f"alert:{stale[0].source}"
+        actor = str(Actor.alert(stale[0].source))
         attached = self.store.attach_alerts(target.id, [r.id for r in stale], AuditEvent(
             actor=actor, action=AuditAction.PROPOSAL_ALERTS_JOINED, model=model, proposal_id=target.id,
             reason=detail, inputs={"fingerprints": [r.fingerprint for r in stale][:50], "stale": True,
@@ -420,7 +421,7 @@ class AlertIntake:
     # ---- resolution ---------------------------------------------------------------------------------
 
     def _on_resolved(self, proposal_id: int, records: list[AlertRecord], d: ModelDecision) -> None:
-        actor = f"alert:{records[0].source}"
+        actor = str(Actor.alert(records[0].source))
         proposal = self.store.get_proposal(proposal_id)
         when = max(r.resolved_at or r.ends_at or r.received_at for r in records)
         d.add(d.updated, proposal_id)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from bot.core.actor import ActorKind, is_bot, kind_of
+from bot.core.actor import Actor, ActorKind, is_bot, kind_of
 from bot.core.events import VERIFIED_PREFIX, AuditAction
 from bot.core.metrics import MetricLine
 from bot.core.ports import ReportSource
@@ -22,7 +22,13 @@ from bot.core.version_diff import DiffRow, diff_runs, side_by_side
 
 CAPTURE_ACTION = AuditAction.REPORT_VERSIONS_CAPTURED  # audit row holding the two versions' registry runs
 
-AUTOMATIC_ACTORS = ("bot:policy", "bot:timeout")
+# The bot deciding under the policy (``bot:policy``) or at a deadline (``bot:timeout``): a decision nobody made.
+AUTOMATIC_ACTORS: frozenset[Actor] = frozenset({Actor.bot("policy"), Actor.bot("timeout")})
+
+
+def is_automatic(actor: str | None) -> bool:
+    """Was this stored actor text (``decided_by``, an audit row's actor) the bot deciding on its own?"""
+    return actor is not None and Actor.parse(actor) in AUTOMATIC_ACTORS
 
 
 @dataclass(frozen=True)
@@ -156,7 +162,7 @@ def decision_kind(p: Proposal) -> str:
         return p.state.value
     if p.decided_by is None:
         return "waiting"
-    if p.decided_by.startswith(AUTOMATIC_ACTORS):
+    if is_automatic(p.decided_by):
         return "automatic"
     if kind_of(p.decided_by) is ActorKind.CLI_USER:
         return "break_glass"
@@ -225,8 +231,8 @@ def _timeline(p: Proposal, bad: DeploymentFacts | None, alerts: Sequence[AlertFa
         elif a.action in (AuditAction.PROPOSAL_EXPIRED, AuditAction.PROPOSAL_CANCELLED,
                           AuditAction.PROPOSAL_SUPERSEDED):
             entries.append((a.at, a.action.split(".", 1)[1], a.actor, a.reason))
-        elif a.action == AuditAction.PROPOSAL_APPROVED and (a.actor.startswith(AUTOMATIC_ACTORS)
-                                                  or kind_of(a.actor) is ActorKind.CLI_USER):
+        elif a.action == AuditAction.PROPOSAL_APPROVED and (is_automatic(a.actor)
+                                                            or kind_of(a.actor) is ActorKind.CLI_USER):
             entries.append((a.at, "decided automatically" if is_bot(a.actor) else "break-glass decision",
                             a.actor, a.reason))
     if p.started_at is not None:

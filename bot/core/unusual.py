@@ -14,6 +14,7 @@ from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from bot.core.actor import ActorKind, kind_of
 from bot.core.audit import AuditRecord
 from bot.core.durations import format_duration
 from bot.core.events import AuditAction
@@ -28,7 +29,7 @@ class UnusualKind(StrEnum):
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-PEOPLE = ("slack:", "cli:")  # actors that are people; alerts, CI (`api:`) and the bot itself are expected
+PEOPLE = frozenset({ActorKind.SLACK_USER, ActorKind.CLI_USER})  # alerts, CI (`api:`) and the bot are expected
 # What a person does on purpose (one row per click, not the rows the bot writes while acting on it).
 OFF_HOURS_ACTIONS = (
     AuditAction.PROPOSAL_CREATED, AuditAction.APPROVAL_ADDED, AuditAction.PROPOSAL_DENIED,
@@ -100,7 +101,7 @@ class Notice:
 def is_break_glass(row: AuditRecord) -> bool:
     """Break-glass is the CLI deciding a proposal itself (chat can never skip approvals)."""
     return row.action == AuditAction.ROLLBACK_BREAK_GLASS or (row.action == AuditAction.PROPOSAL_APPROVED
-                                                     and row.actor.startswith("cli:"))
+                                                     and kind_of(row.actor) is ActorKind.CLI_USER)
 
 
 def needs_history(row: AuditRecord, config: UnusualConfig) -> bool:
@@ -133,7 +134,7 @@ def notices(row: AuditRecord, config: UnusualConfig, earlier_rollbacks: Sequence
                           f"{row.model} rolled back {count} times in {format_duration(rule.window)} (more than "
                           f"{rule.max_rollbacks}); latest{versions}"))
     hours = config.hours
-    if (config.on(UnusualKind.OFF_HOURS) and row.actor.startswith(PEOPLE) and row.action in hours.actions
+    if (config.on(UnusualKind.OFF_HOURS) and kind_of(row.actor) in PEOPLE and row.action in hours.actions
             and hours.outside(row.at)):
         local = utc(row.at).astimezone(ZoneInfo(hours.timezone))
         found.append((UnusualKind.OFF_HOURS,

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from bot.core.actor import Actor
 from bot.core.alert import Alert, AlertStatus
 from bot.core.audit import AuditEvent, AuditRecord
 from bot.core.clock import Clock
@@ -224,7 +225,7 @@ class AlertQueries:
         s.refresh(row)
         if row.proposal_id is not None:
             self._audit(s, AuditEvent(
-                actor=f"alert:{row.source}", action=AuditAction.ALERT_RESOLVED, model=row.model,
+                actor=str(Actor.alert(row.source)), action=AuditAction.ALERT_RESOLVED, model=row.model,
                 proposal_id=row.proposal_id,
                 reason=f"{row.name} resolved at {ended:%H:%M:%S} UTC (firing since {row.starts_at:%H:%M:%S} UTC)",
                 inputs={"fingerprint": row.fingerprint, "severity": row.severity,

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from bot.core.actor import is_bot
 from bot.core.audit import AuditEvent, AuditRecord, KeyRing
 from bot.core.blocking import VersionBlocked
 from bot.core.clock import Clock, SystemClock
@@ -608,7 +609,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
                                     stable_at=None))
                 mrow = self.ensure_model(s, row.model)
                 mrow.last_rollback_at = now
-                if not deployed_by.startswith("bot:"):
+                if not is_bot(deployed_by):
                     mrow.auto_blocked_reason = None  # a person acted: automatic rollbacks may resume
                 s.add(mrow)
             self._audit(s, replace(audit, proposal_id=proposal_id), now)
