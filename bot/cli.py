@@ -197,8 +197,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             from bot.core.blocking import Override
 
             _check_deployment(args)
-            dep = container.service.deploy(args.model, args.version, actor=f"cli:{_os_user()}",
-                                           deployed_by=args.deployed_by or f"cli:{_os_user()}",
+            dep = container.service.deploy(args.model, args.version, actor=str(Actor.cli_user(_os_user())),
+                                           deployed_by=args.deployed_by or str(Actor.cli_user(_os_user())),
                                            source=args.source, stable=args.stable,
                                            override=None if args.override is None else Override(args.override))
             print(f"recorded: {dep.model} version {dep.version} deployed at {dep.deployed_at:%Y-%m-%d %H:%M:%S} "
@@ -258,7 +258,7 @@ def cmd_drill(container: Container, model: str) -> int:
     """A rehearsal from the shell: the steps on stdout, the card and thread in the model's channel."""
     from bot.readiness_wiring import drill
 
-    result = drill(container).run(model, f"cli:{_os_user()}")
+    result = drill(container).run(model, Actor.cli_user(_os_user()))
     secrets = container.settings.secret_values()
     print(f"drill of {model}: {'every step passed' if result.ok else 'FAILED'} in {result.seconds * 1000:.0f} ms "
           "(nothing was switched)")

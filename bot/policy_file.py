@@ -15,6 +15,7 @@ from bot.core.durations import parse_duration
 from bot.core.policy import DEFAULT_VERSION_LABEL, AlertSource, ModelPolicy, NoData, OnTimeout, Policy
 from bot.core.severity import ALERT_SEVERITIES, ALIASES, Severity, default_table, is_known_severity, parse_severity
 from bot.policy_audit import parse_audit
+from bot.slack.directory import is_group_id
 
 # The default list; the composition root passes the registry's names (adapters/targets/TARGET_FACTORIES).
 TARGETS = ("local", "webhook", "mlflow", "kubernetes", "argo-rollouts", "kserve", "unleash", "launchdarkly")
@@ -200,7 +201,7 @@ def parse_policy(data: Mapping[str, Any], name: str = "<policy>",
             metrics = {}
         for count_key in ("required_approvals", "undo_approvals"):
             if fields.get(count_key, 1) > max(1, len(fields.get("approvers", ()))) and not any(
-                a.startswith("S") for a in fields.get("approvers", ())
+                is_group_id(a) for a in fields.get("approvers", ())
             ):
                 bad(f"{prefix}.{count_key}",
                     f"needs {fields[count_key]} distinct approvers but only "

@@ -42,6 +42,10 @@ class AuditEvent:
     reason: str | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # An AuditAction member is stored (and hashed) as its plain text, exactly as before the enum existed.
+        object.__setattr__(self, "action", str(self.action))
+
 
 @dataclass(frozen=True)
 class AuditRecord:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from bot.core.actor import Actor, ActorKind
+from bot.core.events import AuditAction
 from bot.core.policy import ModelPolicy
 from bot.core.ports import ApproverDirectory
 
@@ -42,15 +43,15 @@ class Act(StrEnum):
 
 # The audit action written when each is refused.
 REFUSED_AUDIT = {
-    Act.APPROVE: "approval.refused",
-    Act.DENY: "denial.refused",
-    Act.UNDO: "undo.refused",
-    Act.FREEZE: "freeze.refused",
-    Act.UNFREEZE: "unfreeze.refused",
-    Act.UNBLOCK: "unblock.refused",
-    Act.ROLLBACK: "rollback.refused",
-    Act.BREAK_GLASS: "rollback.refused",
-    Act.DRILL: "drill.refused",
+    Act.APPROVE: AuditAction.APPROVAL_REFUSED,
+    Act.DENY: AuditAction.DENIAL_REFUSED,
+    Act.UNDO: AuditAction.UNDO_REFUSED,
+    Act.FREEZE: AuditAction.FREEZE_REFUSED,
+    Act.UNFREEZE: AuditAction.UNFREEZE_REFUSED,
+    Act.UNBLOCK: AuditAction.UNBLOCK_REFUSED,
+    Act.ROLLBACK: AuditAction.ROLLBACK_REFUSED,
+    Act.BREAK_GLASS: AuditAction.ROLLBACK_REFUSED,
+    Act.DRILL: AuditAction.DRILL_REFUSED,
 }
 APPROVER_ACTS = frozenset({Act.APPROVE, Act.DENY, Act.UNDO, Act.FREEZE, Act.UNFREEZE, Act.UNBLOCK})
 REQUESTERS = frozenset({ActorKind.SLACK_USER, ActorKind.ALERT, ActorKind.API, ActorKind.CLI_USER, ActorKind.BOT})

@@ -18,6 +18,7 @@ from bot.core.actor import Actor
 from bot.core.audit import AuditEvent
 from bot.core.authorization import Act
 from bot.core.errors import RollbackError
+from bot.core.events import AuditAction
 from bot.core.policy import Action, Decision
 from bot.core.proposal import Proposal, State
 from bot.core.requests import Requests
@@ -92,11 +93,11 @@ class VersionBlocking(Requests):
         self._authorize(who, Act.UNBLOCK, policy)
         why = reason or "no reason given"
         lifted = self.store.unblock(model, version, by=actor, reason=why, audit=AuditEvent(
-            actor=actor, action="version.unblocked", model=model, to_version=version, reason=why))
+            actor=actor, action=AuditAction.VERSION_UNBLOCKED, model=model, to_version=version, reason=why))
         if lifted is None:
             blocked = ", ".join(b.version for b in self.blocked_versions(model)) or "none"
             raise self._refuse(actor, model, f"version {version} of {model} is not blocked (blocked: {blocked})",
-                               "unblock.refused")
+                               AuditAction.UNBLOCK_REFUSED)
         oplog.event("version.unblocked", model=model, version=version, actor=actor, reason=why)
         return lifted
 
@@ -137,7 +138,7 @@ class VersionBlocking(Requests):
         self.store.record_deployment(
             model, live, deployed_by="unknown (found live by the bot)", source=f"drift ({target})", metadata={},
             stable=False, set_served=False,
-            audit=AuditEvent(actor=DRIFT_ACTOR, action="deployment.drift", model=model, to_version=live,
+            audit=AuditEvent(actor=DRIFT_ACTOR, action=AuditAction.DEPLOYMENT_DRIFT, model=model, to_version=live,
                              reason=note, inputs={"target": target, "blocked_by_proposal": block.proposal_id}),
             supersede=superseded_text(live, f"hand (found live by {target})"))
         try:

@@ -12,6 +12,7 @@ from bot.core.authorization import Act
 from bot.core.blocking import Override, VersionBlocked, superseded_text
 from bot.core.durations import format_duration
 from bot.core.errors import RollbackError, UnknownModel
+from bot.core.events import AuditAction, CardEvent
 from bot.core.ports import Intent
 from bot.core.proposal import Proposal, State
 from bot.core.selection import Block, Deployment
@@ -28,7 +29,7 @@ class ModelControls(UseCase):
         try:
             policy = self.model_policy(model)
         except UnknownModel as exc:
-            self.store.append_audit(AuditEvent(actor=actor, action="deploy.refused", model=model,
+            self.store.append_audit(AuditEvent(actor=actor, action=AuditAction.DEPLOY_REFUSED, model=model,
                                                to_version=version, reason=str(exc)))
             raise
         version = version.strip()
@@ -47,7 +48,7 @@ class ModelControls(UseCase):
             dep = self.store.record_deployment(
                 model, version, deployed_by=deployed_by, source=source, metadata=metadata or {},
                 stable=stable, set_served=policy.target == "local",
-                audit=AuditEvent(actor=actor, action="deploy", model=model, from_version=previous,
+                audit=AuditEvent(actor=actor, action=AuditAction.DEPLOY, model=model, from_version=previous,
                                  to_version=version, reason=f"deployed by {who}"
                                  + (f" via {source}" if source else "") + (" (marked stable)" if stable else ""),
                                  inputs={"metadata": metadata or {}}),
@@ -69,19 +70,19 @@ class ModelControls(UseCase):
         if override is None:
             raise self._refuse_blocked(block, actor, who, previous, source)
         why = override.reason.strip()
-        audit = AuditEvent(actor=actor, action="deployment.override", model=model, from_version=previous,
+        audit = AuditEvent(actor=actor, action=AuditAction.DEPLOYMENT_OVERRIDE, model=model, from_version=previous,
                            to_version=version, proposal_id=block.proposal_id, reason=why,
                            inputs={"deployed_by": who, "source": source, "blocked": block.why()})
         if block.proposal_id is None:
             return [audit], None
         post = f"{who} deployed blocked version {version} of {model} anyway (override by {actor}): {why}"
-        return [audit], (block.proposal_id, Intent("override", post))
+        return [audit], (block.proposal_id, Intent(CardEvent.OVERRIDE, post))
 
     def _refuse_blocked(self, block: Block, actor: str, who: str, previous: str | None,
                         source: str | None) -> VersionBlocked:
         oplog.event("deployment.refused_blocked", model=block.model, version=block.version, actor=actor)
         self.store.append_audit(AuditEvent(
-            actor=actor, action="deployment.refused_blocked", model=block.model, from_version=previous,
+            actor=actor, action=AuditAction.DEPLOYMENT_REFUSED_BLOCKED, model=block.model, from_version=previous,
             to_version=block.version, reason=block.why(), proposal_id=block.proposal_id,
             inputs={"deployed_by": who, "source": source}))
         return VersionBlocked(block)
@@ -92,7 +93,7 @@ class ModelControls(UseCase):
             now = self.store.get_proposal(waiting.id)
             if now.state is State.CANCELLED:
                 oplog.event("proposal.superseded", proposal=now.id, model=now.model, why=now.result)
-                self._notify(now, "superseded", now.result, written=True)
+                self._notify(now, CardEvent.SUPERSEDED, now.result, written=True)
         if announce is not None:
             self._notify(self.store.get_proposal(announce[0]), announce[1].event, announce[1].detail, written=True)
 
@@ -105,7 +106,7 @@ class ModelControls(UseCase):
         self._authorize(who, Act.FREEZE, self.model_policy(model))
         until = self.clock.now() + duration
         self.store.set_freeze(model, until, reason, actor, AuditEvent(
-            actor=actor, action="model.frozen", model=model,
+            actor=actor, action=AuditAction.MODEL_FROZEN, model=model,
             reason=f"frozen for {format_duration(duration)}" + (f": {reason}" if reason else "")))
         oplog.event("model.frozen", model=model, actor=actor, until=f"{until:%Y-%m-%dT%H:%MZ}", reason=reason)
         return until
@@ -114,7 +115,7 @@ class ModelControls(UseCase):
         who = Actor.of(actor)
         actor = str(who)
         self._authorize(who, Act.UNFREEZE, self.model_policy(model))
-        self.store.set_freeze(model, None, None, None, AuditEvent(actor=actor, action="model.unfrozen",
+        self.store.set_freeze(model, None, None, None, AuditEvent(actor=actor, action=AuditAction.MODEL_UNFROZEN,
                                                                   model=model, reason="unfrozen"))
         oplog.event("model.unfrozen", model=model, actor=actor)
 

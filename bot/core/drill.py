@@ -21,6 +21,7 @@ from bot.core.alert import Alert, AlertStatus
 from bot.core.audit import AuditEvent
 from bot.core.authorization import REFUSED_AUDIT, Act, authorize
 from bot.core.errors import Refused, UnknownModel
+from bot.core.events import AuditAction
 from bot.core.metrics import MetricsSource
 from bot.core.policy import Action, ModelPolicy, ModelState, Policy, decide
 from bot.core.ports import ApproverDirectory, DeploymentTarget, SwitchRequest
@@ -238,7 +239,8 @@ class Drill:
             post = ChannelPost("drill", w.policy.channel, self.cards.card(done, note), (self.cards.result(result),))
         summary = "every step passed" if result.ok else f"failed: {', '.join(_failing(result))}"
         self.store.record_drill(AuditEvent(
-            actor=w.actor, action="drill.passed" if result.ok else "drill.failed", model=w.policy.name,
+            actor=w.actor, action=AuditAction.DRILL_PASSED if result.ok else AuditAction.DRILL_FAILED,
+            model=w.policy.name,
             from_version=result.from_version, to_version=result.to_version,
             reason=f"rollback drill of {w.policy.name}, nothing switched: {summary}",
             inputs={"steps": [{"name": s.name, "ok": s.ok, "ms": round(s.seconds * 1000, 1), "detail": s.detail}

@@ -17,6 +17,7 @@ from bot.core import oplog
 from bot.core.audit import AuditEvent
 from bot.core.clock import Clock
 from bot.core.errors import RollbackError, TargetError
+from bot.core.events import AuditAction, CardEvent
 from bot.core.policy import ModelPolicy, Policy
 from bot.core.ports import (
     ApprovedQueue,
@@ -54,7 +55,7 @@ class Executor:
         self.notifier: Notifier = notifier or NullNotifier()
         self.verification_enabled = verification_enabled
 
-    def _notify(self, proposal: Proposal | None, event: str, detail: str | None = None) -> None:
+    def _notify(self, proposal: Proposal | None, event: CardEvent, detail: str | None = None) -> None:
         """Every call follows a store write that carried this intent in its own transaction."""
         tell(self.notifier, proposal, event, detail, written=True)
 
@@ -72,18 +73,18 @@ class Executor:
     def _start(self, proposal: Proposal, actor: str) -> Proposal:
         started = self.clock.now()
         running = self.store.transition(
-            proposal.id, [State.APPROVED], State.EXECUTING,
-            AuditEvent(actor=actor, action="rollback.executing", model=proposal.model,
+            proposal.id, State.EXECUTING,
+            AuditEvent(actor=actor, action=AuditAction.ROLLBACK_EXECUTING, model=proposal.model,
                        from_version=proposal.from_version, to_version=proposal.to_version, reason=proposal.reason,
                        inputs=action_inputs(proposal.action)),
-            started_at=started, intent=Intent("executing"),
+            started_at=started, intent=Intent(CardEvent.EXECUTING),
         )
         if running is None:  # someone else started it; the lease makes this rare
             return self.store.get_proposal(proposal.id)
         oplog.event("rollback.switching", proposal=proposal.id, model=proposal.model,
                     from_version=proposal.from_version, to_version=proposal.to_version, actor=actor,
                     dry_run=proposal.dry_run or None)
-        self._notify(running, "executing")
+        self._notify(running, CardEvent.EXECUTING)
         return self._switch(running, actor, check_live=True)
 
     def _switch(self, running: Proposal, actor: str, *, check_live: bool, note: str = "") -> Proposal:
@@ -138,18 +139,19 @@ class Executor:
         verify_at = finished + policy.verify_after if self.verification_enabled and not running.dry_run else None
         completed = self.store.complete_rollback(
             running.id, result=done.detail, served=done.served, verify_at=verify_at, deployed_by=actor,
-            audit=AuditEvent(actor=actor, action="rollback.dry_run" if running.dry_run else "rollback.succeeded",
+            audit=AuditEvent(actor=actor,
+                             action=AuditAction.ROLLBACK_DRY_RUN if running.dry_run else AuditAction.ROLLBACK_SUCCEEDED,
                              model=running.model, from_version=running.from_version,
                              to_version=running.to_version, reason=done.detail,
                              inputs={"seconds": round(seconds, 3), "served_version": done.served,
                                      "target": policy.target, **action_inputs(running.action)}),
-            intent=Intent("succeeded", done.detail),
+            intent=Intent(CardEvent.SUCCEEDED, done.detail),
         )
         final = completed or self.store.get_proposal(running.id)
         oplog.event("rollback.dry_run" if running.dry_run else "rollback.succeeded", proposal=running.id,
                     model=running.model, target=policy.target, from_version=running.from_version,
                     to_version=running.to_version, seconds=round(seconds, 3), detail=done.detail)
-        self._notify(final, "succeeded", done.detail)
+        self._notify(final, CardEvent.SUCCEEDED, done.detail)
         return final
 
     def _fail(self, running: Proposal, actor: str, message: str, inputs: dict[str, Any],
@@ -161,17 +163,17 @@ class Executor:
             elif f"version {live} live" not in message:
                 message = f"{message}; {policy.target} reports version {live} live"
         failed = self.store.transition(
-            running.id, [State.EXECUTING], State.FAILED,
-            AuditEvent(actor=actor, action="rollback.failed", model=running.model,
+            running.id, State.FAILED,
+            AuditEvent(actor=actor, action=AuditAction.ROLLBACK_FAILED, model=running.model,
                        from_version=running.from_version, to_version=running.to_version, reason=message,
                        inputs={**inputs, **action_inputs(running.action),
                                **({"live_version": live} if live is not None else {})}),
-            finished_at=self.clock.now(), error=message, intent=Intent("failed", message),
+            finished_at=self.clock.now(), error=message, intent=Intent(CardEvent.FAILED, message),
         )
         final = failed or self.store.get_proposal(running.id)
         oplog.event("rollback.failed", level=logging.ERROR, proposal=running.id, model=running.model,
                     from_version=running.from_version, to_version=running.to_version, error=message)
-        self._notify(final, "failed", message)
+        self._notify(final, CardEvent.FAILED, message)
         return final
 
     # ---- recovery ---------------------------------------------------------------------------------------

@@ -15,10 +15,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from bot.core.actor import Actor
 from bot.core.alert import Alert, AlertStatus
 from bot.core.audit import AuditEvent
 from bot.core.clock import Clock
 from bot.core.errors import Refused
+from bot.core.events import AuditAction, CardEvent
 from bot.core.policy import Action, no_data_severity
 from bot.core.ports import AlertStore
 from bot.core.proposal import Kind, Proposal, ProposalAction, State
@@ -296,7 +298,7 @@ class AlertIntake:
             pending = [r for r in pending if not r.names_other_than(live)]
             if not pending:
                 return
-        actor = f"alert:{pending[0].source}"
+        actor = str(Actor.alert(pending[0].source))
         severity = max(r.severity for r in pending)
         if current is not None:
             self._join(current, pending, severity, actor, d)
@@ -310,7 +312,7 @@ class AlertIntake:
 
         def attach(proposal: Proposal) -> None:
             self.store.attach_alerts(proposal.id, [r.id for r in pending], AuditEvent(
-                actor=actor, action="proposal.alerts_joined", model=model, proposal_id=proposal.id,
+                actor=actor, action=AuditAction.PROPOSAL_ALERTS_JOINED, model=model, proposal_id=proposal.id,
                 reason=f"{len(pending)} alert(s) opened this proposal: {_names(pending)}",
                 inputs={"fingerprints": [r.fingerprint for r in pending][:50]}))
 
@@ -354,15 +356,15 @@ class AlertIntake:
         versions = ", ".join(sorted({str(r.version) for r in stale}))
         detail = (f"{len(stale)} alert(s) name version {versions}, live is {live}: shown as stale, "
                   f"not acted on ({_names(stale)})")
-        actor = f"alert:{stale[0].source}"
+        actor = str(Actor.alert(stale[0].source))
         attached = self.store.attach_alerts(target.id, [r.id for r in stale], AuditEvent(
-            actor=actor, action="proposal.alerts_joined", model=model, proposal_id=target.id,
+            actor=actor, action=AuditAction.PROPOSAL_ALERTS_JOINED, model=model, proposal_id=target.id,
             reason=detail, inputs={"fingerprints": [r.fingerprint for r in stale][:50], "stale": True,
                                    "versions": sorted({str(r.version) for r in stale}), "live": live}))
         if attached:
             d.add(d.updated, target.id)
             self.service.notify(self.store.get_proposal(target.id),
-                                "alerts" if target.open else "timeline", detail)
+                                CardEvent.ALERTS if target.open else CardEvent.TIMELINE, detail)
 
     def _refused(self, model: str, pending: list[AlertRecord], why: str, actor: str, d: ModelDecision) -> None:
         """Refused once (one audit row, written by the refusal); the alerts join the incident that caused it."""
@@ -374,7 +376,7 @@ class AlertIntake:
         if self.clock.now() - latest.finished_at > policy.cooldown:
             return
         self.store.attach_alerts(latest.id, [r.id for r in pending], AuditEvent(
-            actor=actor, action="proposal.alerts_joined", model=model, proposal_id=latest.id,
+            actor=actor, action=AuditAction.PROPOSAL_ALERTS_JOINED, model=model, proposal_id=latest.id,
             reason=f"{len(pending)} alert(s) joined after the rollback: {_names(pending)} (not acted on: {why})",
             inputs={"fingerprints": [r.fingerprint for r in pending][:50]}))
         d.add(d.updated, latest.id)
@@ -382,7 +384,7 @@ class AlertIntake:
     def _join(self, proposal: Proposal, pending: list[AlertRecord], severity: Severity, actor: str,
               d: ModelDecision) -> None:
         joined = self.store.attach_alerts(proposal.id, [r.id for r in pending], AuditEvent(
-            actor=actor, action="proposal.alerts_joined", model=proposal.model, proposal_id=proposal.id,
+            actor=actor, action=AuditAction.PROPOSAL_ALERTS_JOINED, model=proposal.model, proposal_id=proposal.id,
             reason=f"{len(pending)} alert(s) joined: {_names(pending)}",
             inputs={"fingerprints": [r.fingerprint for r in pending][:50]}))
         if not joined:
@@ -391,14 +393,14 @@ class AlertIntake:
         detail = f"{len(pending)} alert(s) joined: {_names(pending)} (highest {severity})"
         d.set(pending, Outcome.JOINED, f"joined proposal #{proposal.id} ({proposal.state})")
         if proposal.state is not State.PROPOSED:
-            self.service.notify(self.store.get_proposal(proposal.id), "alerts", detail)
+            self.service.notify(self.store.get_proposal(proposal.id), CardEvent.ALERTS, detail)
             return
         decision = self.service.decide_for(proposal.model, severity,
                                            abort_canary=proposal.action is ProposalAction.ABORT_CANARY)
         if decision.action is Action.AUTO_EXECUTE:
             done = self.service.approve_and_execute(ApproveRequest(
                 proposal, SYSTEM, f"a {severity} alert joined while it waited: {decision.reason}",
-                event="alerts", detail=detail,
+                event=CardEvent.ALERTS, detail=detail,
                 updates={"severity": str(severity), "decision_reason": decision.reason}))
             if done.decided_by == SYSTEM:
                 d.add(d.executed, proposal.id)
@@ -409,17 +411,17 @@ class AlertIntake:
         if severity > parse_severity(proposal.severity, Severity.INFO):
             updated = self.store.update_open(
                 proposal.id,
-                AuditEvent(actor=actor, action="proposal.severity_raised", model=proposal.model,
+                AuditEvent(actor=actor, action=AuditAction.PROPOSAL_SEVERITY_RAISED, model=proposal.model,
                            reason=f"severity {proposal.severity} → {severity}: {decision.reason}"),
                 expect={"state": State.PROPOSED.value, "severity": proposal.severity},
                 severity=str(severity), decision_reason=decision.reason,
             )
-        self.service.notify(updated or self.store.get_proposal(proposal.id), "alerts", detail)
+        self.service.notify(updated or self.store.get_proposal(proposal.id), CardEvent.ALERTS, detail)
 
     # ---- resolution ---------------------------------------------------------------------------------
 
     def _on_resolved(self, proposal_id: int, records: list[AlertRecord], d: ModelDecision) -> None:
-        actor = f"alert:{records[0].source}"
+        actor = str(Actor.alert(records[0].source))
         proposal = self.store.get_proposal(proposal_id)
         when = max(r.resolved_at or r.ends_at or r.received_at for r in records)
         d.add(d.updated, proposal_id)
@@ -434,15 +436,15 @@ class AlertIntake:
                         else f"resolved; proposal #{proposal_id} was decided meanwhile")
             else:
                 text = f"resolved; {len(firing)} of {len(alerts)} alert(s) of proposal #{proposal_id} still firing"
-                self.service.notify(proposal, "alerts",
+                self.service.notify(proposal, CardEvent.ALERTS,
                                     f"{_names(records)} resolved at {when:%H:%M} UTC; {len(firing)} of "
                                     f"{len(alerts)} still firing")
         elif proposal.state is State.PROPOSED:
             text = f"resolved; proposal #{proposal_id} was asked for by a person and stays open"
-            self.service.notify(proposal, "alerts", f"{_names(records)} resolved at {when:%H:%M} UTC")
+            self.service.notify(proposal, CardEvent.ALERTS, f"{_names(records)} resolved at {when:%H:%M} UTC")
         else:
             text = f"resolved after proposal #{proposal_id} was {proposal.state}: added to its timeline"
-            self.service.notify(proposal, "timeline", f"{_names(records)} resolved at {when:%H:%M} UTC")
+            self.service.notify(proposal, CardEvent.TIMELINE, f"{_names(records)} resolved at {when:%H:%M} UTC")
         d.set(records, Outcome.RESOLVED, text)
 
 

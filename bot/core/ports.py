@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from bot.core.audit import AuditEvent, AuditRecord
+from bot.core.events import CardEvent
 from bot.core.policy import ModelPolicy, ModelState
 from bot.core.proposal import Kind, Proposal, ProposalAction, State
 from bot.core.selection import Block, Deployment
@@ -151,14 +152,14 @@ class StaleProposal(Exception):
 class Intent:
     """A card or thread message owed to people, written by the store in the state change's own transaction."""
 
-    event: str
+    event: CardEvent
     detail: str | None = None
 
 
 class Notifier(Protocol):
     """Tells people about a proposal (Slack in production). Must never raise into the core."""
 
-    def changed(self, proposal: Proposal, event: str, detail: str | None = None) -> None: ...
+    def changed(self, proposal: Proposal, event: CardEvent, detail: str | None = None) -> None: ...
 
 
 class ApproverDirectory(Protocol):
@@ -176,7 +177,7 @@ class ApproverDirectory(Protocol):
         ...
 
 
-def tell(notifier: Notifier, proposal: Proposal | None, event: str, detail: str | None = None, *,
+def tell(notifier: Notifier, proposal: Proposal | None, event: CardEvent, detail: str | None = None, *,
          written: bool = False) -> None:
     """After a state change: a notifier that reads the outbox (``written()``) is only woken when the store
     already wrote the intent in the change's transaction; any other notifier is told the event. Never raises."""
@@ -202,7 +203,7 @@ class ReadsOutbox(Protocol):
 
 
 class NullNotifier:
-    def changed(self, proposal: Proposal, event: str, detail: str | None = None) -> None:
+    def changed(self, proposal: Proposal, event: CardEvent, detail: str | None = None) -> None:
         return None
 
 
@@ -227,8 +228,11 @@ class ProposalReads(Protocol):
 class ProposalWrites(ProposalReads, Protocol):
     """What execution needs: compare-and-set transitions and the completing write."""
 
-    def transition(self, proposal_id: int, from_states: Sequence[State], to_state: State,
-                   audit: AuditEvent, *, intent: Intent | None = None, **updates: Any) -> Proposal | None: ...
+    def transition(self, proposal_id: int, to_state: State, audit: AuditEvent, *, intent: Intent | None = None,
+                   **updates: Any) -> Proposal | None:
+        """Compare-and-set from any state that may become ``to_state`` (``states_that_may_become``); None if
+        the proposal was in none of them (another decision won)."""
+        ...
     def complete_rollback(self, proposal_id: int, *, result: str, served: str | None,
                           verify_at: datetime | None, audit: AuditEvent,
                           deployed_by: str, intent: Intent | None = None) -> Proposal | None: ...
@@ -272,8 +276,11 @@ class Store(Protocol):
     def get_proposal(self, proposal_id: int) -> Proposal: ...
     def open_proposal(self, model: str) -> Proposal | None: ...
     def create_proposal(self, new: NewProposal, audit: AuditEvent, intent: Intent | None = None) -> Proposal: ...
-    def transition(self, proposal_id: int, from_states: Sequence[State], to_state: State,
-                   audit: AuditEvent, *, intent: Intent | None = None, **updates: Any) -> Proposal | None: ...
+    def transition(self, proposal_id: int, to_state: State, audit: AuditEvent, *, intent: Intent | None = None,
+                   **updates: Any) -> Proposal | None:
+        """Compare-and-set from any state that may become ``to_state`` (``states_that_may_become``); None if
+        the proposal was in none of them (another decision won)."""
+        ...
     def update_open(self, proposal_id: int, audit: AuditEvent | None, expect: Mapping[str, Any] | None = None,
                     *, intent: Intent | None = None, **updates: Any) -> Proposal | None: ...
     def add_approval(self, proposal_id: int, user: str, audit: AuditEvent) -> tuple[bool, list[str]]: ...

@@ -32,12 +32,31 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.CANCELLED: frozenset(),
 }
 
-OPEN_STATES: frozenset[State] = frozenset({State.PROPOSED, State.APPROVED, State.EXECUTING})
+OPEN_STATES: frozenset[State] = frozenset(s for s, nxt in TRANSITIONS.items() if nxt)
 TERMINAL_STATES: frozenset[State] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
 
 
 def can_transition(current: State, wanted: State) -> bool:
     return wanted in TRANSITIONS[current]
+
+
+def states_that_may_become(wanted: State) -> frozenset[State]:
+    """Every state ``wanted`` may follow: the condition of the compare-and-set that makes the change.
+
+    Stores and use cases ask this instead of listing states, so the table above stays the one place that
+    says which state may follow which.
+    """
+    return frozenset(s for s, nxt in TRANSITIONS.items() if wanted in nxt)
+
+
+# What the executor still owes: proposals that may start executing, and those executing (a crash may have
+# left them so) that may still finish.
+EXECUTOR_STATES: frozenset[State] = (states_that_may_become(State.EXECUTING)
+                                     | states_that_may_become(State.SUCCEEDED))
+# How an executed rollback ends (succeeded or failed).
+EXECUTED_STATES: frozenset[State] = TRANSITIONS[State.EXECUTING]
+# How a proposal ends without anything being switched (denied, expired, cancelled).
+CLOSED_UNRUN_STATES: frozenset[State] = TERMINAL_STATES - EXECUTED_STATES
 
 
 def check_transition(proposal_id: int, current: State, wanted: State) -> None:

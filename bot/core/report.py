@@ -13,15 +13,22 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from bot.core.actor import ActorKind, is_bot, kind_of
+from bot.core.actor import Actor, ActorKind, is_bot, kind_of
+from bot.core.events import VERIFIED_PREFIX, AuditAction
 from bot.core.metrics import MetricLine
 from bot.core.ports import ReportSource
-from bot.core.proposal import Proposal, ProposalAction, State
+from bot.core.proposal import CLOSED_UNRUN_STATES, Proposal, ProposalAction, State
 from bot.core.version_diff import DiffRow, diff_runs, side_by_side
 
-CAPTURE_ACTION = "report.versions_captured"  # audit row holding the two versions' registry runs
-VERIFIED_PREFIX = "rollback.verified."
-AUTOMATIC_ACTORS = ("bot:policy", "bot:timeout")
+CAPTURE_ACTION = AuditAction.REPORT_VERSIONS_CAPTURED  # audit row holding the two versions' registry runs
+
+# The bot deciding under the policy (``bot:policy``) or at a deadline (``bot:timeout``): a decision nobody made.
+AUTOMATIC_ACTORS: frozenset[Actor] = frozenset({Actor.bot("policy"), Actor.bot("timeout")})
+
+
+def is_automatic(actor: str | None) -> bool:
+    """Was this stored actor text (``decided_by``, an audit row's actor) the bot deciding on its own?"""
+    return actor is not None and Actor.parse(actor) in AUTOMATIC_ACTORS
 
 
 @dataclass(frozen=True)
@@ -151,11 +158,11 @@ def _between(a: datetime | None, b: datetime | None) -> float | None:
 
 def decision_kind(p: Proposal) -> str:
     """How the proposal was decided, in the words of the metrics and the report."""
-    if p.state in (State.DENIED, State.EXPIRED, State.CANCELLED):
+    if p.state in CLOSED_UNRUN_STATES:
         return p.state.value
     if p.decided_by is None:
         return "waiting"
-    if p.decided_by.startswith(AUTOMATIC_ACTORS):
+    if is_automatic(p.decided_by):
         return "automatic"
     if kind_of(p.decided_by) is ActorKind.CLI_USER:
         return "break_glass"
@@ -188,7 +195,7 @@ def _lines(raw: Any) -> list[MetricLine]:
 
 
 def _created_inputs(audit: Sequence[AuditFacts]) -> Mapping[str, Any]:
-    created = next((a for a in audit if a.action == "proposal.created"), None)
+    created = next((a for a in audit if a.action == AuditAction.PROPOSAL_CREATED), None)
     return created.inputs if created else {}
 
 
@@ -217,14 +224,15 @@ def _timeline(p: Proposal, bad: DeploymentFacts | None, alerts: Sequence[AlertFa
         what = "approved" if d.decision == "approve" else "refused (deny)"
         entries.append((d.at, what, d.user, d.reason))
     for a in audit:
-        if a.action in ("approval.refused", "denial.refused", "undo.refused"):
+        if a.action in (AuditAction.APPROVAL_REFUSED, AuditAction.DENIAL_REFUSED, AuditAction.UNDO_REFUSED):
             entries.append((a.at, "not allowed to decide", a.actor, a.reason))
-        elif a.action == "proposal.escalated":
+        elif a.action == AuditAction.PROPOSAL_ESCALATED:
             entries.append((a.at, "escalated", a.actor, a.reason))
-        elif a.action in ("proposal.expired", "proposal.cancelled", "proposal.superseded"):
+        elif a.action in (AuditAction.PROPOSAL_EXPIRED, AuditAction.PROPOSAL_CANCELLED,
+                          AuditAction.PROPOSAL_SUPERSEDED):
             entries.append((a.at, a.action.split(".", 1)[1], a.actor, a.reason))
-        elif a.action == "proposal.approved" and (a.actor.startswith(AUTOMATIC_ACTORS)
-                                                  or kind_of(a.actor) is ActorKind.CLI_USER):
+        elif a.action == AuditAction.PROPOSAL_APPROVED and (is_automatic(a.actor)
+                                                            or kind_of(a.actor) is ActorKind.CLI_USER):
             entries.append((a.at, "decided automatically" if is_bot(a.actor) else "break-glass decision",
                             a.actor, a.reason))
     if p.started_at is not None:

@@ -11,6 +11,7 @@ from bot.core.actor import Actor
 from bot.core.audit import AuditEvent
 from bot.core.authorization import Act
 from bot.core.errors import RollbackError, UnknownModel
+from bot.core.events import AuditAction, CardEvent
 from bot.core.execution import SYSTEM
 from bot.core.metrics import MetricLine
 from bot.core.policy import Action, Decision, ModelPolicy, decide
@@ -124,7 +125,7 @@ class Requests(UseCase):
             summary=summary, seen_last_rollback_at=state.last_rollback_at,
         )
         created = AuditEvent(
-            actor=actor, action="proposal.created", model=model, from_version=choice.from_version,
+            actor=actor, action=AuditAction.PROPOSAL_CREATED, model=model, from_version=choice.from_version,
             to_version=choice.to_version, reason=reason,
             inputs={"decision": decision.action.value, "why": decision.reason, "target": note,
                     **action_inputs(action),
@@ -133,14 +134,14 @@ class Requests(UseCase):
         )
         try:
             try:
-                proposal = self.store.create_proposal(new, created, None if auto else Intent("created"))
+                proposal = self.store.create_proposal(new, created, None if auto else Intent(CardEvent.CREATED))
             except OpenProposalExists as exc:
                 # Break-glass while a proposal waits for people (chat may be down): that one is superseded.
                 waiting = exc.existing
                 if not (execute_now and waiting and waiting.state is State.PROPOSED and waiting.deadline_at
                         and self.cancel(waiting.id, actor, f"superseded by a break-glass rollback by {actor}")):
                     raise
-                proposal = self.store.create_proposal(new, created, None if auto else Intent("created"))
+                proposal = self.store.create_proposal(new, created, None if auto else Intent(CardEvent.CREATED))
         except OpenProposalExists as exc:
             other = exc.existing
             what = f"proposal #{other.id} is {other.state.value}" if other else "another proposal is open"
@@ -156,7 +157,7 @@ class Requests(UseCase):
         if on_created is not None:
             on_created(proposal)
         if not auto:
-            self._notify(proposal, "created", written=True)
+            self._notify(proposal, CardEvent.CREATED, written=True)
             return proposal
         return self.approve_and_execute(ApproveRequest(
             proposal, actor if execute_now else SYSTEM, decision.reason, announce=False))

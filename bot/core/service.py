@@ -16,6 +16,7 @@ from bot.core.audit import AuditEvent
 from bot.core.authorization import Act, undo_approvals
 from bot.core.blocking import VersionBlocking
 from bot.core.controls import ModelControls
+from bot.core.events import AuditAction, CardEvent
 from bot.core.execution import SYSTEM
 from bot.core.ports import Intent, NewProposal, OpenProposalExists, StaleProposal
 from bot.core.proposal import Kind, Proposal, ProposalAction, State, check_transition
@@ -45,7 +46,7 @@ class RollbackService(VersionBlocking, Requests, ModelControls, Sweeps, UseCase)
             return ApprovalOutcome(proposal, f"proposal #{proposal_id} is already {proposal.state.value}")
         self._authorize(who, Act.APPROVE, policy, proposal_id, requested_by=proposal.requested_by)
         new, approvers = self.store.add_approval(proposal_id, actor, AuditEvent(
-            actor=actor, action="approval.added", model=proposal.model, from_version=proposal.from_version,
+            actor=actor, action=AuditAction.APPROVAL_ADDED, model=proposal.model, from_version=proposal.from_version,
             to_version=proposal.to_version, reason=f"approval from {actor}"))
         current = self.store.get_proposal(proposal_id)
         if not new:
@@ -53,7 +54,7 @@ class RollbackService(VersionBlocking, Requests, ModelControls, Sweeps, UseCase)
             msg = "you already approved this rollback" if already else f"proposal is {current.state.value}"
             return ApprovalOutcome(current, msg)
         if len(approvers) < proposal.required_approvals:
-            self._notify(current, "approval", f"{len(approvers)} of {proposal.required_approvals} approvals")
+            self._notify(current, CardEvent.APPROVAL, f"{len(approvers)} of {proposal.required_approvals} approvals")
             return ApprovalOutcome(current, f"approval recorded: {len(approvers)} of "
                                             f"{proposal.required_approvals}")
         done = self.approve_and_execute(ApproveRequest(
@@ -71,17 +72,17 @@ class RollbackService(VersionBlocking, Requests, ModelControls, Sweeps, UseCase)
             return proposal
         self._authorize(who, Act.DENY, policy, proposal_id)
         denied = self.store.transition(
-            proposal_id, [State.PROPOSED], State.DENIED,
-            AuditEvent(actor=actor, action="proposal.denied", model=proposal.model,
+            proposal_id, State.DENIED,
+            AuditEvent(actor=actor, action=AuditAction.PROPOSAL_DENIED, model=proposal.model,
                        from_version=proposal.from_version, to_version=proposal.to_version,
                        reason=reason or "no reason given"),
-            decided_by=actor, decided_at=self.clock.now(), error=reason, intent=Intent("denied", reason),
+            decided_by=actor, decided_at=self.clock.now(), error=reason, intent=Intent(CardEvent.DENIED, reason),
         )
         if denied is None:
             return self.store.get_proposal(proposal_id)
         self.store.record_denial(proposal_id, actor, reason)
         oplog.event("proposal.denied", proposal=proposal_id, model=proposal.model, actor=actor, reason=reason)
-        self._notify(denied, "denied", reason, written=True)
+        self._notify(denied, CardEvent.DENIED, reason, written=True)
         return denied
 
     # ---- execution ---------------------------------------------------------------------------------------
@@ -100,16 +101,16 @@ class RollbackService(VersionBlocking, Requests, ModelControls, Sweeps, UseCase)
         policy = self.model_policy(original.model)
         if original.state is not State.SUCCEEDED or original.dry_run:
             raise self._refuse(actor, original.model, f"proposal #{proposal_id} is {original.state.value}; "
-                               "only a completed rollback can be undone", "undo.refused", proposal_id)
+                               "only a completed rollback can be undone", AuditAction.UNDO_REFUSED, proposal_id)
         if original.action is ProposalAction.ABORT_CANARY:
             raise self._refuse(actor, original.model, f"proposal #{proposal_id} aborted a canary; the stable version "
                                "never changed, so there is nothing to roll forward: restart the canary from the "
-                               "deployment tool if it should run again", "undo.refused", proposal_id)
+                               "deployment tool if it should run again", AuditAction.UNDO_REFUSED, proposal_id)
         self._authorize(who, Act.UNDO, policy, proposal_id)
         history = self.store.history(original.model)
         if not history or history[-1].version != original.to_version:
             raise self._refuse(actor, original.model, f"{original.model} no longer runs {original.to_version}; "
-                               "undo would overwrite a newer change", "undo.refused", proposal_id)
+                               "undo would overwrite a newer change", AuditAction.UNDO_REFUSED, proposal_id)
         required = undo_approvals(policy)  # the model's approvals, like any proposal (policy: undo_approvals)
         waits = required > 1
         try:
@@ -121,19 +122,19 @@ class RollbackService(VersionBlocking, Requests, ModelControls, Sweeps, UseCase)
                 required_approvals=required, dry_run=policy.dry_run,
                 deadline_at=self.clock.now() + policy.approval_timeout if waits else None, summary={},
                 undo_of=proposal_id, seen_last_rollback_at=self.store.model_state(original.model).last_rollback_at,
-            ), AuditEvent(actor=actor, action="proposal.created", model=original.model,
+            ), AuditEvent(actor=actor, action=AuditAction.PROPOSAL_CREATED, model=original.model,
                           from_version=original.to_version, to_version=original.from_version,
                           reason=f"undo of rollback #{proposal_id}", inputs={"kind": "undo"}),
-                Intent("created") if waits else None)
+                Intent(CardEvent.CREATED) if waits else None)
         except (OpenProposalExists, StaleProposal):
             raise self._refuse(actor, original.model, f"a rollback of {original.model} is already under way",
-                               "undo.refused", proposal_id) from None
+                               AuditAction.UNDO_REFUSED, proposal_id) from None
         _, approvers = self.store.add_approval(proposal.id, actor, AuditEvent(
-            actor=actor, action="approval.added", model=original.model, from_version=proposal.from_version,
+            actor=actor, action=AuditAction.APPROVAL_ADDED, model=original.model, from_version=proposal.from_version,
             to_version=proposal.to_version, reason=f"approval from {actor} (asked for the undo)"))
         if len(approvers) < required:
             waiting = self.store.get_proposal(proposal.id)
-            self._notify(waiting, "created", written=True)
+            self._notify(waiting, CardEvent.CREATED, written=True)
             return waiting
         return self.approve_and_execute(ApproveRequest(proposal, actor, "undo by an approver", announce=False))
 

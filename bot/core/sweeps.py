@@ -7,6 +7,7 @@ from datetime import datetime
 from bot.core import oplog
 from bot.core.audit import AuditEvent
 from bot.core.durations import format_duration
+from bot.core.events import AuditAction, CardEvent
 from bot.core.policy import ModelPolicy, OnTimeout
 from bot.core.ports import Intent
 from bot.core.proposal import Proposal, State
@@ -42,8 +43,8 @@ class Sweeps(UseCase):
             elif not proposal.reminded and now >= halfway:
                 detail = f"deadline {proposal.deadline_at:%H:%M} UTC"
                 result = self.store.update_open(proposal.id, None, expect={"reminded": False},
-                                                intent=Intent("reminder", detail), reminded=True)
-                self._notify(result, "reminder", detail, written=True)
+                                                intent=Intent(CardEvent.REMINDER, detail), reminded=True)
+                self._notify(result, CardEvent.REMINDER, detail, written=True)
             else:
                 continue
             if result is not None:
@@ -54,16 +55,16 @@ class Sweeps(UseCase):
         if policy.on_timeout is OnTimeout.ESCALATE and not proposal.escalated:
             result = self.store.update_open(
                 proposal.id,
-                AuditEvent(actor=TIMEOUT_ACTOR, action="proposal.escalated", model=proposal.model,
+                AuditEvent(actor=TIMEOUT_ACTOR, action=AuditAction.PROPOSAL_ESCALATED, model=proposal.model,
                            reason=f"no decision within {format_duration(policy.approval_timeout)}; "
                                   f"escalated to {', '.join(policy.escalate_to) or 'nobody configured'}"),
-                expect={"escalated": False}, intent=Intent("escalated", " ".join(policy.escalate_to)),
+                expect={"escalated": False}, intent=Intent(CardEvent.ESCALATED, " ".join(policy.escalate_to)),
                 escalated=True, reminded=False, deadline_at=now + policy.approval_timeout,
             )
             if result is not None:
                 oplog.event("proposal.escalated", proposal=proposal.id, model=proposal.model,
                             to=" ".join(policy.escalate_to))
-            self._notify(result, "escalated", " ".join(policy.escalate_to), written=True)
+            self._notify(result, CardEvent.ESCALATED, " ".join(policy.escalate_to), written=True)
             return result
         if policy.on_timeout is OnTimeout.ROLLBACK:
             done = self.approve_and_execute(ApproveRequest(
@@ -71,15 +72,15 @@ class Sweeps(UseCase):
                                          "on_timeout = rollback", announce=False))
             return done if done.decided_by == TIMEOUT_ACTOR else None
         expired = self.store.transition(
-            proposal.id, [State.PROPOSED], State.EXPIRED,
-            AuditEvent(actor=TIMEOUT_ACTOR, action="proposal.expired", model=proposal.model,
+            proposal.id, State.EXPIRED,
+            AuditEvent(actor=TIMEOUT_ACTOR, action=AuditAction.PROPOSAL_EXPIRED, model=proposal.model,
                        from_version=proposal.from_version, to_version=proposal.to_version,
                        reason=f"no decision by {proposal.deadline_at:%H:%M} UTC"),
-            decided_by=TIMEOUT_ACTOR, decided_at=now, intent=Intent("expired"),
+            decided_by=TIMEOUT_ACTOR, decided_at=now, intent=Intent(CardEvent.EXPIRED),
         )
         if expired is not None:
             oplog.event("proposal.expired", proposal=proposal.id, model=proposal.model)
-        self._notify(expired, "expired", written=True)
+        self._notify(expired, CardEvent.EXPIRED, written=True)
         return expired
 
     def sweep_stuck(self) -> list[Proposal]:

@@ -14,8 +14,10 @@ from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from bot.core.actor import ActorKind, kind_of
 from bot.core.audit import AuditRecord
 from bot.core.durations import format_duration
+from bot.core.events import AuditAction
 
 
 class UnusualKind(StrEnum):
@@ -27,11 +29,12 @@ class UnusualKind(StrEnum):
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-PEOPLE = ("slack:", "cli:")  # actors that are people; alerts, CI (`api:`) and the bot itself are expected
+PEOPLE = frozenset({ActorKind.SLACK_USER, ActorKind.CLI_USER})  # alerts, CI (`api:`) and the bot are expected
 # What a person does on purpose (one row per click, not the rows the bot writes while acting on it).
 OFF_HOURS_ACTIONS = (
-    "proposal.created", "approval.added", "proposal.denied", "proposal.cancelled", "model.frozen",
-    "model.unfrozen", "deploy", "deployment.override", "version.unblocked", "rollback.break_glass",
+    AuditAction.PROPOSAL_CREATED, AuditAction.APPROVAL_ADDED, AuditAction.PROPOSAL_DENIED,
+    AuditAction.PROPOSAL_CANCELLED, AuditAction.MODEL_FROZEN, AuditAction.MODEL_UNFROZEN, AuditAction.DEPLOY,
+    AuditAction.DEPLOYMENT_OVERRIDE, AuditAction.VERSION_UNBLOCKED, AuditAction.ROLLBACK_BREAK_GLASS,
 )
 
 
@@ -97,13 +100,14 @@ class Notice:
 
 def is_break_glass(row: AuditRecord) -> bool:
     """Break-glass is the CLI deciding a proposal itself (chat can never skip approvals)."""
-    return row.action == "rollback.break_glass" or (row.action == "proposal.approved"
-                                                     and row.actor.startswith("cli:"))
+    return row.action == AuditAction.ROLLBACK_BREAK_GLASS or (row.action == AuditAction.PROPOSAL_APPROVED
+                                                     and kind_of(row.actor) is ActorKind.CLI_USER)
 
 
 def needs_history(row: AuditRecord, config: UnusualConfig) -> bool:
     """Whether ``notices`` needs the model's earlier rollbacks for this row (the caller reads them)."""
-    return config.on(UnusualKind.REPEATED_ROLLBACKS) and row.action == "rollback.succeeded" and bool(row.model)
+    return (config.on(UnusualKind.REPEATED_ROLLBACKS) and row.action == AuditAction.ROLLBACK_SUCCEEDED
+            and bool(row.model))
 
 
 def notices(row: AuditRecord, config: UnusualConfig, earlier_rollbacks: Sequence[datetime] = ()) -> list[Notice]:
@@ -112,13 +116,13 @@ def notices(row: AuditRecord, config: UnusualConfig, earlier_rollbacks: Sequence
     found: list[tuple[UnusualKind, str]] = []
     versions = f" {row.from_version} → {row.to_version}" if row.from_version and row.to_version else ""
     why = f": {row.reason}" if row.reason else ""
-    if row.action == "deployment.override" and config.on(UnusualKind.OVERRIDE):
+    if row.action == AuditAction.DEPLOYMENT_OVERRIDE and config.on(UnusualKind.OVERRIDE):
         found.append((UnusualKind.OVERRIDE, f"Override: {row.actor} deployed blocked version {row.to_version} of "
                                             f"{row.model}{why}"))
     if is_break_glass(row) and config.on(UnusualKind.BREAK_GLASS):
         found.append((UnusualKind.BREAK_GLASS, f"Break-glass rollback of {row.model}{versions} by {row.actor}, "
                                                "without approvals"))
-    if row.action == "proposal.created" and row.inputs.get("kind") == "undo" and config.on(UnusualKind.UNDO):
+    if row.action == AuditAction.PROPOSAL_CREATED and row.inputs.get("kind") == "undo" and config.on(UnusualKind.UNDO):
         found.append((UnusualKind.UNDO, f"Undo asked by {row.actor}: {row.model} back to {row.to_version} "
                                         f"(from {row.from_version}){why}"))
     if needs_history(row, config):
@@ -130,7 +134,7 @@ def notices(row: AuditRecord, config: UnusualConfig, earlier_rollbacks: Sequence
                           f"{row.model} rolled back {count} times in {format_duration(rule.window)} (more than "
                           f"{rule.max_rollbacks}); latest{versions}"))
     hours = config.hours
-    if (config.on(UnusualKind.OFF_HOURS) and row.actor.startswith(PEOPLE) and row.action in hours.actions
+    if (config.on(UnusualKind.OFF_HOURS) and kind_of(row.actor) in PEOPLE and row.action in hours.actions
             and hours.outside(row.at)):
         local = utc(row.at).astimezone(ZoneInfo(hours.timezone))
         found.append((UnusualKind.OFF_HOURS,

@@ -16,6 +16,7 @@ from bot.core.audit import AuditEvent
 from bot.core.authorization import REFUSED_AUDIT, Act, Verdict, authorize
 from bot.core.clock import Clock
 from bot.core.errors import Refused, RollbackError, UnknownModel
+from bot.core.events import AuditAction, CardEvent
 from bot.core.execution import SYSTEM, ApprovedQueue, Executor
 from bot.core.policy import Decision, ModelPolicy, Policy, decide
 from bot.core.ports import (
@@ -45,7 +46,7 @@ class ApproveRequest:
     actor: str
     reason: str
     announce: bool = True  # an automatic rollback's card appears in its final state: no "approved" card
-    event: str = "approved"
+    event: CardEvent = CardEvent.APPROVED
     detail: str | None = None
     updates: Mapping[str, str] = field(default_factory=dict)  # severity / decision_reason of an escalation
 
@@ -102,16 +103,16 @@ class UseCase:
             raise RollbackError(f"target '{policy.target}' of {policy.name} is not available in this build")
         return target
 
-    def notify(self, proposal: Proposal | None, event: str, detail: str | None = None) -> None:
+    def notify(self, proposal: Proposal | None, event: CardEvent, detail: str | None = None) -> None:
         """Tell people a proposal changed (its card); never raises. Public for intake's "alerts"/"timeline"."""
         self._notify(proposal, event, detail)
 
-    def _notify(self, proposal: Proposal | None, event: str, detail: str | None = None, *,
+    def _notify(self, proposal: Proposal | None, event: CardEvent, detail: str | None = None, *,
                 written: bool = False) -> None:
         """``written``: the store wrote this intent in the change's transaction (the outbox only needs a wake)."""
         tell(self.notifier, proposal, event, detail, written=written)
 
-    def _refuse(self, actor: str, model: str | None, reason: str, action: str = "rollback.refused",
+    def _refuse(self, actor: str, model: str | None, reason: str, action: str = AuditAction.ROLLBACK_REFUSED,
                 proposal_id: int | None = None, inputs: dict[str, Any] | None = None) -> Refused:
         oplog.event(action, model=model, proposal=proposal_id, actor=actor, reason=reason)
         self.store.append_audit(AuditEvent(actor=actor, action=action, model=model, proposal_id=proposal_id,
@@ -141,9 +142,9 @@ class UseCase:
         """The one way a proposal becomes approved and reaches the executor (people, policy, timeouts, undo)."""
         p = request.proposal
         approved = self.store.transition(
-            p.id, [State.PROPOSED], State.APPROVED,
-            AuditEvent(actor=request.actor, action="proposal.approved", model=p.model, from_version=p.from_version,
-                       to_version=p.to_version, reason=request.reason),
+            p.id, State.APPROVED,
+            AuditEvent(actor=request.actor, action=AuditAction.PROPOSAL_APPROVED, model=p.model,
+                       from_version=p.from_version, to_version=p.to_version, reason=request.reason),
             decided_by=request.actor, decided_at=self.clock.now(),
             intent=Intent(request.event, request.detail) if request.announce else None, **request.updates,
         )
@@ -157,14 +158,14 @@ class UseCase:
     def cancel(self, proposal_id: int, actor: str, reason: str) -> Proposal | None:
         proposal = self.store.get_proposal(proposal_id)
         cancelled = self.store.transition(
-            proposal_id, [State.PROPOSED], State.CANCELLED,
-            AuditEvent(actor=actor, action="proposal.cancelled", model=proposal.model,
+            proposal_id, State.CANCELLED,
+            AuditEvent(actor=actor, action=AuditAction.PROPOSAL_CANCELLED, model=proposal.model,
                        from_version=proposal.from_version, to_version=proposal.to_version, reason=reason),
-            decided_by=actor, decided_at=self.clock.now(), result=reason, intent=Intent("cancelled", reason),
+            decided_by=actor, decided_at=self.clock.now(), result=reason, intent=Intent(CardEvent.CANCELLED, reason),
         )
         if cancelled is not None:
             oplog.event("proposal.cancelled", proposal=proposal_id, model=proposal.model, actor=actor, reason=reason)
-        self._notify(cancelled, "cancelled", reason, written=True)
+        self._notify(cancelled, CardEvent.CANCELLED, reason, written=True)
         return cancelled
 
     # ---- alerts -----------------------------------------------------------------------------------------

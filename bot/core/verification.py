@@ -8,6 +8,7 @@ from datetime import datetime
 
 from bot.core.audit import AuditEvent
 from bot.core.clock import Clock
+from bot.core.events import AuditAction, CardEvent, verified_action
 from bot.core.metrics import MetricLine, Recovery, Verdict, verify
 from bot.core.policy import ModelPolicy, Policy
 from bot.core.ports import DeploymentTarget, MetricSummaries, Notifier, NullNotifier, VerificationStore
@@ -67,7 +68,7 @@ class Verifier:
         if verdict.details:
             text += " (" + "; ".join(verdict.details) + ")"
         won = self.store.set_verification(proposal.id, text, AuditEvent(
-            actor=ACTOR, action=f"rollback.verified.{verdict.outcome.value}", model=proposal.model,
+            actor=ACTOR, action=verified_action(verdict.outcome.value), model=proposal.model,
             from_version=proposal.from_version, to_version=proposal.to_version, reason=text,
             inputs={"verdict": verdict.to_dict(), "metrics_now": [m.to_dict() for m in now_lines]}))
         if not won:
@@ -76,7 +77,7 @@ class Verifier:
         if verdict.outcome is not Recovery.RECOVERED:
             reason = f"rollback #{proposal.id} was {label} at verification"
             self.store.set_auto_blocked(proposal.model, reason, AuditEvent(
-                actor=ACTOR, action="auto_rollback.paused", model=proposal.model, proposal_id=proposal.id,
+                actor=ACTOR, action=AuditAction.AUTO_ROLLBACK_PAUSED, model=proposal.model, proposal_id=proposal.id,
                 reason=f"{reason}; automatic rollbacks of {proposal.model} wait for a person "
                        "(a new deployment or a person's rollback resumes them)"))
             who = " ".join(policy.approvers) or "approvers"
@@ -84,7 +85,7 @@ class Verifier:
                       "until a person acts.")
         updated = self.store.get_proposal(proposal.id)
         try:
-            self.notifier.changed(updated, "verification", detail)
+            self.notifier.changed(updated, CardEvent.VERIFICATION, detail)
         except Exception:
             log.exception("notifying the verification of #%s failed", proposal.id)
         return updated

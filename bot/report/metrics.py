@@ -18,7 +18,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from bot.core.actor import ActorKind, kind_of
-from bot.core.report import aware
+from bot.core.report import aware, is_automatic
 from bot.core.unusual import UnusualKind
 from bot.store.report_queries import ProposalTimes, ReportQueries
 
@@ -36,7 +36,7 @@ def decision_label(p: ProposalTimes) -> str:
         return HUMAN_STATES[p.state]
     if p.decided_by is None:
         return "waiting"
-    if p.decided_by.startswith(("bot:policy", "bot:timeout")):
+    if is_automatic(p.decided_by):
         return "automatic"
     if kind_of(p.decided_by) is ActorKind.CLI_USER:
         return "break_glass"

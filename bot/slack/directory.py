@@ -13,6 +13,11 @@ from slack_sdk.errors import SlackApiError
 log = logging.getLogger(__name__)
 
 
+def is_group_id(approver: str) -> bool:
+    """Slack user-group ids start with S (user ids with U or W): the one place that reads an id's shape."""
+    return len(approver) > 1 and approver[0] == "S" and approver.isalnum() and approver.upper() == approver
+
+
 class SlackDirectory:
     """Implements the core's ApproverDirectory with `usergroups.users.list`."""
 
@@ -25,8 +30,7 @@ class SlackDirectory:
         self._lock = threading.Lock()
 
     def is_group(self, approver: str) -> bool:
-        """Slack user-group ids start with S (user ids with U or W)."""
-        return len(approver) > 1 and approver[0] == "S" and approver.isalnum() and approver.upper() == approver
+        return is_group_id(approver)
 
     def is_member(self, user: str, group: str) -> bool:
         return user in self.members(group)

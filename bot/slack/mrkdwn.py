@@ -44,7 +44,7 @@ def mention(actor: str) -> str:
         return actor
     if actor.startswith("@"):
         actor = actor[1:]
-    actor = actor.removeprefix("slack:")
+    actor = Actor.parse(actor).slack_id or actor
     if _looks_like_id(actor, "UW") and is_slack_id(actor):
         return f"<@{actor}>"
     if _looks_like_id(actor, "S") and is_slack_id(actor):

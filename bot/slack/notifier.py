@@ -21,6 +21,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.core.actor import is_bot
 from bot.core.audit import AuditEvent
+from bot.core.events import AuditAction, CardEvent
 from bot.core.metrics import MetricLine
 from bot.core.policy import Policy
 from bot.core.ports import ListsProposalAlerts
@@ -32,7 +33,7 @@ from bot.store.work_queues import OutboxFailure, OutboxItem
 log = logging.getLogger(__name__)
 
 # Events that never post a card of their own: an automatic rollback's card appears in its final state.
-_UPDATE_ONLY = {"approved", "executing"}
+_UPDATE_ONLY = {CardEvent.APPROVED, CardEvent.EXECUTING}
 CARD_EVENT_TYPE = "rollback_bot_proposal"
 # Slack errors that no retry will fix: the message is dropped from the retry loop and people are told.
 PERMANENT = frozenset({
@@ -72,7 +73,7 @@ class OutboxNotifier:
         self.store = store
         self.wake = wake
 
-    def changed(self, proposal: Proposal, event: str, detail: str | None = None) -> None:
+    def changed(self, proposal: Proposal, event: CardEvent, detail: str | None = None) -> None:
         """An intent the store did not write with its change (alerts joining, verification): write it now."""
         self.store.add_outbox(proposal.id, event, detail)
         self.wake()
@@ -191,7 +192,8 @@ class SlackSender:
             log.error("Slack refused the %s message of proposal #%s for good: %s; not retrying (see /readyz)",
                       item.event, item.proposal_id, exc.code)
             self.store.outbox_stop(item.id, exc.code, AuditEvent(
-                actor="bot:slack", action="slack.delivery_stopped", model=proposal.model, proposal_id=proposal.id,
+                actor="bot:slack", action=AuditAction.SLACK_DELIVERY_STOPPED, model=proposal.model,
+                proposal_id=proposal.id,
                 reason=f"Slack refused the {item.event} message: {exc.code}; its messages wait until this is "
                        "fixed", inputs={"event": item.event, "error": exc.code}))
             return
@@ -203,15 +205,15 @@ class SlackSender:
     # ---- one intent ---------------------------------------------------------------------------------------
 
     def deliver(self, proposal_id: int, event: str, detail: str | None, *, maybe_posted: bool = False) -> None:
-        if event == "override":  # a channel message of its own, about the rollback that blocked the version
+        if event == CardEvent.OVERRIDE:  # a channel message of its own, about the rollback that blocked the version
             self._announce_override(proposal_id, detail or "")
             return
         current = self.sync_card(proposal_id, allow_post=event not in _UPDATE_ONLY, maybe_posted=maybe_posted)
         if current is None or not current.slack_ts:
             return
         self._thread(current, event, detail)
-        if event in ("created", "verification") or (event == "succeeded" and current.kind.value == "alert"
-                                                     and is_bot(current.decided_by)):
+        if event in (CardEvent.CREATED, CardEvent.VERIFICATION) or (
+                event == CardEvent.SUCCEEDED and current.kind.value == "alert" and is_bot(current.decided_by)):
             self._post_charts(current)
         if self.report is not None:  # report hook: the post-incident report when the story ends
             self.report(event, current)
@@ -322,29 +324,29 @@ class SlackSender:
         mp = self.policy.model(p.model)
         approvers = mentions(list(mp.approvers)) if mp and mp.approvers else "anyone in the channel"
         text = None
-        if event == "approval":
+        if event == CardEvent.APPROVAL:
             text = f"{mention(p.approvals[-1])} approved ({detail})." if p.approvals else None
-        elif event == "succeeded":
+        elif event == CardEvent.SUCCEEDED:
             took = f" in {format_seconds(p.duration_s)}" if p.duration_s is not None else ""
             text = f"Done{took}: {escape(detail or p.result or '')}"
-        elif event == "failed":
+        elif event == CardEvent.FAILED:
             text = f"Rollback failed: {escape(detail or p.error or '')}\n{approvers}: decide what to do next."
-        elif event == "denied":
+        elif event == CardEvent.DENIED:
             who = mention(p.decided_by) if p.decided_by else "someone"
             text = f"Denied by {who}" + (f": {escape(detail)}" if detail else " (no reason given).")
-        elif event == "expired":
+        elif event == CardEvent.EXPIRED:
             text = "No decision before the deadline: the proposal expired and nothing was switched."
-        elif event == "cancelled":
+        elif event == CardEvent.CANCELLED:
             text = f"Cancelled: {escape(detail or '')}"
-        elif event == "superseded":
+        elif event == CardEvent.SUPERSEDED:
             text = f"Closed: {escape(detail or 'superseded by a new deployment')}; nothing was switched."
-        elif event == "escalated":
+        elif event == CardEvent.ESCALATED:
             who = mentions(tuple((detail or "").split()))
             text = (f"{who} no decision yet on rolling back {p.model} {p.from_version} → {p.to_version}; "
                     "please decide before the new deadline.")
-        elif event == "reminder":
+        elif event == CardEvent.REMINDER:
             text = f"Reminder: waiting for {approvers} ({detail})."
-        elif event in ("verification", "timeline", "alerts") and detail:
+        elif event in (CardEvent.VERIFICATION, CardEvent.TIMELINE, CardEvent.ALERTS) and detail:
             # alert names and times flow into these: only the policy's own ids may become mentions
             text = mention_ids(detail, self.policy.slack_ids())
         if text:

@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.core.audit import AuditEvent
+from bot.core.events import AuditAction, CardEvent
 from bot.core.policy import Policy
 from bot.core.ports import DeploymentTarget
 from bot.core.proposal import Proposal, State
@@ -21,8 +22,8 @@ from bot.slack.mrkdwn import link
 from bot.slack.report_blocks import report_blocks, report_text
 
 log = logging.getLogger(__name__)
-POSTED = "report.posted"
-FAILED = "slack.post_failed"
+POSTED = AuditAction.REPORT_POSTED
+FAILED = AuditAction.SLACK_POST_FAILED
 METHOD = "report"
 # The sweeper posts what the inline path missed (a crash, a Slack outage): stories that ended at least GRACE
 # ago and at most WINDOW ago (so an upgrade does not post reports for every old rollback), MAX_TRIES times.
@@ -33,11 +34,11 @@ MAX_TRIES = 5
 
 def report_due(event: str, proposal: Proposal) -> bool:
     """After verification; or when the rollback ended and no verification will follow."""
-    if event == "verification":
+    if event == CardEvent.VERIFICATION:
         return True
-    if event == "failed":
+    if event == CardEvent.FAILED:
         return True
-    return event == "succeeded" and proposal.state is State.SUCCEEDED and proposal.verify_at is None
+    return event == CardEvent.SUCCEEDED and proposal.state is State.SUCCEEDED and proposal.verify_at is None
 
 
 class ReportPoster:
@@ -51,7 +52,7 @@ class ReportPoster:
         self.grace = grace
 
     def __call__(self, event: str, proposal: Proposal) -> None:
-        if event == "created":
+        if event == CardEvent.CREATED:
             self.post_link(proposal)
             return
         if not report_due(event, proposal):

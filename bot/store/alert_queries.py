@@ -20,9 +20,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from bot.core.actor import Actor
 from bot.core.alert import Alert, AlertStatus
 from bot.core.audit import AuditEvent, AuditRecord
 from bot.core.clock import Clock
+from bot.core.events import AuditAction
 from bot.core.intake import AlertRecord, Stored, StoreOutcome
 from bot.core.severity import parse_severity
 from bot.store.tables import AlertRow, ProposalRow
@@ -223,7 +225,8 @@ class AlertQueries:
         s.refresh(row)
         if row.proposal_id is not None:
             self._audit(s, AuditEvent(
-                actor=f"alert:{row.source}", action="alert.resolved", model=row.model, proposal_id=row.proposal_id,
+                actor=str(Actor.alert(row.source)), action=AuditAction.ALERT_RESOLVED, model=row.model,
+                proposal_id=row.proposal_id,
                 reason=f"{row.name} resolved at {ended:%H:%M:%S} UTC (firing since {row.starts_at:%H:%M:%S} UTC)",
                 inputs={"fingerprint": row.fingerprint, "severity": row.severity,
                         "starts_at": row.starts_at.isoformat(), "ends_at": ended.isoformat()},

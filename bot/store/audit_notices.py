@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from bot.core.audit import AuditRecord
 from bot.core.clock import Clock, SystemClock
+from bot.core.events import AuditAction
 from bot.core.unusual import Notice
 from bot.store.audit_log import record_from_row
 from bot.store.tables import AuditNoticeRow, AuditRow, WatermarkRow
@@ -67,7 +68,7 @@ class AuditNotices:
         """When the model's earlier successful rollbacks happened (for "more than N in a window")."""
         with Session(self.engine) as s:
             return list(s.exec(select(AuditRow.at).where(
-                AuditRow.model == model, AuditRow.action == "rollback.succeeded",
+                AuditRow.model == model, AuditRow.action == AuditAction.ROLLBACK_SUCCEEDED.value,
                 col(AuditRow.at) >= since, col(AuditRow.id) < before_id)).all())
 
     def record_notices(self, start: int, end: int, notices: Sequence[Notice], channel: str,

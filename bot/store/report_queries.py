@@ -16,10 +16,18 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bot.core.errors import NotFound
-from bot.core.proposal import Proposal
+from bot.core.proposal import EXECUTED_STATES, Proposal
 from bot.core.report import AlertFacts, AuditFacts, DecisionFacts, DeploymentFacts
 from bot.store.repository import _proposal
-from bot.store.tables import AlertRow, ApprovalRow, AuditNoticeRow, AuditRow, DeploymentRow, ProposalRow
+from bot.store.tables import (
+    AlertRow,
+    ApprovalRow,
+    AuditNoticeRow,
+    AuditRow,
+    DeploymentRow,
+    ProposalRow,
+    state_in,
+)
 
 PAGE_SIZE = 25
 
@@ -151,10 +159,10 @@ class ReportQueries:
     def reports_due(self, *, ended_after: datetime, ended_before: datetime, posted_action: str,
                     limit: int = 20) -> list[int]:
         """Rollbacks whose story ended in the window, with a Slack card, and no report posted yet."""
-        posted = sa_select(col(AuditRow.proposal_id)).where(col(AuditRow.action) == posted_action,
+        posted = sa_select(col(AuditRow.proposal_id)).where(col(AuditRow.action) == str(posted_action),
                                                             col(AuditRow.proposal_id).is_not(None))
         q = (sa_select(col(ProposalRow.id))
-             .where(col(ProposalRow.state).in_(["succeeded", "failed"]),
+             .where(state_in(EXECUTED_STATES),
                     col(ProposalRow.finished_at) >= ended_after, col(ProposalRow.finished_at) < ended_before,
                     col(ProposalRow.slack_ts).is_not(None),
                     col(ProposalRow.verify_at).is_(None) | col(ProposalRow.verification).is_not(None),
@@ -166,7 +174,7 @@ class ReportQueries:
     def audit_count(self, proposal_id: int, action: str, method: str) -> int:
         with Session(self.engine) as s:
             rows = s.exec(select(AuditRow).where(AuditRow.proposal_id == proposal_id,
-                                                 AuditRow.action == action)).all()
+                                                 AuditRow.action == str(action))).all()
             return sum(1 for r in rows if (r.inputs or {}).get("method") == method)
 
     # ---- metrics ----------------------------------------------------------------------------------------

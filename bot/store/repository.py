@@ -19,13 +19,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from bot.core.actor import is_bot
 from bot.core.audit import AuditEvent, AuditRecord, KeyRing
 from bot.core.blocking import VersionBlocked
 from bot.core.clock import Clock, SystemClock
 from bot.core.errors import NotFound
+from bot.core.events import AuditAction, CardEvent
 from bot.core.policy import ModelState
 from bot.core.ports import Intent, NewProposal, OpenProposalExists, StaleProposal
-from bot.core.proposal import OPEN_STATES, Kind, Proposal, ProposalAction, State
+from bot.core.proposal import OPEN_STATES, Kind, Proposal, ProposalAction, State, states_that_may_become
 from bot.core.selection import Block, Deployment
 from bot.store import audit_log
 from bot.store.alert_queries import AlertQueries
@@ -40,6 +42,7 @@ from bot.store.tables import (
     ModelRow,
     ProposalRow,
     SlackEventRow,
+    state_in,
 )
 from bot.store.work_queues import WorkQueues
 
@@ -225,19 +228,20 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
 
     def _supersede(self, s: Session, model: str, actor: str, why: str, now: datetime) -> None:
         """Cancel the model's waiting proposals in the deployment's transaction; each audited, each card redrawn."""
-        waiting = s.exec(select(ProposalRow).where(ProposalRow.model == model,
-                                                   ProposalRow.state == State.PROPOSED.value)).all()
+        may_cancel = state_in(states_that_may_become(State.CANCELLED))
+        waiting = s.exec(select(ProposalRow).where(ProposalRow.model == model, may_cancel)).all()
         for row in waiting:
             assert row.id is not None
             s.exec(
                 update(ProposalRow)
-                .where(col(ProposalRow.id) == row.id, col(ProposalRow.state) == State.PROPOSED.value)
+                .where(col(ProposalRow.id) == row.id, may_cancel)
                 .values(state=State.CANCELLED.value, updated_at=now, decided_by=actor, decided_at=now, result=why,
                         card_version=ProposalRow.card_version + 1)
             )
-            self._audit(s, AuditEvent(actor=actor, action="proposal.superseded", model=model, proposal_id=row.id,
-                                      from_version=row.from_version, to_version=row.to_version, reason=why), now)
-            self._intent(s, row.id, Intent("superseded", why))
+            self._audit(s, AuditEvent(actor=actor, action=AuditAction.PROPOSAL_SUPERSEDED, model=model,
+                                      proposal_id=row.id, from_version=row.from_version, to_version=row.to_version,
+                                      reason=why), now)
+            self._intent(s, row.id, Intent(CardEvent.SUPERSEDED, why))
 
     # ---- blocked versions ---------------------------------------------------------------------------------
 
@@ -273,7 +277,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
                 why = f"undo of rollback #{row.undo_of}"
                 lifted.unblocked_at, lifted.unblocked_by, lifted.unblock_reason = now, by, why
                 s.add(lifted)
-                self._audit(s, AuditEvent(actor=by, action="version.unblocked", model=row.model,
+                self._audit(s, AuditEvent(actor=by, action=AuditAction.VERSION_UNBLOCKED, model=row.model,
                                           proposal_id=row.id, to_version=row.to_version, reason=why), now)
             return
         earlier = s.exec(select(BlockedVersionRow).where(
@@ -286,7 +290,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             s.flush()
         s.add(BlockedVersionRow(model=row.model, version=row.from_version, blocked_at=now, blocked_by=by,
                                 reason=row.reason, proposal_id=row.id))
-        self._audit(s, AuditEvent(actor=by, action="deployment.blocked", model=row.model, proposal_id=row.id,
+        self._audit(s, AuditEvent(actor=by, action=AuditAction.DEPLOYMENT_BLOCKED, model=row.model, proposal_id=row.id,
                                   from_version=row.from_version, to_version=row.to_version,
                                   reason=f"rolled back by {by}: {row.reason or 'no reason given'}; deployments of "
                                          f"{row.from_version} are refused until an approver unblocks it"), now)
@@ -366,7 +370,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
                     s,
                     AuditEvent(
                         actor=audit_actor,
-                        action="deployment.stable",
+                        action=AuditAction.DEPLOYMENT_STABLE,
                         model=row.model,
                         to_version=row.version,
                         reason=f"served with no firing alert since {quiet_since:%Y-%m-%d %H:%M:%S} UTC",
@@ -410,7 +414,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         with Session(self.engine) as s:
             row = s.exec(
                 select(ProposalRow).where(
-                    ProposalRow.model == model, col(ProposalRow.state).in_([x.value for x in OPEN_STATES])
+                    ProposalRow.model == model, state_in(OPEN_STATES)
                 )
             ).first()
             if row is None or row.id is None:
@@ -486,21 +490,21 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
     def transition(
         self,
         proposal_id: int,
-        from_states: Sequence[State],
         to_state: State,
         audit: AuditEvent,
         *,
         intent: Intent | None = None,
         **updates: Any,
     ) -> Proposal | None:
-        """Compare-and-set the state; on success write ``updates`` and the audit row. None if it lost."""
+        """Compare-and-set the state from any that may become ``to_state`` (the TRANSITIONS table); on success
+        write ``updates`` and the audit row. None if it lost."""
         now = self.clock.now()
         with self.session() as s:
             result = s.exec(
                 update(ProposalRow)
                 .where(
                     col(ProposalRow.id) == proposal_id,
-                    col(ProposalRow.state).in_([x.value for x in from_states]),
+                    state_in(states_that_may_become(to_state)),
                 )
                 .values(
                     state=to_state.value,
@@ -532,7 +536,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
                 update(ProposalRow)
                 .where(
                     col(ProposalRow.id) == proposal_id,
-                    col(ProposalRow.state).in_([x.value for x in OPEN_STATES]),
+                    state_in(OPEN_STATES),
                     *conditions,
                 )
                 .values(updated_at=now, card_version=ProposalRow.card_version + 1,
@@ -556,7 +560,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
                 row = s.exec(
                     select(ProposalRow).where(ProposalRow.id == proposal_id).with_for_update()
                 ).first()
-                if row is None or row.state != State.PROPOSED.value:
+                if row is None or State(row.state) not in states_that_may_become(State.APPROVED):
                     return False, self._approvals(s, proposal_id)
                 s.add(ApprovalRow(proposal_id=proposal_id, user_id=user, decision="approve", at=now))
                 row.card_version += 1
@@ -582,7 +586,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             s.exec(select(ModelRow).where(ModelRow.name == model).with_for_update()).first()
             res = s.exec(
                 update(ProposalRow)
-                .where(col(ProposalRow.id) == proposal_id, col(ProposalRow.state) == State.EXECUTING.value)
+                .where(col(ProposalRow.id) == proposal_id, state_in(states_that_may_become(State.SUCCEEDED)))
                 .values(state=State.SUCCEEDED.value, finished_at=now, updated_at=now, result=result,
                         verify_at=verify_at,
                         card_version=ProposalRow.card_version + 1)
@@ -605,7 +609,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
                                     stable_at=None))
                 mrow = self.ensure_model(s, row.model)
                 mrow.last_rollback_at = now
-                if not deployed_by.startswith("bot:"):
+                if not is_bot(deployed_by):
                     mrow.auto_blocked_reason = None  # a person acted: automatic rollbacks may resume
                 s.add(mrow)
             self._audit(s, replace(audit, proposal_id=proposal_id), now)
@@ -665,7 +669,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
 
     def due_deadlines(self, now: datetime) -> list[Proposal]:
         """Every waiting proposal with a deadline (the sweeper decides: reminder, escalation, expiry)."""
-        return self._proposals_where(col(ProposalRow.state) == State.PROPOSED.value,
+        return self._proposals_where(state_in(states_that_may_become(State.EXPIRED)),
                                      col(ProposalRow.deadline_at).is_not(None))
 
     def due_verifications(self, now: datetime) -> list[Proposal]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, MetaData, Text, UniqueConstraint, text
-from sqlmodel import Field, SQLModel
+from sqlalchemy import JSON, BigInteger, Column, ColumnElement, Index, MetaData, Text, UniqueConstraint, text
+from sqlmodel import Field, SQLModel, col
+
+from bot.core.proposal import State
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -309,3 +312,12 @@ class WatermarkRow(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=100)
     position: int = 0
+
+
+def state_in(states: Iterable[State]) -> ColumnElement[bool]:
+    """SQL for "the proposal's state is one of ``states``" (sorted, so a statement reads the same every time).
+
+    Callers pass a set derived from the TRANSITIONS table (``states_that_may_become``, ``OPEN_STATES``), never
+    a hand-written list of states.
+    """
+    return col(ProposalRow.state).in_(sorted(s.value for s in states))

@@ -23,9 +23,9 @@ from bot.core.alert import AlertStatus
 from bot.core.audit import AuditEvent, AuditRecord
 from bot.core.clock import Clock, SystemClock
 from bot.core.intake import AlertRecord
-from bot.core.proposal import State
+from bot.core.proposal import EXECUTOR_STATES
 from bot.store.alert_queries import _record as _alert_record
-from bot.store.tables import AlertRow, LeaseRow, ProposalRow, SlackOutboxRow
+from bot.store.tables import AlertRow, LeaseRow, ProposalRow, SlackOutboxRow, state_in
 
 WAKE_CHANNEL = "rollback_bot_work"
 
@@ -155,7 +155,7 @@ class WorkQueues:
         with Session(self.engine) as s:
             return [int(i) for i in s.exec(
                 select(ProposalRow.id)
-                .where(col(ProposalRow.state).in_([State.APPROVED.value, State.EXECUTING.value]))
+                .where(state_in(EXECUTOR_STATES))
                 .order_by(col(ProposalRow.id)).limit(limit)
             ).all() if i is not None]
 

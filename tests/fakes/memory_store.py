@@ -20,10 +20,11 @@ from bot.core.blocking import VersionBlocked
 from bot.core.clock import Clock
 from bot.core.drill import ChannelPost
 from bot.core.errors import NotFound
+from bot.core.events import AuditAction, CardEvent
 from bot.core.intake import AlertRecord, Stored, StoreOutcome
 from bot.core.policy import ModelState
 from bot.core.ports import Intent, NewProposal, OpenProposalExists, StaleProposal
-from bot.core.proposal import OPEN_STATES, Kind, Proposal, State
+from bot.core.proposal import EXECUTOR_STATES, OPEN_STATES, Kind, Proposal, State, states_that_may_become
 from bot.core.selection import Block, Deployment
 
 
@@ -92,13 +93,14 @@ class MemoryStore:
             if announce is not None:
                 self._intent(*announce)
             if supersede is not None:
-                for p in [p for p in self.proposals.values() if p.model == model and p.state is State.PROPOSED]:
+                may_cancel = states_that_may_become(State.CANCELLED)
+                for p in [p for p in self.proposals.values() if p.model == model and p.state in may_cancel]:
                     self.proposals[p.id] = replace(p, state=State.CANCELLED, decided_by=audit.actor,
                                                    decided_at=now, result=supersede)
-                    self.append_audit(AuditEvent(actor=audit.actor, action="proposal.superseded", model=model,
+                    self.append_audit(AuditEvent(actor=audit.actor, action=AuditAction.PROPOSAL_SUPERSEDED, model=model,
                                                  proposal_id=p.id, from_version=p.from_version,
                                                  to_version=p.to_version, reason=supersede))
-                    self._intent(p.id, Intent("superseded", supersede))
+                    self._intent(p.id, Intent(CardEvent.SUPERSEDED, supersede))
             return dep
 
     # ---- blocked versions ---------------------------------------------------------------------------
@@ -122,7 +124,7 @@ class MemoryStore:
                 if b.model == p.model and b.version == p.to_version and b.active:
                     self.blocked[i] = replace(b, unblocked_at=now, unblocked_by=by,
                                               unblock_reason=f"undo of rollback #{p.undo_of}")
-                    self.append_audit(AuditEvent(actor=by, action="version.unblocked", model=p.model,
+                    self.append_audit(AuditEvent(actor=by, action=AuditAction.VERSION_UNBLOCKED, model=p.model,
                                                  proposal_id=p.id, to_version=p.to_version))
             return
         for i, b in enumerate(self.blocked):
@@ -130,7 +132,7 @@ class MemoryStore:
                 self.blocked[i] = replace(b, unblocked_at=now, unblocked_by=by,
                                           unblock_reason=f"blocked again by rollback #{p.id}")
         self.blocked.append(Block(len(self.blocked) + 1, p.model, p.from_version, now, by, p.reason, p.id))
-        self.append_audit(AuditEvent(actor=by, action="deployment.blocked", model=p.model, proposal_id=p.id,
+        self.append_audit(AuditEvent(actor=by, action=AuditAction.DEPLOYMENT_BLOCKED, model=p.model, proposal_id=p.id,
                                      from_version=p.from_version, to_version=p.to_version))
 
     def served_version(self, model: str) -> str | None:
@@ -160,8 +162,8 @@ class MemoryStore:
             for i, dep in enumerate(self.deployments):
                 if str(dep.id) in due and dep.stable_at is None and dep.rolled_back_at is None:
                     self.deployments[i] = replace(dep, stable_at=self.clock.now())
-                    self.append_audit(AuditEvent(actor=audit_actor, action="deployment.stable", model=dep.model,
-                                                 to_version=dep.version))
+                    self.append_audit(AuditEvent(actor=audit_actor, action=AuditAction.DEPLOYMENT_STABLE,
+                                                 model=dep.model, to_version=dep.version))
                     marked.append(self.deployments[i])
         return marked
 
@@ -209,11 +211,11 @@ class MemoryStore:
             self._intent(pid, intent)
             return self.proposals[pid]
 
-    def transition(self, proposal_id: int, from_states: Sequence[State], to_state: State,
-                   audit: AuditEvent, *, intent: Intent | None = None, **updates: Any) -> Proposal | None:
+    def transition(self, proposal_id: int, to_state: State, audit: AuditEvent, *, intent: Intent | None = None,
+                   **updates: Any) -> Proposal | None:
         with self._lock:
             current = self.get_proposal(proposal_id)
-            if current.state not in from_states:
+            if current.state not in states_that_may_become(to_state):
                 return None
             self.proposals[proposal_id] = replace(current, state=to_state, **updates)
             self.append_audit(replace(audit, proposal_id=proposal_id))
@@ -239,7 +241,7 @@ class MemoryStore:
     def add_approval(self, proposal_id: int, user: str, audit: AuditEvent) -> tuple[bool, list[str]]:
         with self._lock:
             current = self.get_proposal(proposal_id)
-            if current.state is not State.PROPOSED or user in current.approvals:
+            if current.state not in states_that_may_become(State.APPROVED) or user in current.approvals:
                 return False, list(current.approvals)
             self.proposals[proposal_id] = replace(current, approvals=[*current.approvals, user])
             self.append_audit(replace(audit, proposal_id=proposal_id))
@@ -253,7 +255,7 @@ class MemoryStore:
                           intent: Intent | None = None) -> Proposal | None:
         with self._lock:
             current = self.get_proposal(proposal_id)
-            if current.state is not State.EXECUTING:
+            if current.state not in states_that_may_become(State.SUCCEEDED):
                 return None
             now = self.clock.now()
             self.proposals[proposal_id] = replace(current, state=State.SUCCEEDED, finished_at=now, result=result,
@@ -272,10 +274,11 @@ class MemoryStore:
             return self.proposals[proposal_id]
 
     def due_deadlines(self, now: datetime) -> list[Proposal]:
-        return [p for p in self.proposals.values() if p.state is State.PROPOSED and p.deadline_at is not None]
+        may_expire = states_that_may_become(State.EXPIRED)
+        return [p for p in self.proposals.values() if p.state in may_expire and p.deadline_at is not None]
 
     def proposals_to_execute(self, limit: int = 50) -> list[int]:
-        return sorted(p.id for p in self.proposals.values() if p.state in (State.APPROVED, State.EXECUTING))
+        return sorted(p.id for p in self.proposals.values() if p.state in EXECUTOR_STATES)
 
     # ---- leases -------------------------------------------------------------------------------------
 
@@ -332,7 +335,7 @@ class MemoryStore:
                     self.alerts[rec.id] = rec
                     if rec.proposal_id is not None:
                         self.decided[rec.id] = None
-                        self.append_audit(AuditEvent(actor=f"alert:{source}", action="alert.resolved",
+                        self.append_audit(AuditEvent(actor=f"alert:{source}", action=AuditAction.ALERT_RESOLVED,
                                                      model=rec.model, proposal_id=rec.proposal_id))
                     out.append(Stored(StoreOutcome.RESOLVED, rec))
         return out

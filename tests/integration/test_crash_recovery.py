@@ -155,7 +155,7 @@ def test_kill_after_approval_before_execution_is_finished_by_the_next_process(
         model="fraud-detector", from_version="7", to_version="6", kind=Kind.MANUAL, requested_by="slack:U0BOB",
         reason="error rate", target_note="", severity="manual", decision_reason="asked", required_approvals=1,
         dry_run=False, deadline_at=None, summary={}), AuditEvent(actor="slack:U0BOB", action="proposal.created"))
-    store.transition(p.id, [State.PROPOSED], State.APPROVED,
+    store.transition(p.id, State.APPROVED,
                      AuditEvent(actor="slack:U0LEAD", action="proposal.approved", reason="1 approval(s)"),
                      decided_by="slack:U0LEAD")
     second = Serve(env, tmp_path).start()

@@ -237,9 +237,9 @@ def test_deadline_escalates_then_expires(container: Any, notifier: Any) -> None:
 def test_stuck_execution_is_failed_not_rerun(container: Any, fake_target: FakeTarget) -> None:
     deploy_history(container)
     p = container.service.request_rollback("fraud-detector", actor="alert:x", reason="r")
-    container.store.transition(p.id, [State.PROPOSED], State.APPROVED,
+    container.store.transition(p.id, State.APPROVED,
                                __import__("bot.core.audit", fromlist=["AuditEvent"]).AuditEvent("t", "t"))
-    container.store.transition(p.id, [State.APPROVED], State.EXECUTING,
+    container.store.transition(p.id, State.EXECUTING,
                                __import__("bot.core.audit", fromlist=["AuditEvent"]).AuditEvent("t", "t"),
                                started_at=container.clock.now())
     container.clock.advance(timedelta(minutes=31))

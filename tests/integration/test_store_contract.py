@@ -10,9 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
+from bot.core.audit import AuditEvent
 from bot.core.blocking import Override, VersionBlocked
 from bot.core.clock import ManualClock
+from bot.core.events import AuditAction
 from bot.core.intake import AlertIntake
+from bot.core.proposal import State
 from bot.core.service import RollbackService
 from bot.store.db import make_engine
 from bot.store.migrate import upgrade
@@ -121,6 +124,21 @@ def store(request: pytest.FixtureRequest, tmp_path: Any, clock: ManualClock) -> 
 
 def test_the_same_scenario_gives_the_same_result_on_every_store(store: Any, clock: ManualClock) -> None:
     assert exercise(store, clock) == EXPECTED
+
+
+def test_a_transition_the_table_forbids_changes_nothing_on_every_store(store: Any, clock: ManualClock) -> None:
+    """The store's compare-and-set takes its allowed states from TRANSITIONS: a proposal already approved
+    cannot be denied, expired or approved again, and no audit row is written for the attempt."""
+    service = RollbackService(store, make_policy(), {"fake": FakeTarget({"fraud-detector": "7"})}, clock)
+    for version, stable in (("6", True), ("7", False)):
+        service.deploy("fraud-detector", version, actor="api:ci", stable=stable)
+    p = service.request_rollback("fraud-detector", actor="slack:U0BOB", reason="errors")
+    assert store.transition(p.id, State.APPROVED, AuditEvent("slack:U0LEAD", AuditAction.PROPOSAL_APPROVED))
+    before = len(store.audit_records(proposal_id=p.id))
+    for wanted in (State.APPROVED, State.DENIED, State.EXPIRED, State.SUCCEEDED, State.PROPOSED):
+        assert store.transition(p.id, wanted, AuditEvent("slack:U0LEAD", "t")) is None
+    assert store.get_proposal(p.id).state is State.APPROVED
+    assert len(store.audit_records(proposal_id=p.id)) == before
 
 
 def test_clock_is_the_test_clock(clock: ManualClock) -> None:

@@ -165,7 +165,7 @@ def test_drift_is_not_read_while_a_rollback_is_switching() -> None:
     rolled_back(store, service)
     service.deploy(MODEL, "8", actor="api:ci")
     p = service.request_rollback(MODEL, actor="slack:U0BOB", reason="8 is slow", to_version="7")
-    store.transition(p.id, [State.PROPOSED], State.APPROVED, AuditEvent("t", "t"), decided_by="slack:U0LEAD")
+    store.transition(p.id, State.APPROVED, AuditEvent("t", "t"), decided_by="slack:U0LEAD")
     target.live[MODEL] = "7"  # switched, not yet recorded: not a hand-made change
     assert service.sweep_drift() == []
     assert store.history(MODEL)[-1].version == "8"

@@ -58,8 +58,8 @@ def test_the_request_only_records_and_the_decider_decides_once() -> None:
 
 def _executing(store: MemoryStore, service: RollbackService) -> int:
     p = service.request_rollback("fraud-detector", actor="alert:x", reason="r")
-    store.transition(p.id, [State.PROPOSED], State.APPROVED, AuditEvent("t", "t"), decided_by="slack:U0LEAD")
-    store.transition(p.id, [State.APPROVED], State.EXECUTING, AuditEvent("t", "t"))
+    store.transition(p.id, State.APPROVED, AuditEvent("t", "t"), decided_by="slack:U0LEAD")
+    store.transition(p.id, State.EXECUTING, AuditEvent("t", "t"))
     return p.id
 
 

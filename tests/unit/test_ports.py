@@ -14,6 +14,7 @@ from adapters.targets.common import CheckableTarget
 from adapters.targets.local import LocalTarget
 from adapters.targets.mlflow import MlflowTarget
 from bot.core.clock import ManualClock
+from bot.core.events import CardEvent
 from bot.core.ports import (
     Checkable,
     DeploymentTarget,
@@ -83,7 +84,7 @@ def test_a_notifier_reading_the_outbox_is_woken_not_told_twice() -> None:
     reader, plain = OutboxReader(), RecordingNotifier()
     assert isinstance(reader, ReadsOutbox) and not isinstance(plain, ReadsOutbox)
     for notifier in (reader, plain):
-        tell(notifier, p, "approved", written=True)
+        tell(notifier, p, CardEvent.APPROVED, written=True)
     assert (reader.woken, reader.names(), plain.names()) == (1, [], ["approved"])
-    tell(reader, p, "alert_joined")  # no intent written with the change: told
-    assert (reader.woken, reader.names()) == (1, ["alert_joined"])
+    tell(reader, p, CardEvent.ALERTS)  # no intent written with the change: told
+    assert (reader.woken, reader.names()) == (1, ["alerts"])

@@ -1,9 +1,21 @@
 import itertools
+import re
 
 import pytest
 
 from bot.core.errors import IllegalTransition
-from bot.core.proposal import OPEN_STATES, TERMINAL_STATES, State, can_transition, check_transition
+from bot.core.proposal import (
+    CLOSED_UNRUN_STATES,
+    EXECUTED_STATES,
+    EXECUTOR_STATES,
+    OPEN_STATES,
+    TERMINAL_STATES,
+    State,
+    can_transition,
+    check_transition,
+    states_that_may_become,
+)
+from bot.store.tables import OPEN_STATES_SQL
 
 LEGAL = {
     (State.PROPOSED, State.APPROVED),
@@ -43,3 +55,20 @@ def test_open_states_are_those_the_machine_can_leave_and_terminal_ones_the_rest(
 def test_open_and_terminal_states_partition_the_machine() -> None:
     assert OPEN_STATES.isdisjoint(TERMINAL_STATES)
     assert OPEN_STATES | TERMINAL_STATES == set(State)
+
+
+@pytest.mark.parametrize("wanted", list(State))
+def test_states_that_may_become_a_state_are_read_from_the_table(wanted: State) -> None:
+    assert states_that_may_become(wanted) == {current for current, then in LEGAL if then is wanted}
+
+
+def test_the_named_groups_of_states_follow_from_the_table() -> None:
+    assert OPEN_STATES == {State.PROPOSED, State.APPROVED, State.EXECUTING}
+    assert EXECUTOR_STATES == {State.APPROVED, State.EXECUTING}
+    assert EXECUTED_STATES == {State.SUCCEEDED, State.FAILED}
+    assert CLOSED_UNRUN_STATES == {State.DENIED, State.EXPIRED, State.CANCELLED}
+
+
+def test_the_open_proposal_index_names_the_open_states() -> None:
+    """The partial unique index is written in a migration as text; it must name exactly the open states."""
+    assert set(re.findall(r"'(\w+)'", OPEN_STATES_SQL)) == {s.value for s in OPEN_STATES}
