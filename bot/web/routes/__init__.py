@@ -7,15 +7,15 @@ from typing import Any
 from starlette.routing import Route
 
 from bot.bootstrap import Container
-from bot.web.alerts import alert_routes
 from bot.web.handling import Protect
 from bot.web.metrics import Metrics
 from bot.web.pages.routes import report_routes  # report hook: report API, incident pages, rollback metrics
-from bot.web.readiness import readiness_routes
+from bot.web.routes.alerts import alert_routes
 from bot.web.routes.deployments import deployment_routes
 from bot.web.routes.health import health_routes
 from bot.web.routes.read_api import read_routes
-from bot.web.versions import version_routes
+from bot.web.routes.readiness import readiness_routes
+from bot.web.routes.versions import version_routes
 
 
 def all_routes(container: Container, protect: Protect, metrics: Metrics, document: dict[str, Any]) -> list[Route]:

@@ -11,8 +11,8 @@ from bot.bootstrap import Container
 from bot.core.blocking import Override, VersionBlocked
 from bot.web.auth import read_body
 from bot.web.handling import Protect, parse_model
+from bot.web.routes.versions import blocked_response
 from bot.web.schemas import DeploymentIn
-from bot.web.versions import blocked_response
 from bot.web.views import deployment_json
 
 
