@@ -243,7 +243,7 @@ def cmd_ready(settings: Settings, model: str, *, as_json: bool) -> int:
     if as_json:
         import json
 
-        from bot.web.readiness import readiness_json
+        from bot.web.routes.readiness import readiness_json
 
         print(json.dumps(readiness_json(result, secrets), indent=2))
     else:

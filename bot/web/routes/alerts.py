@@ -26,11 +26,11 @@ from bot.config import reveal
 from bot.core.intake import IntakeResult
 from bot.database_health import OUTAGE
 from bot.web.auth import read_body
+from bot.web.metrics import Metrics
 from bot.workers.loop import DECIDE
 
 if TYPE_CHECKING:
     from bot.bootstrap import Container
-    from bot.web.app import Metrics
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
