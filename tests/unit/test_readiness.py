@@ -179,7 +179,7 @@ def test_deploying_a_version_counts_the_one_running_now_as_the_way_back() -> Non
 
 
 def test_the_version_answer_keeps_the_block_and_readiness_apart() -> None:
-    from bot.web.versions import readiness_fields
+    from bot.web.routes.versions import readiness_fields
 
     policy = make_policy().model("fraud-detector")
     probe = Probe()

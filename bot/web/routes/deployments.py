@@ -8,6 +8,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.bootstrap import Container
+from bot.core.actor import Actor
 from bot.core.blocking import Override, VersionBlocked
 from bot.web.auth import read_body
 from bot.web.handling import Protect, parse_model
@@ -21,7 +22,7 @@ def deployment_routes(container: Container, protect: Protect) -> list[Route]:
 
     async def deployments(request: Request) -> Response:
         body: DeploymentIn = parse_model(DeploymentIn, await read_body(request))
-        actor = f"api:{body.deployed_by or 'ci'}"
+        actor = str(Actor.api(body.deployed_by or "ci"))
         override = Override(body.override.reason) if body.override is not None else None
         try:
             dep = await run_in_threadpool(
