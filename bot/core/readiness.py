@@ -68,6 +68,10 @@ class TargetProbe(Protocol):
 class SlackProbe(Protocol):
     """What the bot can see in Slack with its own token."""
 
+    def is_group(self, approver: str) -> bool:
+        """Whether a policy entry names a user group (Slack's id rule lives in the Slack adapter)."""
+        ...
+
     def group_members(self, group_id: str) -> set[str]:
         """The group's members; raise ProbeError when the group does not resolve."""
         ...
@@ -170,7 +174,7 @@ class ReadinessCheck:
         people: set[str] = set()
         problems: list[str] = []
         for entry in entries:
-            if entry.startswith("S"):
+            if self.slack.is_group(entry):
                 try:
                     members = self.slack.group_members(entry)
                 except ProbeError as exc:

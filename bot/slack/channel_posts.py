@@ -20,6 +20,7 @@ from bot.core.policy import Policy
 from bot.core.proposal import Proposal
 from bot.core.readiness import ProbeError
 from bot.slack.cards import CardData, card_message
+from bot.slack.directory import is_group_id
 from bot.slack.mrkdwn import escape
 from bot.slack.notifier import MAX_BACKOFF_S, DeliveryError, _classify
 from bot.store.channel_posts import PendingPost
@@ -118,6 +119,9 @@ class SlackReadinessProbe:
 
     def __init__(self, client: WebClient) -> None:
         self.client = client
+
+    def is_group(self, approver: str) -> bool:
+        return is_group_id(approver)
 
     def group_members(self, group_id: str) -> set[str]:
         try:

@@ -29,6 +29,9 @@ class Probe:
             raise ProbeError(self.target_error)
         return f"{policy.target}: {model} found"
 
+    def is_group(self, approver: str) -> bool:
+        return approver.startswith("S")
+
     def group_members(self, group_id: str) -> set[str]:
         if group_id not in self.groups:
             raise ProbeError("usergroups.users.list: no_such_subteam")
