@@ -110,6 +110,7 @@ def test_critical_alert_rolls_back_once_and_the_resolution_joins_the_timeline(pr
     promstack.exporter.stop_traffic(bot.model)  # no traffic: the ratio is NaN and the alert resolves directly
     wait_until(lambda: [r for r in bot.container.store.audit_records(proposal_id=proposal.id)
                         if r.action == "alert.resolved"], "the resolution in the incident timeline")
-    assert "timeline" in bot.notifier.names()
+    # The row is written with the resolution (intake); the decider tells the card afterwards, in its own time.
+    wait_until(lambda: "timeline" in bot.notifier.names(), "the timeline message about the resolution")
     assert bot.container.store.get_proposal(proposal.id).state is State.SUCCEEDED
     assert len(bot.target.switches) == 1 and len(bot.proposals()) == 1
