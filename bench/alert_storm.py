@@ -345,7 +345,9 @@ def run(kind: str, alerts: int, fingerprints: int, models: int, batch: int, send
         with database(kind, tmp) as url:
             env = {"DATABASE_URL": url, "ALERT_WEBHOOK_TOKEN": TOKEN, "SLACK_BOT_TOKEN": "xoxb-bench",
                    "SLACK_SIGNING_SECRET": "bench", "SLACK_API_URL": slack_url,
-                   "ROLLBACK_POLICY": str(tmp / "rollback.toml"), "LOG_LEVEL": "WARNING"}
+                   "ROLLBACK_POLICY": str(tmp / "rollback.toml"), "LOG_LEVEL": "WARNING",
+                   # serve on PostgreSQL refuses to start without the audit chain's key (a fresh one per run)
+                   "AUDIT_HMAC_KEY": uuid.uuid4().hex + uuid.uuid4().hex}
             ports = [free_port() for _ in range(replicas)]
             with ExitStack() as stack:
                 procs = [stack.enter_context(process(["-m", "bot", "serve", "--port", str(p)], env, tmp,
