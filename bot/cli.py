@@ -16,6 +16,7 @@ from bot.audit_cli import cmd_audit
 from bot.audit_config import problems as audit_problems
 from bot.config import Settings, SettingsError, check_settings, load_settings, reveal
 from bot.core.actor import Actor
+from bot.core.authorization import undo_approvals
 from bot.core.durations import format_duration, parse_duration
 from bot.core.errors import RollbackError
 from bot.core.policy import no_data_severity
@@ -326,7 +327,7 @@ def cmd_check(settings: Settings, *, connect: bool) -> int:
                       if mp.auto_abort_canary_severity is not None else "")
             print(f"model {name}: target {mp.target}, channel {mp.channel}, auto-rollback "
                   f"{auto}{canary}, no data reads as {no_data_severity(mp)}, {mp.required_approvals} approval(s) "
-                  f"(undo: {mp.undo_approvals or mp.required_approvals}), timeout "
+                  f"(undo: {undo_approvals(mp)}), timeout "
                   f"{format_duration(mp.approval_timeout)} → {mp.on_timeout}, cooldown "
                   f"{format_duration(mp.cooldown)}, stable after {format_duration(mp.stable_after)}")
         for line in severity_tables(loaded.policy):

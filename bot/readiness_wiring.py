@@ -42,8 +42,8 @@ def slack_probe(container: Container) -> SlackProbe | None:
     token = reveal(container.settings.slack_bot_token)
     if not token:
         return None
-    from bot.slack.channel_posts import SlackReadinessProbe
     from bot.slack.client import web_client
+    from bot.slack.directory import SlackReadinessProbe
 
     return SlackReadinessProbe(web_client(token, container.settings.slack_api_url))
 

@@ -1,8 +1,8 @@
-"""Slack's side of drills and readiness: the drill card, its thread, and what the bot can see with its token.
+"""Slack's side of drills: the drill card and its thread.
 
 ``ChannelPostSender`` delivers ``channel_posts`` rows (written with their audit row) from the Slack sender
 worker: the card first, remembering its ``ts``, then each reply in its thread, so a retry after a failure
-sends only what is still owed. ``SlackReadinessProbe`` answers the readiness gate's Slack questions.
+sends only what is still owed.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject
 from bot.core.drill import DRILL_ID, DrillResult
 from bot.core.policy import Policy
 from bot.core.proposal import Proposal
-from bot.core.readiness import ProbeError
 from bot.slack.cards import CardData, card_message
-from bot.slack.directory import is_group_id
 from bot.slack.mrkdwn import escape
 from bot.slack.notifier import MAX_BACKOFF_S, DeliveryError, _classify
 from bot.store.channel_posts import PendingPost
@@ -114,39 +112,4 @@ class ChannelPostSender:
         self.store.post_progress(post.id, done=True)
 
 
-class SlackReadinessProbe:
-    """The readiness gate's SlackProbe over the Web API (bot token): user groups, users, channel membership."""
-
-    def __init__(self, client: WebClient) -> None:
-        self.client = client
-
-    def is_group(self, approver: str) -> bool:
-        return is_group_id(approver)
-
-    def group_members(self, group_id: str) -> set[str]:
-        try:
-            response = self.client.usergroups_users_list(usergroup=group_id)
-        except SlackApiError as exc:
-            raise ProbeError(f"usergroups.users.list: {exc.response.get('error')}") from None
-        return set(response.get("users") or [])
-
-    def user_found(self, user_id: str) -> bool:
-        try:
-            response = self.client.users_info(user=user_id)
-        except SlackApiError as exc:
-            if exc.response.get("error") == "user_not_found":
-                return False
-            raise ProbeError(f"users.info: {exc.response.get('error')}") from None
-        user = response.get("user") or {}
-        return not user.get("deleted", False)
-
-    def bot_in_channel(self, channel: str) -> bool:
-        """``conversations.info`` answers ``is_member`` for the token's own user: the bot."""
-        try:
-            response = self.client.conversations_info(channel=channel)
-        except SlackApiError as exc:
-            raise ProbeError(f"channel {channel}: conversations.info says {exc.response.get('error')}") from None
-        return bool((response.get("channel") or {}).get("is_member"))
-
-
-__all__ = ["ChannelPostSender", "DrillCards", "SlackReadinessProbe"]
+__all__ = ["ChannelPostSender", "DrillCards"]

@@ -1,4 +1,5 @@
-"""Approver groups: Slack user-group members, cached briefly so every click does not call the API."""
+"""Who is who in Slack: approver groups (cached briefly so every click does not call the API), and the
+readiness gate's uncached questions, which must say why a look-up failed instead of failing closed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Callable
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+
+from bot.core.readiness import ProbeError
 
 log = logging.getLogger(__name__)
 
@@ -51,3 +54,38 @@ class SlackDirectory:
         with self._lock:
             self._cache[group_id] = (now, users)
         return set(users)
+
+
+class SlackReadinessProbe:
+    """The readiness gate's SlackProbe over the Web API (bot token): user groups, users, channel membership."""
+
+    def __init__(self, client: WebClient) -> None:
+        self.client = client
+
+    def is_group(self, approver: str) -> bool:
+        return is_group_id(approver)
+
+    def group_members(self, group_id: str) -> set[str]:
+        try:
+            response = self.client.usergroups_users_list(usergroup=group_id)
+        except SlackApiError as exc:
+            raise ProbeError(f"usergroups.users.list: {exc.response.get('error')}") from None
+        return set(response.get("users") or [])
+
+    def user_found(self, user_id: str) -> bool:
+        try:
+            response = self.client.users_info(user=user_id)
+        except SlackApiError as exc:
+            if exc.response.get("error") == "user_not_found":
+                return False
+            raise ProbeError(f"users.info: {exc.response.get('error')}") from None
+        user = response.get("user") or {}
+        return not user.get("deleted", False)
+
+    def bot_in_channel(self, channel: str) -> bool:
+        """``conversations.info`` answers ``is_member`` for the token's own user: the bot."""
+        try:
+            response = self.client.conversations_info(channel=channel)
+        except SlackApiError as exc:
+            raise ProbeError(f"channel {channel}: conversations.info says {exc.response.get('error')}") from None
+        return bool((response.get("channel") or {}).get("is_member"))
