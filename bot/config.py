@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     executor_lease_seconds: float = Field(15.0, gt=0, le=3600)
     worker_poll_seconds: float = Field(1.0, gt=0, le=600)
     request_deadline_seconds: float = Field(4.5, gt=0, le=600)
+    # Threads that run a request's blocking work (parsing, the database). More than a few per core only adds
+    # contention for the interpreter lock and for pooled connections; the pool is sized above this.
+    request_threads: int = Field(8, ge=1, le=64)
 
     # Target and metrics credentials (see CREDENTIAL_NAMES).
     rollback_webhook_secret: SecretStr | None = None

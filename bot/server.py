@@ -8,6 +8,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+import anyio.to_thread
 import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
 from slack_bolt.async_app import AsyncApp
@@ -65,6 +66,8 @@ def assemble(container: Container, *, with_slack: bool, sweep_every: float = 5.0
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Requests' blocking work runs on a bounded thread pool (anyio's default is 40 threads).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = container.settings.request_threads
         # The workers live as long as the server: started when it starts, stopped when it stops.
         workers = start_workers(container) if with_slack or container.run_workers else []
         handler = None

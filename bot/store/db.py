@@ -25,8 +25,10 @@ def safe_url(url: str) -> str:
 
 
 WRITE = "rollback_bot_write"  # execution option marking a connection that will write (SqlStore.session)
-# Sized to the request thread pool (40) plus the workers: a request never waits long for a connection.
-POOL = {"pool_size": 20, "max_overflow": 30, "pool_timeout": 4}
+# Sized to the request threads (REQUEST_THREADS, 8 by default) plus the workers, so the steady state never
+# opens a connection: an overflow connection is closed when it is returned, and on PostgreSQL every new
+# connection is a new server process, which under a storm costs more than the request it serves.
+POOL = {"pool_size": 24, "max_overflow": 16, "pool_timeout": 4}
 # PostgreSQL: connect and socket-level limits so a partition is an error within seconds, not a hang.
 # tcp_user_timeout bounds how long sent data may stay unacknowledged; keepalives find a silent peer.
 PG_CONNECT_ARGS = {"connect_timeout": 3, "tcp_user_timeout": 4000, "keepalives": 1, "keepalives_idle": 5,
