@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from psycopg import errors as pg_errors
 from sqlalchemy.engine import Engine
 
 from adapters.targets import TARGET_FACTORIES
@@ -19,12 +20,13 @@ from bot.audit_config import key_ring as audit_key_ring
 from bot.config import Settings, reveal
 from bot.core.clock import Clock, SystemClock
 from bot.core.execution import ApprovedQueue, Executor
-from bot.core.intake import AlertIntake
+from bot.core.intake import AlertBatch, AlertIntake, IntakeResult
 from bot.core.metrics import MetricsSource
 from bot.core.policy import Policy
 from bot.core.ports import ApproverDirectory, DeploymentTarget, Notifier, ValidatesSettings
 from bot.core.service import RollbackService
 from bot.core.verification import Verifier
+from bot.database_health import is_database_error
 from bot.insight import MetricInsight, chart_provider, summary_hook
 from bot.policy_file import PolicyFileError, TargetValidator, load_policy
 from bot.slack.audit_channel import AuditChannelSender, renderer
@@ -33,6 +35,7 @@ from bot.slack.directory import SlackDirectory
 from bot.slack.notifier import OutboxNotifier, SlackSender
 from bot.store.db import make_engine
 from bot.store.repository import SqlStore
+from bot.web.group_commit import GroupCommit
 from bot.web.hints import metric_hints
 from bot.workers.audit_watch import AuditWatch
 from bot.workers.decider import Decider
@@ -81,6 +84,9 @@ class WorkerTimings:
     deadline_s: float = 4.5  # every HTTP request answered (503 at worst) within this long
 
 
+Inbox = GroupCommit[AlertBatch, tuple[IntakeResult, list[int]]]
+
+
 @dataclass
 class Container:
     settings: Settings
@@ -98,9 +104,12 @@ class Container:
     run_workers: bool = False
     slack_sender: SlackSender | None = None
     insight: MetricInsight | None = None
+    inbox: Inbox | None = None  # `serve`: alert requests share transactions (bot/web/group_commit.py)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
+        if self.inbox is not None:
+            self.inbox.close()
         self.executor.close()
         self.engine.dispose()
 
@@ -157,7 +166,8 @@ def build(
     container = Container(settings, engine, store, policy, service, clock, intake,
                           Decider(intake, store, owner, timings.lease_s),
                           ExecutorWorker(executor, store, owner, timings.lease_s), signals, timings, owner,
-                          run_workers, sender, insight)
+                          run_workers, sender, insight,
+                          GroupCommit(intake.record_many, retry_alone=one_request_fault) if run_workers else None)
     if sender is not None and bot_token:
         container.extras["audit_watch"] = audit_watch(container, bot_token)
         container.extras["readiness_warnings"] = lambda: outbox_warnings(store)
@@ -165,6 +175,13 @@ def build(
 
         attach_report_poster(container, sender)
     return container
+
+
+def one_request_fault(exc: BaseException) -> bool:
+    """Whether a shared inbox transaction may have failed because of one request's alerts (then each is
+    written again alone): not when the database is away, except for a deadlock or serialisation failure."""
+    orig = getattr(exc, "orig", None)
+    return not is_database_error(exc) or isinstance(orig, pg_errors.DeadlockDetected | pg_errors.SerializationFailure)
 
 
 def audit_watch(container: Container, bot_token: str) -> tuple[AuditWatch, AuditChannelSender]:

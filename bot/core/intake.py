@@ -77,6 +77,15 @@ class Stored:
     record: AlertRecord
 
 
+@dataclass(frozen=True)
+class AlertBatch:
+    """One request's alerts, each with its model (or None), as the inbox writes them."""
+
+    source: str
+    alerts: Sequence[tuple[Alert, str | None]]
+    received_at: datetime
+
+
 class Outcome(StrEnum):
     PROPOSED = "proposed"  # opened a new proposal
     JOINED = "joined"  # joined the model's open proposal
@@ -188,13 +197,21 @@ class AlertIntake:
 
     def record(self, source: str, alerts: list[Alert], received_at: datetime) -> tuple[IntakeResult, list[int]]:
         """Store the batch in one transaction; the answer, and the ids of every alert in it (in order)."""
-        result = IntakeResult()
-        ready = [self.prepared(source, a) for a in alerts]
-        alerts = [alert for alert, _ in ready]
-        stored = self.store.store_alerts(source, ready, received_at)
-        for alert, item in zip(alerts, stored, strict=True):
-            result.alerts.append(self._first_outcome(alert, item, result))
-        return result, [item.record.id for item in stored]
+        return self.record_many([self.batch(source, alerts, received_at)])[0]
+
+    def batch(self, source: str, alerts: list[Alert], received_at: datetime) -> AlertBatch:
+        """A request's alerts ready to store: each with its model, version and effective severity."""
+        return AlertBatch(source, [self.prepared(source, a) for a in alerts], received_at)
+
+    def record_many(self, batches: Sequence[AlertBatch]) -> list[tuple[IntakeResult, list[int]]]:
+        """Several requests' batches in one transaction; each request's answer and alert ids, in order."""
+        answers = []
+        for batch, stored in zip(batches, self.store.store_batches(batches), strict=True):
+            result = IntakeResult()
+            for (alert, _), item in zip(batch.alerts, stored, strict=True):
+                result.alerts.append(self._first_outcome(alert, item, result))
+            answers.append((result, [item.record.id for item in stored]))
+        return answers
 
     @staticmethod
     def models_to_decide(result: IntakeResult) -> list[str]:

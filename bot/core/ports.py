@@ -21,7 +21,7 @@ from bot.core.selection import Block, Deployment
 
 if TYPE_CHECKING:
     from bot.core.alert import Alert
-    from bot.core.intake import AlertRecord, Stored
+    from bot.core.intake import AlertBatch, AlertRecord, Stored
     from bot.core.metrics import MetricLine, Series
     from bot.core.report import AlertFacts, AuditFacts, DecisionFacts, DeploymentFacts
 
@@ -393,6 +393,10 @@ class AlertStore(ListsProposalAlerts, Protocol):
         A resolution of an alert attached to a proposal writes an ``alert.resolved`` audit row for that
         proposal in the same transaction (the incident timeline) and puts the alert back in the inbox.
         """
+        ...
+
+    def store_batches(self, batches: Sequence[AlertBatch]) -> list[list[Stored]]:
+        """Several batches in one transaction, in order (the inbox's group commit); all or none stored."""
         ...
 
     def attach_alerts(self, proposal_id: int, alert_ids: Sequence[int], audit: AuditEvent) -> int:

@@ -25,7 +25,7 @@ from bot.core.alert import Alert, AlertStatus
 from bot.core.audit import AuditEvent, AuditRecord
 from bot.core.clock import Clock
 from bot.core.events import AuditAction
-from bot.core.intake import AlertRecord, Stored, StoreOutcome
+from bot.core.intake import AlertBatch, AlertRecord, Stored, StoreOutcome
 from bot.core.severity import parse_severity
 from bot.store.tables import AlertRow, ProposalRow
 
@@ -56,6 +56,10 @@ class AlertQueries:
     """The alert half of SqlStore; relies on its ``engine``, ``clock``, ``session()`` and ``_audit()``."""
 
     engine: Engine
+
+    @property
+    def reads(self) -> Engine:  # SqlStore's: reads without a transaction on PostgreSQL
+        raise NotImplementedError
     clock: Clock
 
     if TYPE_CHECKING:
@@ -66,44 +70,75 @@ class AlertQueries:
 
     def store_alerts(self, source: str, alerts: Sequence[tuple[Alert, str | None]],
                      received_at: datetime) -> list[Stored]:
+        return self.store_batches([AlertBatch(source, alerts, received_at)])[0]
+
+    def store_batches(self, batches: Sequence[AlertBatch]) -> list[list[Stored]]:
+        """Several requests' batches in one transaction (group commit): one BEGIN/COMMIT, one fsync and one
+        NOTIFY for all of them. A later batch sees an earlier one's rows as duplicates, as it would have
+        after their separate commits."""
+        with self.session() as s:
+            postgres = self.engine.dialect.name == "postgresql"
+            known = self._known_in_group(s, batches)
+            added: dict[tuple[str, str, datetime], AlertRecord] = {}
+            stored = [self._store_batch(s, batch, postgres, known.setdefault(batch.source, {}), added)
+                      for batch in batches]
+            if postgres and any(r.outcome in (StoreOutcome.NEW, StoreOutcome.RESOLVED) and r.record.model
+                                for results in stored for r in results):
+                s.execute(text("NOTIFY rollback_bot_work"))  # the deciders of every replica wake on commit
+        return stored
+
+    def _store_batch(self, s: Session, batch: AlertBatch, postgres: bool,
+                     known: dict[tuple[str, datetime], AlertRow],
+                     added: dict[tuple[str, str, datetime], AlertRecord]) -> list[Stored]:
+        """``known``: the source's stored rows read up front; ``added``: rows earlier batches of the same
+        transaction inserted (a repeat of one of those is a duplicate without another statement)."""
+        source, alerts, received_at = batch.source, batch.alerts, batch.received_at
         # Rows are written in identity order: two batches holding the same alerts in another order would
         # otherwise wait on each other's uncommitted inserts (a deadlock on PostgreSQL).
         order = sorted(range(len(alerts)), key=lambda i: (alerts[i][0].fingerprint,
                                                           alerts[i][0].starts_at is None,
                                                           alerts[i][0].starts_at or received_at))
         results: dict[int, Stored] = {}
-        with self.session() as s:
-            postgres = self.engine.dialect.name == "postgresql"
-            known = self._known(s, source, {a.fingerprint for a, _ in alerts if a.starts_at is not None})
-            # New identities go in with one multi-row INSERT … ON CONFLICT DO NOTHING RETURNING; the rest
-            # (repeats, resolutions, alerts without a start time, lost races) one by one below.
-            fresh: dict[tuple[str, datetime], int] = {}
-            for i in order:
-                alert = alerts[i][0]
-                if alert.starts_at is not None and (alert.fingerprint, alert.starts_at) not in known:
-                    fresh.setdefault((alert.fingerprint, alert.starts_at), i)
-            inserted = self._insert_many(s, source, [alerts[i] for i in fresh.values()], received_at, postgres)
-            for i in order:
-                alert, model = alerts[i]
-                key = (alert.fingerprint, alert.starts_at) if alert.starts_at is not None else None
-                if key is not None and key in inserted:
-                    first = fresh.get(key) == i
-                    if first or inserted[key].status is alert.status:  # a repeat inside the same batch
-                        results[i] = Stored(StoreOutcome.NEW if first else StoreOutcome.DUPLICATE, inserted[key])
-                        continue
-                results[i] = self._store_one(s, source, alert, model, received_at, postgres, known)
-            if any(r.outcome in (StoreOutcome.NEW, StoreOutcome.RESOLVED) and r.record.model
-                   for r in results.values()) and postgres:
-                s.execute(text("NOTIFY rollback_bot_work"))  # the deciders of every replica wake on commit
+        # New identities go in with one multi-row INSERT … ON CONFLICT DO NOTHING RETURNING; the rest
+        # (repeats, resolutions, alerts without a start time, lost races) one by one below.
+        fresh: dict[tuple[str, datetime], int] = {}
+        for i in order:
+            alert = alerts[i][0]
+            key = (alert.fingerprint, alert.starts_at) if alert.starts_at is not None else None
+            if key is not None and key not in known and (source, *key) not in added:
+                fresh.setdefault(key, i)
+        inserted = self._insert_many(s, source, [alerts[i] for i in fresh.values()], received_at, postgres)
+        for i in order:
+            alert, model = alerts[i]
+            key = (alert.fingerprint, alert.starts_at) if alert.starts_at is not None else None
+            if key is not None and key in inserted:
+                first = fresh.get(key) == i
+                if first or inserted[key].status is alert.status:  # a repeat inside the same batch
+                    results[i] = Stored(StoreOutcome.NEW if first else StoreOutcome.DUPLICATE, inserted[key])
+                    continue
+            earlier = added.get((source, *key)) if key is not None else None
+            if earlier is not None and earlier.status is alert.status:  # a repeat of an earlier batch's
+                results[i] = Stored(StoreOutcome.DUPLICATE, earlier)
+                continue
+            results[i] = self._store_one(s, source, alert, model, received_at, postgres, known)
+        added.update({(source, *key): record for key, record in inserted.items()})
         return [results[i] for i in range(len(alerts))]
 
-    def _known(self, s: Session, source: str, fingerprints: set[str]) -> dict[tuple[str, datetime], AlertRow]:
-        """The batch's already stored alerts in one query: repeats, the bulk of any storm, cost no more."""
-        if not fingerprints:
-            return {}
-        rows = s.exec(select(AlertRow).where(AlertRow.source == source,
-                                             col(AlertRow.fingerprint).in_(sorted(fingerprints)))).all()
-        return {(r.fingerprint, r.starts_at): r for r in rows}
+    def _known_in_group(self, s: Session, batches: Sequence[AlertBatch]
+                        ) -> dict[str, dict[tuple[str, datetime], AlertRow]]:
+        """Every batch's already stored alerts, one query per source for the whole group: repeats, the bulk
+        of any storm, cost no more statements than new alerts."""
+        wanted: dict[str, set[str]] = {}
+        for batch in batches:
+            wanted.setdefault(batch.source, set()).update(a.fingerprint for a, _ in batch.alerts
+                                                          if a.starts_at is not None)
+        known: dict[str, dict[tuple[str, datetime], AlertRow]] = {}
+        for source, fingerprints in wanted.items():
+            rows = s.exec(select(AlertRow).where(AlertRow.source == source,
+                                                 col(AlertRow.fingerprint).in_(sorted(fingerprints)))).all() \
+                if fingerprints else []
+            known[source] = {(r.fingerprint, r.starts_at): r for r in rows}
+        return known
 
     def _store_one(self, s: Session, source: str, alert: Alert, model: str | None, received_at: datetime,
                    postgres: bool, known: dict[tuple[str, datetime], AlertRow]) -> Stored:
@@ -257,13 +292,13 @@ class AlertQueries:
     # ---- reads --------------------------------------------------------------------------------------
 
     def alerts_for_proposal(self, proposal_id: int) -> list[AlertRecord]:
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             rows = s.exec(select(AlertRow).where(AlertRow.proposal_id == proposal_id)
                           .order_by(col(AlertRow.id))).all()
             return [_record(r) for r in rows]
 
     def firing_alerts(self, model: str) -> list[AlertRecord]:
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             rows = s.exec(select(AlertRow).where(AlertRow.model == model,
                                                  AlertRow.status == AlertStatus.FIRING.value)
                           .order_by(col(AlertRow.id))).all()
@@ -271,7 +306,7 @@ class AlertQueries:
 
     def alert_counts(self) -> dict[str, int]:
         """Totals for the benchmark and tests: rows, firing, attached, distinct identities, proposals."""
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             total = s.exec(select(func.count()).select_from(AlertRow)).one()
             firing = s.exec(select(func.count()).select_from(AlertRow)
                             .where(AlertRow.status == AlertStatus.FIRING.value)).one()

@@ -46,6 +46,10 @@ class AuditNotices:
     """Relies on SqlStore's ``engine`` and ``session()``."""
 
     engine: Engine
+
+    @property
+    def reads(self) -> Engine:  # SqlStore's: reads without a transaction on PostgreSQL
+        raise NotImplementedError
     wall: Clock = SystemClock()
 
     if TYPE_CHECKING:
@@ -54,19 +58,19 @@ class AuditNotices:
     # ---- scanning ---------------------------------------------------------------------------------------
 
     def watermark(self, name: str = WATERMARK) -> int:
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             row = s.get(WatermarkRow, name)
             return row.position if row else 0
 
     def audit_after(self, after_id: int, limit: int = 200) -> list[AuditRecord]:
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             rows = s.exec(select(AuditRow).where(col(AuditRow.id) > after_id)
                           .order_by(col(AuditRow.id)).limit(limit)).all()
             return [record_from_row(r) for r in rows]
 
     def rollback_times(self, model: str, since: datetime, before_id: int) -> list[datetime]:
         """When the model's earlier successful rollbacks happened (for "more than N in a window")."""
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             return list(s.exec(select(AuditRow.at).where(
                 AuditRow.model == model, AuditRow.action == AuditAction.ROLLBACK_SUCCEEDED.value,
                 col(AuditRow.at) >= since, col(AuditRow.id) < before_id)).all())
@@ -99,7 +103,7 @@ class AuditNotices:
 
     def notices_due(self, limit: int = 50) -> list[NoticeItem]:
         now = self.wall.now()
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             rows = s.exec(select(AuditNoticeRow).where(
                 col(AuditNoticeRow.done_at).is_(None), col(AuditNoticeRow.permanent).is_(False))
                 .order_by(col(AuditNoticeRow.id)).limit(limit)).all()
@@ -127,7 +131,7 @@ class AuditNotices:
 
     def notice_failures(self, limit: int = 10) -> list[tuple[str, str]]:
         """Notices Slack refused for good (for /readyz): the channel is wrong or the bot is not in it."""
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             rows = s.exec(select(AuditNoticeRow).where(col(AuditNoticeRow.permanent).is_(True),
                                                        col(AuditNoticeRow.done_at).is_(None))
                           .order_by(col(AuditNoticeRow.id)).limit(limit)).all()

@@ -35,6 +35,10 @@ class PendingPost:
 
 class ChannelPosts:
     engine: Engine
+
+    @property
+    def reads(self) -> Engine:  # SqlStore's: reads without a transaction on PostgreSQL
+        raise NotImplementedError
     wall: Clock = SystemClock()
 
     if TYPE_CHECKING:
@@ -53,7 +57,7 @@ class ChannelPosts:
 
     def posts_due(self, limit: int = 50) -> list[PendingPost]:
         now = self.wall.now()
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             rows = s.exec(select(ChannelPostRow)
                           .where(col(ChannelPostRow.done_at).is_(None), col(ChannelPostRow.permanent).is_(False),
                                  or_(col(ChannelPostRow.next_at).is_(None), col(ChannelPostRow.next_at) <= now))
@@ -89,7 +93,7 @@ class ChannelPosts:
 
     def stopped_posts(self, limit: int = 10) -> list[tuple[str, str, str]]:
         """(kind, channel, error) of posts Slack refused for good, for /readyz."""
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             rows = s.exec(select(ChannelPostRow).where(col(ChannelPostRow.permanent).is_(True),
                                                        col(ChannelPostRow.done_at).is_(None))
                           .order_by(col(ChannelPostRow.id)).limit(limit)).all()

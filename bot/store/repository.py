@@ -111,8 +111,20 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         self.clock: Clock = clock or SystemClock()
         self.audit_log = audit_log.AuditLog(engine, audit_keys)  # AUDIT_HMAC_KEY(S): bot/store/audit_log.py
         self._writer: tuple[Engine, Engine] | None = None
+        self._reader: tuple[Engine, Engine] | None = None
         self._writers: AbstractContextManager[object] = (
             threading.Lock() if engine.dialect.name == "sqlite" else nullcontext())
+
+    @property
+    def reads(self) -> Engine:
+        """The same pool for reads that write nothing. On PostgreSQL without BEGIN and ROLLBACK (autocommit,
+        set on the client: no statement is sent for it), so a read costs one round trip instead of three;
+        a read that needs a consistent snapshot of several statements takes a transaction of its own."""
+        if self.engine.dialect.name != "postgresql":
+            return self.engine
+        if self._reader is None or self._reader[0] is not self.engine:
+            self._reader = (self.engine, self.engine.execution_options(isolation_level="AUTOCOMMIT"))
+        return self._reader[1]
 
     @property
     def write_engine(self) -> Engine:
@@ -140,7 +152,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             return self._audit(s, event)
 
     def ping(self) -> None:
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             s.exec(select(1)).one()
 
     # ---- models and deployments -----------------------------------------------------------------------
@@ -154,7 +166,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         return row
 
     def model_state(self, model: str) -> ModelState:
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             row = s.get(ModelRow, model)
         if row is None:
             return ModelState()
@@ -167,7 +179,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         )
 
     def history(self, model: str) -> list[Deployment]:
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             rows = s.exec(
                 select(DeploymentRow).where(DeploymentRow.model == model).order_by(col(DeploymentRow.id))
             ).all()
@@ -246,7 +258,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
     # ---- blocked versions ---------------------------------------------------------------------------------
 
     def blocks(self, model: str, version: str | None = None) -> list[Block]:
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             q = select(BlockedVersionRow).where(BlockedVersionRow.model == model)
             if version is not None:
                 q = q.where(BlockedVersionRow.version == version)
@@ -304,7 +316,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         counts = and_(col(AlertRow.model) == model,
                       true() if version is None else or_(col(AlertRow.version).is_(None),
                                                          col(AlertRow.version) == version))
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             firing = s.exec(
                 select(func.count()).select_from(AlertRow).where(counts, AlertRow.status == "firing")
             ).one()
@@ -318,7 +330,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         return since
 
     def served_version(self, model: str) -> str | None:
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             row = s.get(ModelRow, model)
         return row.served_version if row else None
 
@@ -382,7 +394,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
 
     def current_deployments(self, models: Sequence[str]) -> list[Deployment]:
         """The newest deployment of each named model."""
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             newest = (
                 select(DeploymentRow.model, func.max(DeploymentRow.id).label("mid"))
                 .where(col(DeploymentRow.model).in_(list(models)))
@@ -404,14 +416,14 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         )
 
     def get_proposal(self, proposal_id: int) -> Proposal:
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             row = s.get(ProposalRow, proposal_id)
             if row is None:
                 raise NotFound(f"no proposal #{proposal_id}")
             return _proposal(row, self._approvals(s, proposal_id))
 
     def open_proposal(self, model: str) -> Proposal | None:
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             row = s.exec(
                 select(ProposalRow).where(
                     ProposalRow.model == model, state_in(OPEN_STATES)
@@ -427,7 +439,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
 
     def proposals(self, *, model: str | None = None, states: Sequence[State] | None = None,
                   limit: int = 50) -> list[Proposal]:
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             q = select(ProposalRow)
             if model:
                 q = q.where(ProposalRow.model == model)
@@ -570,7 +582,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
                 self._audit(s, replace(audit, proposal_id=proposal_id), now)
                 return True, self._approvals(s, proposal_id)
         except IntegrityError:
-            with Session(self.engine) as s:
+            with Session(self.reads) as s:
                 return False, self._approvals(s, proposal_id)
 
     def complete_rollback(self, proposal_id: int, *, result: str, served: str | None,
@@ -645,12 +657,12 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             )
 
     def card_version(self, proposal_id: int) -> int:
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             row = s.get(ProposalRow, proposal_id)
             return row.card_version if row else 0
 
     def cards_to_sync(self, limit: int = 50) -> list[int]:
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             return [
                 i
                 for i in s.exec(
@@ -663,7 +675,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             ]
 
     def _proposals_where(self, *conditions: Any) -> list[Proposal]:
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             rows = s.exec(select(ProposalRow).where(*conditions).order_by(col(ProposalRow.id))).all()
             return [_proposal(r, self._approvals(s, r.id)) for r in rows if r.id is not None]
 

@@ -50,6 +50,10 @@ class WorkQueues:
     """The worker half of SqlStore; relies on its ``engine``, ``clock``, ``session()`` and ``_audit()``."""
 
     engine: Engine
+
+    @property
+    def reads(self) -> Engine:  # SqlStore's: reads without a transaction on PostgreSQL
+        raise NotImplementedError
     clock: Clock
     # Leases and Slack back-off run on wall-clock time, whatever clock the domain uses (tests pin theirs).
     wall: Clock = SystemClock()
@@ -99,7 +103,7 @@ class WorkQueues:
             )
 
     def lease_holder(self, name: str) -> tuple[str | None, datetime | None]:
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             row = s.get(LeaseRow, name)
             return (row.owner, row.expires_at) if row else (None, None)
 
@@ -107,7 +111,7 @@ class WorkQueues:
 
     def pending_models(self, limit: int = 100) -> list[str]:
         """Models with alerts the decider has not looked at yet: critical first, then oldest first."""
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             oldest = func.min(AlertRow.id)
             # Models with a critical alert waiting go first: they may be rolled back without asking.
             urgent = func.max(case((col(AlertRow.severity) == "critical", 1), else_=0))
@@ -119,7 +123,7 @@ class WorkQueues:
         return [str(model) for model, _ in rows if model]
 
     def pending_alerts(self, model: str) -> list[AlertRecord]:
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             rows = s.exec(select(AlertRow).where(col(AlertRow.decided_at).is_(None), AlertRow.model == model)
                           .order_by(col(AlertRow.id))).all()
             return [_alert_record(r) for r in rows]
@@ -138,7 +142,7 @@ class WorkQueues:
                           .values(decided_at=now, outcome=outcome[:20], outcome_reason=reason[:2000]))
 
     def alert_outcomes(self, alert_ids: Sequence[int]) -> dict[int, tuple[str | None, str | None, datetime | None]]:
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             rows = s.exec(select(AlertRow.id, AlertRow.outcome, AlertRow.outcome_reason, AlertRow.decided_at)
                           .where(col(AlertRow.id).in_(list(alert_ids)))).all()
         return {int(i): (o, r, d) for i, o, r, d in rows if i is not None}
@@ -152,7 +156,7 @@ class WorkQueues:
 
     def proposals_to_execute(self, limit: int = 50) -> list[int]:
         """Approved proposals, and executing ones (whose executor may have died: the lease tells)."""
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             return [int(i) for i in s.exec(
                 select(ProposalRow.id)
                 .where(state_in(EXECUTOR_STATES))
@@ -180,7 +184,7 @@ class WorkQueues:
         holds its later intents back; other proposals go on.
         """
         now = self.wall.now()
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             rows = s.exec(select(SlackOutboxRow).where(col(SlackOutboxRow.done_at).is_(None))
                           .order_by(col(SlackOutboxRow.id)).limit(limit)).all()
         held: set[int] = set()
@@ -231,14 +235,14 @@ class WorkQueues:
             return int(result.rowcount)  # type: ignore[attr-defined]
 
     def outbox_failures(self, limit: int = 10) -> list[OutboxFailure]:
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             rows = s.exec(select(SlackOutboxRow).where(col(SlackOutboxRow.permanent).is_(True),
                                                        col(SlackOutboxRow.done_at).is_(None))
                           .order_by(col(SlackOutboxRow.id)).limit(limit)).all()
         return [OutboxFailure(r.proposal_id, r.event, r.error or "") for r in rows]
 
     def outbox_counts(self) -> dict[str, int]:
-        with Session(self.engine) as s:
+        with Session(self.reads) as s:
             pending = s.exec(select(func.count()).select_from(SlackOutboxRow)
                              .where(col(SlackOutboxRow.done_at).is_(None))).one()
             stopped = s.exec(select(func.count()).select_from(SlackOutboxRow)

@@ -21,7 +21,7 @@ from bot.core.clock import Clock
 from bot.core.drill import ChannelPost
 from bot.core.errors import NotFound
 from bot.core.events import AuditAction, CardEvent
-from bot.core.intake import AlertRecord, Stored, StoreOutcome
+from bot.core.intake import AlertBatch, AlertRecord, Stored, StoreOutcome
 from bot.core.policy import ModelState
 from bot.core.ports import Intent, NewProposal, OpenProposalExists, StaleProposal
 from bot.core.proposal import EXECUTOR_STATES, OPEN_STATES, Kind, Proposal, State, states_that_may_become
@@ -306,6 +306,10 @@ class MemoryStore:
                 self.leases[name] = (None, None, fencing)
 
     # ---- alerts -------------------------------------------------------------------------------------
+
+    def store_batches(self, batches: Sequence[AlertBatch]) -> list[list[Stored]]:
+        with self._lock:
+            return [self.store_alerts(b.source, b.alerts, b.received_at) for b in batches]
 
     def store_alerts(self, source: str, alerts: Sequence[tuple[Alert, str | None]],
                      received_at: datetime) -> list[Stored]:

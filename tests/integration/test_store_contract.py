@@ -143,3 +143,27 @@ def test_a_transition_the_table_forbids_changes_nothing_on_every_store(store: An
 
 def test_clock_is_the_test_clock(clock: ManualClock) -> None:
     assert clock.now() == datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+
+
+def test_requests_written_in_one_shared_transaction_answer_as_if_written_one_by_one(
+        store: Any, clock: ManualClock) -> None:
+    """The inbox's group commit: a repeat of an earlier request of the same transaction is a duplicate, a
+    resolution of it resolves it, and every request keeps its own answer and alert ids."""
+    service = RollbackService(store, make_policy(), {"fake": FakeTarget({"fraud-detector": "7"})}, clock)
+    intake = AlertIntake(service, store, clock)
+    now = clock.now()
+    batches = [intake.batch("alertmanager", [alert("a", "warning"), alert("b", "warning")], now),
+               intake.batch("alertmanager", [alert("a", "warning")], now),
+               intake.batch("alertmanager", [alert("b", "warning", resolved=True), alert("c", "warning")], now),
+               intake.batch("grafana", [alert("a", "warning")], now),
+               intake.batch("alertmanager", [alert("zz", "warning", model="unknown-model")], now)]
+    answers = intake.record_many(batches)
+    outcomes = [[(a.fingerprint, a.outcome.value) for a in result.alerts] for result, _ in answers]
+    assert outcomes == [[("a", "stored"), ("b", "stored")], [("a", "duplicate")],
+                        [("b", "resolved"), ("c", "stored")], [("a", "stored")], [("zz", "ignored")]]
+    ids = [alert_ids for _, alert_ids in answers]
+    assert ids[1] == [ids[0][0]] and ids[2][0] == ids[0][1]  # the same rows, not new ones
+    assert len({ids[0][0], ids[0][1], ids[2][1], ids[3][0], ids[4][0]}) == 5
+    # the same alerts again, each in its own transaction now: all duplicates of what the group stored
+    again = intake.record_many([intake.batch("alertmanager", [alert("a", "warning"), alert("c", "warning")], now)])
+    assert [a.outcome.value for a in again[0][0].alerts] == ["duplicate", "duplicate"]

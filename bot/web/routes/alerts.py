@@ -23,7 +23,7 @@ from starlette.routing import Route
 from adapters.alerts import PARSERS, PayloadError, check_grafana_signature, mapping_from_dict, parse_body
 from adapters.alerts.generic import GenericMapping
 from bot.config import reveal
-from bot.core.intake import IntakeResult
+from bot.core.intake import AlertBatch, IntakeResult
 from bot.database_health import OUTAGE
 from bot.web.auth import read_body
 from bot.web.metrics import Metrics
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from bot.bootstrap import Container
 
 log = logging.getLogger(__name__)
+INLINE_PARSE_BYTES = 64 * 1024
 Handler = Callable[[Request], Awaitable[Response]]
 Protect = Callable[[str, Handler], Handler]
 
@@ -49,7 +50,7 @@ def generic_mapping(container: Container) -> GenericMapping | None:
 
 def alert_routes(container: Container, protect: Protect, metrics: Metrics | None = None) -> list[Route]:
     """The intake route, wrapped by ``protect`` (bearer token in constant time, error mapping, counting)."""
-    intake = container.intake
+    intake, inbox = container.intake, container.inbox
     mapping = generic_mapping(container)
     settings = container.settings
     secret = reveal(settings.grafana_webhook_secret)
@@ -72,13 +73,19 @@ def alert_routes(container: Container, protect: Protect, metrics: Metrics | None
         content_type = request.headers.get("content-type", "")
         received_at = container.clock.now()
 
-        def store() -> tuple[IntakeResult, list[int]]:  # parsing 1 MiB is CPU work too: off the event loop
+        def parse() -> AlertBatch:
             alerts = parse_body(source, body, mapping if source == "generic" else None, content_type,
                                 severity=container.policy.alert_source(source).severity)
-            return intake.record(source, alerts, received_at)
+            return intake.batch(source, alerts, received_at)
 
         try:
-            result, ids = await run_in_threadpool(store)
+            # A usual Alertmanager group is parsed on the event loop (cheaper than a thread hop); a large
+            # body, which is CPU work for milliseconds, off it.
+            batch = parse() if len(body) <= INLINE_PARSE_BYTES else await run_in_threadpool(parse)
+            if inbox is not None:  # `serve`: shares the next transaction with the requests waiting beside it
+                result, ids = await inbox.submit(batch)
+            else:
+                result, ids = await run_in_threadpool(lambda: intake.record_many([batch])[0])
         except PayloadError as exc:
             return _error(400, str(exc), field=exc.field)
         except IntegrityError:
