@@ -286,9 +286,22 @@ def _ms(values: list[float], q: float) -> float:
 _ENGINES: dict[str, Any] = {}
 
 
+def _engine(url: str) -> Any:
+    if url not in _ENGINES:
+        _ENGINES[url] = create_engine(url)
+    return _ENGINES[url]
+
+
+def switched(url: str, model: str) -> bool:
+    """Cheap enough to poll while measuring: one indexed lookup (the latency is computed once, at the end)."""
+    with _engine(url).connect() as conn:
+        return conn.execute(text("SELECT 1 FROM proposals WHERE state = 'succeeded' AND model = :m"),
+                            {"m": model}).first() is not None
+
+
 def switch_latencies(url: str, model_prefix: str) -> list[float]:
     """Per rollback: its first critical alert's receipt → the rollback's completion (server timestamps)."""
-    engine = _ENGINES.setdefault(url, create_engine(url))
+    engine = _engine(url)
     with engine.connect() as conn:
         rows = conn.execute(text(
             "SELECT p.finished_at, min(a.received_at) FROM proposals p JOIN alerts a ON a.proposal_id = p.id "
@@ -304,7 +317,7 @@ def _dt(value: Any) -> datetime:
 
 
 def counts(url: str) -> dict[str, int]:
-    engine = create_engine(url)
+    engine = _engine(url)
     with engine.connect() as conn:
         def one(sql: str) -> int:
             return int(conn.execute(text(sql)).scalar_one())
@@ -369,8 +382,8 @@ def run(kind: str, alerts: int, fingerprints: int, models: int, batch: int, send
                     httpx.post(f"{base}/alerts/alertmanager", content=body,
                                headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
                     deadline = time.monotonic() + 10
-                    while time.monotonic() < deadline and not switch_latencies(url, model):
-                        time.sleep(0.002)
+                    while time.monotonic() < deadline and not switched(url, model):
+                        time.sleep(0.005)  # polling faster would take the CPU the bot needs (2 cores)
                 quiet = switch_latencies(url, "idle-")
                 wave_runs: list[Run] = []
                 drained: list[float] = []

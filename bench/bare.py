@@ -31,7 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="bare 202 endpoint")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="info")
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, access_log=False, log_level="warning")
 
 
 if __name__ == "__main__":
