@@ -21,16 +21,19 @@ def lease_name(model: str) -> str:
 
 
 class Decider:
-    def __init__(self, intake: AlertIntake, inbox: Inbox, owner: str, lease_s: float) -> None:
+    def __init__(self, intake: AlertIntake, inbox: Inbox, owner: str, lease_s: float, per_tick: int = 8) -> None:
+        self.per_tick = per_tick
         self.intake = intake
         self.inbox = inbox
         self.owner = owner
         self.lease_s = lease_s
 
     def tick(self) -> bool:
-        """Decide every model with new alerts whose lease is free; True when something was decided."""
+        """Decide a few models with new alerts whose lease is free; True when something was decided (the
+        loop then runs again at once). A few, not all: the list is read critical first, and under a storm a
+        critical alert that arrives during a pass over every model would wait for all of them."""
         busy = False
-        for model in self.inbox.pending_models():
+        for model in self.inbox.pending_models(limit=self.per_tick):
             with held(self.inbox, lease_name(model), self.owner, self.lease_s) as fencing:
                 if fencing is None:
                     continue  # another replica decides this model right now; it re-reads the inbox after
