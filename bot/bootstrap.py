@@ -220,7 +220,7 @@ def start_workers(container: Container) -> list[Loop | PgListener]:
         started.append(Loop(EXECUTE, c.executor.tick, c.timings.poll_s, c.signals).start())
         if c.engine.dialect.name == "postgresql":
             started.append(PgListener(c.engine.url.render_as_string(hide_password=False),
-                                      [c.signals.wake_all]).start())
+                                      [c.signals.wake_named]).start())
     if c.slack_sender is not None:
         from bot.readiness_wiring import post_sender
 

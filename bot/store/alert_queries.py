@@ -84,7 +84,7 @@ class AlertQueries:
                       for batch in batches]
             if postgres and any(r.outcome in (StoreOutcome.NEW, StoreOutcome.RESOLVED) and r.record.model
                                 for results in stored for r in results):
-                s.execute(text("NOTIFY rollback_bot_work"))  # the deciders of every replica wake on commit
+                s.execute(text("NOTIFY rollback_bot_work, 'decide'"))  # every replica's decider wakes on commit
         return stored
 
     def _store_batch(self, s: Session, batch: AlertBatch, postgres: bool,

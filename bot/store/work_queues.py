@@ -147,10 +147,11 @@ class WorkQueues:
                           .where(col(AlertRow.id).in_(list(alert_ids)))).all()
         return {int(i): (o, r, d) for i, o, r, d in rows if i is not None}
 
-    def notify_workers(self, session: Session) -> None:
-        """Wake every replica's workers when this transaction commits (PostgreSQL NOTIFY; no-op on SQLite)."""
+    def notify_workers(self, session: Session, worker: str = "slack") -> None:
+        """Wake that worker of every replica when this transaction commits (PostgreSQL NOTIFY; no-op on
+        SQLite). The writers here are the Slack outbox and the channel posts: the Slack sender's work."""
         if self.engine.dialect.name == "postgresql":
-            session.execute(text(f"NOTIFY {WAKE_CHANNEL}"))
+            session.execute(text(f"NOTIFY {WAKE_CHANNEL}, '{worker}'"))
 
     # ---- proposals the executor owes --------------------------------------------------------------
 

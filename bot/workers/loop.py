@@ -29,6 +29,13 @@ class Signals:
         for event in self._events.values():
             event.set()
 
+    def wake_named(self, name: str) -> None:
+        """Wake the worker a notification names; every worker when the name is unknown (or empty)."""
+        if name in self._events:
+            self.wake(name)
+        else:
+            self.wake_all()
+
 
 class Loop:
     """Runs ``tick`` whenever woken, and every ``poll_s`` seconds as the fallback when a wake-up is lost.

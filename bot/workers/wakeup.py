@@ -1,8 +1,10 @@
 """Cross-replica wake-ups: a PostgreSQL ``LISTEN`` connection that wakes this process's workers.
 
-Requests and state changes ``NOTIFY rollback_bot_work`` in their transaction, so every replica hears of new
-work when it commits. A lost connection only delays work until the workers' poll timer; it reconnects by
-itself with a growing pause.
+Requests and state changes ``NOTIFY rollback_bot_work, '<worker>'`` in their transaction, so every replica
+hears of new work when it commits, and only the worker named wakes: under a storm every inbox commit used to
+wake the Slack sender and the executor too, each to find nothing and pay a dozen statements for it. A
+notification without a known name (an older replica) wakes every worker. A lost connection only delays work
+until the workers' poll timer; it reconnects by itself with a growing pause.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ def _conninfo(url: str) -> str:
 
 
 class PgListener:
-    def __init__(self, url: str, wake: Sequence[Callable[[], None]]) -> None:
+    def __init__(self, url: str, wake: Sequence[Callable[[str], None]]) -> None:
+        """``wake`` is called with each notification's payload: the name of the worker it is for."""
         self.url = url
         self.wake = list(wake)
         self._stop = threading.Event()
@@ -51,10 +54,10 @@ class PgListener:
                     conn.execute(f"LISTEN {WAKE_CHANNEL}")
                     pause = 0.5
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=1.0):
+                        for note in conn.notifies(timeout=1.0):
                             self.heard += 1
                             for wake in self.wake:
-                                wake()
+                                wake(note.payload)
             except Exception as exc:  # noqa: BLE001  the database is away: poll until it is back
                 if not outage_failure(exc, f"LISTEN {WAKE_CHANNEL}"):
                     log.warning("LISTEN %s: %s; workers poll until it reconnects", WAKE_CHANNEL, type(exc).__name__)
