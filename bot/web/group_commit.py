@@ -87,7 +87,11 @@ class GroupCommit(Generic[T, R]):
                     self._queue.put(None)  # stop after this group
                     break
                 group.append(more)
-            self._write(group)
+            # A request answered already (its deadline passed, its client went away) was told its alerts
+            # may not be stored and will send them again: its batch is not written late.
+            group = [w for w in group if not w.future.done()]
+            if group:
+                self._write(group)
 
     def _write(self, group: list[_Waiting[T, R]]) -> None:
         try:

@@ -100,3 +100,24 @@ def test_close_stops_the_writer_after_what_is_queued(items: list[str]) -> None:
     assert asyncio.run(send()) == [f"stored {i}" for i in items]
     commit.close()
     commit.close()  # twice is harmless
+
+
+def test_a_request_answered_before_its_turn_is_not_written_late() -> None:
+    writes = Writes()
+    commit = GroupCommit(writes, retry_alone=lambda exc: True)
+
+    async def send() -> list[str | BaseException]:
+        first = asyncio.ensure_future(commit.submit("first"))
+        await asyncio.to_thread(writes.first_started.wait, 5)
+        gone = asyncio.ensure_future(commit.submit("gone"))
+        kept = asyncio.ensure_future(commit.submit("kept"))
+        await asyncio.sleep(0)
+        gone.cancel()  # what the request deadline does to a request still waiting
+        writes.release.set()
+        return list(await asyncio.gather(first, kept, return_exceptions=True))
+
+    try:
+        assert asyncio.run(send()) == ["stored first", "stored kept"]
+    finally:
+        commit.close()
+    assert writes.groups == [["first"], ["kept"]]
