@@ -56,15 +56,14 @@ class AlertQueries:
     """The alert half of SqlStore; relies on its ``engine``, ``clock``, ``session()`` and ``_audit()``."""
 
     engine: Engine
-
-    @property
-    def reads(self) -> Engine:  # SqlStore's: reads without a transaction on PostgreSQL
-        raise NotImplementedError
     clock: Clock
 
     if TYPE_CHECKING:
+        @property
+        def reads(self) -> Engine: ...  # SqlStore's: on PostgreSQL without a transaction
         def session(self) -> AbstractContextManager[Session]: ...
         def _audit(self, session: Session, event: AuditEvent, at: datetime | None = None) -> AuditRecord: ...
+        def notify_workers(self, session: Session, worker: str) -> None: ...
 
     # ---- writes -------------------------------------------------------------------------------------
 
@@ -82,9 +81,9 @@ class AlertQueries:
             added: dict[tuple[str, str, datetime], AlertRecord] = {}
             stored = [self._store_batch(s, batch, postgres, known.setdefault(batch.source, {}), added)
                       for batch in batches]
-            if postgres and any(r.outcome in (StoreOutcome.NEW, StoreOutcome.RESOLVED) and r.record.model
-                                for results in stored for r in results):
-                s.execute(text("NOTIFY rollback_bot_work, 'decide'"))  # every replica's decider wakes on commit
+            if any(r.outcome in (StoreOutcome.NEW, StoreOutcome.RESOLVED) and r.record.model
+                   for results in stored for r in results):
+                self.notify_workers(s, "decide")  # every replica's decider wakes on commit
         return stored
 
     def _store_batch(self, s: Session, batch: AlertBatch, postgres: bool,

@@ -46,13 +46,11 @@ class AuditNotices:
     """Relies on SqlStore's ``engine`` and ``session()``."""
 
     engine: Engine
-
-    @property
-    def reads(self) -> Engine:  # SqlStore's: reads without a transaction on PostgreSQL
-        raise NotImplementedError
     wall: Clock = SystemClock()
 
     if TYPE_CHECKING:
+        @property
+        def reads(self) -> Engine: ...  # SqlStore's: on PostgreSQL without a transaction
         def session(self) -> AbstractContextManager[Session]: ...
 
     # ---- scanning ---------------------------------------------------------------------------------------

@@ -35,16 +35,14 @@ class PendingPost:
 
 class ChannelPosts:
     engine: Engine
-
-    @property
-    def reads(self) -> Engine:  # SqlStore's: reads without a transaction on PostgreSQL
-        raise NotImplementedError
     wall: Clock = SystemClock()
 
     if TYPE_CHECKING:
+        @property
+        def reads(self) -> Engine: ...  # SqlStore's: on PostgreSQL without a transaction
         def session(self) -> AbstractContextManager[Session]: ...
         def _audit(self, session: Session, event: AuditEvent, at: datetime | None = None) -> AuditRecord: ...
-        def notify_workers(self, session: Session, worker: str = "slack") -> None: ...
+        def notify_workers(self, session: Session, worker: str) -> None: ...
 
     def record_drill(self, audit: AuditEvent, post: ChannelPost | None) -> None:
         """The drill's audit row and its post, together or not at all."""
@@ -53,7 +51,7 @@ class ChannelPosts:
             if post is not None:
                 s.add(ChannelPostRow(kind=post.kind, channel=post.channel, message=dict(post.message),
                                      replies=list(post.replies), created_at=self.wall.now()))
-                self.notify_workers(s)
+                self.notify_workers(s, "slack")
 
     def posts_due(self, limit: int = 50) -> list[PendingPost]:
         now = self.wall.now()

@@ -50,15 +50,13 @@ class WorkQueues:
     """The worker half of SqlStore; relies on its ``engine``, ``clock``, ``session()`` and ``_audit()``."""
 
     engine: Engine
-
-    @property
-    def reads(self) -> Engine:  # SqlStore's: reads without a transaction on PostgreSQL
-        raise NotImplementedError
     clock: Clock
     # Leases and Slack back-off run on wall-clock time, whatever clock the domain uses (tests pin theirs).
     wall: Clock = SystemClock()
 
     if TYPE_CHECKING:
+        @property
+        def reads(self) -> Engine: ...  # SqlStore's: on PostgreSQL without a transaction
         def session(self) -> AbstractContextManager[Session]: ...
         def _audit(self, session: Session, event: AuditEvent, at: datetime | None = None) -> AuditRecord: ...
 
@@ -147,9 +145,9 @@ class WorkQueues:
                           .where(col(AlertRow.id).in_(list(alert_ids)))).all()
         return {int(i): (o, r, d) for i, o, r, d in rows if i is not None}
 
-    def notify_workers(self, session: Session, worker: str = "slack") -> None:
-        """Wake that worker of every replica when this transaction commits (PostgreSQL NOTIFY; no-op on
-        SQLite). The writers here are the Slack outbox and the channel posts: the Slack sender's work."""
+    def notify_workers(self, session: Session, worker: str) -> None:
+        """Wake that worker (``decide``, ``slack``) of every replica when this transaction commits
+        (PostgreSQL NOTIFY; no-op on SQLite)."""
         if self.engine.dialect.name == "postgresql":
             session.execute(text(f"NOTIFY {WAKE_CHANNEL}, '{worker}'"))
 
@@ -172,11 +170,11 @@ class WorkQueues:
                              attempts=0, permanent=False)
         if session is not None:
             session.add(row)
-            self.notify_workers(session)
+            self.notify_workers(session, "slack")
             return
         with self.session() as s:
             s.add(row)
-            self.notify_workers(s)
+            self.notify_workers(s, "slack")
 
     def outbox_due(self, limit: int = 200) -> list[OutboxItem]:
         """Undelivered intents, oldest first, skipping every proposal whose next one must wait.
