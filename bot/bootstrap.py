@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from psycopg import errors as pg_errors
 from sqlalchemy.engine import Engine
 
 from adapters.targets import TARGET_FACTORIES
@@ -26,7 +25,7 @@ from bot.core.policy import Policy
 from bot.core.ports import ApproverDirectory, DeploymentTarget, Notifier, ValidatesSettings
 from bot.core.service import RollbackService
 from bot.core.verification import Verifier
-from bot.database_health import is_database_error
+from bot.database_health import one_request_fault
 from bot.insight import MetricInsight, chart_provider, summary_hook
 from bot.policy_file import PolicyFileError, TargetValidator, load_policy
 from bot.slack.audit_channel import AuditChannelSender, renderer
@@ -175,13 +174,6 @@ def build(
 
         attach_report_poster(container, sender)
     return container
-
-
-def one_request_fault(exc: BaseException) -> bool:
-    """Whether a shared inbox transaction may have failed because of one request's alerts (then each is
-    written again alone): not when the database is away, except for a deadlock or serialisation failure."""
-    orig = getattr(exc, "orig", None)
-    return not is_database_error(exc) or isinstance(orig, pg_errors.DeadlockDetected | pg_errors.SerializationFailure)
 
 
 def audit_watch(container: Container, bot_token: str) -> tuple[AuditWatch, AuditChannelSender]:

@@ -35,6 +35,14 @@ def is_database_error(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
+def one_request_fault(exc: BaseException) -> bool:
+    """Whether a transaction shared by several requests may have failed because of one of them (then each
+    is written again alone): not when the database is away, except for a deadlock or serialisation failure."""
+    if isinstance(getattr(exc, "orig", None), pg_errors.DeadlockDetected | pg_errors.SerializationFailure):
+        return True
+    return not is_database_error(exc)
+
+
 def reason(exc: BaseException) -> str:
     """The driver's own reason in one line (``database "x" does not exist``), URLs masked."""
     orig = getattr(exc, "orig", None) or exc

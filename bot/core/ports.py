@@ -20,7 +20,6 @@ from bot.core.proposal import Kind, Proposal, ProposalAction, State
 from bot.core.selection import Block, Deployment
 
 if TYPE_CHECKING:
-    from bot.core.alert import Alert
     from bot.core.intake import AlertBatch, AlertRecord, Stored
     from bot.core.metrics import MetricLine, Series
     from bot.core.report import AlertFacts, AuditFacts, DecisionFacts, DeploymentFacts
@@ -386,17 +385,13 @@ class ListsProposalAlerts(Protocol):
 class AlertStore(ListsProposalAlerts, Protocol):
     """What intake and the decider need from persistence, beyond what RollbackService already uses."""
 
-    def store_alerts(self, source: str, alerts: Sequence[tuple[Alert, str | None]],
-                     received_at: datetime) -> list[Stored]:
-        """Record a batch in one transaction (alert, model or None); one result per input, in order.
+    def store_batches(self, batches: Sequence[AlertBatch]) -> list[list[Stored]]:
+        """Record several requests' batches (alert, model or None) in one transaction, in order: one result
+        per input alert; all or none stored (the inbox's group commit).
 
         A resolution of an alert attached to a proposal writes an ``alert.resolved`` audit row for that
         proposal in the same transaction (the incident timeline) and puts the alert back in the inbox.
         """
-        ...
-
-    def store_batches(self, batches: Sequence[AlertBatch]) -> list[list[Stored]]:
-        """Several batches in one transaction, in order (the inbox's group commit); all or none stored."""
         ...
 
     def attach_alerts(self, proposal_id: int, alert_ids: Sequence[int], audit: AuditEvent) -> int:

@@ -67,10 +67,6 @@ class AlertQueries:
 
     # ---- writes -------------------------------------------------------------------------------------
 
-    def store_alerts(self, source: str, alerts: Sequence[tuple[Alert, str | None]],
-                     received_at: datetime) -> list[Stored]:
-        return self.store_batches([AlertBatch(source, alerts, received_at)])[0]
-
     def store_batches(self, batches: Sequence[AlertBatch]) -> list[list[Stored]]:
         """Several requests' batches in one transaction (group commit): one BEGIN/COMMIT, one fsync and one
         NOTIFY for all of them. A later batch sees an earlier one's rows as duplicates, as it would have

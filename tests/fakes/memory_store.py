@@ -309,9 +309,9 @@ class MemoryStore:
 
     def store_batches(self, batches: Sequence[AlertBatch]) -> list[list[Stored]]:
         with self._lock:
-            return [self.store_alerts(b.source, b.alerts, b.received_at) for b in batches]
+            return [self._store_batch(b.source, b.alerts, b.received_at) for b in batches]
 
-    def store_alerts(self, source: str, alerts: Sequence[tuple[Alert, str | None]],
+    def _store_batch(self, source: str, alerts: Sequence[tuple[Alert, str | None]],
                      received_at: datetime) -> list[Stored]:
         out = []
         with self._lock:
