@@ -104,22 +104,30 @@ class VersionBlocking(Requests):
     # ---- drift: a blocked version live again without a deployment report --------------------------------
 
     def sweep_drift(self) -> list[Proposal]:
-        """Ask each model's target which version is live; a blocked one nobody reported is recorded as a
-        deployment (the bot's history must match what runs), posted, and offered for rollback again."""
+        """Ask the target of each model with a blocked version which version is live; a blocked one nobody
+        reported is recorded as a deployment (the bot's history must match what runs), posted, and offered for
+        rollback again. One read finds the blocked versions of every model, one more their current
+        deployments: a minute's sweep costs the database the same whatever the number of models."""
+        blocked: dict[str, dict[str, Block]] = {}
+        for b in self.store.active_blocks():
+            if b.model in self.policy.models:
+                blocked.setdefault(b.model, {}).setdefault(b.version, b)
+        if not blocked:
+            return []
+        current = {d.model: d for d in self.store.current_deployments(sorted(blocked))}
         offered = []
-        for model, policy in self.policy.models.items():
-            blocks = {b.version: b for b in self.blocked_versions(model)}
+        for model, blocks in sorted(blocked.items()):
+            policy = self.policy.models[model]
             target = self.targets.get(policy.target)
-            if not blocks or target is None or self._switching(model):
-                continue  # only models with a blocked version are asked; never while a switch may be under way
+            if target is None:
+                continue
             try:
                 live = target.current_version(model, policy.target_settings)
             except Exception as exc:  # noqa: BLE001  a target that cannot answer now is asked again next sweep
                 oplog.event("deployment.drift_unknown", model=model, target=policy.target, why=type(exc).__name__)
                 continue
-            history = self.store.history(model)
-            if not drifted(history[-1] if history else None, live, set(blocks)):
-                continue
+            if not drifted(current.get(model), live, set(blocks)) or self._switching(model):
+                continue  # never while a switch may be under way: the target may run it before the store says so
             assert live is not None
             proposal = self._offer_again(model, live, blocks[live], policy.target)
             if proposal is not None:

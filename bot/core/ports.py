@@ -264,6 +264,9 @@ class Store(Protocol):
     def blocks(self, model: str, version: str | None = None) -> list[Block]:
         """Every block of the model (or of one version), newest first, lifted ones included."""
         ...
+    def active_blocks(self) -> list[Block]:
+        """Every block not lifted, of every model, newest first: one read for the drift sweep."""
+        ...
     def unblock(self, model: str, version: str, *, by: str, reason: str, audit: AuditEvent) -> Block | None:
         """Lift the active block (compare-and-set); None if there was none."""
         ...

@@ -264,6 +264,11 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
                 q = q.where(BlockedVersionRow.version == version)
             return [_block(r) for r in s.exec(q.order_by(col(BlockedVersionRow.id).desc())).all()]
 
+    def active_blocks(self) -> list[Block]:
+        with Session(self.reads) as s:
+            q = select(BlockedVersionRow).where(col(BlockedVersionRow.unblocked_at).is_(None))
+            return [_block(r) for r in s.exec(q.order_by(col(BlockedVersionRow.id).desc())).all()]
+
     def unblock(self, model: str, version: str, *, by: str, reason: str, audit: AuditEvent) -> Block | None:
         now = self.clock.now()
         with self.session() as s:

@@ -108,6 +108,9 @@ class MemoryStore:
     def blocks(self, model: str, version: str | None = None) -> list[Block]:
         return [b for b in reversed(self.blocked) if b.model == model and version in (None, b.version)]
 
+    def active_blocks(self) -> list[Block]:
+        return [b for b in reversed(self.blocked) if b.active]
+
     def unblock(self, model: str, version: str, *, by: str, reason: str, audit: AuditEvent) -> Block | None:
         with self._lock:
             for i, b in enumerate(self.blocked):

@@ -63,8 +63,10 @@ def exercise(store: Any, clock: ManualClock) -> dict[str, Any]:
     service.deploy("fraud-detector", "7", actor="api:ci", override=Override("fixed"))
     second = service.request_rollback("fraud-detector", actor="slack:U0BOB", reason="again")
     service.deploy("fraud-detector", "8", actor="api:ci")  # supersedes the waiting one
+    active = [(b.model, b.version) for b in store.active_blocks()]
     lifted = service.unblock("fraud-detector", "7", actor="slack:U0LEAD", reason="ok")
     return {
+        "active": (active, store.active_blocks()),
         "blocks": [(b.version, b.blocked_by, b.proposal_id, b.unblocked_by) for b in store.blocks("fraud-detector")],
         "refused": refused,
         "lifted": (lifted.version, lifted.unblock_reason),
@@ -84,6 +86,7 @@ def exercise(store: Any, clock: ManualClock) -> dict[str, Any]:
 BLOCKING_ACTIONS = {"deployment.blocked", "deployment.refused_blocked", "deployment.override", "proposal.superseded",
                     "version.unblocked"}
 EXPECTED = {
+    "active": ([("fraud-detector", "7")], []),
     "blocks": [("7", "bot:policy", 1, "slack:U0LEAD")],
     "refused": True,
     "lifted": ("7", "ok"),

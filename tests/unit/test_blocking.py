@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -160,7 +162,7 @@ def test_a_blocked_version_live_again_without_a_report_is_recorded_and_offered_a
     assert service.sweep_drift() == []  # recorded once: the next sweep sees 7 as the current deployment
 
 
-def test_drift_is_not_read_while_a_rollback_is_switching() -> None:
+def test_drift_is_not_acted_on_while_a_rollback_is_switching() -> None:
     store, service, target, _, _ = world()
     rolled_back(store, service)
     service.deploy(MODEL, "8", actor="api:ci")
@@ -169,6 +171,59 @@ def test_drift_is_not_read_while_a_rollback_is_switching() -> None:
     target.live[MODEL] = "7"  # switched, not yet recorded: not a hand-made change
     assert service.sweep_drift() == []
     assert store.history(MODEL)[-1].version == "8"
+
+
+class CountingStore(MemoryStore):
+    """Counts the reads a drift sweep makes; a per-model read would grow with the number of models."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock)
+        self.reads: list[str] = []
+
+    def blocks(self, model: str, version: str | None = None) -> list[Block]:
+        self.reads.append("blocks")
+        return super().blocks(model, version)
+
+    def active_blocks(self) -> list[Block]:
+        self.reads.append("active_blocks")
+        return super().active_blocks()
+
+    def history(self, model: str) -> list[Deployment]:
+        self.reads.append("history")
+        return super().history(model)
+
+    def current_deployments(self, models: Sequence[str]) -> list[Deployment]:
+        self.reads.append("current_deployments")
+        return [h[-1] for m in models if (h := MemoryStore.history(self, m))]
+
+
+def test_a_drift_sweep_reads_once_whatever_the_number_of_models_and_asks_only_blocked_models_targets() -> None:
+    clock = ManualClock(T0)
+    store = CountingStore(clock)
+    models = {f"model-{i:03d}": {"target": "fake"} for i in range(200)}
+    asked: list[str] = []
+
+    class AskedTarget(FakeTarget):
+        def current_version(self, model: str, settings: Mapping[str, Any]) -> str | None:
+            asked.append(model)
+            return super().current_version(model, settings)
+
+    target = AskedTarget({"model-007": "2"})
+    service = RollbackService(store, make_policy(models=models), {"fake": target}, clock)
+    for version in ("1", "2"):
+        service.deploy("model-007", version, actor="api:ci", stable=version == "1")
+    store.reads.clear()
+    assert service.sweep_drift() == []
+    assert (store.reads, asked) == (["active_blocks"], [])  # no blocked version anywhere: one read, no target
+    p = service.request_rollback("model-007", actor="slack:U0BOB", reason="error rate 40%")
+    assert service.approve(p.id, "slack:U0LEAD").executed
+    store.reads.clear()
+    asked.clear()
+    assert service.sweep_drift() == []
+    assert (store.reads, asked) == (["active_blocks", "current_deployments"], ["model-007"])
+    target.live["model-007"] = "2"  # re-applied by hand
+    [offer] = service.sweep_drift()
+    assert (offer.model, offer.from_version, offer.to_version) == ("model-007", "2", "1")
 
 
 @pytest.mark.parametrize(("current", "live", "blocked", "expected"), [
