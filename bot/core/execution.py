@@ -31,7 +31,7 @@ from bot.core.ports import (
     SwitchResult,
     tell,
 )
-from bot.core.proposal import Proposal, ProposalAction, State, action_inputs
+from bot.core.proposal import Proposal, ProposalAction, ProposalChange, State, action_inputs
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class Executor:
             AuditEvent(actor=actor, action=AuditAction.ROLLBACK_EXECUTING, model=proposal.model,
                        from_version=proposal.from_version, to_version=proposal.to_version, reason=proposal.reason,
                        inputs=action_inputs(proposal.action)),
-            started_at=started, intent=Intent(CardEvent.EXECUTING),
+            change=ProposalChange(started_at=started), intent=Intent(CardEvent.EXECUTING),
         )
         if running is None:  # someone else started it; the lease makes this rare
             return self.store.get_proposal(proposal.id)
@@ -168,7 +168,8 @@ class Executor:
                        from_version=running.from_version, to_version=running.to_version, reason=message,
                        inputs={**inputs, **action_inputs(running.action),
                                **({"live_version": live} if live is not None else {})}),
-            finished_at=self.clock.now(), error=message, intent=Intent(CardEvent.FAILED, message),
+            change=ProposalChange(finished_at=self.clock.now(), error=message),
+            intent=Intent(CardEvent.FAILED, message),
         )
         final = failed or self.store.get_proposal(running.id)
         oplog.event("rollback.failed", level=logging.ERROR, proposal=running.id, model=running.model,

@@ -23,7 +23,7 @@ from bot.core.errors import Refused
 from bot.core.events import AuditAction, CardEvent
 from bot.core.policy import Action, no_data_severity
 from bot.core.ports import AlertStore
-from bot.core.proposal import Kind, Proposal, ProposalAction, State
+from bot.core.proposal import Kind, Proposal, ProposalAction, ProposalChange, ProposalExpect, State
 from bot.core.service import SYSTEM, ApproveRequest, RollbackService
 from bot.core.severity import Severity, parse_severity
 
@@ -418,7 +418,7 @@ class AlertIntake:
             done = self.service.approve_and_execute(ApproveRequest(
                 proposal, SYSTEM, f"a {severity} alert joined while it waited: {decision.reason}",
                 event=CardEvent.ALERTS, detail=detail,
-                updates={"severity": str(severity), "decision_reason": decision.reason}))
+                change=ProposalChange(severity=str(severity), decision_reason=decision.reason)))
             if done.decided_by == SYSTEM:
                 d.add(d.executed, proposal.id)
                 d.set(pending, Outcome.EXECUTED, f"joined proposal #{proposal.id} and turned it into an automatic "
@@ -430,8 +430,8 @@ class AlertIntake:
                 proposal.id,
                 AuditEvent(actor=actor, action=AuditAction.PROPOSAL_SEVERITY_RAISED, model=proposal.model,
                            reason=f"severity {proposal.severity} → {severity}: {decision.reason}"),
-                expect={"state": State.PROPOSED.value, "severity": proposal.severity},
-                severity=str(severity), decision_reason=decision.reason,
+                ProposalExpect(state=State.PROPOSED, severity=proposal.severity),
+                change=ProposalChange(severity=str(severity), decision_reason=decision.reason),
             )
         self.service.notify(updated or self.store.get_proposal(proposal.id), CardEvent.ALERTS, detail)
 

@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from bot.core.audit import AuditEvent, AuditRecord
 from bot.core.events import CardEvent
 from bot.core.policy import ModelPolicy, ModelState
-from bot.core.proposal import Kind, Proposal, ProposalAction, State
+from bot.core.proposal import (
+    NO_CHANGE,
+    NO_EXPECT,
+    Kind,
+    Proposal,
+    ProposalAction,
+    ProposalChange,
+    ProposalExpect,
+    State,
+)
 from bot.core.selection import Block, Deployment
 
 if TYPE_CHECKING:
@@ -228,7 +237,7 @@ class ProposalWrites(ProposalReads, Protocol):
     """What execution needs: compare-and-set transitions and the completing write."""
 
     def transition(self, proposal_id: int, to_state: State, audit: AuditEvent, *, intent: Intent | None = None,
-                   **updates: Any) -> Proposal | None:
+                   change: ProposalChange = NO_CHANGE) -> Proposal | None:
         """Compare-and-set from any state that may become ``to_state`` (``states_that_may_become``); None if
         the proposal was in none of them (another decision won)."""
         ...
@@ -279,12 +288,12 @@ class Store(Protocol):
     def open_proposal(self, model: str) -> Proposal | None: ...
     def create_proposal(self, new: NewProposal, audit: AuditEvent, intent: Intent | None = None) -> Proposal: ...
     def transition(self, proposal_id: int, to_state: State, audit: AuditEvent, *, intent: Intent | None = None,
-                   **updates: Any) -> Proposal | None:
+                   change: ProposalChange = NO_CHANGE) -> Proposal | None:
         """Compare-and-set from any state that may become ``to_state`` (``states_that_may_become``); None if
         the proposal was in none of them (another decision won)."""
         ...
-    def update_open(self, proposal_id: int, audit: AuditEvent | None, expect: Mapping[str, Any] | None = None,
-                    *, intent: Intent | None = None, **updates: Any) -> Proposal | None: ...
+    def update_open(self, proposal_id: int, audit: AuditEvent | None, expect: ProposalExpect = NO_EXPECT,
+                    *, intent: Intent | None = None, change: ProposalChange) -> Proposal | None: ...
     def add_approval(self, proposal_id: int, user: str, audit: AuditEvent) -> tuple[bool, list[str]]: ...
     def record_denial(self, proposal_id: int, user: str, reason: str | None) -> None: ...
     def complete_rollback(self, proposal_id: int, *, result: str, served: str | None,
@@ -409,8 +418,8 @@ class AlertStore(ListsProposalAlerts, Protocol):
     def get_proposal(self, proposal_id: int) -> Proposal: ...
     def open_proposal(self, model: str) -> Proposal | None: ...
     def latest_proposal(self, model: str) -> Proposal | None: ...
-    def update_open(self, proposal_id: int, audit: AuditEvent | None, expect: Mapping[str, Any] | None = None,
-                    **updates: Any) -> Proposal | None: ...
+    def update_open(self, proposal_id: int, audit: AuditEvent | None, expect: ProposalExpect = NO_EXPECT,
+                    *, change: ProposalChange) -> Proposal | None: ...
 
 
 class ReportSource(Protocol):

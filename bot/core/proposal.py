@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -136,3 +136,51 @@ class Proposal:
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+
+@dataclass(frozen=True)
+class ProposalChange:
+    """The fields a proposal's write may set beside its state; None leaves a field as it is.
+
+    Typed, so a misspelt field fails the type check instead of reaching SQL, and the in-memory store and the
+    SQL store apply exactly the same set of fields.
+    """
+
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    result: str | None = None
+    error: str | None = None
+    severity: str | None = None
+    decision_reason: str | None = None
+    deadline_at: datetime | None = None
+    reminded: bool | None = None
+    escalated: bool | None = None
+
+    def values(self) -> dict[str, Any]:
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+
+
+@dataclass(frozen=True)
+class ProposalExpect:
+    """Compare-and-set conditions of ``update_open`` beyond "still open"; None does not check that field.
+
+    A sweeper that runs twice escalates once (``escalated=False``); a raised severity applies only to the
+    severity it was computed from.
+    """
+
+    state: State | None = None
+    severity: str | None = None
+    reminded: bool | None = None
+    escalated: bool | None = None
+
+    def values(self) -> dict[str, Any]:
+        found = {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+        if self.state is not None:
+            found["state"] = self.state.value
+        return found
+
+
+NO_CHANGE = ProposalChange()  # a transition that writes only the state
+NO_EXPECT = ProposalExpect()  # an update of any open proposal

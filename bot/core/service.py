@@ -19,7 +19,7 @@ from bot.core.controls import ModelControls
 from bot.core.events import AuditAction, CardEvent
 from bot.core.execution import SYSTEM
 from bot.core.ports import Intent, NewProposal, OpenProposalExists, StaleProposal
-from bot.core.proposal import Kind, Proposal, ProposalAction, State, check_transition
+from bot.core.proposal import Kind, Proposal, ProposalAction, ProposalChange, State, check_transition
 from bot.core.requests import Requests
 from bot.core.sweeps import Sweeps
 from bot.core.usecase import TIMEOUT_ACTOR, ApproveRequest, UseCase
@@ -76,7 +76,8 @@ class RollbackService(VersionBlocking, Requests, ModelControls, Sweeps, UseCase)
             AuditEvent(actor=actor, action=AuditAction.PROPOSAL_DENIED, model=proposal.model,
                        from_version=proposal.from_version, to_version=proposal.to_version,
                        reason=reason or "no reason given"),
-            decided_by=actor, decided_at=self.clock.now(), error=reason, intent=Intent(CardEvent.DENIED, reason),
+            change=ProposalChange(decided_by=actor, decided_at=self.clock.now(), error=reason),
+            intent=Intent(CardEvent.DENIED, reason),
         )
         if denied is None:
             return self.store.get_proposal(proposal_id)

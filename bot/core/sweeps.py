@@ -10,7 +10,7 @@ from bot.core.durations import format_duration
 from bot.core.events import AuditAction, CardEvent
 from bot.core.policy import ModelPolicy, OnTimeout
 from bot.core.ports import Intent
-from bot.core.proposal import Proposal, State
+from bot.core.proposal import Proposal, ProposalChange, ProposalExpect, State
 from bot.core.selection import Deployment
 from bot.core.usecase import TIMEOUT_ACTOR, ApproveRequest, UseCase
 
@@ -42,8 +42,9 @@ class Sweeps(UseCase):
                 result = self._on_timeout(proposal, policy, now)
             elif not proposal.reminded and now >= halfway:
                 detail = f"deadline {proposal.deadline_at:%H:%M} UTC"
-                result = self.store.update_open(proposal.id, None, expect={"reminded": False},
-                                                intent=Intent(CardEvent.REMINDER, detail), reminded=True)
+                result = self.store.update_open(proposal.id, None, ProposalExpect(reminded=False),
+                                                intent=Intent(CardEvent.REMINDER, detail),
+                                                change=ProposalChange(reminded=True))
                 self._notify(result, CardEvent.REMINDER, detail, written=True)
             else:
                 continue
@@ -58,8 +59,8 @@ class Sweeps(UseCase):
                 AuditEvent(actor=TIMEOUT_ACTOR, action=AuditAction.PROPOSAL_ESCALATED, model=proposal.model,
                            reason=f"no decision within {format_duration(policy.approval_timeout)}; "
                                   f"escalated to {', '.join(policy.escalate_to) or 'nobody configured'}"),
-                expect={"escalated": False}, intent=Intent(CardEvent.ESCALATED, " ".join(policy.escalate_to)),
-                escalated=True, reminded=False, deadline_at=now + policy.approval_timeout,
+                ProposalExpect(escalated=False), intent=Intent(CardEvent.ESCALATED, " ".join(policy.escalate_to)),
+                change=ProposalChange(escalated=True, reminded=False, deadline_at=now + policy.approval_timeout),
             )
             if result is not None:
                 oplog.event("proposal.escalated", proposal=proposal.id, model=proposal.model,
@@ -76,7 +77,7 @@ class Sweeps(UseCase):
             AuditEvent(actor=TIMEOUT_ACTOR, action=AuditAction.PROPOSAL_EXPIRED, model=proposal.model,
                        from_version=proposal.from_version, to_version=proposal.to_version,
                        reason=f"no decision by {proposal.deadline_at:%H:%M} UTC"),
-            decided_by=TIMEOUT_ACTOR, decided_at=now, intent=Intent(CardEvent.EXPIRED),
+            change=ProposalChange(decided_by=TIMEOUT_ACTOR, decided_at=now), intent=Intent(CardEvent.EXPIRED),
         )
         if expired is not None:
             oplog.event("proposal.expired", proposal=proposal.id, model=proposal.model)

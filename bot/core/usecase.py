@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.core import oplog
@@ -29,7 +29,7 @@ from bot.core.ports import (
     Store,
     tell,
 )
-from bot.core.proposal import Proposal, State
+from bot.core.proposal import Proposal, ProposalChange, State
 from bot.core.selection import Deployment
 from bot.core.severity import Severity
 
@@ -48,7 +48,7 @@ class ApproveRequest:
     announce: bool = True  # an automatic rollback's card appears in its final state: no "approved" card
     event: CardEvent = CardEvent.APPROVED
     detail: str | None = None
-    updates: Mapping[str, str] = field(default_factory=dict)  # severity / decision_reason of an escalation
+    change: ProposalChange = field(default_factory=ProposalChange)  # severity / decision_reason of an escalation
 
 
 class _RunNow:
@@ -145,8 +145,8 @@ class UseCase:
             p.id, State.APPROVED,
             AuditEvent(actor=request.actor, action=AuditAction.PROPOSAL_APPROVED, model=p.model,
                        from_version=p.from_version, to_version=p.to_version, reason=request.reason),
-            decided_by=request.actor, decided_at=self.clock.now(),
-            intent=Intent(request.event, request.detail) if request.announce else None, **request.updates,
+            change=replace(request.change, decided_by=request.actor, decided_at=self.clock.now()),
+            intent=Intent(request.event, request.detail) if request.announce else None,
         )
         if approved is None:
             return self.store.get_proposal(p.id)
@@ -161,7 +161,8 @@ class UseCase:
             proposal_id, State.CANCELLED,
             AuditEvent(actor=actor, action=AuditAction.PROPOSAL_CANCELLED, model=proposal.model,
                        from_version=proposal.from_version, to_version=proposal.to_version, reason=reason),
-            decided_by=actor, decided_at=self.clock.now(), result=reason, intent=Intent(CardEvent.CANCELLED, reason),
+            change=ProposalChange(decided_by=actor, decided_at=self.clock.now(), result=reason),
+            intent=Intent(CardEvent.CANCELLED, reason),
         )
         if cancelled is not None:
             oplog.event("proposal.cancelled", proposal=proposal_id, model=proposal.model, actor=actor, reason=reason)

@@ -8,7 +8,7 @@ replicas, a double click or a retried webhook, exactly one wins.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from datetime import datetime
@@ -27,7 +27,18 @@ from bot.core.errors import NotFound
 from bot.core.events import AuditAction, CardEvent
 from bot.core.policy import ModelState
 from bot.core.ports import Intent, NewProposal, OpenProposalExists, StaleProposal
-from bot.core.proposal import OPEN_STATES, Kind, Proposal, ProposalAction, State, states_that_may_become
+from bot.core.proposal import (
+    NO_CHANGE,
+    NO_EXPECT,
+    OPEN_STATES,
+    Kind,
+    Proposal,
+    ProposalAction,
+    ProposalChange,
+    ProposalExpect,
+    State,
+    states_that_may_become,
+)
 from bot.core.selection import Block, Deployment
 from bot.store import audit_log
 from bot.store.alert_queries import AlertQueries
@@ -511,10 +522,10 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         audit: AuditEvent,
         *,
         intent: Intent | None = None,
-        **updates: Any,
+        change: ProposalChange = NO_CHANGE,
     ) -> Proposal | None:
         """Compare-and-set the state from any that may become ``to_state`` (the TRANSITIONS table); on success
-        write ``updates`` and the audit row. None if it lost."""
+        write ``change`` and the audit row. None if it lost."""
         now = self.clock.now()
         with self.session() as s:
             result = s.exec(
@@ -527,7 +538,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
                     state=to_state.value,
                     updated_at=now,
                     card_version=ProposalRow.card_version + 1,
-                    **updates,
+                    **change.values(),
                 )
             )
             if result.rowcount != 1:
@@ -539,15 +550,15 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             s.refresh(row)
             return _proposal(row, self._approvals(s, proposal_id))
 
-    def update_open(self, proposal_id: int, audit: AuditEvent | None, expect: Mapping[str, Any] | None = None,
-                    *, intent: Intent | None = None, **updates: Any) -> Proposal | None:
+    def update_open(self, proposal_id: int, audit: AuditEvent | None, expect: ProposalExpect = NO_EXPECT,
+                    *, intent: Intent | None = None, change: ProposalChange) -> Proposal | None:
         """Change fields of a still-open proposal without changing its state.
 
-        ``expect`` adds compare-and-set conditions (``{"escalated": False}``), so a sweeper that runs twice
-        escalates once.
+        ``expect`` adds compare-and-set conditions (``ProposalExpect(escalated=False)``), so a sweeper that
+        runs twice escalates once.
         """
         now = self.clock.now()
-        conditions = [col(getattr(ProposalRow, k)) == v for k, v in (expect or {}).items()]
+        conditions = [col(getattr(ProposalRow, k)) == v for k, v in expect.values().items()]
         with self.session() as s:
             result = s.exec(
                 update(ProposalRow)
@@ -556,8 +567,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
                     state_in(OPEN_STATES),
                     *conditions,
                 )
-                .values(updated_at=now, card_version=ProposalRow.card_version + 1,
-                        **updates)
+                .values(updated_at=now, card_version=ProposalRow.card_version + 1, **change.values())
             )
             if result.rowcount != 1:
                 return None

@@ -9,7 +9,7 @@ this fake, SQLite and PostgreSQL, so the fake cannot drift from the real thing u
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +24,18 @@ from bot.core.events import AuditAction, CardEvent
 from bot.core.intake import AlertBatch, AlertRecord, Stored, StoreOutcome
 from bot.core.policy import ModelState
 from bot.core.ports import Intent, NewProposal, OpenProposalExists, StaleProposal
-from bot.core.proposal import EXECUTOR_STATES, OPEN_STATES, Kind, Proposal, State, states_that_may_become
+from bot.core.proposal import (
+    EXECUTOR_STATES,
+    NO_CHANGE,
+    NO_EXPECT,
+    OPEN_STATES,
+    Kind,
+    Proposal,
+    ProposalChange,
+    ProposalExpect,
+    State,
+    states_that_may_become,
+)
 from bot.core.selection import Block, Deployment
 
 
@@ -215,27 +226,27 @@ class MemoryStore:
             return self.proposals[pid]
 
     def transition(self, proposal_id: int, to_state: State, audit: AuditEvent, *, intent: Intent | None = None,
-                   **updates: Any) -> Proposal | None:
+                   change: ProposalChange = NO_CHANGE) -> Proposal | None:
         with self._lock:
             current = self.get_proposal(proposal_id)
             if current.state not in states_that_may_become(to_state):
                 return None
-            self.proposals[proposal_id] = replace(current, state=to_state, **updates)
+            self.proposals[proposal_id] = replace(current, state=to_state, **change.values())
             self.append_audit(replace(audit, proposal_id=proposal_id))
             self._intent(proposal_id, intent)
             return self.proposals[proposal_id]
 
-    def update_open(self, proposal_id: int, audit: AuditEvent | None, expect: Mapping[str, Any] | None = None,
-                    *, intent: Intent | None = None, **updates: Any) -> Proposal | None:
+    def update_open(self, proposal_id: int, audit: AuditEvent | None, expect: ProposalExpect = NO_EXPECT,
+                    *, intent: Intent | None = None, change: ProposalChange) -> Proposal | None:
         with self._lock:
             current = self.get_proposal(proposal_id)
             if current.state not in OPEN_STATES:
                 return None
-            for key, value in (expect or {}).items():
+            for key, value in expect.values().items():
                 have = getattr(current, key)
                 if (have.value if isinstance(have, State) else have) != value:
                     return None
-            self.proposals[proposal_id] = replace(current, **updates)
+            self.proposals[proposal_id] = replace(current, **change.values())
             if audit is not None:
                 self.append_audit(replace(audit, proposal_id=proposal_id))
             self._intent(proposal_id, intent)

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 
 from bot.core.audit import AuditEvent, verify_chain
 from bot.core.clock import SystemClock
-from bot.core.proposal import State
+from bot.core.proposal import ProposalChange, State
 from bot.slack.notifier import CARD_EVENT_TYPE
 from bot.store.db import make_engine
 from bot.store.repository import SqlStore
@@ -157,7 +157,7 @@ def test_kill_after_approval_before_execution_is_finished_by_the_next_process(
         dry_run=False, deadline_at=None, summary={}), AuditEvent(actor="slack:U0BOB", action="proposal.created"))
     store.transition(p.id, State.APPROVED,
                      AuditEvent(actor="slack:U0LEAD", action="proposal.approved", reason="1 approval(s)"),
-                     decided_by="slack:U0LEAD")
+                     change=ProposalChange(decided_by="slack:U0LEAD"))
     second = Serve(env, tmp_path).start()
     try:
         done = wait_until(lambda: finished(store, p.id), 20, "the executor to pick up the approved proposal")

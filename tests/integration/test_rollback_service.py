@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bot.core.errors import IllegalTransition, Refused, TargetError
-from bot.core.proposal import State
+from bot.core.proposal import ProposalChange, State
 from tests.fakes.ports import FakeTarget
 
 
@@ -241,7 +241,7 @@ def test_stuck_execution_is_failed_not_rerun(container: Any, fake_target: FakeTa
                                __import__("bot.core.audit", fromlist=["AuditEvent"]).AuditEvent("t", "t"))
     container.store.transition(p.id, State.EXECUTING,
                                __import__("bot.core.audit", fromlist=["AuditEvent"]).AuditEvent("t", "t"),
-                               started_at=container.clock.now())
+                               change=ProposalChange(started_at=container.clock.now()))
     container.clock.advance(timedelta(minutes=31))
     failed = container.service.sweep_stuck()
     assert [f.state for f in failed] == [State.FAILED] and "interrupted" in (failed[0].error or "")

@@ -12,7 +12,7 @@ from bot.core.audit import AuditEvent
 from bot.core.blocking import Override, VersionBlocked, deployability, drifted
 from bot.core.clock import ManualClock
 from bot.core.errors import Refused, RollbackError
-from bot.core.proposal import State
+from bot.core.proposal import ProposalChange, State
 from bot.core.selection import Block, Deployment
 from bot.core.service import RollbackService
 from tests.conftest import make_policy
@@ -167,7 +167,7 @@ def test_drift_is_not_acted_on_while_a_rollback_is_switching() -> None:
     rolled_back(store, service)
     service.deploy(MODEL, "8", actor="api:ci")
     p = service.request_rollback(MODEL, actor="slack:U0BOB", reason="8 is slow", to_version="7")
-    store.transition(p.id, State.APPROVED, AuditEvent("t", "t"), decided_by="slack:U0LEAD")
+    store.transition(p.id, State.APPROVED, AuditEvent("t", "t"), change=ProposalChange(decided_by="slack:U0LEAD"))
     target.live[MODEL] = "7"  # switched, not yet recorded: not a hand-made change
     assert service.sweep_drift() == []
     assert store.history(MODEL)[-1].version == "8"

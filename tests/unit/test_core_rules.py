@@ -9,7 +9,7 @@ import pytest
 from bot.core.audit import AuditEvent
 from bot.core.clock import ManualClock
 from bot.core.intake import AlertIntake
-from bot.core.proposal import State
+from bot.core.proposal import ProposalChange, State
 from bot.core.service import RollbackService
 from tests.conftest import make_policy
 from tests.fakes.memory_store import MemoryStore
@@ -58,7 +58,7 @@ def test_the_request_only_records_and_the_decider_decides_once() -> None:
 
 def _executing(store: MemoryStore, service: RollbackService) -> int:
     p = service.request_rollback("fraud-detector", actor="alert:x", reason="r")
-    store.transition(p.id, State.APPROVED, AuditEvent("t", "t"), decided_by="slack:U0LEAD")
+    store.transition(p.id, State.APPROVED, AuditEvent("t", "t"), change=ProposalChange(decided_by="slack:U0LEAD"))
     store.transition(p.id, State.EXECUTING, AuditEvent("t", "t"))
     return p.id
 

@@ -1,5 +1,6 @@
 import itertools
 import re
+from datetime import UTC, datetime
 
 import pytest
 
@@ -8,8 +9,11 @@ from bot.core.proposal import (
     CLOSED_UNRUN_STATES,
     EXECUTED_STATES,
     EXECUTOR_STATES,
+    NO_CHANGE,
     OPEN_STATES,
     TERMINAL_STATES,
+    ProposalChange,
+    ProposalExpect,
     State,
     can_transition,
     check_transition,
@@ -72,3 +76,16 @@ def test_the_named_groups_of_states_follow_from_the_table() -> None:
 def test_the_open_proposal_index_names_the_open_states() -> None:
     """The partial unique index is written in a migration as text; it must name exactly the open states."""
     assert set(re.findall(r"'(\w+)'", OPEN_STATES_SQL)) == {s.value for s in OPEN_STATES}
+
+
+def test_a_change_writes_only_the_fields_it_names_and_false_is_a_value() -> None:
+    at = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+    change = ProposalChange(decided_by="slack:U0LEAD", decided_at=at, reminded=False)
+    assert change.values() == {"decided_by": "slack:U0LEAD", "decided_at": at, "reminded": False}
+    assert NO_CHANGE.values() == {}
+
+
+def test_an_expectation_compares_the_state_by_its_stored_value() -> None:
+    assert ProposalExpect(state=State.PROPOSED, severity="warning").values() == {"state": "proposed",
+                                                                                 "severity": "warning"}
+    assert ProposalExpect(escalated=False).values() == {"escalated": False}
