@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -112,6 +113,30 @@ def _request(port: int, body: bytes) -> bytes:
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
 
 
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> int:
+    """One request on a keep-alive connection; the answer's status once its whole body has arrived."""
+    writer.write(raw)
+    status_line = await reader.readline()
+    length = 0
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    if length:
+        await reader.readexactly(length)
+    return int(status_line.split()[1]) if status_line else 0
+
+
+def _record(run: Run, started: float, status: int, alerts: int = 0) -> None:
+    run.latencies.append(time.perf_counter() - started)
+    run.statuses[status] = run.statuses.get(status, 0) + 1
+    run.requests += 1
+    run.alerts += alerts
+
+
 async def _sender(ports: list[int], queue: asyncio.Queue[tuple[bytes, int]], run: Run, index: int) -> None:
     """One keep-alive connection (the replicas take turns by sender), sending until the queue is empty."""
     port = ports[index % len(ports)]
@@ -123,44 +148,76 @@ async def _sender(ports: list[int], queue: asyncio.Queue[tuple[bytes, int]], run
             except asyncio.QueueEmpty:
                 return
             started = time.perf_counter()
-            writer.write(raw)
-            status_line = await reader.readline()
-            length = 0
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b""):
-                    break
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value.strip())
-            if length:
-                await reader.readexactly(length)
-            run.latencies.append(time.perf_counter() - started)
-            status = int(status_line.split()[1]) if status_line else 0
-            run.statuses[status] = run.statuses.get(status, 0) + 1
-            run.requests += 1
-            run.alerts += count
+            _record(run, started, await _exchange(reader, writer, raw), count)
     finally:
         writer.close()
 
 
-async def _blast(ports: list[int], bodies: list[tuple[bytes, int]], senders: int, name: str) -> Run:
+@dataclass
+class Operator:
+    """A person at Slack during the storm: a slash command or a button click every ``every`` seconds, each
+    signed as Slack signs it; what is measured is the HTTP answer (Slack's 3-second acknowledgement)."""
+
+    port: int
+    secret: str
+    response_url: str
+    every: float = 0.05
+    run: Run = field(default_factory=lambda: Run("Slack acknowledgements"))
+
+    def request(self, index: int) -> bytes:
+        from devkit.signing import block_actions_payload, payload_body, signed_headers, slash_command_body
+
+        if index % 2 == 0:  # a read everybody runs in an incident
+            body = slash_command_body(f"status model-{index % 50:02d}", user_id="U0LEAD",
+                                      response_url=self.response_url)
+        else:  # Approve pressed on a card (the idle models' proposals are finished: an ephemeral answer)
+            body = payload_body(block_actions_payload("rollback_approve", str(1 + index % 50), user_id="U0LEAD",
+                                                      response_url=self.response_url))
+        headers = signed_headers(self.secret, body)
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        data = body.encode()
+        return (f"POST /slack/events HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n{head}"
+                f"Content-Length: {len(data)}\r\n\r\n").encode() + data
+
+    async def press(self, done: asyncio.Event) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        index = 0
+        try:
+            while not done.is_set():
+                started = time.perf_counter()
+                _record(self.run, started, await _exchange(reader, writer, self.request(index)))
+                index += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), self.every)
+        finally:
+            writer.close()
+
+
+async def _blast(ports: list[int], bodies: list[tuple[bytes, int]], senders: int, name: str,
+                 operator: Operator | None = None) -> Run:
     run = Run(name)
     queue: asyncio.Queue[tuple[bytes, int]] = asyncio.Queue()
     for index, (body, count) in enumerate(bodies):
         queue.put_nowait((_request(ports[index % len(ports)], body), count))
+    done = asyncio.Event()
+    pressing = asyncio.create_task(operator.press(done)) if operator is not None else None
     started = time.perf_counter()
     await asyncio.gather(*(_sender(ports, queue, run, i) for i in range(senders)))
     run.seconds = time.perf_counter() - started
+    done.set()
+    if pressing is not None:
+        await pressing
     return run
 
 
-def blast(ports: list[int], bodies: list[bytes], senders: int, name: str, min_seconds: float = 0.0) -> Run:
-    """Send every body once (or, for the bare endpoint, again and again for at least ``min_seconds``)."""
+def blast(ports: list[int], bodies: list[bytes], senders: int, name: str, min_seconds: float = 0.0,
+          operator: Operator | None = None) -> Run:
+    """Send every body once (or, for the bare endpoint, again and again for at least ``min_seconds``);
+    ``operator`` clicks and types in Slack meanwhile."""
     counted = [(b, json.loads(b)["alerts"].__len__()) for b in bodies]
     total = Run(name)
     while True:
-        run = asyncio.run(_blast(ports, counted, senders, name))
+        run = asyncio.run(_blast(ports, counted, senders, name, operator))
         total.seconds += run.seconds
         total.requests += run.requests
         total.alerts += run.alerts
@@ -387,9 +444,12 @@ def run(kind: str, alerts: int, fingerprints: int, models: int, batch: int, send
                 quiet = switch_latencies(url, "idle-")
                 wave_runs: list[Run] = []
                 drained: list[float] = []
+                operator = Operator(ports[0], env["SLACK_SIGNING_SECRET"], slack_url.rsplit("/api", 1)[0] +
+                                    "/response/R-bench")
                 for wave in range(waves):
                     bodies = make_bodies(alerts, fingerprints, models, batch, wave)
-                    wave_runs.append(blast(ports, bodies, senders, f"bot ({kind}, wave {wave + 1})"))
+                    wave_runs.append(blast(ports, bodies, senders, f"bot ({kind}, wave {wave + 1})",
+                                           operator=operator if wave == 0 else None))
                     drained.append(wave_runs[-1].seconds + wait_drained(url))
                 peak_rss = max(rss_mb(p.pid, "VmHWM") for p in procs)
                 during = switch_latencies(url, "model-")
@@ -402,12 +462,17 @@ def run(kind: str, alerts: int, fingerprints: int, models: int, batch: int, send
             bare = blast([bare_port], make_bodies(alerts, fingerprints, models, batch), senders, "bare 202",
                          min_seconds=2.0)
     return report(kind, batch, senders, replicas, alerts, fingerprints, models, wave_runs, drained, bare, quiet,
-                  during, found, cards, idle_rss, peak_rss, idle_models)
+                  during, found, cards, idle_rss, peak_rss, idle_models, operator.run)
+
+
+def _statuses(run: Run) -> str:
+    return ", ".join(f"HTTP {s}: {n}" for s, n in sorted(run.statuses.items())) or "none"
 
 
 def report(kind: str, batch: int, senders: int, replicas: int, alerts: int, fingerprints: int, models: int,
            waves: list[Run], drained: list[float], bare: Run, quiet: list[float], during: list[float],
-           found: dict[str, int], cards: int, idle_rss: float, peak_rss: float, idle_models: int) -> str:
+           found: dict[str, int], cards: int, idle_rss: float, peak_rss: float, idle_models: int,
+           acks: Run) -> str:
     first = waves[0]
     non = sum(n for s, n in first.statuses.items() if s != 202)
     def ok(good: bool) -> str:
@@ -433,6 +498,9 @@ def report(kind: str, batch: int, senders: int, replicas: int, alerts: int, fing
         f"{_ms(quiet, 0.99):.1f} ms | p99 ≤ 50 ms | {ok(_ms(quiet, 0.99) <= 50)} |",
         f"| critical → switched, during the storm (p50 / p99 of {len(during)}) | {_ms(during, 0.5):.1f} / "
         f"{_ms(during, 0.99):.1f} ms | p99 ≤ 250 ms | {ok(_ms(during, 0.99) <= 250)} |",
+        f"| Slack click / slash command acknowledged, during the storm (p50 / p99 of {acks.requests}; "
+        f"answers {_statuses(acks)}) | {acks.pct(0.5):.1f} / {acks.pct(0.99):.1f} ms | p99 ≤ 100 ms | "
+        f"{ok(acks.requests > 0 and acks.pct(0.99) <= 100 and set(acks.statuses) == {200})} |",
         f"| proposals | {found['proposals']} | {models} | {ok(found['proposals'] == models)} |",
         f"| rollbacks completed | {found['succeeded']} | {models} | {ok(found['succeeded'] == models)} |",
         f"| Slack cards posted | {cards} | ≤ {models + idle_models} | {ok(cards <= models + idle_models)} |",
