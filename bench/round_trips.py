@@ -64,7 +64,10 @@ def main() -> None:
     args = parser.parse_args()
     with database(args.db) as url, tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "p.toml").write_text(policy_toml(["model-00"]))
-        c = build(settings_from({"DATABASE_URL": url, "ROLLBACK_POLICY": f"{tmp}/p.toml"}), run_workers=True)
+        env = {"DATABASE_URL": url, "ROLLBACK_POLICY": f"{tmp}/p.toml"}
+        if args.db == "postgres":  # as serve there: it refuses to start without the audit chain's key
+            env["AUDIT_HMAC_KEY"] = uuid.uuid4().hex + uuid.uuid4().hex
+        c = build(settings_from(env), run_workers=True)
         for version in ("1", "2"):
             c.service.deploy("model-00", version, actor="bench", stable=version == "1")
         counter = Counter()
@@ -84,10 +87,8 @@ def main() -> None:
         request = counter.take()
         c.decider.tick()
         decision = counter.take()
-        for proposal_id in c.store.proposals_to_execute():
-            from bot.workers.executor import LeasedRunNow
-
-            LeasedRunNow(c.service.executor, c.store, c.owner, c.timings.lease_s).submit(proposal_id, "bench")
+        c.executor.tick()  # as in serve: the executor worker's pool thread runs it under the proposal's lease
+        c.executor.pool.shutdown(wait=True)
         execution = counter.take()
         state = c.store.proposals(model="model-00")[0].state.value
         print(f"{args.db}: request {request[0]} statements / {request[1]} transactions; decision {decision[0]} / "

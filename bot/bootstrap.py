@@ -151,7 +151,7 @@ def build(
     notifier = notifier or OutboxNotifier(store, lambda: signals.wake(SLACK))
     verification = insight is not None
     executor = Executor(store, policy, all_targets, clock, notifier, verification)
-    queue: ApprovedQueue = (WorkerQueue(store, signals) if run_workers
+    queue: ApprovedQueue = (WorkerQueue(signals) if run_workers
                             else LeasedRunNow(executor, store, owner, timings.lease_s))
     service = RollbackService(store, policy, all_targets, clock, notifier=notifier, directory=directory,
                               summarise=summary_hook(insight) if insight is not None else None,

@@ -379,7 +379,9 @@ back later (``{}`` when the model has no metrics)."""
 class ApprovedQueue(Protocol):
     """Where approved proposals go: run now (CLI, tests) or handed to the executor worker (serve)."""
 
-    def submit(self, proposal_id: int, actor: str) -> Proposal: ...
+    def submit(self, approved: Proposal, actor: str) -> Proposal:
+        """``approved`` as its approval wrote it; returns it as it stands after the hand-over."""
+        ...
 
 
 class VerificationStore(Store, Protocol):

@@ -92,7 +92,7 @@ class RollbackService(VersionBlocking, Requests, ModelControls, Sweeps, UseCase)
         """Hand an approved proposal to the executor (at once or through the worker, as built)."""
         proposal = self.store.get_proposal(proposal_id)
         check_transition(proposal_id, proposal.state, State.EXECUTING)
-        return self.queue.submit(proposal_id, actor)
+        return self.queue.submit(proposal, actor)
 
     def undo(self, proposal_id: int, actor: Actor | str) -> Proposal:
         """Roll a finished rollback forward again: a new proposal through the same machine and audit."""

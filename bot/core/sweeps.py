@@ -91,7 +91,7 @@ class Sweeps(UseCase):
         """
         finished = []
         for proposal_id in self.store.proposals_to_execute():
-            done = self.queue.submit(proposal_id, "bot:recovery")
+            done = self.queue.submit(self.store.get_proposal(proposal_id), "bot:recovery")
             if done.state not in (State.APPROVED, State.EXECUTING):
                 finished.append(done)
         return finished

@@ -57,8 +57,8 @@ class _RunNow:
     def __init__(self, executor: Executor) -> None:
         self.executor = executor
 
-    def submit(self, proposal_id: int, actor: str) -> Proposal:
-        return self.executor.run(proposal_id, actor)
+    def submit(self, approved: Proposal, actor: str) -> Proposal:
+        return self.executor.run(approved.id, actor)
 
 
 class UseCase:
@@ -153,7 +153,7 @@ class UseCase:
         oplog.event("proposal.approved", proposal=p.id, model=p.model, actor=request.actor)
         if request.announce:
             self._notify(approved, request.event, request.detail, written=True)
-        return self.queue.submit(p.id, request.actor)
+        return self.queue.submit(approved, request.actor)
 
     def cancel(self, proposal_id: int, actor: str, reason: str) -> Proposal | None:
         proposal = self.store.get_proposal(proposal_id)

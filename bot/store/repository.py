@@ -469,10 +469,13 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         now = self.clock.now()
         try:
             with self.session() as s:
-                self.ensure_model(s, new.model)
                 # Lock the model row: proposals for one model are written one at a time, and each re-checks
                 # that the version it rolls back from is still the live one.
-                mrow = s.exec(select(ModelRow).where(ModelRow.name == new.model).with_for_update()).one()
+                locked = select(ModelRow).where(ModelRow.name == new.model).with_for_update()
+                mrow = s.exec(locked).first()
+                if mrow is None:  # a model never deployed through the bot: its row first
+                    self.ensure_model(s, new.model)
+                    mrow = s.exec(locked).one()
                 newest = s.exec(select(DeploymentRow.version).where(DeploymentRow.model == new.model)
                                 .order_by(col(DeploymentRow.id).desc()).limit(1)).first()
                 if newest != new.from_version:
@@ -545,9 +548,8 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
                 return None
             self._audit(s, replace(audit, proposal_id=proposal_id), now)
             self._intent(s, proposal_id, intent)
-            row = s.get(ProposalRow, proposal_id)
+            row = s.get(ProposalRow, proposal_id, populate_existing=True)  # one SELECT, as the UPDATE left it
             assert row is not None
-            s.refresh(row)
             return _proposal(row, self._approvals(s, proposal_id))
 
     def update_open(self, proposal_id: int, audit: AuditEvent | None, expect: ProposalExpect = NO_EXPECT,
@@ -574,9 +576,8 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             if audit is not None:
                 self._audit(s, replace(audit, proposal_id=proposal_id), now)
             self._intent(s, proposal_id, intent)
-            row = s.get(ProposalRow, proposal_id)
+            row = s.get(ProposalRow, proposal_id, populate_existing=True)  # one SELECT, as the UPDATE left it
             assert row is not None
-            s.refresh(row)
             return _proposal(row, self._approvals(s, proposal_id))
 
     def add_approval(self, proposal_id: int, user: str, audit: AuditEvent) -> tuple[bool, list[str]]:
@@ -610,7 +611,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             # The model row first, as create_proposal does: taking it after the proposal row would let a new
             # proposal (waiting on this row's open state in the unique index) and this commit wait on each
             # other.
-            s.exec(select(ModelRow).where(ModelRow.name == model).with_for_update()).first()
+            locked = s.exec(select(ModelRow).where(ModelRow.name == model).with_for_update()).first()
             res = s.exec(
                 update(ProposalRow)
                 .where(col(ProposalRow.id) == proposal_id, state_in(states_that_may_become(State.SUCCEEDED)))
@@ -620,9 +621,8 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             )
             if res.rowcount != 1:
                 return None
-            row = s.get(ProposalRow, proposal_id)
+            row = s.get(ProposalRow, proposal_id, populate_existing=True)  # one SELECT, as the UPDATE left it
             assert row is not None
-            s.refresh(row)
             if not row.dry_run:
                 s.exec(
                     update(DeploymentRow)
@@ -634,7 +634,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
                 s.add(DeploymentRow(model=row.model, version=row.to_version, deployed_at=now,
                                     deployed_by=deployed_by, source=f"rollback #{proposal_id}", meta={},
                                     stable_at=None))
-                mrow = self.ensure_model(s, row.model)
+                mrow = locked or self.ensure_model(s, row.model)  # the row locked above: no second read
                 mrow.last_rollback_at = now
                 if not is_bot(deployed_by):
                     mrow.auto_blocked_reason = None  # a person acted: automatic rollbacks may resume

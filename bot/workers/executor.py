@@ -69,13 +69,13 @@ class ExecutorWorker:
 class WorkerQueue:
     """ApprovedQueue for `serve`: a click or an alert only records the approval; the executor is woken."""
 
-    def __init__(self, store: ProposalReads, signals: Signals) -> None:
-        self.store = store
+    def __init__(self, signals: Signals) -> None:
         self.signals = signals
 
-    def submit(self, proposal_id: int, actor: str) -> Proposal:
+    def submit(self, approved: Proposal, actor: str) -> Proposal:
+        """No read back: the approval's own write is what the caller reports (the executor may be at it)."""
         self.signals.wake(EXECUTE)
-        return self.store.get_proposal(proposal_id)
+        return approved
 
 
 class LeasedRunNow:
@@ -89,7 +89,8 @@ class LeasedRunNow:
         self.lease_s = lease_s
         self.wait_s = wait_s
 
-    def submit(self, proposal_id: int, actor: str) -> Proposal:
+    def submit(self, approved: Proposal, actor: str) -> Proposal:
+        proposal_id = approved.id
         with waited(self.store, lease_name(proposal_id), self.owner, self.lease_s, self.wait_s) as fencing:
             if fencing is None:
                 return self.store.get_proposal(proposal_id)
