@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # Threads that run a request's blocking work (parsing, the database). More than a few per core only adds
     # contention for the interpreter lock and for pooled connections; the pool is sized above this.
     request_threads: int = Field(8, ge=1, le=64)
+    # Where `serve` runs its workers: a process of their own (`process`), threads beside the HTTP server
+    # (`thread`), or `auto`: a process on PostgreSQL, threads on SQLite (bot/worker_process.py says why).
+    worker_mode: Literal["auto", "process", "thread"] = "auto"
 
     # Target and metrics credentials (see CREDENTIAL_NAMES).
     rollback_webhook_secret: SecretStr | None = None
@@ -90,8 +93,8 @@ class Settings(BaseSettings):
         """Blank means unset, as in a `.env` written `SLACK_APP_TOKEN=`; names and levels in any case."""
         if isinstance(value, str):
             value = value.strip()
-            if info.field_name in ("log_format", "log_level"):
-                value = value.lower() if info.field_name == "log_format" else value.upper()
+            if info.field_name in ("log_format", "log_level", "worker_mode"):
+                value = value.upper() if info.field_name == "log_level" else value.lower()
         if value is None or value == "":
             assert info.field_name is not None
             return cls.model_fields[info.field_name].get_default(call_default_factory=True)

@@ -116,6 +116,12 @@ class Outage:
         self._lock = threading.Lock()
         self._since: float | None = None
         self._failures = 0
+        # Which of serve's processes this is, when it has two ("requests", "workers"): each notices and
+        # logs an outage once, and says which one it is.
+        self.process: str | None = None
+
+    def _named(self) -> dict[str, str]:
+        return {"process": self.process} if self.process else {}
 
     @property
     def down(self) -> bool:
@@ -128,7 +134,7 @@ class Outage:
                 self._since = time.monotonic()
             self._failures += 1
         if first:
-            oplog.event("database.down", level=logging.ERROR, reason=reason(exc), where=where)
+            oplog.event("database.down", level=logging.ERROR, reason=reason(exc), where=where, **self._named())
         else:
             log.debug("database still down (%s): %s", where, reason(exc))
 
@@ -140,7 +146,8 @@ class Outage:
                 return
             seconds, failures = time.monotonic() - self._since, self._failures
             self._since, self._failures = None, 0
-        oplog.event("database.up", level=logging.WARNING, down_seconds=round(seconds, 1), failures=failures)
+        oplog.event("database.up", level=logging.WARNING, down_seconds=round(seconds, 1), failures=failures,
+                    **self._named())
 
 
 OUTAGE = Outage()

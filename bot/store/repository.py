@@ -548,6 +548,8 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
                 return None
             self._audit(s, replace(audit, proposal_id=proposal_id), now)
             self._intent(s, proposal_id, intent)
+            if to_state is State.APPROVED:  # the executor of any replica (or worker process) takes it from here
+                self.notify_workers(s, "execute")
             row = s.get(ProposalRow, proposal_id, populate_existing=True)  # one SELECT, as the UPDATE left it
             assert row is not None
             return _proposal(row, self._approvals(s, proposal_id))

@@ -146,7 +146,7 @@ class WorkQueues:
         return {int(i): (o, r, d) for i, o, r, d in rows if i is not None}
 
     def notify_workers(self, session: Session, worker: str) -> None:
-        """Wake that worker (``decide``, ``slack``) of every replica when this transaction commits
+        """Wake that worker (``decide``, ``execute``, ``slack``) of every replica when this transaction commits
         (PostgreSQL NOTIFY; no-op on SQLite)."""
         if self.engine.dialect.name == "postgresql":
             session.execute(text(f"NOTIFY {WAKE_CHANNEL}, '{worker}'"))

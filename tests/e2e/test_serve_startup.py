@@ -38,3 +38,14 @@ def test_slack_unreachable(tmp_path: Path) -> None:
     code, err = serve(tmp_path, {"SLACK_BOT_TOKEN": "xoxb-x", "SLACK_SIGNING_SECRET": "s",
                                  "SLACK_API_URL": "http://127.0.0.1:1/api/"})
     assert code == 1 and "cannot reach Slack's Web API at http://127.0.0.1:1/api/" in err
+
+
+def test_a_worker_process_on_sqlite_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    code, err = serve(tmp_path, {"WORKER_MODE": "process"})
+    assert code == 1
+    assert "cannot start: WORKER_MODE=process needs PostgreSQL" in err and "WORKER_MODE=auto or thread" in err
+
+
+def test_an_unknown_worker_mode_names_the_variable(tmp_path: Path) -> None:
+    code, err = serve(tmp_path, {"WORKER_MODE": "fibers"})
+    assert code == 2 and "WORKER_MODE" in err and "Traceback" not in err

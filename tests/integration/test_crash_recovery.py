@@ -4,6 +4,8 @@ longer than one executor lease (EXECUTOR_LEASE_SECONDS, 2 s here); no card is po
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -189,3 +191,64 @@ def test_kill_while_the_card_is_being_posted_never_posts_it_twice(
         assert any("Done" in str(m.get("text")) for m in slack.replies("C0ALERTS", cards(slack, p.id)[0]["ts"]))
     finally:
         second.stop()
+
+
+# ---- the worker process (WORKER_MODE=auto: a process of its own on PostgreSQL) ----------------------------
+
+
+def children(pid: int) -> list[int]:
+    listed = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in listed.read_text().split()] if listed.exists() else []
+
+
+def gone(pid: int) -> bool:
+    """Exited (a zombie nobody reaped yet counts: it runs nothing and holds nothing)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")
+
+
+def test_on_postgresql_the_workers_run_in_their_own_process_and_die_with_serve(
+        tmp_path: Path, world: Any, store: SqlStore) -> None:
+    env, _slack, deployer = world
+    serve = Serve(env, tmp_path).start()
+    try:
+        [worker] = children(serve.proc.pid if serve.proc else 0)
+        assert f'workers="process {worker}"' in serve.log.read_text()
+        deploy_versions(serve)
+        critical(serve)
+        p = wait_until(lambda: only_proposal(store), 20, "the proposal")
+        done = wait_until(lambda: finished(store, p.id), 20, "the rollback, switched by the worker process")
+        assert done.state is State.SUCCEEDED and [b["to_version"] for b in deployer.posts] == ["6"]
+        serve.kill9()  # the request process only: its worker process must not outlive it
+        wait_until(lambda: gone(worker), 10, "the worker process to exit with serve")
+    finally:
+        serve.stop()
+
+
+def test_when_the_worker_process_dies_serve_stops_so_that_its_supervisor_restarts_both(
+        tmp_path: Path, world: Any) -> None:
+    env, _slack, _deployer = world
+    serve = Serve(env, tmp_path).start()
+    try:
+        assert serve.proc is not None
+        [worker] = children(serve.proc.pid)
+        os.kill(worker, signal.SIGKILL)
+        assert serve.proc.wait(30) == 1
+        log = serve.log.read_text()
+        assert "serve.workers_exited code=-9" in log and "serve.stopped" in log
+    finally:
+        serve.stop()
+
+
+def test_a_stop_stops_the_workers_first_and_says_so(tmp_path: Path, world: Any) -> None:
+    env, _slack, _deployer = world
+    serve = Serve(env, tmp_path).start()
+    assert serve.proc is not None
+    [worker] = children(serve.proc.pid)
+    serve.stop()  # SIGTERM, as Kubernetes sends it
+    assert serve.proc.returncode == 0 and gone(worker)
+    log = serve.log.read_text()
+    assert log.index(f"workers.stopped pid={worker}") < log.index("serve.stopped")
