@@ -17,8 +17,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.core.unusual import Notice, UnusualKind
+from bot.slack.delivery import DeliveryError, classify, retry_delay
 from bot.slack.mrkdwn import escape, link
-from bot.slack.notifier import MAX_BACKOFF_S, PERMANENT
 from bot.store.audit_notices import NoticeItem
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class AuditChannelSender:
                         channel=item.channel, text=item.text, unfurl_links=False,
                         metadata={"event_type": NOTICE_EVENT_TYPE, "event_payload": {"notice_id": item.id}})
             except (SlackApiError, OSError) as exc:
-                self._failed(item, attempts, exc)
+                self._failed(item, attempts, classify("chat.postMessage", exc))
                 continue
             self.store.notice_done(item.id)
             busy = True
@@ -90,21 +90,11 @@ class AuditChannelSender:
                 return True
         return False
 
-    def _failed(self, item: NoticeItem, attempts: int, exc: Exception) -> None:
-        code = type(exc).__name__
-        wait = min(MAX_BACKOFF_S, 0.5 * 2 ** min(attempts, 8))
-        permanent = False
-        if isinstance(exc, SlackApiError):
-            code = str(exc.response.get("error") or f"HTTP {exc.response.status_code}")
-            permanent = code in PERMANENT
-            if exc.response.status_code == 429:
-                try:
-                    wait = float((exc.response.headers or {}).get("Retry-After") or 1.0)
-                except ValueError:
-                    wait = 1.0
-        log.warning("audit channel message #%s (%s) failed: %s%s", item.id, item.kind, code,
-                    "; not retrying until the bot restarts" if permanent else f"; retry in {wait:.1f} s")
-        self.store.notice_retry(item.id, code, wait, permanent=permanent)
+    def _failed(self, item: NoticeItem, attempts: int, exc: DeliveryError) -> None:
+        wait = retry_delay(exc, attempts)
+        log.warning("audit channel message #%s (%s) failed: %s%s", item.id, item.kind, exc.code,
+                    "; not retrying until the bot restarts" if exc.permanent else f"; retry in {wait:.1f} s")
+        self.store.notice_retry(item.id, exc.code, wait, permanent=exc.permanent)
 
 
 __all__ = ["NOTICE_EVENT_TYPE", "AuditChannelSender", "renderer"]

@@ -19,8 +19,8 @@ from bot.core.drill import DRILL_ID, DrillResult
 from bot.core.policy import Policy
 from bot.core.proposal import Proposal
 from bot.slack.cards import CardData, card_message
+from bot.slack.delivery import DeliveryError, classify, retry_delay
 from bot.slack.mrkdwn import escape
-from bot.slack.notifier import MAX_BACKOFF_S, DeliveryError, _classify
 from bot.store.channel_posts import PendingPost
 
 log = logging.getLogger(__name__)
@@ -83,8 +83,7 @@ class ChannelPostSender:
             try:
                 self.deliver(post)
             except DeliveryError as exc:
-                delay = exc.retry_after if exc.retry_after is not None else min(MAX_BACKOFF_S,
-                                                                                0.5 * 2 ** min(post.attempts + 1, 8))
+                delay = retry_delay(exc, post.attempts + 1)
                 log.warning("Slack %s post #%s to %s failed (%s)%s", post.kind, post.id, post.channel, exc.code,
                             "; not retrying" if exc.permanent else f"; retry in {delay:.1f} s")
                 self.store.post_failed(post.id, exc.code, permanent=exc.permanent, delay_s=delay)
@@ -100,14 +99,14 @@ class ChannelPostSender:
                     channel=post.channel, metadata={"event_type": DRILL_EVENT_TYPE,
                                                     "event_payload": {"post_id": post.id}}, **post.message)
             except (SlackApiError, OSError) as exc:
-                raise _classify("chat.postMessage", exc) from None
+                raise classify("chat.postMessage", exc) from None
             ts = str(response["ts"])
             self.store.post_progress(post.id, ts=ts)
         for index in range(post.replies_sent, len(post.replies)):
             try:
                 self.client.chat_postMessage(channel=post.channel, thread_ts=ts, text=post.replies[index])
             except (SlackApiError, OSError) as exc:
-                raise _classify("chat.postMessage (thread)", exc) from None
+                raise classify("chat.postMessage (thread)", exc) from None
             self.store.post_progress(post.id, replies_sent=index + 1)
         self.store.post_progress(post.id, done=True)
 

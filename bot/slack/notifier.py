@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from slack_sdk import WebClient
@@ -27,6 +26,7 @@ from bot.core.policy import Policy
 from bot.core.ports import ListsProposalAlerts
 from bot.core.proposal import Proposal, State
 from bot.slack.cards import CardAlert, CardData, card_message, format_seconds, not_sent, thread_details
+from bot.slack.delivery import DeliveryError, classify, retry_delay
 from bot.slack.mrkdwn import escape, mention, mention_ids, mentions
 from bot.store.work_queues import OutboxFailure, OutboxItem
 
@@ -35,15 +35,6 @@ log = logging.getLogger(__name__)
 # Events that never post a card of their own: an automatic rollback's card appears in its final state.
 _UPDATE_ONLY = {CardEvent.APPROVED, CardEvent.EXECUTING}
 CARD_EVENT_TYPE = "rollback_bot_proposal"
-# Slack errors that no retry will fix: the message is dropped from the retry loop and people are told.
-PERMANENT = frozenset({
-    "channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "not_authed", "account_inactive",
-    "token_revoked", "token_expired", "missing_scope", "no_permission", "restricted_action", "invalid_blocks",
-    "msg_too_long", "no_text", "team_access_not_granted", "ekm_access_denied", "invalid_arguments",
-    "message_not_found", "cant_update_message", "edit_window_closed",
-})
-MAX_BACKOFF_S = 60.0
-HUNG_POST_WAIT_S = 30.0
 
 
 class CardStore(Protocol):
@@ -81,34 +72,6 @@ class OutboxNotifier:
     def written(self) -> None:
         """The store wrote the intent in the state change's transaction: only wake the sender."""
         self.wake()
-
-
-@dataclass
-class DeliveryError(Exception):
-    """Slack did not take a message: ``permanent`` stops retrying; ``retry_after`` is Slack's own wait."""
-
-    code: str
-    permanent: bool = False
-    retry_after: float | None = None
-
-
-def _classify(method: str, exc: Exception) -> DeliveryError:
-    if isinstance(exc, SlackApiError):
-        response = exc.response
-        code = str(response.get("error") or f"HTTP {response.status_code}")
-        if response.status_code == 429:
-            raw = (response.headers or {}).get("Retry-After") or (response.headers or {}).get("retry-after")
-            try:
-                wait = float(raw) if raw is not None else None
-            except ValueError:
-                wait = None
-            return DeliveryError(f"{method}: ratelimited", retry_after=wait or 1.0)
-        return DeliveryError(f"{method}: {code}", permanent=code in PERMANENT)
-    if isinstance(exc, TimeoutError) and method == "chat.postMessage":
-        # The post may still land after our timeout: wait long enough for it to show in the channel's
-        # history, where the retry looks for it, instead of racing it with a second post.
-        return DeliveryError(f"{method}: timed out", retry_after=HUNG_POST_WAIT_S)
-    return DeliveryError(f"{method}: {type(exc).__name__}")
 
 
 def card_alerts(store: Any, proposal_id: int) -> list[CardAlert]:
@@ -197,7 +160,7 @@ class SlackSender:
                 reason=f"Slack refused the {item.event} message: {exc.code}; its messages wait until this is "
                        "fixed", inputs={"event": item.event, "error": exc.code}))
             return
-        delay = exc.retry_after if exc.retry_after is not None else min(MAX_BACKOFF_S, 0.5 * 2 ** min(attempts, 8))
+        delay = retry_delay(exc, attempts)
         log.warning("Slack %s for proposal #%s failed (%s); retry %d in %.1f s", item.event, item.proposal_id,
                     exc.code, attempts, delay)
         self.store.outbox_retry(item.id, exc.code, delay)
@@ -249,7 +212,7 @@ class SlackSender:
             else:
                 return proposal
         except (SlackApiError, OSError) as exc:
-            raise _classify("chat.update" if proposal.slack_ts else "chat.postMessage", exc) from None
+            raise classify("chat.update" if proposal.slack_ts else "chat.postMessage", exc) from None
         self.store.mark_card_synced(proposal_id, version)
         return proposal
 
@@ -258,7 +221,7 @@ class SlackSender:
         try:
             response = self.client.conversations_history(channel=channel, limit=200, include_all_metadata=True)
         except (SlackApiError, OSError) as exc:
-            raise _classify("conversations.history", exc) from None
+            raise classify("conversations.history", exc) from None
         for message in response.get("messages") or []:
             meta = message.get("metadata") or {}
             payload = meta.get("event_payload") or {}
@@ -278,7 +241,7 @@ class SlackSender:
         try:
             self.client.chat_postMessage(channel=channel, text=text)
         except (SlackApiError, OSError) as exc:
-            raise _classify("chat.postMessage (override)", exc) from None
+            raise classify("chat.postMessage (override)", exc) from None
 
     # ---- thread messages ------------------------------------------------------------------------------
 
@@ -318,7 +281,7 @@ class SlackSender:
             self.client.chat_postMessage(channel=proposal.slack_channel, thread_ts=proposal.slack_ts, text=text,
                                          **kwargs)
         except (SlackApiError, OSError) as exc:
-            raise _classify("chat.postMessage (thread)", exc) from None
+            raise classify("chat.postMessage (thread)", exc) from None
 
     def _thread(self, p: Proposal, event: str, detail: str | None) -> None:
         mp = self.policy.model(p.model)

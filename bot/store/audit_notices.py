@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import update
@@ -22,6 +22,7 @@ from bot.core.audit import AuditRecord
 from bot.core.clock import Clock, SystemClock
 from bot.core.events import AuditAction
 from bot.core.unusual import Notice
+from bot.store import deliveries
 from bot.store.audit_log import record_from_row
 from bot.store.tables import AuditNoticeRow, AuditRow, WatermarkRow
 
@@ -106,42 +107,30 @@ class AuditNotices:
                 col(AuditNoticeRow.done_at).is_(None), col(AuditNoticeRow.permanent).is_(False))
                 .order_by(col(AuditNoticeRow.id)).limit(limit)).all()
         return [NoticeItem(r.id, r.audit_id, r.kind, r.channel, r.text, r.attempts) for r in rows
-                if r.id is not None and (r.next_at is None or r.next_at <= now)]
+                if r.id is not None and deliveries.due_now(r, now)]
 
     def notice_attempt(self, notice_id: int) -> int:
-        """Count an attempt before calling Slack: a crash mid-call is then known to have maybe posted."""
         with self.session() as s:
-            s.execute(update(AuditNoticeRow).where(col(AuditNoticeRow.id) == notice_id)
-                      .values(attempts=AuditNoticeRow.attempts + 1))
-            row = s.get(AuditNoticeRow, notice_id)
-            return row.attempts if row else 0
+            return deliveries.count_attempt(s, AuditNoticeRow, notice_id)
 
     def notice_done(self, notice_id: int) -> None:
         with self.session() as s:
-            s.execute(update(AuditNoticeRow).where(col(AuditNoticeRow.id) == notice_id)
-                      .values(done_at=self.wall.now(), error=None))
+            deliveries.mark_done(s, AuditNoticeRow, notice_id, self.wall.now())
 
     def notice_retry(self, notice_id: int, error: str, delay_s: float, permanent: bool = False) -> None:
         with self.session() as s:
-            s.execute(update(AuditNoticeRow).where(col(AuditNoticeRow.id) == notice_id)
-                      .values(error=error[:500], permanent=permanent,
-                              next_at=self.wall.now() + timedelta(seconds=delay_s)))
+            deliveries.retry_later(s, AuditNoticeRow, notice_id, error, self.wall.now(), delay_s,
+                                   permanent=permanent)
 
     def notice_failures(self, limit: int = 10) -> list[tuple[str, str]]:
         """Notices Slack refused for good (for /readyz): the channel is wrong or the bot is not in it."""
         with Session(self.reads) as s:
-            rows = s.exec(select(AuditNoticeRow).where(col(AuditNoticeRow.permanent).is_(True),
-                                                       col(AuditNoticeRow.done_at).is_(None))
-                          .order_by(col(AuditNoticeRow.id)).limit(limit)).all()
+            rows = deliveries.stopped(s, AuditNoticeRow, limit)
         return [(r.channel, r.error or "") for r in rows]
 
     def notices_resume(self) -> int:
-        """Give notices Slack refused for good another chance (at start-up: the channel may be fixed)."""
         with self.session() as s:
-            result = s.execute(update(AuditNoticeRow).where(col(AuditNoticeRow.permanent).is_(True),
-                                                            col(AuditNoticeRow.done_at).is_(None))
-                               .values(permanent=False, next_at=None))
-            return int(result.rowcount)  # type: ignore[attr-defined]
+            return deliveries.resume(s, AuditNoticeRow)
 
 
 __all__ = ["WATERMARK", "AuditNotices", "NoticeItem"]

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, or_, select
 
 from bot.core.audit import AuditEvent, AuditRecord
 from bot.core.clock import Clock, SystemClock
 from bot.core.drill import ChannelPost
+from bot.store import deliveries
 from bot.store.tables import ChannelPostRow
 
 
@@ -65,36 +65,31 @@ class ChannelPosts:
 
     def post_progress(self, post_id: int, *, ts: str | None = None, replies_sent: int | None = None,
                       done: bool = False) -> None:
-        values: dict[str, Any] = {"error": None}
+        """A post is a card and then its replies: how far it got, so a retry sends only the rest."""
+        progress: dict[str, Any] = {}
         if ts is not None:
-            values["ts"] = ts
+            progress["ts"] = ts
         if replies_sent is not None:
-            values["replies_sent"] = replies_sent
-        if done:
-            values["done_at"] = self.wall.now()
+            progress["replies_sent"] = replies_sent
         with self.session() as s:
-            s.execute(update(ChannelPostRow).where(col(ChannelPostRow.id) == post_id).values(**values))
+            if done:
+                deliveries.mark_done(s, ChannelPostRow, post_id, self.wall.now(), **progress)
+            else:
+                deliveries.mark_progress(s, ChannelPostRow, post_id, **progress)
 
     def post_failed(self, post_id: int, error: str, *, permanent: bool, delay_s: float = 0.0) -> None:
         with self.session() as s:
-            s.execute(update(ChannelPostRow).where(col(ChannelPostRow.id) == post_id).values(
-                error=error[:500], permanent=permanent, attempts=ChannelPostRow.attempts + 1,
-                next_at=self.wall.now() + timedelta(seconds=delay_s)))
+            deliveries.retry_later(s, ChannelPostRow, post_id, error, self.wall.now(), delay_s,
+                                   permanent=permanent, count=True)
 
     def posts_resume(self) -> int:
-        """Give stopped posts another chance (at start-up: the channel may have been fixed)."""
         with self.session() as s:
-            result = s.execute(update(ChannelPostRow)
-                               .where(col(ChannelPostRow.permanent).is_(True), col(ChannelPostRow.done_at).is_(None))
-                               .values(permanent=False, next_at=None))
-            return int(result.rowcount)  # type: ignore[attr-defined]
+            return deliveries.resume(s, ChannelPostRow)
 
     def stopped_posts(self, limit: int = 10) -> list[tuple[str, str, str]]:
         """(kind, channel, error) of posts Slack refused for good, for /readyz."""
         with Session(self.reads) as s:
-            rows = s.exec(select(ChannelPostRow).where(col(ChannelPostRow.permanent).is_(True),
-                                                       col(ChannelPostRow.done_at).is_(None))
-                          .order_by(col(ChannelPostRow.id)).limit(limit)).all()
+            rows = deliveries.stopped(s, ChannelPostRow, limit)
         return [(r.kind, r.channel, r.error or "") for r in rows]
 
 

@@ -24,6 +24,7 @@ from bot.core.audit import AuditEvent, AuditRecord
 from bot.core.clock import Clock, SystemClock
 from bot.core.intake import AlertRecord
 from bot.core.proposal import EXECUTOR_STATES
+from bot.store import deliveries
 from bot.store.alert_queries import _record as _alert_record
 from bot.store.tables import AlertRow, LeaseRow, ProposalRow, SlackOutboxRow, state_in
 
@@ -191,7 +192,7 @@ class WorkQueues:
         for row in rows:
             if row.proposal_id in held:
                 continue
-            if row.permanent or (row.next_at is not None and row.next_at > now):
+            if not deliveries.due_now(row, now):
                 held.add(row.proposal_id)
                 continue
             assert row.id is not None
@@ -199,45 +200,30 @@ class WorkQueues:
         return due
 
     def outbox_attempt(self, item_id: int) -> int:
-        """Count an attempt *before* calling Slack, so a crash mid-call is known to have maybe posted."""
         with self.session() as s:
-            s.execute(update(SlackOutboxRow).where(col(SlackOutboxRow.id) == item_id)
-                      .values(attempts=SlackOutboxRow.attempts + 1))
-            row = s.get(SlackOutboxRow, item_id)
-            return row.attempts if row else 0
+            return deliveries.count_attempt(s, SlackOutboxRow, item_id)
 
     def outbox_done(self, item_id: int) -> None:
         with self.session() as s:
-            s.execute(update(SlackOutboxRow).where(col(SlackOutboxRow.id) == item_id)
-                      .values(done_at=self.wall.now(), error=None))
+            deliveries.mark_done(s, SlackOutboxRow, item_id, self.wall.now())
 
     def outbox_retry(self, item_id: int, error: str, delay_s: float) -> None:
         with self.session() as s:
-            s.execute(update(SlackOutboxRow).where(col(SlackOutboxRow.id) == item_id)
-                      .values(error=error[:500], next_at=self.wall.now() + timedelta(seconds=delay_s)))
+            deliveries.retry_later(s, SlackOutboxRow, item_id, error, self.wall.now(), delay_s)
 
     def outbox_stop(self, item_id: int, error: str, audit: AuditEvent) -> None:
         """A permanent Slack error: stop retrying this proposal's messages; audit it once."""
         with self.session() as s:
-            result = s.execute(update(SlackOutboxRow)
-                               .where(col(SlackOutboxRow.id) == item_id, col(SlackOutboxRow.permanent).is_(False))
-                               .values(permanent=True, error=error[:500]))
-            if result.rowcount == 1:  # type: ignore[attr-defined]
+            if deliveries.stop(s, SlackOutboxRow, item_id, error):
                 self._audit(s, audit)
 
     def outbox_resume(self) -> int:
-        """Give stopped messages another chance (at start-up: the operator may have fixed the channel)."""
         with self.session() as s:
-            result = s.execute(update(SlackOutboxRow)
-                               .where(col(SlackOutboxRow.permanent).is_(True), col(SlackOutboxRow.done_at).is_(None))
-                               .values(permanent=False, next_at=None))
-            return int(result.rowcount)  # type: ignore[attr-defined]
+            return deliveries.resume(s, SlackOutboxRow)
 
     def outbox_failures(self, limit: int = 10) -> list[OutboxFailure]:
         with Session(self.reads) as s:
-            rows = s.exec(select(SlackOutboxRow).where(col(SlackOutboxRow.permanent).is_(True),
-                                                       col(SlackOutboxRow.done_at).is_(None))
-                          .order_by(col(SlackOutboxRow.id)).limit(limit)).all()
+            rows = deliveries.stopped(s, SlackOutboxRow, limit)
         return [OutboxFailure(r.proposal_id, r.event, r.error or "") for r in rows]
 
     def outbox_counts(self) -> dict[str, int]:

@@ -108,10 +108,10 @@ def test_a_refused_audit_channel_shows_on_readyz_and_is_resent_once_after_a_rest
     while not store.notice_failures() and time.monotonic() < deadline:
         bot.container.signals.wake_all()
         time.sleep(0.05)
-    assert store.notice_failures() == [(AUDIT_CHANNEL, "not_in_channel")]
+    assert store.notice_failures() == [(AUDIT_CHANNEL, "chat.postMessage: not_in_channel")]  # as the cards say it
     with urllib.request.urlopen(f"{bot.url}/readyz", timeout=10) as response:
         ready = json.loads(response.read())
-    assert any("audit channel C0AUDIT: not_in_channel" in w for w in ready["warnings"]), ready
+    assert any("audit channel C0AUDIT: chat.postMessage: not_in_channel" in w for w in ready["warnings"]), ready
     assert bot.slack.messages(AUDIT_CHANNEL) == []
     store.notices_resume()  # what a restarted sender does first (the bot was invited meanwhile)
     (text,) = audit_channel(bot, 1)
