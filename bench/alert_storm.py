@@ -2,9 +2,11 @@
 
     python -m bench.alert_storm --db sqlite --batch 20
     python -m bench.alert_storm --db postgres --batch 1 --replicas 2 --waves 3
+    python -m bench.alert_storm --db postgres --batch 20 --worker-mode thread   # the workers in threads
 
 What runs where: the bot is the real `rollback-bot serve` command in a process of its own (workers on: the
-request only records, the decider, executor and Slack sender act), the Slack Web API stand-in runs in a
+request only records, the decider, executor and Slack sender act; on PostgreSQL they run in serve's worker
+process unless ``--worker-mode thread``), the Slack Web API stand-in runs in a
 second process, and the bare endpoint (answers 202, does nothing) is a third, on the same uvicorn settings.
 The client is this process: one asyncio loop speaking HTTP/1.1 keep-alive on 50 connections (50 concurrent
 senders), fast enough to saturate the bare endpoint, which is run for at least 2 s. The mix is 10 % critical
@@ -13,7 +15,9 @@ alerts, the rest warnings, and every model sees at least one critical alert.
 Reported: 202 p50/p99, alerts per second and the ratio to the bare endpoint; critical alert → model switched
 (p50/p99, from the alert's receipt to the rollback's completion, both stamped by the server) during the storm
 and, separately, with nothing else running (200 models, one critical alert each, one after another);
-proposals, Slack cards, audit rows per incident, alerts stored, RSS of the serve process (idle and peak).
+a signed slash command or Approve click every 50 ms during the storm (its acknowledgement p50/p99);
+proposals, Slack cards, audit rows per incident, alerts stored, memory of serve and its worker process (RSS
+idle and peak, summed; PSS idle, which counts the pages the two share once).
 """
 
 from __future__ import annotations
@@ -427,7 +431,7 @@ def wait_drained(url: str, timeout: float = 300) -> float:
 
 
 def run(kind: str, alerts: int, fingerprints: int, models: int, batch: int, senders: int, replicas: int,
-        waves: int, idle_models: int) -> str:
+        waves: int, idle_models: int, worker_mode: str = "auto") -> str:
     storm = [f"model-{m:02d}" for m in range(models)]
     idle = [f"idle-{m:03d}" for m in range(idle_models)]
     with tempfile.TemporaryDirectory() as tmp_name, fake_slack() as (slack_url, slack):
@@ -438,7 +442,7 @@ def run(kind: str, alerts: int, fingerprints: int, models: int, batch: int, send
                    "SLACK_SIGNING_SECRET": "bench", "SLACK_API_URL": slack_url,
                    "ROLLBACK_POLICY": str(tmp / "rollback.toml"), "LOG_LEVEL": "WARNING",
                    # serve on PostgreSQL refuses to start without the audit chain's key (a fresh one per run)
-                   "AUDIT_HMAC_KEY": uuid.uuid4().hex + uuid.uuid4().hex}
+                   "AUDIT_HMAC_KEY": uuid.uuid4().hex + uuid.uuid4().hex, "WORKER_MODE": worker_mode}
             ports = [free_port() for _ in range(replicas)]
             with ExitStack() as stack:
                 procs = [stack.enter_context(process(["-m", "bot", "serve", "--port", str(p)], env, tmp,
@@ -559,12 +563,15 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=1)
     parser.add_argument("--waves", type=int, default=1)
     parser.add_argument("--idle-models", type=int, default=200)
+    parser.add_argument("--worker-mode", choices=["auto", "process", "thread"], default="auto",
+                        help="serve's WORKER_MODE (auto: a worker process on PostgreSQL, threads on SQLite)")
     args = parser.parse_args()
     table = run(args.db, args.alerts, args.fingerprints, args.models, args.batch, args.senders, args.replicas,
-                args.waves, args.idle_models)
+                args.waves, args.idle_models, args.worker_mode)
     print(table)
     RESULTS.mkdir(exist_ok=True)
-    name = f"alert_storm-{args.db}-b{args.batch}-r{args.replicas}-w{args.waves}.md"
+    mode = "" if args.worker_mode == "auto" else f"-{args.worker_mode}"
+    name = f"alert_storm-{args.db}-b{args.batch}-r{args.replicas}-w{args.waves}{mode}.md"
     (RESULTS / name).write_text(table)
 
 
