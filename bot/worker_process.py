@@ -71,6 +71,9 @@ class WorkerProcess:
         ``on_exit(code)`` is called (in a thread) if the worker process ends while this one is not stopping.
         """
         self._on_exit = on_exit
+        others = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
+        if others:  # a lock one of them holds would stay held for ever in the child
+            raise RuntimeError(f"the worker process must be forked before any thread starts (running: {others})")
         read_end, write_end = os.pipe()
         gc.freeze()  # objects made so far are never collected: their pages stay shared with the child
         pid = os.fork()

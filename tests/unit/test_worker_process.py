@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from bot.config import settings_from
-from bot.worker_process import mode_problem, uses_worker_process
+from bot.worker_process import WorkerProcess, mode_problem, uses_worker_process
 
 PG = "postgresql+psycopg://bot@127.0.0.1:5432/bot"
 SQLITE = "sqlite:///./rollback-bot.db"
@@ -29,3 +31,15 @@ def test_worker_mode(mode: str | None, url: str, process: bool) -> None:
 def test_a_worker_process_on_sqlite_is_a_problem_that_says_what_to_do() -> None:
     problem = mode_problem(settings_from({"DATABASE_URL": SQLITE, "WORKER_MODE": "process"}))
     assert problem is not None and "needs PostgreSQL" in problem and "WORKER_MODE=auto or thread" in problem
+
+
+def test_the_worker_process_is_never_forked_beside_another_thread() -> None:
+    release = threading.Event()
+    other = threading.Thread(target=release.wait, name="busy")
+    other.start()
+    try:
+        with pytest.raises(RuntimeError, match="before any thread starts"):
+            WorkerProcess(lambda lifeline: 0).start()
+    finally:
+        release.set()
+        other.join()
