@@ -40,12 +40,16 @@ def uses_worker_process(settings: Settings) -> bool:
     SQLite stays in one process: its writers would then contend across processes through file locks and
     sleeping busy handlers, and cross-process wake-ups need PostgreSQL's NOTIFY.
     """
+    if not hasattr(os, "fork"):  # Windows: threads, whatever was asked (mode_problem says so for `process`)
+        return False
     if settings.worker_mode == "process":
         return True
     return settings.worker_mode == "auto" and settings.database_url.startswith("postgresql")
 
 
 def mode_problem(settings: Settings) -> str | None:
+    if settings.worker_mode == "process" and not hasattr(os, "fork"):
+        return "WORKER_MODE=process needs an OS that can fork (not Windows); use WORKER_MODE=auto or thread"
     if settings.worker_mode == "process" and not settings.database_url.startswith("postgresql"):
         return ("WORKER_MODE=process needs PostgreSQL (DATABASE_URL is not postgresql://…): the workers are "
                 "woken across processes by its NOTIFY; use WORKER_MODE=auto or thread with SQLite")
