@@ -159,7 +159,7 @@ class ProposalChange:
     escalated: bool | None = None
 
     def values(self) -> dict[str, Any]:
-        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+        return _given(self)
 
 
 @dataclass(frozen=True)
@@ -176,10 +176,15 @@ class ProposalExpect:
     escalated: bool | None = None
 
     def values(self) -> dict[str, Any]:
-        found = {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+        found = _given(self)
         if self.state is not None:
             found["state"] = self.state.value
         return found
+
+
+def _given(fields_of: ProposalChange | ProposalExpect) -> dict[str, Any]:
+    """The fields that were set (None means "leave" or "do not check")."""
+    return {f.name: v for f in fields(fields_of) if (v := getattr(fields_of, f.name)) is not None}
 
 
 NO_CHANGE = ProposalChange()  # a transition that writes only the state

@@ -42,8 +42,8 @@ def _one(table: Table, row_id: int) -> ColumnElement[bool]:
 
 def count_attempt(s: Session, table: Table, row_id: int) -> int:
     """Count an attempt *before* calling Slack: after a crash mid-call the row is known to have maybe posted."""
-    s.execute(update(table).where(_one(table, row_id)).values(attempts=table.attempts + 1))
-    attempts = s.exec(select(table.attempts).where(_one(table, row_id))).first()
+    attempts = s.execute(update(table).where(_one(table, row_id)).values(attempts=table.attempts + 1)
+                         .returning(col(table.attempts))).scalar()
     return int(attempts or 0)
 
 

@@ -550,9 +550,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             self._intent(s, proposal_id, intent)
             if to_state is State.APPROVED:  # the executor of any replica (or worker process) takes it from here
                 self.notify_workers(s, "execute")
-            row = s.get(ProposalRow, proposal_id, populate_existing=True)  # one SELECT, as the UPDATE left it
-            assert row is not None
-            return _proposal(row, self._approvals(s, proposal_id))
+            return _proposal(self._reread(s, proposal_id), self._approvals(s, proposal_id))
 
     def update_open(self, proposal_id: int, audit: AuditEvent | None, expect: ProposalExpect = NO_EXPECT,
                     *, intent: Intent | None = None, change: ProposalChange) -> Proposal | None:
@@ -578,9 +576,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             if audit is not None:
                 self._audit(s, replace(audit, proposal_id=proposal_id), now)
             self._intent(s, proposal_id, intent)
-            row = s.get(ProposalRow, proposal_id, populate_existing=True)  # one SELECT, as the UPDATE left it
-            assert row is not None
-            return _proposal(row, self._approvals(s, proposal_id))
+            return _proposal(self._reread(s, proposal_id), self._approvals(s, proposal_id))
 
     def add_approval(self, proposal_id: int, user: str, audit: AuditEvent) -> tuple[bool, list[str]]:
         """Record one person's approval of a still-proposed proposal. Returns (new?, all approvers)."""
@@ -623,8 +619,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             )
             if res.rowcount != 1:
                 return None
-            row = s.get(ProposalRow, proposal_id, populate_existing=True)  # one SELECT, as the UPDATE left it
-            assert row is not None
+            row = self._reread(s, proposal_id)
             if not row.dry_run:
                 s.exec(
                     update(DeploymentRow)
@@ -646,6 +641,13 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
                 self._block_after_rollback(s, row, deployed_by, now)
             self._intent(s, proposal_id, intent)
             return _proposal(row, self._approvals(s, proposal_id))
+
+    @staticmethod
+    def _reread(s: Session, proposal_id: int) -> ProposalRow:
+        """The proposal as this transaction's UPDATE left it: one SELECT, whatever the session held before."""
+        row = s.get(ProposalRow, proposal_id, populate_existing=True)
+        assert row is not None
+        return row
 
     def _intent(self, s: Session, proposal_id: int, intent: Intent | None) -> None:
         """The Slack outbox row for a state change, in the change's own transaction."""
