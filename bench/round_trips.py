@@ -2,8 +2,9 @@
 
     python -m bench.round_trips --db sqlite|postgres
 
-Counts every statement and every transaction the bot sends, by phase, with a `local` target and no Slack
-(the Slack sender's own reads and writes are counted separately: they are off the alert's path).
+Counts every statement and every commit the bot sends, by phase, with a `local` target and no Slack (the
+Slack sender's own reads and writes are counted separately: they are off the alert's path). Reads outside a
+write transaction commit nothing (on PostgreSQL they run without BEGIN), so commits count write transactions.
 """
 
 from __future__ import annotations
@@ -75,11 +76,11 @@ def main() -> None:
         def on_statement(*_: Any) -> None:
             counter.statements += 1
 
-        def on_begin(*_: Any) -> None:
+        def on_commit(*_: Any) -> None:
             counter.transactions += 1
 
         event.listen(c.engine, "before_cursor_execute", on_statement)
-        event.listen(c.engine, "begin", on_begin)
+        event.listen(c.engine, "commit", on_commit)
         body = make_bodies(1, 1, 1, 1)[0].replace(b'"severity": "warning"', b'"severity": "critical"')
         alerts = parse_body("alertmanager", body)
         counter.take()
@@ -91,7 +92,7 @@ def main() -> None:
         c.executor.pool.shutdown(wait=True)
         execution = counter.take()
         state = c.store.proposals(model="model-00")[0].state.value
-        print(f"{args.db}: request {request[0]} statements / {request[1]} transactions; decision {decision[0]} / "
+        print(f"{args.db}: request {request[0]} statements / {request[1]} commits; decision {decision[0]} / "
               f"{decision[1]}; execution {execution[0]} / {execution[1]} (proposal {state})")
         c.close()
 

@@ -148,10 +148,10 @@ def build(
     slack_client = web_client(bot_token, settings.slack_api_url) if bot_token else None
     if directory is None and slack_client is not None:
         directory = SlackDirectory(slack_client)
-    notifier = notifier or OutboxNotifier(store, lambda: signals.wake(SLACK))
+    notifier = notifier or OutboxNotifier(store, lambda: store.after_commit(lambda: signals.wake(SLACK)))
     verification = insight is not None
     executor = Executor(store, policy, all_targets, clock, notifier, verification)
-    queue: ApprovedQueue = (WorkerQueue(signals) if run_workers
+    queue: ApprovedQueue = (WorkerQueue(signals, store) if run_workers
                             else LeasedRunNow(executor, store, owner, timings.lease_s))
     service = RollbackService(store, policy, all_targets, clock, notifier=notifier, directory=directory,
                               summarise=summary_hook(insight) if insight is not None else None,

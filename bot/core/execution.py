@@ -85,7 +85,8 @@ class Executor:
                     from_version=proposal.from_version, to_version=proposal.to_version, actor=actor,
                     dry_run=proposal.dry_run or None)
         self._notify(running, CardEvent.EXECUTING)
-        return self._switch(running, actor, check_live=True)
+        with self.store.atomic():  # "executing" is committed above; the switch and its outcome commit together
+            return self._switch(running, actor, check_live=True)
 
     def _switch(self, running: Proposal, actor: str, *, check_live: bool, note: str = "") -> Proposal:
         policy = self.policy.model(running.model)
@@ -181,6 +182,10 @@ class Executor:
 
     def _resume(self, running: Proposal) -> Proposal:
         """An executor died (or stalled past its lease) mid-switch: ask the target before doing anything."""
+        with self.store.atomic():
+            return self._recover(running)
+
+    def _recover(self, running: Proposal) -> Proposal:
         policy = self.policy.model(running.model)
         if policy is None:
             return self._fail(running, RECOVERY_ACTOR, f"interrupted while executing; {running.model} is no "

@@ -246,7 +246,15 @@ class AlertIntake:
     # ---- the decider: one model's inbox, under that model's lease ------------------------------------
 
     def decide(self, model: str) -> ModelDecision:
-        """Group the model's new alerts into its incident and decide once. The caller holds the model's lease."""
+        """Group the model's new alerts into its incident and decide once. The caller holds the model's lease.
+
+        One unit of work: the proposal, the alerts it took, its approval and the alerts marked decided commit
+        together (one transaction, not one per write), and the executor and the Slack sender are woken after
+        that commit, so neither looks before the decision is there to see."""
+        with self.store.atomic():
+            return self._decide(model)
+
+    def _decide(self, model: str) -> ModelDecision:
         decision = ModelDecision()
         pending = self.store.pending_alerts(model)
         if not pending:

@@ -9,11 +9,12 @@ imported here for the type checker only: this module is imported by every use ca
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from bot.core.audit import AuditEvent, AuditRecord
+from bot.core.audit import AuditEvent
 from bot.core.events import CardEvent
 from bot.core.policy import ModelPolicy, ModelState
 from bot.core.proposal import (
@@ -228,12 +229,24 @@ class StaticDirectory:
         return user in self.groups.get(group, set())
 
 
+class UnitOfWork(Protocol):
+    """Several store calls that commit together (a decision; a switch and its outcome), or not at all."""
+
+    def atomic(self) -> AbstractContextManager[None]:
+        """Every call of this thread inside the block shares one transaction; an inner block joins it."""
+        ...
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the open unit of work commits, never if it rolls back; at once outside one."""
+        ...
+    def in_unit_of_work(self) -> bool: ...
+
+
 class ProposalReads(Protocol):
     def get_proposal(self, proposal_id: int) -> Proposal: ...
     def open_proposal(self, model: str) -> Proposal | None: ...
 
 
-class ProposalWrites(ProposalReads, Protocol):
+class ProposalWrites(ProposalReads, UnitOfWork, Protocol):
     """What execution needs: compare-and-set transitions and the completing write."""
 
     def transition(self, proposal_id: int, to_state: State, audit: AuditEvent, *, intent: Intent | None = None,
@@ -254,10 +267,11 @@ class Leases(Protocol):
     def release_lease(self, name: str, owner: str, fencing: int) -> None: ...
 
 
-class Store(Protocol):
-    """What the core needs from persistence; every mutating call is one transaction with its audit row."""
+class Store(UnitOfWork, Protocol):
+    """What the core needs from persistence; every mutating call is one transaction with its audit row (or
+    a part of the caller's unit of work)."""
 
-    def append_audit(self, event: AuditEvent) -> AuditRecord: ...
+    def append_audit(self, event: AuditEvent) -> None: ...
     def model_state(self, model: str) -> ModelState: ...
     def history(self, model: str) -> list[Deployment]: ...
     def record_deployment(self, model: str, version: str, *, deployed_by: str | None, source: str | None,
@@ -396,7 +410,7 @@ class ListsProposalAlerts(Protocol):
     def alerts_for_proposal(self, proposal_id: int) -> list[AlertRecord]: ...
 
 
-class AlertStore(ListsProposalAlerts, Protocol):
+class AlertStore(ListsProposalAlerts, UnitOfWork, Protocol):
     """What intake and the decider need from persistence, beyond what RollbackService already uses."""
 
     def store_batches(self, batches: Sequence[AlertBatch]) -> list[list[Stored]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -22,12 +21,13 @@ from sqlmodel import Session, col, select
 
 from bot.core.actor import Actor
 from bot.core.alert import Alert, AlertStatus
-from bot.core.audit import AuditEvent, AuditRecord
+from bot.core.audit import AuditEvent
 from bot.core.clock import Clock
 from bot.core.events import AuditAction
 from bot.core.intake import AlertBatch, AlertRecord, Stored, StoreOutcome
 from bot.core.severity import parse_severity
 from bot.store.tables import AlertRow, ProposalRow
+from bot.store.unit_of_work import UnitOfWork
 
 
 def _record(row: AlertRow) -> AlertRecord:
@@ -52,17 +52,13 @@ def _lock_key(model: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-class AlertQueries:
+class AlertQueries(UnitOfWork):
     """The alert half of SqlStore; relies on its ``engine``, ``clock``, ``session()`` and ``_audit()``."""
 
     engine: Engine
     clock: Clock
 
     if TYPE_CHECKING:
-        @property
-        def reads(self) -> Engine: ...  # SqlStore's: on PostgreSQL without a transaction
-        def session(self) -> AbstractContextManager[Session]: ...
-        def _audit(self, session: Session, event: AuditEvent, at: datetime | None = None) -> AuditRecord: ...
         def notify_workers(self, session: Session, worker: str) -> None: ...
 
     # ---- writes -------------------------------------------------------------------------------------
@@ -287,13 +283,13 @@ class AlertQueries:
     # ---- reads --------------------------------------------------------------------------------------
 
     def alerts_for_proposal(self, proposal_id: int) -> list[AlertRecord]:
-        with Session(self.reads) as s:
+        with self._reading() as s:
             rows = s.exec(select(AlertRow).where(AlertRow.proposal_id == proposal_id)
                           .order_by(col(AlertRow.id))).all()
             return [_record(r) for r in rows]
 
     def firing_alerts(self, model: str) -> list[AlertRecord]:
-        with Session(self.reads) as s:
+        with self._reading() as s:
             rows = s.exec(select(AlertRow).where(AlertRow.model == model,
                                                  AlertRow.status == AlertStatus.FIRING.value)
                           .order_by(col(AlertRow.id))).all()
@@ -301,7 +297,7 @@ class AlertQueries:
 
     def alert_counts(self) -> dict[str, int]:
         """Totals for the benchmark and tests: rows, firing, attached, distinct identities, proposals."""
-        with Session(self.reads) as s:
+        with self._reading() as s:
             total = s.exec(select(func.count()).select_from(AlertRow)).one()
             firing = s.exec(select(func.count()).select_from(AlertRow)
                             .where(AlertRow.status == AlertStatus.FIRING.value)).one()

@@ -10,7 +10,7 @@ writes sees the head and the rows as of one instant, and memory stays flat in th
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,27 +36,32 @@ def record_from_row(row: AuditRow) -> AuditRecord:
     )
 
 
-def append(session: Session, ring: KeyRing, event: AuditEvent, at: datetime) -> AuditRecord:
-    """Append one chained row inside the caller's transaction (the head row lock orders appends)."""
-    head = session.exec(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).first()
+def append_many(session: Session, ring: KeyRing, events: Sequence[tuple[AuditEvent, datetime]]) -> None:
+    """Chain ``events`` onto the log inside the caller's transaction, in order: the head row is read under its
+    lock and moved once, however many rows the transaction writes."""
+    head = session.exec(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
+                        .execution_options(populate_existing=True)).first()
     if head is None:
         head = AuditHeadRow(id=1, last_id=0, last_hash=GENESIS)
         session.add(head)
         session.flush()
     if not ring.keyed and head.last_id:
         _refuse_downgrade(session, head.last_id)
-    digest, key_id = row_hash(ring, head.last_hash, at, event)
-    row = AuditRow(
-        id=head.last_id + 1, at=at, actor=event.actor, action=event.action, model=event.model,
-        proposal_id=event.proposal_id, from_version=event.from_version, to_version=event.to_version,
-        reason=event.reason, inputs=event.inputs, prev_hash=head.last_hash, hash=digest, key_id=key_id,
-    )
-    session.add(row)
-    head.last_id = row.id
-    head.last_hash = digest
+    last_id, last_hash = head.last_id, head.last_hash
+    rows: list[AuditRow] = []
+    for event, at in events:
+        digest, key_id = row_hash(ring, last_hash, at, event)
+        last_id += 1
+        rows.append(AuditRow(
+            id=last_id, at=at, actor=event.actor, action=event.action, model=event.model,
+            proposal_id=event.proposal_id, from_version=event.from_version, to_version=event.to_version,
+            reason=event.reason, inputs=event.inputs, prev_hash=last_hash, hash=digest, key_id=key_id,
+        ))
+        last_hash = digest
+    session.add_all(rows)
+    head.last_id, head.last_hash = last_id, last_hash
     session.add(head)
     session.flush()
-    return record_from_row(row)
 
 
 def _refuse_downgrade(session: Session, last_id: int) -> None:

@@ -8,15 +8,13 @@ rows write the notices once (the unique key drops the second insert) and only on
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from bot.core.audit import AuditRecord
 from bot.core.clock import Clock, SystemClock
@@ -25,6 +23,7 @@ from bot.core.unusual import Notice
 from bot.store import deliveries
 from bot.store.audit_log import record_from_row
 from bot.store.tables import AuditNoticeRow, AuditRow, WatermarkRow
+from bot.store.unit_of_work import UnitOfWork
 
 WATERMARK = "audit:unusual"
 
@@ -43,33 +42,29 @@ class NoticeItem:
     attempts: int
 
 
-class AuditNotices:
+class AuditNotices(UnitOfWork):
     """Relies on SqlStore's ``engine`` and ``session()``."""
 
     engine: Engine
     wall: Clock = SystemClock()
 
-    if TYPE_CHECKING:
-        @property
-        def reads(self) -> Engine: ...  # SqlStore's: on PostgreSQL without a transaction
-        def session(self) -> AbstractContextManager[Session]: ...
 
     # ---- scanning ---------------------------------------------------------------------------------------
 
     def watermark(self, name: str = WATERMARK) -> int:
-        with Session(self.reads) as s:
+        with self._reading() as s:
             row = s.get(WatermarkRow, name)
             return row.position if row else 0
 
     def audit_after(self, after_id: int, limit: int = 200) -> list[AuditRecord]:
-        with Session(self.reads) as s:
+        with self._reading() as s:
             rows = s.exec(select(AuditRow).where(col(AuditRow.id) > after_id)
                           .order_by(col(AuditRow.id)).limit(limit)).all()
             return [record_from_row(r) for r in rows]
 
     def rollback_times(self, model: str, since: datetime, before_id: int) -> list[datetime]:
         """When the model's earlier successful rollbacks happened (for "more than N in a window")."""
-        with Session(self.reads) as s:
+        with self._reading() as s:
             return list(s.exec(select(AuditRow.at).where(
                 AuditRow.model == model, AuditRow.action == AuditAction.ROLLBACK_SUCCEEDED.value,
                 col(AuditRow.at) >= since, col(AuditRow.id) < before_id)).all())
@@ -102,7 +97,7 @@ class AuditNotices:
 
     def notices_due(self, limit: int = 50) -> list[NoticeItem]:
         now = self.wall.now()
-        with Session(self.reads) as s:
+        with self._reading() as s:
             rows = s.exec(select(AuditNoticeRow).where(
                 col(AuditNoticeRow.done_at).is_(None), col(AuditNoticeRow.permanent).is_(False))
                 .order_by(col(AuditNoticeRow.id)).limit(limit)).all()
@@ -124,7 +119,7 @@ class AuditNotices:
 
     def notice_failures(self, limit: int = 10) -> list[tuple[str, str]]:
         """Notices Slack refused for good (for /readyz): the channel is wrong or the bot is not in it."""
-        with Session(self.reads) as s:
+        with self._reading() as s:
             rows = deliveries.stopped(s, AuditNoticeRow, limit)
         return [(r.channel, r.error or "") for r in rows]
 

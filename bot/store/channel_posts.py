@@ -6,19 +6,18 @@ the proposal outbox, so no request ever calls Slack.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, or_, select
 
-from bot.core.audit import AuditEvent, AuditRecord
+from bot.core.audit import AuditEvent
 from bot.core.clock import Clock, SystemClock
 from bot.core.drill import ChannelPost
 from bot.store import deliveries
 from bot.store.tables import ChannelPostRow
+from bot.store.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -33,15 +32,11 @@ class PendingPost:
     attempts: int
 
 
-class ChannelPosts:
+class ChannelPosts(UnitOfWork):
     engine: Engine
     wall: Clock = SystemClock()
 
     if TYPE_CHECKING:
-        @property
-        def reads(self) -> Engine: ...  # SqlStore's: on PostgreSQL without a transaction
-        def session(self) -> AbstractContextManager[Session]: ...
-        def _audit(self, session: Session, event: AuditEvent, at: datetime | None = None) -> AuditRecord: ...
         def notify_workers(self, session: Session, worker: str) -> None: ...
 
     def record_drill(self, audit: AuditEvent, post: ChannelPost | None) -> None:
@@ -55,7 +50,7 @@ class ChannelPosts:
 
     def posts_due(self, limit: int = 50) -> list[PendingPost]:
         now = self.wall.now()
-        with Session(self.reads) as s:
+        with self._reading() as s:
             rows = s.exec(select(ChannelPostRow)
                           .where(col(ChannelPostRow.done_at).is_(None), col(ChannelPostRow.permanent).is_(False),
                                  or_(col(ChannelPostRow.next_at).is_(None), col(ChannelPostRow.next_at) <= now))
@@ -88,7 +83,7 @@ class ChannelPosts:
 
     def stopped_posts(self, limit: int = 10) -> list[tuple[str, str, str]]:
         """(kind, channel, error) of posts Slack refused for good, for /readyz."""
-        with Session(self.reads) as s:
+        with self._reading() as s:
             rows = deliveries.stopped(s, ChannelPostRow, limit)
         return [(r.kind, r.channel, r.error or "") for r in rows]
 

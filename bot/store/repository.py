@@ -8,13 +8,13 @@ replicas, a double click or a retried webhook, exactly one wins.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, true, update
+from sqlalchemy import Update, and_, func, or_, true, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -146,24 +146,12 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
 
     # ---- plumbing -------------------------------------------------------------------------------------
 
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        """One write transaction. On SQLite, writers of this process queue on a lock first: SQLite allows one
-        writer anyway, and its busy handler waits by sleeping (up to 100 ms a try), which is what made a
-        storm's p99 seconds long; the lock hands the database over without the sleeps."""
-        with self._writers, Session(self.write_engine, expire_on_commit=False) as session, session.begin():
-            yield session
-
-    def _audit(self, session: Session, event: AuditEvent, at: datetime | None = None) -> AuditRecord:
-        """Append one chained audit row inside the caller's transaction (see bot/store/audit_log.py)."""
-        return audit_log.append(session, self.audit_log.ring, event, at or self.clock.now())
-
-    def append_audit(self, event: AuditEvent) -> AuditRecord:
+    def append_audit(self, event: AuditEvent) -> None:
         with self.session() as s:
-            return self._audit(s, event)
+            self._audit(s, event)
 
     def ping(self) -> None:
-        with Session(self.reads) as s:
+        with self._reading() as s:
             s.exec(select(1)).one()
 
     # ---- models and deployments -----------------------------------------------------------------------
@@ -177,7 +165,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         return row
 
     def model_state(self, model: str) -> ModelState:
-        with Session(self.reads) as s:
+        with self._reading() as s:
             row = s.get(ModelRow, model)
         if row is None:
             return ModelState()
@@ -190,7 +178,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         )
 
     def history(self, model: str) -> list[Deployment]:
-        with Session(self.reads) as s:
+        with self._reading() as s:
             rows = s.exec(
                 select(DeploymentRow).where(DeploymentRow.model == model).order_by(col(DeploymentRow.id))
             ).all()
@@ -218,7 +206,8 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             # The model row locked first, as create_proposal and complete_rollback do: a proposal being written
             # for the version this deployment replaces either commits before (and is superseded here) or finds
             # itself stale, and a rollback's block is either seen here or written after this deployment.
-            mrow = s.exec(select(ModelRow).where(ModelRow.name == model).with_for_update()).one()
+            mrow = s.exec(select(ModelRow).where(ModelRow.name == model).with_for_update()
+                          .execution_options(populate_existing=True)).one()
             if refuse_blocked:
                 blocked = s.exec(select(BlockedVersionRow).where(
                     BlockedVersionRow.model == model, BlockedVersionRow.version == version,
@@ -269,14 +258,14 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
     # ---- blocked versions ---------------------------------------------------------------------------------
 
     def blocks(self, model: str, version: str | None = None) -> list[Block]:
-        with Session(self.reads) as s:
+        with self._reading() as s:
             q = select(BlockedVersionRow).where(BlockedVersionRow.model == model)
             if version is not None:
                 q = q.where(BlockedVersionRow.version == version)
             return [_block(r) for r in s.exec(q.order_by(col(BlockedVersionRow.id).desc())).all()]
 
     def active_blocks(self) -> list[Block]:
-        with Session(self.reads) as s:
+        with self._reading() as s:
             q = select(BlockedVersionRow).where(col(BlockedVersionRow.unblocked_at).is_(None))
             return [_block(r) for r in s.exec(q.order_by(col(BlockedVersionRow.id).desc())).all()]
 
@@ -285,7 +274,8 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         with self.session() as s:
             row = s.exec(select(BlockedVersionRow).where(
                 BlockedVersionRow.model == model, BlockedVersionRow.version == version,
-                col(BlockedVersionRow.unblocked_at).is_(None)).with_for_update()).first()
+                col(BlockedVersionRow.unblocked_at).is_(None)).with_for_update()
+                .execution_options(populate_existing=True)).first()
             if row is None:
                 return None
             row.unblocked_at, row.unblocked_by, row.unblock_reason = now, by, reason
@@ -332,7 +322,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         counts = and_(col(AlertRow.model) == model,
                       true() if version is None else or_(col(AlertRow.version).is_(None),
                                                          col(AlertRow.version) == version))
-        with Session(self.reads) as s:
+        with self._reading() as s:
             firing = s.exec(
                 select(func.count()).select_from(AlertRow).where(counts, AlertRow.status == "firing")
             ).one()
@@ -346,15 +336,17 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         return since
 
     def served_version(self, model: str) -> str | None:
-        with Session(self.reads) as s:
+        with self._reading() as s:
             row = s.get(ModelRow, model)
         return row.served_version if row else None
 
     def set_served_version(self, model: str, version: str) -> None:
         with self.session() as s:
-            row = self.ensure_model(s, model)
-            row.served_version = version
-            s.add(row)
+            done = s.exec(update(ModelRow).where(col(ModelRow.name) == model).values(served_version=version))
+            if done.rowcount != 1:
+                row = self.ensure_model(s, model)
+                row.served_version = version
+                s.add(row)
 
     def set_freeze(self, model: str, until: datetime | None, reason: str | None, by: str | None,
                    audit: AuditEvent) -> None:
@@ -410,7 +402,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
 
     def current_deployments(self, models: Sequence[str]) -> list[Deployment]:
         """The newest deployment of each named model."""
-        with Session(self.reads) as s:
+        with self._reading() as s:
             newest = (
                 select(DeploymentRow.model, func.max(DeploymentRow.id).label("mid"))
                 .where(col(DeploymentRow.model).in_(list(models)))
@@ -432,14 +424,14 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         )
 
     def get_proposal(self, proposal_id: int) -> Proposal:
-        with Session(self.reads) as s:
+        with self._reading() as s:
             row = s.get(ProposalRow, proposal_id)
             if row is None:
                 raise NotFound(f"no proposal #{proposal_id}")
             return _proposal(row, self._approvals(s, proposal_id))
 
     def open_proposal(self, model: str) -> Proposal | None:
-        with Session(self.reads) as s:
+        with self._reading() as s:
             row = s.exec(
                 select(ProposalRow).where(
                     ProposalRow.model == model, state_in(OPEN_STATES)
@@ -455,7 +447,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
 
     def proposals(self, *, model: str | None = None, states: Sequence[State] | None = None,
                   limit: int = 50) -> list[Proposal]:
-        with Session(self.reads) as s:
+        with self._reading() as s:
             q = select(ProposalRow)
             if model:
                 q = q.where(ProposalRow.model == model)
@@ -471,7 +463,8 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             with self.session() as s:
                 # Lock the model row: proposals for one model are written one at a time, and each re-checks
                 # that the version it rolls back from is still the live one.
-                locked = select(ModelRow).where(ModelRow.name == new.model).with_for_update()
+                locked = (select(ModelRow).where(ModelRow.name == new.model).with_for_update()
+                          .execution_options(populate_existing=True))
                 mrow = s.exec(locked).first()
                 if mrow is None:  # a model never deployed through the bot: its row first
                     self.ensure_model(s, new.model)
@@ -482,6 +475,11 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
                     raise StaleProposal(f"{new.model} now runs {newest}, not {new.from_version}")
                 if mrow.last_rollback_at != new.seen_last_rollback_at:
                     raise StaleProposal(f"{new.model} was rolled back at {mrow.last_rollback_at:%H:%M:%S} UTC")
+                if s.exec(select(ProposalRow.id).where(ProposalRow.model == new.model, state_in(OPEN_STATES))
+                          .limit(1)).first() is not None:
+                    # Checked under the model's lock rather than left to the unique index: a failed INSERT would
+                    # end the caller's unit of work (the decider's) on PostgreSQL, where it only joins.
+                    raise OpenProposalExists(new.model, self.open_proposal(new.model))
                 row = ProposalRow(
                     model=new.model,
                     from_version=new.from_version,
@@ -531,26 +529,22 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         write ``change`` and the audit row. None if it lost."""
         now = self.clock.now()
         with self.session() as s:
-            result = s.exec(
-                update(ProposalRow)
-                .where(
-                    col(ProposalRow.id) == proposal_id,
-                    state_in(states_that_may_become(to_state)),
-                )
-                .values(
-                    state=to_state.value,
-                    updated_at=now,
-                    card_version=ProposalRow.card_version + 1,
-                    **change.values(),
-                )
-            )
-            if result.rowcount != 1:
+            row = self._changed(s, update(ProposalRow).where(
+                col(ProposalRow.id) == proposal_id,
+                state_in(states_that_may_become(to_state)),
+            ).values(
+                state=to_state.value,
+                updated_at=now,
+                card_version=ProposalRow.card_version + 1,
+                **change.values(),
+            ))
+            if row is None:
                 return None
             self._audit(s, replace(audit, proposal_id=proposal_id), now)
             self._intent(s, proposal_id, intent)
             if to_state is State.APPROVED:  # the executor of any replica (or worker process) takes it from here
                 self.notify_workers(s, "execute")
-            return _proposal(self._reread(s, proposal_id), self._approvals(s, proposal_id))
+            return _proposal(row, self._approvals(s, proposal_id))
 
     def update_open(self, proposal_id: int, audit: AuditEvent | None, expect: ProposalExpect = NO_EXPECT,
                     *, intent: Intent | None = None, change: ProposalChange) -> Proposal | None:
@@ -562,21 +556,17 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         now = self.clock.now()
         conditions = [col(getattr(ProposalRow, k)) == v for k, v in expect.values().items()]
         with self.session() as s:
-            result = s.exec(
-                update(ProposalRow)
-                .where(
-                    col(ProposalRow.id) == proposal_id,
-                    state_in(OPEN_STATES),
-                    *conditions,
-                )
-                .values(updated_at=now, card_version=ProposalRow.card_version + 1, **change.values())
-            )
-            if result.rowcount != 1:
+            row = self._changed(s, update(ProposalRow).where(
+                col(ProposalRow.id) == proposal_id,
+                state_in(OPEN_STATES),
+                *conditions,
+            ).values(updated_at=now, card_version=ProposalRow.card_version + 1, **change.values()))
+            if row is None:
                 return None
             if audit is not None:
                 self._audit(s, replace(audit, proposal_id=proposal_id), now)
             self._intent(s, proposal_id, intent)
-            return _proposal(self._reread(s, proposal_id), self._approvals(s, proposal_id))
+            return _proposal(row, self._approvals(s, proposal_id))
 
     def add_approval(self, proposal_id: int, user: str, audit: AuditEvent) -> tuple[bool, list[str]]:
         """Record one person's approval of a still-proposed proposal. Returns (new?, all approvers)."""
@@ -585,6 +575,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             with self.session() as s:
                 row = s.exec(
                     select(ProposalRow).where(ProposalRow.id == proposal_id).with_for_update()
+                    .execution_options(populate_existing=True)
                 ).first()
                 if row is None or State(row.state) not in states_that_may_become(State.APPROVED):
                     return False, self._approvals(s, proposal_id)
@@ -596,7 +587,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
                 self._audit(s, replace(audit, proposal_id=proposal_id), now)
                 return True, self._approvals(s, proposal_id)
         except IntegrityError:
-            with Session(self.reads) as s:
+            with self._reading() as s:
                 return False, self._approvals(s, proposal_id)
 
     def complete_rollback(self, proposal_id: int, *, result: str, served: str | None,
@@ -605,21 +596,18 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         """executing → succeeded, plus the new deployment row, the bad mark and the cooldown, atomically."""
         now = self.clock.now()
         with self.session() as s:
-            model = s.exec(select(ProposalRow.model).where(ProposalRow.id == proposal_id)).first()
             # The model row first, as create_proposal does: taking it after the proposal row would let a new
             # proposal (waiting on this row's open state in the unique index) and this commit wait on each
-            # other.
-            locked = s.exec(select(ModelRow).where(ModelRow.name == model).with_for_update()).first()
-            res = s.exec(
-                update(ProposalRow)
-                .where(col(ProposalRow.id) == proposal_id, state_in(states_that_may_become(State.SUCCEEDED)))
-                .values(state=State.SUCCEEDED.value, finished_at=now, updated_at=now, result=result,
-                        verify_at=verify_at,
-                        card_version=ProposalRow.card_version + 1)
-            )
-            if res.rowcount != 1:
+            # other. Found through the proposal in the same statement.
+            model = select(ProposalRow.model).where(ProposalRow.id == proposal_id).scalar_subquery()
+            locked = s.exec(select(ModelRow).where(ModelRow.name == model).with_for_update()
+                            .execution_options(populate_existing=True)).first()
+            row = self._changed(s, update(ProposalRow).where(
+                col(ProposalRow.id) == proposal_id, state_in(states_that_may_become(State.SUCCEEDED))
+            ).values(state=State.SUCCEEDED.value, finished_at=now, updated_at=now, result=result,
+                     verify_at=verify_at, card_version=ProposalRow.card_version + 1))
+            if row is None:
                 return None
-            row = self._reread(s, proposal_id)
             if not row.dry_run:
                 s.exec(
                     update(DeploymentRow)
@@ -643,11 +631,12 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             return _proposal(row, self._approvals(s, proposal_id))
 
     @staticmethod
-    def _reread(s: Session, proposal_id: int) -> ProposalRow:
-        """The proposal as this transaction's UPDATE left it: one SELECT, whatever the session held before."""
-        row = s.get(ProposalRow, proposal_id, populate_existing=True)
-        assert row is not None
-        return row
+    def _changed(s: Session, change: Update) -> ProposalRow | None:
+        """Run a proposal's compare-and-set UPDATE and return the row as it left it, in one statement
+        (RETURNING, on PostgreSQL and SQLite alike); None when the condition matched nothing."""
+        found = s.execute(change.returning(ProposalRow).execution_options(
+            synchronize_session=False, populate_existing=True)).scalars().first()
+        return found
 
     def _intent(self, s: Session, proposal_id: int, intent: Intent | None) -> None:
         """The Slack outbox row for a state change, in the change's own transaction."""
@@ -676,12 +665,12 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             )
 
     def card_version(self, proposal_id: int) -> int:
-        with Session(self.reads) as s:
+        with self._reading() as s:
             row = s.get(ProposalRow, proposal_id)
             return row.card_version if row else 0
 
     def cards_to_sync(self, limit: int = 50) -> list[int]:
-        with Session(self.reads) as s:
+        with self._reading() as s:
             return [
                 i
                 for i in s.exec(
@@ -694,7 +683,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             ]
 
     def _proposals_where(self, *conditions: Any) -> list[Proposal]:
-        with Session(self.reads) as s:
+        with self._reading() as s:
             rows = s.exec(select(ProposalRow).where(*conditions).order_by(col(ProposalRow.id))).all()
             return [_proposal(r, self._approvals(s, r.id)) for r in rows if r.id is not None]
 

@@ -1,18 +1,16 @@
 """Work the workers claim from the database: leases, the alert inbox, the Slack outbox. Mixed into SqlStore.
 
-Leases are rows claimed by compare-and-set: ``UPDATE leases SET owner = me … WHERE name = :n AND (owner IS
-NULL OR expires_at < now OR owner = me)``. On PostgreSQL (READ COMMITTED) the second of two concurrent
-updates re-reads the row after the first commits and finds it taken; on SQLite writers are serialised. A
+Leases are rows claimed by compare-and-set: ``INSERT … ON CONFLICT (name) DO UPDATE SET owner = me … WHERE
+owner IS NULL OR expires_at < now OR owner = me``. On PostgreSQL (READ COMMITTED) the second of two concurrent
+claims re-checks the row after the first commits and finds it taken; on SQLite writers are serialised. A
 fencing number, bumped on every claim, lets a worker tell that its lease was taken over after it stalled.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import case, func, or_, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,13 +18,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bot.core.alert import AlertStatus
-from bot.core.audit import AuditEvent, AuditRecord
+from bot.core.audit import AuditEvent
 from bot.core.clock import Clock, SystemClock
 from bot.core.intake import AlertRecord
 from bot.core.proposal import EXECUTOR_STATES
 from bot.store import deliveries
 from bot.store.alert_queries import _record as _alert_record
 from bot.store.tables import AlertRow, LeaseRow, ProposalRow, SlackOutboxRow, state_in
+from bot.store.unit_of_work import UnitOfWork
 
 WAKE_CHANNEL = "rollback_bot_work"
 
@@ -47,7 +46,7 @@ class OutboxFailure:
     error: str
 
 
-class WorkQueues:
+class WorkQueues(UnitOfWork):
     """The worker half of SqlStore; relies on its ``engine``, ``clock``, ``session()`` and ``_audit()``."""
 
     engine: Engine
@@ -55,31 +54,26 @@ class WorkQueues:
     # Leases and Slack back-off run on wall-clock time, whatever clock the domain uses (tests pin theirs).
     wall: Clock = SystemClock()
 
-    if TYPE_CHECKING:
-        @property
-        def reads(self) -> Engine: ...  # SqlStore's: on PostgreSQL without a transaction
-        def session(self) -> AbstractContextManager[Session]: ...
-        def _audit(self, session: Session, event: AuditEvent, at: datetime | None = None) -> AuditRecord: ...
 
     # ---- leases -------------------------------------------------------------------------------------
 
     def claim_lease(self, name: str, owner: str, seconds: float) -> int | None:
-        """Take ``name`` for ``seconds`` if it is free, expired or already ours: the fencing number, or None."""
+        """Take ``name`` for ``seconds`` if it is free, expired or already ours: the fencing number, or None.
+
+        One statement: insert the lease, or take over the existing row only where the condition holds (on
+        PostgreSQL a concurrent claim waits for the row and re-checks the condition against the winner's)."""
         now = self.wall.now()
         dialect_insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        claim = dialect_insert(LeaseRow).values(name=name, owner=owner, expires_at=now + timedelta(seconds=seconds),
+                                                fencing=1)
+        claim = claim.on_conflict_do_update(
+            index_elements=["name"],
+            set_={"owner": claim.excluded.owner, "expires_at": claim.excluded.expires_at,
+                  "fencing": LeaseRow.fencing + 1},
+            where=or_(col(LeaseRow.owner).is_(None), col(LeaseRow.expires_at) < now, col(LeaseRow.owner) == owner),
+        )
         with self.session() as s:
-            s.execute(dialect_insert(LeaseRow).values(name=name, owner=None, expires_at=None, fencing=0)
-                      .on_conflict_do_nothing(index_elements=["name"]))
-            result = s.execute(
-                update(LeaseRow)
-                .where(col(LeaseRow.name) == name,
-                       or_(col(LeaseRow.owner).is_(None), col(LeaseRow.expires_at) < now,
-                           col(LeaseRow.owner) == owner))
-                .values(owner=owner, expires_at=now + timedelta(seconds=seconds),
-                        fencing=LeaseRow.fencing + 1)
-                .returning(col(LeaseRow.fencing))
-            )
-            fencing = result.scalar()
+            fencing = s.execute(claim.returning(col(LeaseRow.fencing))).scalar()
         return int(fencing) if fencing is not None else None
 
     def renew_lease(self, name: str, owner: str, fencing: int, seconds: float) -> bool:
@@ -102,7 +96,7 @@ class WorkQueues:
             )
 
     def lease_holder(self, name: str) -> tuple[str | None, datetime | None]:
-        with Session(self.reads) as s:
+        with self._reading() as s:
             row = s.get(LeaseRow, name)
             return (row.owner, row.expires_at) if row else (None, None)
 
@@ -110,7 +104,7 @@ class WorkQueues:
 
     def pending_models(self, limit: int = 100) -> list[str]:
         """Models with alerts the decider has not looked at yet: critical first, then oldest first."""
-        with Session(self.reads) as s:
+        with self._reading() as s:
             oldest = func.min(AlertRow.id)
             # Models with a critical alert waiting go first: they may be rolled back without asking.
             urgent = func.max(case((col(AlertRow.severity) == "critical", 1), else_=0))
@@ -122,7 +116,7 @@ class WorkQueues:
         return [str(model) for model, _ in rows if model]
 
     def pending_alerts(self, model: str) -> list[AlertRecord]:
-        with Session(self.reads) as s:
+        with self._reading() as s:
             rows = s.exec(select(AlertRow).where(col(AlertRow.decided_at).is_(None), AlertRow.model == model)
                           .order_by(col(AlertRow.id))).all()
             return [_alert_record(r) for r in rows]
@@ -141,7 +135,7 @@ class WorkQueues:
                           .values(decided_at=now, outcome=outcome[:20], outcome_reason=reason[:2000]))
 
     def alert_outcomes(self, alert_ids: Sequence[int]) -> dict[int, tuple[str | None, str | None, datetime | None]]:
-        with Session(self.reads) as s:
+        with self._reading() as s:
             rows = s.exec(select(AlertRow.id, AlertRow.outcome, AlertRow.outcome_reason, AlertRow.decided_at)
                           .where(col(AlertRow.id).in_(list(alert_ids)))).all()
         return {int(i): (o, r, d) for i, o, r, d in rows if i is not None}
@@ -149,14 +143,14 @@ class WorkQueues:
     def notify_workers(self, session: Session, worker: str) -> None:
         """Wake that worker (``decide``, ``execute``, ``slack``) of every replica when this transaction commits
         (PostgreSQL NOTIFY; no-op on SQLite)."""
-        if self.engine.dialect.name == "postgresql":
+        if self.engine.dialect.name == "postgresql" and self.once_per_transaction(session, f"notify:{worker}"):
             session.execute(text(f"NOTIFY {WAKE_CHANNEL}, '{worker}'"))
 
     # ---- proposals the executor owes --------------------------------------------------------------
 
     def proposals_to_execute(self, limit: int = 50) -> list[int]:
         """Approved proposals, and executing ones (whose executor may have died: the lease tells)."""
-        with Session(self.reads) as s:
+        with self._reading() as s:
             return [int(i) for i in s.exec(
                 select(ProposalRow.id)
                 .where(state_in(EXECUTOR_STATES))
@@ -184,7 +178,7 @@ class WorkQueues:
         holds its later intents back; other proposals go on.
         """
         now = self.wall.now()
-        with Session(self.reads) as s:
+        with self._reading() as s:
             rows = s.exec(select(SlackOutboxRow).where(col(SlackOutboxRow.done_at).is_(None))
                           .order_by(col(SlackOutboxRow.id)).limit(limit)).all()
         held: set[int] = set()
@@ -222,12 +216,12 @@ class WorkQueues:
             return deliveries.resume(s, SlackOutboxRow)
 
     def outbox_failures(self, limit: int = 10) -> list[OutboxFailure]:
-        with Session(self.reads) as s:
+        with self._reading() as s:
             rows = deliveries.stopped(s, SlackOutboxRow, limit)
         return [OutboxFailure(r.proposal_id, r.event, r.error or "") for r in rows]
 
     def outbox_counts(self) -> dict[str, int]:
-        with Session(self.reads) as s:
+        with self._reading() as s:
             pending = s.exec(select(func.count()).select_from(SlackOutboxRow)
                              .where(col(SlackOutboxRow.done_at).is_(None))).one()
             stopped = s.exec(select(func.count()).select_from(SlackOutboxRow)

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from bot.core.execution import Executor
-from bot.core.ports import Leases, ProposalReads
+from bot.core.ports import Leases, ProposalReads, UnitOfWork
 from bot.core.proposal import Proposal, State
 from bot.database_health import outage_failure
 from bot.workers.leasing import held, waited
@@ -22,7 +22,7 @@ from bot.workers.loop import EXECUTE, Signals
 log = logging.getLogger(__name__)
 
 
-class ExecutionQueue(Leases, ProposalReads, Protocol):
+class ExecutionQueue(Leases, ProposalReads, UnitOfWork, Protocol):
     def proposals_to_execute(self, limit: int = 50) -> list[int]: ...
 
 
@@ -67,14 +67,16 @@ class ExecutorWorker:
 
 
 class WorkerQueue:
-    """ApprovedQueue for `serve`: a click or an alert only records the approval; the executor is woken."""
+    """ApprovedQueue for `serve`: a click or an alert only records the approval; the executor is woken once
+    the approval is committed (a decision's unit of work may still be open)."""
 
-    def __init__(self, signals: Signals) -> None:
+    def __init__(self, signals: Signals, store: UnitOfWork) -> None:
         self.signals = signals
+        self.store = store
 
     def submit(self, approved: Proposal, actor: str) -> Proposal:
         """No read back: the approval's own write is what the caller reports (the executor may be at it)."""
-        self.signals.wake(EXECUTE)
+        self.store.after_commit(lambda: self.signals.wake(EXECUTE))
         return approved
 
 
@@ -90,6 +92,17 @@ class LeasedRunNow:
         self.wait_s = wait_s
 
     def submit(self, approved: Proposal, actor: str) -> Proposal:
+        """Runs after the approval commits: inside a decision's unit of work, once it has committed (the
+        caller then reports the approval), never inside its transaction."""
+        if self.store.in_unit_of_work():
+            def later() -> None:
+                self._run(approved, actor)
+
+            self.store.after_commit(later)
+            return approved
+        return self._run(approved, actor)
+
+    def _run(self, approved: Proposal, actor: str) -> Proposal:
         proposal_id = approved.id
         with waited(self.store, lease_name(proposal_id), self.owner, self.lease_s, self.wait_s) as fencing:
             if fencing is None:

@@ -9,7 +9,8 @@ this fake, SQLite and PostgreSQL, so the fake cannot drift from the real thing u
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,6 +40,12 @@ from bot.core.proposal import (
 from bot.core.selection import Block, Deployment
 
 
+class _ThreadUnit(threading.local):
+    def __init__(self) -> None:
+        self.depth = 0
+        self.after: list[Callable[[], None]] = []
+
+
 class MemoryStore:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
@@ -54,16 +61,49 @@ class MemoryStore:
         self.outbox: list[tuple[int, str, str | None]] = []
         self.blocked: list[Block] = []
         self.posts: list[ChannelPost] = []
+        self._uow = _ThreadUnit()
 
     # ---- audit --------------------------------------------------------------------------------------
 
-    def append_audit(self, event: AuditEvent) -> AuditRecord:
+    def append_audit(self, event: AuditEvent) -> None:
         with self._lock:
-            record = AuditRecord(len(self.audit) + 1, self.clock.now(), event.actor, event.action, event.model,
-                                 event.proposal_id, event.from_version, event.to_version, event.reason,
-                                 dict(event.inputs), "", "")
-            self.audit.append(record)
-            return record
+            self.audit.append(AuditRecord(len(self.audit) + 1, self.clock.now(), event.actor, event.action,
+                                          event.model, event.proposal_id, event.from_version, event.to_version,
+                                          event.reason, dict(event.inputs), "", ""))
+
+    # ---- unit of work -------------------------------------------------------------------------------
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Holds the store's lock for the block, so the unit is atomic to other threads; a failing block's
+        writes are not undone (the SQL store's are: its contract test covers that), its after-commit work
+        is dropped."""
+        unit = self._uow
+        with self._lock:
+            outer = unit.depth == 0
+            unit.depth += 1
+            try:
+                yield
+            except BaseException:
+                if outer:
+                    unit.after = []
+                raise
+            finally:
+                unit.depth -= 1
+            if not outer:
+                return
+            after, unit.after = unit.after, []
+        for action in after:
+            action()
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        if self._uow.depth:
+            self._uow.after.append(action)
+        else:
+            action()
+
+    def in_unit_of_work(self) -> bool:
+        return self._uow.depth > 0
 
     def record_drill(self, audit: AuditEvent, post: ChannelPost | None) -> None:
         with self._lock:

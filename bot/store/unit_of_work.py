@@ -1,0 +1,169 @@
+"""Several store calls committed as one transaction: the unit of work. Mixed into SqlStore.
+
+Outside a unit of work every store call is its own transaction, as the core always had it. Inside
+``atomic()`` the calls of this thread share one: the decider writes a decision (proposal, alerts joined,
+approval, alerts marked decided and their audit rows) in one commit instead of one per call, and a crash
+leaves all of it or none of it.
+
+The transaction opens at the first write, not at ``atomic()``: a decision's reads and its calls to the
+outside (metrics, the target's canary) happen before it, so no lock is held while Prometheus answers, and on
+SQLite the one write lock is taken for the writes only. Reads after the first write go through the same
+transaction and see its writes.
+
+Audit rows are chained when the transaction commits, all at once: the chain's head row is locked for the
+commit only (it orders every audit write of every replica), and a unit that writes several rows reads and
+moves the head once. Work that must not start before the commit (waking the executor or the Slack sender of
+this process) is handed to ``after_commit``; it runs at once outside a unit of work and never if it rolls back.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session
+
+from bot.core.audit import AuditEvent
+from bot.core.clock import Clock
+from bot.store import audit_log
+
+PENDING_AUDIT = "rollback_bot.audit"
+NOTIFIED = "rollback_bot.notified"
+
+
+class _Ambient(threading.local):
+    """This thread's open unit of work, if any."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.session: Session | None = None
+        self.stack: ExitStack | None = None
+        self.after: list[Callable[[], None]] = []
+        self.failed: DBAPIError | None = None
+
+
+class UnitOfWork:
+    engine: Engine
+    clock: Clock
+    audit_log: audit_log.AuditLog
+    _writers: AbstractContextManager[object]
+
+    if TYPE_CHECKING:
+        @property
+        def reads(self) -> Engine: ...
+        @property
+        def write_engine(self) -> Engine: ...
+
+    @property
+    def _ambient(self) -> _Ambient:
+        found: _Ambient | None = self.__dict__.get("_uow_ambient")
+        if found is None:
+            found = self.__dict__.setdefault("_uow_ambient", _Ambient())
+        return found
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Every store call of this thread inside the block commits together, or not at all. Nests: an
+        inner block joins the outer one."""
+        amb = self._ambient
+        if amb.depth:
+            amb.depth += 1
+            try:
+                yield
+            finally:
+                amb.depth -= 1
+            return
+        amb.depth, amb.after, amb.failed = 1, [], None
+        try:
+            with ExitStack() as stack:
+                amb.stack = stack
+                yield
+                if amb.failed is not None:  # a statement failed and a caller went on: nothing may commit
+                    raise amb.failed
+                if amb.session is not None:
+                    self._write_audit(amb.session)
+                    amb.session.commit()
+        finally:
+            after, amb.after = amb.after, []
+            amb.depth, amb.session, amb.stack, amb.failed = 0, None, None, None
+        for action in after:
+            action()
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once this thread's unit of work commits; at once if none is open."""
+        if self._ambient.depth:
+            self._ambient.after.append(action)
+        else:
+            action()
+
+    def in_unit_of_work(self) -> bool:
+        return self._ambient.depth > 0
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One write transaction, or this thread's unit of work (opened here at its first write). On SQLite,
+        writers of this process queue on a lock first: SQLite allows one writer anyway, and its busy handler
+        waits by sleeping (up to 100 ms a try), which is what made a storm's p99 seconds long."""
+        amb = self._ambient
+        if not amb.depth:
+            with self._writers, Session(self.write_engine, expire_on_commit=False) as s, s.begin():
+                yield s
+                self._write_audit(s)
+            return
+        if amb.session is None:
+            assert amb.stack is not None
+            amb.stack.enter_context(self._writers)
+            amb.session = amb.stack.enter_context(Session(self.write_engine, expire_on_commit=False))
+            amb.session.begin()
+        else:
+            self._fresh(amb.session)
+        try:
+            yield amb.session
+        except DBAPIError as exc:
+            amb.failed = exc
+            raise
+
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        """A read: inside a unit of work that has written, its transaction (so it sees those writes);
+        otherwise the read pool (on PostgreSQL without BEGIN and ROLLBACK)."""
+        current = self._ambient.session
+        if current is not None:
+            self._fresh(current)
+            yield current
+            return
+        with Session(self.reads) as s:
+            yield s
+
+    @staticmethod
+    def _fresh(session: Session) -> None:
+        """Rows an earlier call loaded are read again when used: another transaction may have changed them,
+        and a call's own UPDATE statements bypass the objects it holds."""
+        session.flush()
+        session.expire_all()
+
+    def _audit(self, session: Session, event: AuditEvent, at: datetime | None = None) -> None:
+        """An audit row of this transaction's change, chained when it commits (see the module docstring)."""
+        pending: list[tuple[AuditEvent, datetime]] = session.info.setdefault(PENDING_AUDIT, [])
+        pending.append((event, at or self.clock.now()))
+
+    def _write_audit(self, session: Session) -> None:
+        pending: list[tuple[AuditEvent, datetime]] | None = session.info.pop(PENDING_AUDIT, None)
+        if pending:
+            audit_log.append_many(session, self.audit_log.ring, pending)
+
+    def once_per_transaction(self, session: Session, key: str) -> bool:
+        """True the first time ``key`` is asked for in this transaction (one NOTIFY per worker, say)."""
+        seen: set[str] = session.info.setdefault(NOTIFIED, set())
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+
+__all__ = ["UnitOfWork"]
