@@ -21,6 +21,7 @@ from bot.core.durations import format_duration, parse_duration
 from bot.core.errors import RollbackError
 from bot.core.policy import no_data_severity
 from bot.core.ports import Checkable
+from bot.core.requests import RollbackRequest
 from bot.core.severity import Severity
 from bot.database_health import code_heads, database_problem, is_database_error, reason, sqlite_path
 from bot.logging_setup import configure as configure_logging
@@ -207,9 +208,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
                   f"{', blocked version deployed with an override' if args.override is not None else ''})")
             return EXIT_OK
         if command == "rollback":
-            p = container.service.request_rollback(args.model, actor=Actor.cli_user(_os_user()), reason=args.reason,
-                                                   to_version=args.to_version, execute_now=True,
-                                                   force_cooldown=args.force)
+            p = container.service.request_rollback(RollbackRequest(
+                args.model, actor=Actor.cli_user(_os_user()), reason=args.reason,
+                to_version=args.to_version, execute_now=True,
+                force_cooldown=args.force))
             if p.state.value == "succeeded":
                 print(f"rolled back {p.model} from {p.from_version} to {p.to_version} (proposal #{p.id}): "
                       f"{redact(p.result or '', settings.secret_values())}")

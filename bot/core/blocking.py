@@ -21,7 +21,7 @@ from bot.core.errors import RollbackError
 from bot.core.events import AuditAction
 from bot.core.policy import Action, Decision
 from bot.core.proposal import Proposal, State
-from bot.core.requests import Requests
+from bot.core.requests import Requests, RollbackRequest
 from bot.core.selection import Block, Deployment
 
 DRIFT_ACTOR = "bot:drift"
@@ -150,8 +150,8 @@ class VersionBlocking(Requests):
                              reason=note, inputs={"target": target, "blocked_by_proposal": block.proposal_id}),
             supersede=superseded_text(live, f"hand (found live by {target})"))
         try:
-            return self.request_rollback(model, actor=DRIFT_ACTOR, reason=note, decision=Decision(
-                Action.PROPOSE, f"blocked version {live} is live again: waiting for approval to roll it back"))
+            return self.request_rollback(RollbackRequest(model, actor=DRIFT_ACTOR, reason=note, decision=Decision(
+                Action.PROPOSE, f"blocked version {live} is live again: waiting for approval to roll it back")))
         except RollbackError as exc:
             oplog.event("deployment.drift_not_offered", model=model, version=live, why=str(exc))
             return None

@@ -24,6 +24,7 @@ from bot.core.events import AuditAction, CardEvent
 from bot.core.policy import Action, no_data_severity
 from bot.core.ports import AlertStore
 from bot.core.proposal import Kind, Proposal, ProposalAction, ProposalChange, ProposalExpect, State
+from bot.core.requests import AlertEvidence, RollbackRequest
 from bot.core.service import SYSTEM, ApproveRequest, RollbackService
 from bot.core.severity import Severity, parse_severity
 
@@ -342,11 +343,12 @@ class AlertIntake:
                 inputs={"fingerprints": [r.fingerprint for r in pending][:50]}))
 
         try:
-            proposal = self.service.request_rollback(
-                model, actor=actor, reason=reason, kind=Kind.ALERT, severity=str(severity),
-                metric_hints=self.metric_hints(pending) if self.metric_hints else None,
-                alert_values=top.values or None, alert_severity=severity, on_created=attach,
-                expect_from=live if any(r.version is not None for r in pending) else None)
+            evidence = AlertEvidence(severity, self.metric_hints(pending) if self.metric_hints else {},
+                                     top.values or {},
+                                     live if any(r.version is not None for r in pending) else None)
+            proposal = self.service.request_rollback(RollbackRequest(
+                model, actor=actor, reason=reason, kind=Kind.ALERT, severity=str(severity), alerts=evidence,
+                on_created=attach))
         except Refused as exc:
             current = self.store.open_proposal(model)
             if current is not None:  # someone (a person, another bot) opened one first: join it

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core import oplog
@@ -33,36 +34,52 @@ from bot.core.usecase import ApproveRequest, UseCase
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class AlertEvidence:
+    """What the alerts behind a request said. Their severity is decided on from the same model state the
+    proposal is then checked against, so a rollback finishing in between makes the request stale instead of
+    running it twice; ``expect_from`` is the version they name: if another version is live by now, nothing is
+    proposed, so an alert about one version can never roll back another."""
+
+    severity: Severity
+    metric_hints: Mapping[str, str] = field(default_factory=dict)
+    values: Mapping[str, float] = field(default_factory=dict)
+    expect_from: str | None = None
+
+
+@dataclass(frozen=True)
+class RollbackRequest:
+    """Who asks to roll which model back, why, and how: one typed value from Slack, the CLI, the decider and
+    the drift sweep alike.
+
+    ``execute_now``: break-glass (runs at once); ``decision``: the caller decided already (the drift sweep);
+    ``alerts``: decide from the alerts' severity; ``on_created`` runs after the proposal is written and before
+    anyone is told or anything runs (the decider attaches its alerts there, so the first card lists them).
+    """
+
+    model: str
+    actor: Actor | str
+    reason: str
+    to_version: str | None = None
+    execute_now: bool = False
+    force_cooldown: bool = False
+    kind: Kind = Kind.MANUAL
+    severity: str = "manual"
+    decision: Decision | None = None
+    alerts: AlertEvidence | None = None
+    on_created: Callable[[Proposal], None] | None = None
+
+
 class Requests(UseCase):
     # ---- requests ---------------------------------------------------------------------------------------
 
-    def request_rollback(
-        self,
-        model: str,
-        *,
-        actor: Actor | str,
-        reason: str,
-        to_version: str | None = None,
-        execute_now: bool = False,
-        force_cooldown: bool = False,
-        kind: Kind = Kind.MANUAL,
-        severity: str = "manual",
-        decision: Decision | None = None,
-        metric_hints: Mapping[str, str] | None = None,
-        alert_values: Mapping[str, float] | None = None,
-        alert_severity: Severity | None = None,
-        on_created: Callable[[Proposal], None] | None = None,
-        expect_from: str | None = None,
-    ) -> Proposal:
-        """Open a proposal (and, for break-glass or automatic decisions, run it at once).
-
-        ``alert_severity`` lets the policy decide from the same model state the proposal is then checked
-        against, so a rollback finishing in between makes the request stale instead of running it twice.
-        ``on_created`` runs after the proposal is written and before anyone is told or anything runs (alert
-        intake attaches its alerts there, so the first card already lists them). ``expect_from`` is the
-        version the alerts name: if another version is live by now, nothing is proposed, so an alert about
-        one version can never roll back another.
-        """
+    def request_rollback(self, request: RollbackRequest) -> Proposal:
+        """Open a proposal (and, for break-glass or automatic decisions, run it at once)."""
+        r = request
+        model, to_version, execute_now, kind = r.model, r.to_version, r.execute_now, r.kind
+        actor: Actor | str = r.actor
+        decision = r.decision
+        evidence = r.alerts
         who = Actor.of(actor)
         actor = str(who)
         try:
@@ -80,7 +97,7 @@ class Requests(UseCase):
                                f"{state.frozen_by}{why}; run `/rollback unfreeze {model}` first")
         cooldown_ends = state.cooldown_ends(policy)
         in_cooldown = cooldown_ends is not None and cooldown_ends > now
-        if execute_now and in_cooldown and not force_cooldown and kind is Kind.MANUAL:
+        if execute_now and in_cooldown and not r.force_cooldown and kind is Kind.MANUAL:
             assert cooldown_ends is not None
             raise self._refuse(actor, model,
                                f"{model} was rolled back at {state.last_rollback_at:%H:%M} UTC and is in "
@@ -90,14 +107,15 @@ class Requests(UseCase):
             choice = choose_target(model, history, to_version)
         except RollbackError as exc:
             raise self._refuse(actor, model, str(exc)) from None
+        expect_from = evidence.expect_from if evidence is not None else None
         if expect_from is not None and choice.from_version != expect_from:
             raise self._refuse(actor, model, f"the alert names version {expect_from}, but {model} runs "
                                              f"{choice.from_version} now: not rolling back {choice.from_version}")
         canary = self._canary(policy, choice, asked_for=to_version)
         action = ProposalAction.ABORT_CANARY if canary is not None else ProposalAction.ROLLBACK
-        if decision is None and alert_severity is not None:
-            decision = decide(alert_severity, policy, state, now, abort_canary=canary is not None)
-            oplog.event("rollback.decision", model=model, severity=str(alert_severity),
+        if decision is None and evidence is not None:
+            decision = decide(evidence.severity, policy, state, now, abort_canary=canary is not None)
+            oplog.event("rollback.decision", model=model, severity=str(evidence.severity),
                         action=decision.action.value, why=decision.reason)
             if decision.action is Action.IGNORE:
                 raise self._refuse(actor, model, decision.reason)
@@ -108,7 +126,8 @@ class Requests(UseCase):
                 wait += f" (in cooldown after a rollback at {state.last_rollback_at:%H:%M} UTC)"
             decision = Decision(Action.AUTO_EXECUTE if execute_now else Action.PROPOSE, wait, policy.dry_run)
         auto = decision.action is Action.AUTO_EXECUTE
-        summary = self._summary(policy, history[-1], metric_hints or {}, alert_values or {})
+        summary = self._summary(policy, history[-1], evidence.metric_hints if evidence else {},
+                                evidence.values if evidence else {})
         runs = self._version_metrics(policy, choice.from_version, choice.to_version)
         if runs:
             summary = {**summary, "version_metrics": runs}
@@ -119,17 +138,17 @@ class Requests(UseCase):
                     f"{choice.to_version} keeps serving, at 100 %")
         new = NewProposal(
             model=model, from_version=choice.from_version, to_version=choice.to_version, kind=kind,
-            requested_by=actor, reason=reason, target_note=note, severity=severity, action=action,
+            requested_by=actor, reason=r.reason, target_note=note, severity=r.severity, action=action,
             decision_reason=decision.reason, required_approvals=policy.required_approvals,
             dry_run=policy.dry_run, deadline_at=None if auto else now + policy.approval_timeout,
             summary=summary, seen_last_rollback_at=state.last_rollback_at,
         )
         created = AuditEvent(
             actor=actor, action=AuditAction.PROPOSAL_CREATED, model=model, from_version=choice.from_version,
-            to_version=choice.to_version, reason=reason,
+            to_version=choice.to_version, reason=r.reason,
             inputs={"decision": decision.action.value, "why": decision.reason, "target": note,
                     **action_inputs(action),
-                    "severity": severity, "kind": kind.value, "summary": summary,
+                    "severity": r.severity, "kind": kind.value, "summary": summary,
                     "policy": policy_values(policy)},  # report hook: read back by bot/core/report.py
         )
         try:
@@ -154,8 +173,8 @@ class Requests(UseCase):
                     from_version=proposal.from_version, to_version=proposal.to_version, actor=actor,
                     decision=decision.action.value, dry_run=policy.dry_run or None, why=decision.reason,
                     action=action.value)
-        if on_created is not None:
-            on_created(proposal)
+        if r.on_created is not None:
+            r.on_created(proposal)
         if not auto:
             self._notify(proposal, CardEvent.CREATED, written=True)
             return proposal
@@ -213,4 +232,4 @@ class Requests(UseCase):
             return {}
 
 
-__all__ = ["Requests"]
+__all__ = ["AlertEvidence", "Requests", "RollbackRequest"]

@@ -9,6 +9,7 @@ from bot.core.actor import Actor
 from bot.core.durations import format_duration
 from bot.core.errors import RollbackError
 from bot.core.proposal import Kind
+from bot.core.requests import RollbackRequest
 from bot.core.selection import last_stable
 from bot.slack.commands import (
     USAGE,
@@ -150,8 +151,9 @@ class Answers:
         return f"audit trail{more}:\n" + "\n".join(lines)
 
     def rollback(self, cmd: Rollback, actor: Actor) -> str:
-        created = self.c.service.request_rollback(cmd.model, actor=actor, reason=cmd.reason or "asked in Slack",
-                                                  to_version=cmd.to_version, kind=Kind.MANUAL)
+        created = self.c.service.request_rollback(RollbackRequest(
+            cmd.model, actor=actor, reason=cmd.reason or "asked in Slack",
+            to_version=cmd.to_version, kind=Kind.MANUAL))
         p = self.c.store.get_proposal(created.id)  # re-read: the card was posted after creation
         where = f" in <#{p.slack_channel}>" if p.slack_channel else ""
         return (f"proposal #{p.id} to roll {escape(p.model)} back from {p.from_version} to {p.to_version} "

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from bot.core.clock import ManualClock
+from bot.core.requests import RollbackRequest
 from bot.store.migrate import upgrade
 from tests.conftest import TABLES, make_policy
 from tests.e2e.slackbot import SlackBot, deploy_versions, slack_bot
@@ -56,7 +57,7 @@ def seeded_bot(url: str) -> Iterator[SlackBot]:
     clock = ManualClock(datetime.now(UTC).replace(microsecond=0))
     with slack_bot(url, make_policy(), clock) as bot:
         deploy_versions(bot.container)
-        bot.container.service.request_rollback("fraud-detector", actor="alert:seed", reason="seed")
+        bot.container.service.request_rollback(RollbackRequest("fraud-detector", actor="alert:seed", reason="seed"))
         settle(url)
         yield bot
 

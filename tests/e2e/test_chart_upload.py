@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from bot.core.clock import ManualClock
+from bot.core.requests import RollbackRequest
 from tests.conftest import make_policy
 from tests.e2e.slackbot import SlackBot, deploy_versions, slack_bot
 
@@ -28,7 +29,7 @@ def bot(tmp_path: object, clock: ManualClock) -> Iterator[SlackBot]:
 
 
 def test_chart_is_uploaded_into_the_thread(bot: SlackBot) -> None:
-    p = bot.container.service.request_rollback("fraud-detector", actor="slack:U0BOB", reason="r")
+    p = bot.container.service.request_rollback(RollbackRequest("fraud-detector", actor="slack:U0BOB", reason="r"))
     done = bot.slack.wait_for("files.completeUploadExternal", 1)
     assert done[0].body["thread_ts"] == bot.container.store.get_proposal(p.id).slack_ts
     stored = bot.slack.file(str(done[0].body["files"][0]["id"]))
@@ -38,7 +39,7 @@ def test_chart_is_uploaded_into_the_thread(bot: SlackBot) -> None:
 
 def test_refused_upload_says_why_in_the_thread(bot: SlackBot) -> None:
     bot.slack.fail("files.getUploadURLExternal", "missing_scope", times=1)
-    p = bot.container.service.request_rollback("fraud-detector", actor="slack:U0BOB", reason="r")
+    p = bot.container.service.request_rollback(RollbackRequest("fraud-detector", actor="slack:U0BOB", reason="r"))
     text = bot.wait_thread(p.id, "error_rate")
     assert "Could not attach the error_rate chart: Slack said `missing_scope`" in text
     assert "files:write" in text

@@ -12,6 +12,7 @@ import pytest
 from bot.core.clock import ManualClock
 from bot.core.metrics import MetricLine
 from bot.core.proposal import State
+from bot.core.requests import RollbackRequest
 from bot.slack.cards import ACTION_APPROVE, ACTION_DENY, ACTION_UNDO
 from devkit.signing import post, sign, slash_command_body
 from tests.conftest import make_policy
@@ -237,9 +238,9 @@ def test_auto_rollback_card_arrives_final_with_undo(bot: SlackBot) -> None:
     from bot.core.policy import Action, Decision
     from bot.core.proposal import Kind
 
-    p = bot.container.service.request_rollback(
+    p = bot.container.service.request_rollback(RollbackRequest(
         "fraud-detector", actor="alert:alertmanager", reason="error rate 60%", kind=Kind.ALERT,
-        severity="critical", decision=Decision(Action.AUTO_EXECUTE, "severity critical"))
+        severity="critical", decision=Decision(Action.AUTO_EXECUTE, "severity critical")))
     card = bot.card(p.id)
     assert "Rolled back to `6`" in card and "[ Undo" in card
     first_post = next(c for c in bot.slack.calls("chat.postMessage") if "thread_ts" not in c.body)

@@ -9,6 +9,7 @@ import pytest
 from bot.core.clock import ManualClock
 from bot.core.policy import Action, Decision
 from bot.core.proposal import Kind, State
+from bot.core.requests import RollbackRequest
 from bot.slack.cards import ACTION_APPROVE, ACTION_UNDO
 from tests.conftest import make_policy
 from tests.e2e.slackbot import SlackBot, deploy_versions, slack_bot
@@ -23,9 +24,9 @@ def bot(db_url: str, clock: ManualClock) -> Iterator[SlackBot]:
 
 def test_undo_of_an_automatic_rollback_waits_for_the_second_approver(bot: SlackBot) -> None:
     store = bot.container.store
-    auto = bot.container.service.request_rollback(
+    auto = bot.container.service.request_rollback(RollbackRequest(
         "fraud-detector", actor="alert:alertmanager", reason="error rate 60%", kind=Kind.ALERT,
-        severity="critical", decision=Decision(Action.AUTO_EXECUTE, "severity critical"))
+        severity="critical", decision=Decision(Action.AUTO_EXECUTE, "severity critical")))
     assert "[ Undo" in bot.card(auto.id)
     bot.press(ACTION_UNDO, "U0MALLORY", auto.id)
     bot.wait_ephemeral("only approvers may undo")

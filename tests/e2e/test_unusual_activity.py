@@ -17,6 +17,7 @@ import pytest
 
 from bot.core.audit import AuditEvent
 from bot.core.clock import ManualClock
+from bot.core.requests import RollbackRequest
 from bot.core.unusual import Notice, UnusualKind
 from bot.policy_file import TARGETS, parse_policy
 from tests.conftest import BASE_POLICY
@@ -60,7 +61,8 @@ def test_each_unusual_activity_posts_once_to_the_audit_channel(bot: SlackBot) ->
     svc, store = bot.container.service, bot.container.store
     store.append_audit(AuditEvent(actor="api:ci", action="deployment.override", model="fraud-detector",
                                   to_version="7", reason="hotfix approved by the release manager"))
-    glass = svc.request_rollback("fraud-detector", actor="cli:alice", reason="chat is down", execute_now=True)
+    glass = svc.request_rollback(RollbackRequest(
+        "fraud-detector", actor="cli:alice", reason="chat is down", execute_now=True))
     undo = svc.undo(glass.id, "slack:U0LEAD")  # the second rollback of the day: more than max = 1
     bot.clock.advance(timedelta(hours=9))  # Monday 23:00 UTC
     assert "frozen" in bot.command_reply("freeze fraud-detector for 1h", user="U0LEAD")

@@ -15,6 +15,7 @@ from bot.core.clock import ManualClock
 from bot.core.errors import Refused
 from bot.core.ports import StaticDirectory
 from bot.core.proposal import State
+from bot.core.requests import RollbackRequest
 from bot.store.db import make_engine
 from tests.conftest import make_policy
 from tests.fakes.ports import FakeTarget, RecordingNotifier
@@ -61,7 +62,7 @@ def refused_once(c: Any, call: Callable[[], Any], action: str, match: str, actor
 
 def test_approve(make: Callable[..., Any]) -> None:
     c = make(required_approvals=2)
-    p = c.service.request_rollback("fraud-detector", actor=LEAD, reason="errors")
+    p = c.service.request_rollback(RollbackRequest("fraud-detector", actor=LEAD, reason="errors"))
     refused_once(c, lambda: c.service.approve(p.id, MALLORY), "approval.refused", "may not approve", MALLORY)
     refused_once(c, lambda: c.service.approve(p.id, LEAD), "approval.refused", "self-approval", LEAD)
     assert not c.service.approve(p.id, BOB).executed
@@ -70,7 +71,7 @@ def test_approve(make: Callable[..., Any]) -> None:
 
 def test_deny(make: Callable[..., Any]) -> None:
     c = make()
-    p = c.service.request_rollback("fraud-detector", actor=MALLORY, reason="errors")
+    p = c.service.request_rollback(RollbackRequest("fraud-detector", actor=MALLORY, reason="errors"))
     refused_once(c, lambda: c.service.deny(p.id, MALLORY, "no"), "denial.refused", "may not deny", MALLORY)
     assert c.store.get_proposal(p.id).state is State.PROPOSED
     assert c.service.deny(p.id, CAROL, "false alarm").state is State.DENIED
@@ -78,7 +79,7 @@ def test_deny(make: Callable[..., Any]) -> None:
 
 def test_undo_needs_the_models_approvals(make: Callable[..., Any], fake_target: FakeTarget) -> None:
     c = make(required_approvals=2)
-    done = c.service.request_rollback("fraud-detector", actor="cli:ops", reason="r", execute_now=True)
+    done = c.service.request_rollback(RollbackRequest("fraud-detector", actor="cli:ops", reason="r", execute_now=True))
     refused_once(c, lambda: c.service.undo(done.id, MALLORY), "undo.refused", "only approvers may undo", MALLORY)
     undo = c.service.undo(done.id, LEAD)  # one approver is no longer enough: it waits for a second
     assert undo.state is State.PROPOSED and undo.required_approvals == 2 and undo.approvals == [LEAD]
@@ -90,7 +91,7 @@ def test_undo_needs_the_models_approvals(make: Callable[..., Any], fake_target: 
 
 def test_undo_approvals_in_the_policy_overrides(make: Callable[..., Any]) -> None:
     c = make(required_approvals=2, undo_approvals=1)
-    done = c.service.request_rollback("fraud-detector", actor="cli:ops", reason="r", execute_now=True)
+    done = c.service.request_rollback(RollbackRequest("fraud-detector", actor="cli:ops", reason="r", execute_now=True))
     assert c.service.undo(done.id, CAROL).state is State.SUCCEEDED
 
 
@@ -123,21 +124,21 @@ def test_unblock(make: Callable[..., Any]) -> None:
 
 def test_manual_rollback_from_slack_asks_but_never_skips_approvals(make: Callable[..., Any]) -> None:
     c = make(required_approvals=2)
-    refused_once(c, lambda: c.service.request_rollback("fraud-detector", actor=LEAD, reason="now",
-                                                       execute_now=True),
+    refused_once(c, lambda: c.service.request_rollback(RollbackRequest("fraud-detector", actor=LEAD, reason="now",
+                                                       execute_now=True)),
                  "rollback.refused", "only possible from the command line", LEAD)
-    refused_once(c, lambda: c.service.request_rollback("fraud-detector", actor="nobody", reason="r"),
+    refused_once(c, lambda: c.service.request_rollback(RollbackRequest("fraud-detector", actor="nobody", reason="r")),
                  "rollback.refused", "not a known kind of requester", "nobody")
-    p = c.service.request_rollback("fraud-detector", actor=MALLORY, reason="errors")  # anyone may ask
+    p = c.service.request_rollback(RollbackRequest("fraud-detector", actor=MALLORY, reason="errors"))  # anyone may ask
     assert p.state is State.PROPOSED and p.required_approvals == 2
 
 
 def test_break_glass_cli_obeys_the_policy(make: Callable[..., Any]) -> None:
     c = make(required_approvals=2)
     c.service.freeze("fraud-detector", actor=LEAD, duration=timedelta(hours=1), reason="incident")
-    refused_once(c, lambda: c.service.request_rollback("fraud-detector", actor="cli:ops", reason="r",
-                                                       execute_now=True),
+    refused_once(c, lambda: c.service.request_rollback(RollbackRequest("fraud-detector", actor="cli:ops", reason="r",
+                                                       execute_now=True)),
                  "rollback.refused", "is frozen", "cli:ops")
     c.service.unfreeze("fraud-detector", actor=LEAD)
-    p = c.service.request_rollback("fraud-detector", actor="cli:ops", reason="r", execute_now=True)
+    p = c.service.request_rollback(RollbackRequest("fraud-detector", actor="cli:ops", reason="r", execute_now=True))
     assert p.state is State.SUCCEEDED and p.decided_by == "cli:ops"

@@ -20,6 +20,7 @@ from bot.core.clock import ManualClock
 from bot.core.errors import Refused
 from bot.core.ports import ReportsCanary, SwitchRequest, TrafficSplit
 from bot.core.proposal import ProposalAction, State
+from bot.core.requests import AlertEvidence, RollbackRequest
 from bot.core.severity import Severity
 from bot.store.db import make_engine
 from bot.store.migrate import upgrade
@@ -96,8 +97,10 @@ def test_canary_in_progress_becomes_abort_canary(tmp_path: Path, argo: FakeKube,
     before = snapshot(argo)
     container = service_for(tmp_path, argo, clock, auto_abort_canary_severity="warning")
     try:
-        p = container.service.request_rollback("canary-demo", actor="alert:alertmanager", reason="errors up",
-                                               severity="warning", alert_severity=Severity.WARNING)
+        p = container.service.request_rollback(RollbackRequest(
+            "canary-demo", actor="alert:alertmanager", reason="errors up",
+            severity="warning",
+            alerts=AlertEvidence(Severity.WARNING)))
         assert p.action is ProposalAction.ABORT_CANARY and p.state is State.SUCCEEDED
         assert (p.from_version, p.to_version) == ("does-not-exist", "green")
         assert "auto_abort_canary_severity warning" in p.decision_reason
@@ -119,8 +122,10 @@ def test_without_the_setting_a_warning_waits_for_people(tmp_path: Path, argo: Fa
                                                         clock: ManualClock) -> None:
     container = service_for(tmp_path, argo, clock)
     try:
-        p = container.service.request_rollback("canary-demo", actor="alert:alertmanager", reason="errors up",
-                                               severity="warning", alert_severity=Severity.WARNING)
+        p = container.service.request_rollback(RollbackRequest(
+            "canary-demo", actor="alert:alertmanager", reason="errors up",
+            severity="warning",
+            alerts=AlertEvidence(Severity.WARNING)))
         assert p.action is ProposalAction.ABORT_CANARY and p.state is State.PROPOSED
         assert "below auto_rollback_severity critical" in p.decision_reason
         assert not [r for r in argo.requests if r.method == "PATCH"]
@@ -134,7 +139,8 @@ def test_a_person_asking_for_an_older_version_gets_a_rollback(tmp_path: Path, ar
     try:
         container.service.deploy("canary-demo", "blue", actor="api:ci", stable=True)  # history: green, x, blue
         container.service.deploy("canary-demo", "does-not-exist", actor="api:ci")
-        p = container.service.request_rollback("canary-demo", actor="slack:U0BOB", reason="r", to_version="blue")
+        p = container.service.request_rollback(RollbackRequest(
+            "canary-demo", actor="slack:U0BOB", reason="r", to_version="blue"))
         assert p.action is ProposalAction.ROLLBACK  # the stable side runs green, not blue
     finally:
         container.close()
@@ -167,8 +173,10 @@ def test_kserve_reports_and_aborts_the_upstream_canary() -> None:
 def test_dry_run_describes_the_abort_and_calls_nothing(tmp_path: Path, argo: FakeKube, clock: ManualClock) -> None:
     container = service_for(tmp_path, argo, clock, dry_run=True, auto_abort_canary_severity="warning")
     try:
-        p = container.service.request_rollback("canary-demo", actor="alert:alertmanager", reason="errors up",
-                                               severity="warning", alert_severity=Severity.WARNING)
+        p = container.service.request_rollback(RollbackRequest(
+            "canary-demo", actor="alert:alertmanager", reason="errors up",
+            severity="warning",
+            alerts=AlertEvidence(Severity.WARNING)))
         assert p.action is ProposalAction.ABORT_CANARY and p.state is State.SUCCEEDED
         assert p.result is not None and p.result.startswith("dry run: would PATCH")
         assert '{"status":{"abort":true}}' in p.result and "nothing was switched" in p.result

@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.core.errors import Refused
 from bot.core.proposal import State
+from bot.core.requests import RollbackRequest
 from tests.fakes.ports import FakeTarget
 from tests.integration.test_rollback_service import deploy_history
 
@@ -30,8 +31,8 @@ def race(n: int, fn: Callable[[int], Any]) -> list[Any]:
 def test_twenty_concurrent_rollback_requests_switch_once(container: Any, fake_target: FakeTarget) -> None:
     deploy_history(container)
     fake_target.delay = 0.2  # keep the winner inside the target while the others arrive
-    results = race(20, lambda i: container.service.request_rollback(
-        "fraud-detector", actor=f"cli:op{i}", reason="3 a.m. page", execute_now=True))
+    results = race(20, lambda i: container.service.request_rollback(RollbackRequest(
+        "fraud-detector", actor=f"cli:op{i}", reason="3 a.m. page", execute_now=True)))
     won = [r for r in results if not isinstance(r, Exception)]
     refused = [r for r in results if isinstance(r, Refused)]
     assert len(won) == 1 and won[0].state is State.SUCCEEDED
@@ -46,7 +47,7 @@ def test_twenty_concurrent_rollback_requests_switch_once(container: Any, fake_ta
 def test_two_approvers_clicking_at_once_execute_once(container: Any, fake_target: FakeTarget) -> None:
     deploy_history(container)
     fake_target.delay = 0.1
-    p = container.service.request_rollback("fraud-detector", actor="alert:x", reason="r")
+    p = container.service.request_rollback(RollbackRequest("fraud-detector", actor="alert:x", reason="r"))
     results = race(2, lambda i: container.service.approve(p.id, ["slack:U0LEAD", "slack:U0BOB"][i]))
     assert sum(r.executed for r in results if not isinstance(r, Exception)) == 1
     assert len(fake_target.switches) == 1
@@ -55,7 +56,7 @@ def test_two_approvers_clicking_at_once_execute_once(container: Any, fake_target
 
 def test_the_same_click_ten_times_executes_once(container: Any, fake_target: FakeTarget) -> None:
     deploy_history(container)
-    p = container.service.request_rollback("fraud-detector", actor="alert:x", reason="r")
+    p = container.service.request_rollback(RollbackRequest("fraud-detector", actor="alert:x", reason="r"))
     results = race(10, lambda i: container.service.approve(p.id, "slack:U0LEAD"))
     assert not [r for r in results if isinstance(r, Exception)]
     assert sum(r.executed for r in results) == 1

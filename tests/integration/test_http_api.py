@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from bot.core.requests import RollbackRequest
 from bot.web.app import create_app
 
 AUTH = {"Authorization": "Bearer test-token"}
@@ -66,7 +67,7 @@ def test_token_is_required(client: TestClient, headers: dict[str, str]) -> None:
 def test_proposal_read_api(client: TestClient, container: Any) -> None:
     container.service.deploy("fraud-detector", "6", actor="api:ci")
     container.service.deploy("fraud-detector", "7", actor="api:ci")
-    p = container.service.request_rollback("fraud-detector", actor="alert:x", reason="r")
+    p = container.service.request_rollback(RollbackRequest("fraud-detector", actor="alert:x", reason="r"))
     body = client.get(f"/api/proposals/{p.id}", headers=AUTH).json()
     assert body["state"] == "proposed" and body["to_version"] == "6"
     assert client.get("/api/proposals/999", headers=AUTH).status_code == 404

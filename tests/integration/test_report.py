@@ -14,6 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from bot.core.clock import ManualClock
+from bot.core.requests import RollbackRequest
 from bot.core.verification import Verifier
 from bot.web.app import create_app
 from tests.conftest import make_policy
@@ -190,7 +191,8 @@ def test_pages_escape_what_they_show(db_url: str, clock: ManualClock) -> None:
     try:
         container.service.deploy(MODEL, "6", actor="api:ci", stable=True, metadata={"<b>k</b>": "<img src=x>"})
         container.service.deploy(MODEL, "7", actor="api:ci", metadata={"<b>k</b>": "<script>alert(1)</script>"})
-        p = container.service.request_rollback(MODEL, actor="slack:U0BOB", reason="<script>alert('x')</script>")
+        p = container.service.request_rollback(RollbackRequest(
+            MODEL, actor="slack:U0BOB", reason="<script>alert('x')</script>"))
         with TestClient(create_app(container)) as client:
             page = client.get(f"/incidents/{p.id}", headers=AUTH).text
             assert "<script>" not in page and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
@@ -226,7 +228,7 @@ def test_metrics_count_from_the_database(incident: Any, clock: ManualClock) -> N
     # a second incident, denied: the counters move, and a new app (a restart) reads the same numbers
     clock.advance(timedelta(hours=2))
     container.service.deploy(MODEL, "8", actor="api:ci")
-    p = container.service.request_rollback(MODEL, actor="slack:U0BOB", reason="errors on 8")
+    p = container.service.request_rollback(RollbackRequest(MODEL, actor="slack:U0BOB", reason="errors on 8"))
     container.service.deny(p.id, "slack:U0LEAD", "not the model")
     with TestClient(create_app(container)) as fresh:
         text = fresh.get("/metrics").text
@@ -270,7 +272,7 @@ def test_report_of_a_proposal_still_waiting(db_url: str, clock: ManualClock) -> 
     try:
         container.service.deploy(MODEL, "6", actor="api:ci", stable=True)
         container.service.deploy(MODEL, "7", actor="api:ci")
-        p = container.service.request_rollback(MODEL, actor="slack:U0BOB", reason="looks off")
+        p = container.service.request_rollback(RollbackRequest(MODEL, actor="slack:U0BOB", reason="looks off"))
         with TestClient(create_app(container)) as client:
             rep = client.get(f"/api/proposals/{p.id}/report", headers=AUTH).json()
         assert rep["decision"] == "waiting" and rep["page_url"] is None

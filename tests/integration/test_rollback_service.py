@@ -9,6 +9,7 @@ import pytest
 
 from bot.core.errors import IllegalTransition, Refused, TargetError
 from bot.core.proposal import ProposalChange, State
+from bot.core.requests import RollbackRequest
 from tests.fakes.ports import FakeTarget
 
 
@@ -30,7 +31,7 @@ def test_manual_proposal_approved_executes_once_and_records_everything(container
     deploy_history(container)
     fake_target.live["fraud-detector"] = "7"
     svc = container.service
-    p = svc.request_rollback("fraud-detector", actor="slack:U0BOB", reason="error rate up")
+    p = svc.request_rollback(RollbackRequest("fraud-detector", actor="slack:U0BOB", reason="error rate up"))
     assert p.state is State.PROPOSED and (p.from_version, p.to_version) == ("7", "6")
     assert p.deadline_at == container.clock.now() + timedelta(minutes=15)
     outcome = svc.approve(p.id, "slack:U0LEAD")
@@ -53,7 +54,7 @@ def test_manual_proposal_approved_executes_once_and_records_everything(container
 
 def test_self_approval_refused_and_audited(container: Any) -> None:
     deploy_history(container)
-    p = container.service.request_rollback("fraud-detector", actor="slack:U0LEAD", reason="r")
+    p = container.service.request_rollback(RollbackRequest("fraud-detector", actor="slack:U0LEAD", reason="r"))
     with pytest.raises(Refused, match="allow_self_approval = false"):
         container.service.approve(p.id, "slack:U0LEAD")
     assert actions(container, proposal_id=p.id)[-1] == "approval.refused"
@@ -62,7 +63,7 @@ def test_self_approval_refused_and_audited(container: Any) -> None:
 
 def test_unauthorised_user_is_told_who_may_approve(container: Any) -> None:
     deploy_history(container)
-    p = container.service.request_rollback("fraud-detector", actor="slack:U0BOB", reason="r")
+    p = container.service.request_rollback(RollbackRequest("fraud-detector", actor="slack:U0BOB", reason="r"))
     with pytest.raises(Refused, match=r"approvers: U0LEAD, U0BOB, group S0ONCALL"):
         container.service.approve(p.id, "slack:U0MALLORY")
     # group members may approve
@@ -78,7 +79,7 @@ def test_two_of_three_approvals(db_url: str, clock: Any, fake_target: FakeTarget
               clock=clock, targets={"fake": fake_target})
     try:
         deploy_history(c)
-        p = c.service.request_rollback("fraud-detector", actor="alert:alertmanager", reason="r")
+        p = c.service.request_rollback(RollbackRequest("fraud-detector", actor="alert:alertmanager", reason="r"))
         first = c.service.approve(p.id, "slack:U0LEAD")
         assert not first.executed and first.message == "approval recorded: 1 of 2"
         dup = c.service.approve(p.id, "slack:U0LEAD")
@@ -92,7 +93,7 @@ def test_two_of_three_approvals(db_url: str, clock: Any, fake_target: FakeTarget
 
 def test_deny_records_reason(container: Any, fake_target: FakeTarget) -> None:
     deploy_history(container)
-    p = container.service.request_rollback("fraud-detector", actor="alert:x", reason="r")
+    p = container.service.request_rollback(RollbackRequest("fraud-detector", actor="alert:x", reason="r"))
     denied = container.service.deny(p.id, "slack:U0LEAD", "false alarm: load test")
     assert denied.state is State.DENIED and denied.error == "false alarm: load test"
     assert container.service.approve(p.id, "slack:U0BOB").message.endswith("already denied")
@@ -102,7 +103,7 @@ def test_deny_records_reason(container: Any, fake_target: FakeTarget) -> None:
 def test_target_failure_is_recorded_with_the_remote_message(container: Any, fake_target: FakeTarget) -> None:
     deploy_history(container)
     fake_target.fail_with = TargetError("webhook answered 502", status=502, body="bad gateway")
-    p = container.service.request_rollback("fraud-detector", actor="slack:U0BOB", reason="r")
+    p = container.service.request_rollback(RollbackRequest("fraud-detector", actor="slack:U0BOB", reason="r"))
     done = container.service.approve(p.id, "slack:U0LEAD").proposal
     # the target is asked again after the failure: what it says (here: nothing) is named, never guessed
     assert done.state is State.FAILED and done.error == "webhook answered 502; fake could not say which version is live"
@@ -115,7 +116,7 @@ def test_target_failure_is_recorded_with_the_remote_message(container: Any, fake
 def test_live_version_changed_underneath_is_refused(container: Any, fake_target: FakeTarget) -> None:
     deploy_history(container)
     fake_target.live["fraud-detector"] = "8"
-    p = container.service.request_rollback("fraud-detector", actor="slack:U0BOB", reason="r")
+    p = container.service.request_rollback(RollbackRequest("fraud-detector", actor="slack:U0BOB", reason="r"))
     done = container.service.approve(p.id, "slack:U0LEAD").proposal
     assert done.state is State.FAILED and "reports version 8 live, not 7" in (done.error or "")
     assert fake_target.switches == []
@@ -140,17 +141,17 @@ def test_bad_requests_change_nothing_and_leave_an_audit_row(container: Any, fake
         svc.freeze(model, actor="slack:U0LEAD", duration=timedelta(hours=2), reason="migration")
         expected = "frozen until"
     elif case == "cooldown":
-        svc.request_rollback(model, **kwargs)
+        svc.request_rollback(RollbackRequest(model, **kwargs))
         svc.deploy(model, "8", actor="api:ci")
         expected = "cooldown until"
     else:  # a person asking in Slack while a proposal waits (break-glass would supersede it instead)
-        svc.request_rollback(model, actor="alert:x", reason="r")
+        svc.request_rollback(RollbackRequest(model, actor="alert:x", reason="r"))
         kwargs["execute_now"] = False
         expected = "already under way (proposal #1 is proposed)"
     switches = len(fake_target.switches)
     history = [d.version for d in container.store.history(model)]
     with pytest.raises(Refused, match=expected.replace("(", r"\(").replace(")", r"\)")):
-        svc.request_rollback(model, **kwargs)
+        svc.request_rollback(RollbackRequest(model, **kwargs))
     assert len(fake_target.switches) == switches
     assert [d.version for d in container.store.history(model)] == history
     last = container.store.audit_records(newest_first=True, limit=1)[0]
@@ -160,15 +161,16 @@ def test_bad_requests_change_nothing_and_leave_an_audit_row(container: Any, fake
 def test_cooldown_can_be_forced_by_break_glass(container: Any, fake_target: FakeTarget) -> None:
     deploy_history(container)
     svc = container.service
-    svc.request_rollback("fraud-detector", actor="cli:ops", reason="r", execute_now=True)
+    svc.request_rollback(RollbackRequest("fraud-detector", actor="cli:ops", reason="r", execute_now=True))
     svc.deploy("fraud-detector", "8", actor="api:ci")
-    p = svc.request_rollback("fraud-detector", actor="cli:ops", reason="r2", execute_now=True, force_cooldown=True)
+    p = svc.request_rollback(RollbackRequest(
+        "fraud-detector", actor="cli:ops", reason="r2", execute_now=True, force_cooldown=True))
     assert p.state is State.SUCCEEDED and (p.from_version, p.to_version) == ("8", "6")  # 7 is marked bad
 
 
 def test_illegal_transition_is_a_clear_error(container: Any) -> None:
     deploy_history(container)
-    p = container.service.request_rollback("fraud-detector", actor="alert:x", reason="r")
+    p = container.service.request_rollback(RollbackRequest("fraud-detector", actor="alert:x", reason="r"))
     with pytest.raises(IllegalTransition, match=f"proposal #{p.id} is proposed; it cannot become executing"):
         container.service.execute(p.id, "slack:U0LEAD")
 
@@ -182,7 +184,7 @@ def test_dry_run_announces_and_switches_nothing(db_url: str, clock: Any, fake_ta
               targets={"fake": fake_target})
     try:
         deploy_history(c)
-        p = c.service.request_rollback("fraud-detector", actor="cli:ops", reason="r", execute_now=True)
+        p = c.service.request_rollback(RollbackRequest("fraud-detector", actor="cli:ops", reason="r", execute_now=True))
         assert p.state is State.SUCCEEDED and p.dry_run
         assert p.result == "dry run: would switch fraud-detector to 6 in the fake target; nothing was switched"
         assert fake_target.switches == []
@@ -194,7 +196,8 @@ def test_dry_run_announces_and_switches_nothing(db_url: str, clock: Any, fake_ta
 
 def test_undo_rolls_forward_through_the_same_machine(container: Any, fake_target: FakeTarget) -> None:
     deploy_history(container)
-    p = container.service.request_rollback("fraud-detector", actor="cli:ops", reason="r", execute_now=True)
+    p = container.service.request_rollback(RollbackRequest(
+        "fraud-detector", actor="cli:ops", reason="r", execute_now=True))
     with pytest.raises(Refused, match="only approvers may undo"):
         container.service.undo(p.id, "slack:U0MALLORY")
     u = container.service.undo(p.id, "slack:U0LEAD")
@@ -220,7 +223,7 @@ def test_stability_sweeper_marks_quiet_deployments_once(container: Any) -> None:
 def test_deadline_escalates_then_expires(container: Any, notifier: Any) -> None:
     deploy_history(container)
     svc = container.service
-    p = svc.request_rollback("fraud-detector", actor="alert:x", reason="r")
+    p = svc.request_rollback(RollbackRequest("fraud-detector", actor="alert:x", reason="r"))
     container.clock.advance(timedelta(minutes=8))
     assert [x.reminded for x in svc.sweep_deadlines()] == [True]
     assert svc.sweep_deadlines() == []
@@ -236,7 +239,7 @@ def test_deadline_escalates_then_expires(container: Any, notifier: Any) -> None:
 
 def test_stuck_execution_is_failed_not_rerun(container: Any, fake_target: FakeTarget) -> None:
     deploy_history(container)
-    p = container.service.request_rollback("fraud-detector", actor="alert:x", reason="r")
+    p = container.service.request_rollback(RollbackRequest("fraud-detector", actor="alert:x", reason="r"))
     container.store.transition(p.id, State.APPROVED,
                                __import__("bot.core.audit", fromlist=["AuditEvent"]).AuditEvent("t", "t"))
     container.store.transition(p.id, State.EXECUTING,
@@ -250,9 +253,10 @@ def test_stuck_execution_is_failed_not_rerun(container: Any, fake_target: FakeTa
 
 def test_break_glass_supersedes_a_proposal_waiting_for_people(container: Any, fake_target: FakeTarget) -> None:
     deploy_history(container)
-    waiting = container.service.request_rollback("fraud-detector", actor="alert:alertmanager", reason="r")
-    done = container.service.request_rollback("fraud-detector", actor="cli:ops", reason="chat is down",
-                                              execute_now=True)
+    waiting = container.service.request_rollback(RollbackRequest(
+        "fraud-detector", actor="alert:alertmanager", reason="r"))
+    done = container.service.request_rollback(RollbackRequest("fraud-detector", actor="cli:ops", reason="chat is down",
+                                              execute_now=True))
     assert done.state is State.SUCCEEDED and len(fake_target.switches) == 1
     old = container.store.get_proposal(waiting.id)
     assert old.state is State.CANCELLED and old.result == "superseded by a break-glass rollback by cli:ops"
@@ -264,12 +268,12 @@ def test_a_version_rolled_back_twice_is_blocked_by_the_newest_rollback(container
     deploy_history(container)
     fake_target.live["fraud-detector"] = "7"
     svc = container.service
-    first = svc.request_rollback("fraud-detector", actor="slack:U0BOB", reason="error rate up")
+    first = svc.request_rollback(RollbackRequest("fraud-detector", actor="slack:U0BOB", reason="error rate up"))
     assert svc.approve(first.id, "slack:U0LEAD").executed
     container.clock.advance(timedelta(hours=2))
     svc.deploy("fraud-detector", "7", actor="api:ci", override=Override("hotfix"))
     fake_target.live["fraud-detector"] = "7"
-    second = svc.request_rollback("fraud-detector", actor="slack:U0BOB", reason="still broken")
+    second = svc.request_rollback(RollbackRequest("fraud-detector", actor="slack:U0BOB", reason="still broken"))
     assert svc.approve(second.id, "slack:U0LEAD").executed
     blocks = container.store.blocks("fraud-detector", "7")
     assert [(b.proposal_id, b.active) for b in blocks] == [(second.id, True), (first.id, False)]

@@ -19,6 +19,7 @@ from bot.bootstrap import Container, build
 from bot.config import settings_from
 from bot.core.clock import ManualClock
 from bot.core.proposal import State
+from bot.core.requests import RollbackRequest
 from bot.slack.app import build_bolt_app
 from bot.slack.cards import ACTION_APPROVE
 from bot.store.db import make_engine
@@ -80,7 +81,7 @@ def click(fake_slack: FakeSlackApi, message: dict[str, Any], user: str) -> Signe
 
 def test_press_approve_and_read_the_updated_card(container: Container, fake_slack: FakeSlackApi) -> None:
     deploy_versions(container)
-    pid = container.service.request_rollback("fraud-detector", actor="slack:U0BOB", reason="errors").id
+    pid = container.service.request_rollback(RollbackRequest("fraud-detector", actor="slack:U0BOB", reason="errors")).id
     deliver(container)
     before = card(container, fake_slack, pid)
     assert "[ Approve ] [ Deny ]" in render_message(before)
@@ -99,7 +100,7 @@ def test_press_approve_and_read_the_updated_card(container: Container, fake_slac
 def test_a_press_by_someone_who_may_not_approve_is_refused_and_changes_nothing(
         container: Container, fake_slack: FakeSlackApi) -> None:
     deploy_versions(container)
-    pid = container.service.request_rollback("fraud-detector", actor="slack:U0BOB", reason="errors").id
+    pid = container.service.request_rollback(RollbackRequest("fraud-detector", actor="slack:U0BOB", reason="errors")).id
     deliver(container)
     app = build_bolt_app(container, AsyncWebClient(token=TOKEN, base_url=fake_slack.base_url), SECRET)
 

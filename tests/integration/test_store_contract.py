@@ -16,6 +16,7 @@ from bot.core.clock import ManualClock
 from bot.core.events import AuditAction
 from bot.core.intake import AlertIntake
 from bot.core.proposal import State
+from bot.core.requests import RollbackRequest
 from bot.core.service import RollbackService
 from bot.store.db import make_engine
 from bot.store.migrate import upgrade
@@ -61,7 +62,7 @@ def exercise(store: Any, clock: ManualClock) -> dict[str, Any]:
     proposals = [store.get_proposal(i) for i in range(1, 2)]
     refused = _deploy_refused(service, "7")
     service.deploy("fraud-detector", "7", actor="api:ci", override=Override("fixed"))
-    second = service.request_rollback("fraud-detector", actor="slack:U0BOB", reason="again")
+    second = service.request_rollback(RollbackRequest("fraud-detector", actor="slack:U0BOB", reason="again"))
     service.deploy("fraud-detector", "8", actor="api:ci")  # supersedes the waiting one
     active = [(b.model, b.version) for b in store.active_blocks()]
     lifted = service.unblock("fraud-detector", "7", actor="slack:U0LEAD", reason="ok")
@@ -135,7 +136,7 @@ def test_a_transition_the_table_forbids_changes_nothing_on_every_store(store: An
     service = RollbackService(store, make_policy(), {"fake": FakeTarget({"fraud-detector": "7"})}, clock)
     for version, stable in (("6", True), ("7", False)):
         service.deploy("fraud-detector", version, actor="api:ci", stable=stable)
-    p = service.request_rollback("fraud-detector", actor="slack:U0BOB", reason="errors")
+    p = service.request_rollback(RollbackRequest("fraud-detector", actor="slack:U0BOB", reason="errors"))
     assert store.transition(p.id, State.APPROVED, AuditEvent("slack:U0LEAD", AuditAction.PROPOSAL_APPROVED))
     before = len(store.audit_records(proposal_id=p.id))
     for wanted in (State.APPROVED, State.DENIED, State.EXPIRED, State.SUCCEEDED, State.PROPOSED):

@@ -12,6 +12,7 @@ from bot.core.audit import AuditEvent, verify_chain
 from bot.core.clock import ManualClock
 from bot.core.intake import AlertIntake
 from bot.core.proposal import State
+from bot.core.requests import RollbackRequest
 from bot.core.service import RollbackService
 from bot.store.db import make_engine
 from bot.store.repository import SqlStore
@@ -57,7 +58,7 @@ def test_writes_inside_a_unit_are_seen_inside_it_and_the_after_commit_work_runs_
     service = _service(any_store, clock)
     seen_after: list[State] = []
     with any_store.atomic():
-        p = service.request_rollback("fraud-detector", actor="slack:U0BOB", reason="errors")
+        p = service.request_rollback(RollbackRequest("fraud-detector", actor="slack:U0BOB", reason="errors"))
         assert any_store.get_proposal(p.id).state is State.PROPOSED  # its own write, before the commit
         assert any_store.in_unit_of_work()
         any_store.after_commit(lambda: seen_after.append(any_store.get_proposal(p.id).state))
@@ -76,7 +77,7 @@ def test_a_unit_that_fails_half_way_leaves_nothing_and_runs_nothing_after(
     audit_before = len(sql_store.audit_records())
     woken: list[str] = []
     with pytest.raises(Boom), sql_store.atomic():
-        p = service.request_rollback("fraud-detector", actor="slack:U0BOB", reason="errors")
+        p = service.request_rollback(RollbackRequest("fraud-detector", actor="slack:U0BOB", reason="errors"))
         sql_store.after_commit(lambda: woken.append("executor"))
         assert sql_store.get_proposal(p.id).state is State.PROPOSED
         raise Boom
@@ -85,7 +86,7 @@ def test_a_unit_that_fails_half_way_leaves_nothing_and_runs_nothing_after(
     assert len(sql_store.audit_records()) == audit_before
     assert sql_store.outbox_due() == []
     # the model is not left locked or half-written: the same request succeeds now
-    again = service.request_rollback("fraud-detector", actor="slack:U0BOB", reason="errors")
+    again = service.request_rollback(RollbackRequest("fraud-detector", actor="slack:U0BOB", reason="errors"))
     assert again.state is State.PROPOSED
     assert verify_chain(sql_store.audit_records()) == []
 

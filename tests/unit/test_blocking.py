@@ -13,6 +13,7 @@ from bot.core.blocking import Override, VersionBlocked, deployability, drifted
 from bot.core.clock import ManualClock
 from bot.core.errors import Refused, RollbackError
 from bot.core.proposal import ProposalChange, State
+from bot.core.requests import RollbackRequest
 from bot.core.selection import Block, Deployment
 from bot.core.service import RollbackService
 from tests.conftest import make_policy
@@ -35,7 +36,7 @@ def world() -> tuple[MemoryStore, RollbackService, FakeTarget, ManualClock, Reco
 
 
 def rolled_back(store: MemoryStore, service: RollbackService) -> int:
-    p = service.request_rollback(MODEL, actor="slack:U0BOB", reason="error rate 40%")
+    p = service.request_rollback(RollbackRequest(MODEL, actor="slack:U0BOB", reason="error rate 40%"))
     assert service.approve(p.id, "slack:U0LEAD").executed
     assert store.get_proposal(p.id).state is State.SUCCEEDED
     return p.id
@@ -83,7 +84,7 @@ def test_rolled_back_again_after_an_override_the_block_names_the_newest_rollback
     rolled_back(store, service)
     clock.advance(timedelta(hours=2))  # past the cooldown
     service.deploy(MODEL, "7", actor="api:ci", override=Override("hotfix"))
-    p = service.request_rollback(MODEL, actor="slack:U0BOB", reason="still broken")
+    p = service.request_rollback(RollbackRequest(MODEL, actor="slack:U0BOB", reason="still broken"))
     assert service.approve(p.id, "slack:U0LEAD").executed
     [block] = service.blocked_versions(MODEL)
     assert (block.proposal_id, block.reason) == (p.id, "still broken")
@@ -129,7 +130,7 @@ def test_undo_rolls_forward_and_lifts_the_block() -> None:
 
 def test_a_new_deployment_supersedes_the_waiting_proposal_in_its_own_change() -> None:
     store, service, _, _, notifier = world()
-    p = service.request_rollback(MODEL, actor="slack:U0BOB", reason="slow")
+    p = service.request_rollback(RollbackRequest(MODEL, actor="slack:U0BOB", reason="slow"))
     service.deploy(MODEL, "8", actor="api:ci", deployed_by="ci-job-12")
     closed = store.get_proposal(p.id)
     assert closed.state is State.CANCELLED
@@ -166,7 +167,7 @@ def test_drift_is_not_acted_on_while_a_rollback_is_switching() -> None:
     store, service, target, _, _ = world()
     rolled_back(store, service)
     service.deploy(MODEL, "8", actor="api:ci")
-    p = service.request_rollback(MODEL, actor="slack:U0BOB", reason="8 is slow", to_version="7")
+    p = service.request_rollback(RollbackRequest(MODEL, actor="slack:U0BOB", reason="8 is slow", to_version="7"))
     store.transition(p.id, State.APPROVED, AuditEvent("t", "t"), change=ProposalChange(decided_by="slack:U0LEAD"))
     target.live[MODEL] = "7"  # switched, not yet recorded: not a hand-made change
     assert service.sweep_drift() == []
@@ -215,7 +216,7 @@ def test_a_drift_sweep_reads_once_whatever_the_number_of_models_and_asks_only_bl
     store.reads.clear()
     assert service.sweep_drift() == []
     assert (store.reads, asked) == (["active_blocks"], [])  # no blocked version anywhere: one read, no target
-    p = service.request_rollback("model-007", actor="slack:U0BOB", reason="error rate 40%")
+    p = service.request_rollback(RollbackRequest("model-007", actor="slack:U0BOB", reason="error rate 40%"))
     assert service.approve(p.id, "slack:U0LEAD").executed
     store.reads.clear()
     asked.clear()

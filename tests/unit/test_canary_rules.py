@@ -9,6 +9,7 @@ import pytest
 from bot.core.clock import ManualClock
 from bot.core.ports import ReportsCanary, TrafficSplit
 from bot.core.proposal import ProposalAction, State
+from bot.core.requests import AlertEvidence, RollbackRequest
 from bot.core.service import RollbackService
 from bot.core.severity import Severity
 from tests.conftest import make_policy
@@ -27,7 +28,8 @@ def world(target: FakeTarget, **policy: object) -> RollbackService:
 
 
 def action_of(target: FakeTarget, to_version: str | None = None) -> ProposalAction:
-    p = world(target).request_rollback("fraud-detector", actor="slack:U0BOB", reason="r", to_version=to_version)
+    p = world(target).request_rollback(RollbackRequest(
+        "fraud-detector", actor="slack:U0BOB", reason="r", to_version=to_version))
     return p.action
 
 
@@ -55,13 +57,13 @@ def test_when_a_request_aborts_the_canary(split: TrafficSplit | None, asked: str
 def test_auto_abort_canary_severity_and_the_executor_aborts_instead_of_switching() -> None:
     target = FakeCanaryTarget({"fraud-detector": "7"}, SPLIT)
     service = world(target, auto_abort_canary_severity="warning")
-    p = service.request_rollback("fraud-detector", actor="alert:am", reason="r", severity="warning",
-                                 alert_severity=Severity.WARNING)
+    p = service.request_rollback(RollbackRequest("fraud-detector", actor="alert:am", reason="r", severity="warning",
+                                 alerts=AlertEvidence(Severity.WARNING)))
     assert p.state is State.SUCCEEDED and "auto_abort_canary_severity warning" in p.decision_reason
     assert [a.to_version for a in target.aborts] == ["6"] and target.switches == []
     plain = FakeCanaryTarget({"fraud-detector": "7"})  # no canary: the warning waits for a person
-    q = world(plain, auto_abort_canary_severity="warning").request_rollback(
-        "fraud-detector", actor="alert:am", reason="r", severity="warning", alert_severity=Severity.WARNING)
+    q = world(plain, auto_abort_canary_severity="warning").request_rollback(RollbackRequest(
+        "fraud-detector", actor="alert:am", reason="r", severity="warning", alerts=AlertEvidence(Severity.WARNING)))
     assert q.state is State.PROPOSED and "below auto_rollback_severity critical" in q.decision_reason
 
 

@@ -10,6 +10,7 @@ from bot.core.audit import AuditEvent
 from bot.core.clock import ManualClock
 from bot.core.intake import AlertIntake
 from bot.core.proposal import ProposalChange, State
+from bot.core.requests import RollbackRequest
 from bot.core.service import RollbackService
 from tests.conftest import make_policy
 from tests.fakes.memory_store import MemoryStore
@@ -57,7 +58,7 @@ def test_the_request_only_records_and_the_decider_decides_once() -> None:
 
 
 def _executing(store: MemoryStore, service: RollbackService) -> int:
-    p = service.request_rollback("fraud-detector", actor="alert:x", reason="r")
+    p = service.request_rollback(RollbackRequest("fraud-detector", actor="alert:x", reason="r"))
     store.transition(p.id, State.APPROVED, AuditEvent("t", "t"), change=ProposalChange(decided_by="slack:U0LEAD"))
     store.transition(p.id, State.EXECUTING, AuditEvent("t", "t"))
     return p.id

@@ -25,6 +25,7 @@ from bot.core.ports import (
     tell,
 )
 from bot.core.proposal import Proposal
+from bot.core.requests import RollbackRequest
 from bot.core.service import RollbackService
 from tests.conftest import make_policy
 from tests.fakes.memory_store import MemoryStore
@@ -60,7 +61,7 @@ def test_a_proposal_shows_run_metrics_only_from_a_target_that_reports_them(targe
     service = RollbackService(MemoryStore(clock), make_policy(), {"fake": target}, clock)
     for version, stable in (("6", True), ("7", False)):
         service.deploy("fraud-detector", version, actor="api:ci", stable=stable)
-    p = service.request_rollback("fraud-detector", actor="slack:U0LEAD", reason="errors")
+    p = service.request_rollback(RollbackRequest("fraud-detector", actor="slack:U0LEAD", reason="errors"))
     expected = {"from": {"auc": 0.74}, "to": {"auc": 0.91}} if shown else None
     assert p.summary.get("version_metrics") == expected
 
@@ -80,7 +81,7 @@ def test_a_notifier_reading_the_outbox_is_woken_not_told_twice() -> None:
                               clock)
     for version, stable in (("6", True), ("7", False)):
         service.deploy("fraud-detector", version, actor="api:ci", stable=stable)
-    p: Proposal = service.request_rollback("fraud-detector", actor="slack:U0LEAD", reason="errors")
+    p: Proposal = service.request_rollback(RollbackRequest("fraud-detector", actor="slack:U0LEAD", reason="errors"))
     reader, plain = OutboxReader(), RecordingNotifier()
     assert isinstance(reader, ReadsOutbox) and not isinstance(plain, ReadsOutbox)
     for notifier in (reader, plain):

@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core.actor import Actor
 from bot.core.clock import ManualClock
 from bot.core.proposal import State
+from bot.core.requests import RollbackRequest
 from bot.core.service import RollbackService
 from bot.slack.commands import Command
 from bot.slack.listeners import actions, commands, events, views
@@ -82,7 +83,7 @@ def world() -> tuple[ListenerDeps, EventStore, FakeAnswers, int]:
                               notifier=RecordingNotifier())
     for version, stable in (("6", True), ("7", False)):
         service.deploy(MODEL, version, actor="api:ci", stable=stable)
-    proposal = service.request_rollback(MODEL, actor="alert:x", reason="errors")
+    proposal = service.request_rollback(RollbackRequest(MODEL, actor="alert:x", reason="errors"))
     answers = FakeAnswers()
     return ListenerDeps(service, store, answers), store, answers, proposal.id
 

@@ -15,6 +15,7 @@ from bot.core.intake import AlertIntake
 from bot.core.policy import Policy
 from bot.core.ports import SwitchRequest, SwitchResult
 from bot.core.proposal import Kind, State
+from bot.core.requests import AlertEvidence, RollbackRequest
 from bot.core.service import RollbackService
 from bot.core.severity import Severity
 from bot.policy_file import TARGETS, parse_policy, severity_tables
@@ -122,8 +123,8 @@ def test_version_label_is_set_per_source() -> None:
 def test_a_request_for_another_version_than_the_alert_names_is_refused() -> None:
     _, service, target, _, _ = world()
     with pytest.raises(Refused, match="names version 6, but fraud-detector runs 7 now"):
-        service.request_rollback(MODEL, actor="alert:alertmanager", reason="x", kind=Kind.ALERT,
-                                 alert_severity=Severity.CRITICAL, expect_from="6")
+        service.request_rollback(RollbackRequest(MODEL, actor="alert:alertmanager", reason="x", kind=Kind.ALERT,
+                                 alerts=AlertEvidence(Severity.CRITICAL, expect_from="6")))
     assert not target.switches
 
 
@@ -195,13 +196,13 @@ def test_a_failed_rollback_names_the_version_the_target_reports() -> None:
     service = RollbackService(store, make_policy(), {"fake": target}, clock)
     for version in ("6", "7"):
         service.deploy(MODEL, version, actor="api:ci")
-    proposal = service.request_rollback(MODEL, actor="slack:U0LEAD", reason="x")
+    proposal = service.request_rollback(RollbackRequest(MODEL, actor="slack:U0LEAD", reason="x"))
     service.approve(proposal.id, "slack:U0BOB")
     failed = store.get_proposal(proposal.id)
     assert failed.state is State.FAILED and failed.error is not None
     assert failed.error.endswith("fake reports version 4 live")
     target.after, target.live[MODEL] = None, "7"
-    again = service.request_rollback(MODEL, actor="slack:U0LEAD", reason="y")
+    again = service.request_rollback(RollbackRequest(MODEL, actor="slack:U0LEAD", reason="y"))
     service.approve(again.id, "slack:U0BOB")
     assert str(store.get_proposal(again.id).error).endswith("fake could not say which version is live")
 
