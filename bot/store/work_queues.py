@@ -102,17 +102,18 @@ class WorkQueues(UnitOfWork):
 
     # ---- the alert inbox ----------------------------------------------------------------------------
 
-    def pending_models(self, limit: int = 100) -> list[str]:
-        """Models with alerts the decider has not looked at yet: critical first, then oldest first."""
+    def pending_models(self, limit: int = 100, *, urgent_only: bool = False) -> list[str]:
+        """Models with alerts the decider has not looked at yet: critical first, then oldest first (with
+        ``urgent_only``, only the models with a critical alert waiting)."""
         with self._reading() as s:
             oldest = func.min(AlertRow.id)
             # Models with a critical alert waiting go first: they may be rolled back without asking.
             urgent = func.max(case((col(AlertRow.severity) == "critical", 1), else_=0))
-            rows = s.exec(
-                select(AlertRow.model, oldest)
-                .where(col(AlertRow.decided_at).is_(None), col(AlertRow.model).is_not(None))
-                .group_by(col(AlertRow.model)).order_by(urgent.desc(), oldest).limit(limit)
-            ).all()
+            q = select(AlertRow.model, oldest).where(col(AlertRow.decided_at).is_(None),
+                                                      col(AlertRow.model).is_not(None))
+            if urgent_only:
+                q = q.where(col(AlertRow.severity) == "critical")
+            rows = s.exec(q.group_by(col(AlertRow.model)).order_by(urgent.desc(), oldest).limit(limit)).all()
         return [str(model) for model, _ in rows if model]
 
     def pending_alerts(self, model: str) -> list[AlertRecord]:

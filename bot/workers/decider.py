@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Protocol
 
 from bot.core.intake import AlertIntake, ModelDecision
@@ -13,7 +14,10 @@ log = logging.getLogger(__name__)
 
 
 class Inbox(Leases, Protocol):
-    def pending_models(self, limit: int = 100) -> list[str]: ...
+    def pending_models(self, limit: int = 100, *, urgent_only: bool = False) -> list[str]: ...
+
+
+URGENT_RETRY_S = 0.02
 
 
 def lease_name(model: str) -> str:
@@ -27,6 +31,7 @@ class Decider:
         self.inbox = inbox
         self.owner = owner
         self.lease_s = lease_s
+        self._again = threading.Event()  # never set: a wait that a stopping process does not need to cut short
 
     def tick(self) -> bool:
         """Decide a few models with new alerts whose lease is free; True when something was decided (the
@@ -40,6 +45,23 @@ class Decider:
                 decision = self.intake.decide(model)
                 busy = busy or bool(decision.outcomes)
         return busy
+
+    def urgent_tick(self) -> bool:
+        """The second lane: only models with a critical alert waiting, so a critical alert that arrives while
+        the first lane works through a storm of warnings is decided now, not after them. A model the other
+        lane holds is left to it (its next pass reads critical models first); this lane looks again shortly."""
+        busy = False
+        held_elsewhere = False
+        for model in self.inbox.pending_models(limit=self.per_tick, urgent_only=True):
+            with held(self.inbox, lease_name(model), self.owner, self.lease_s) as fencing:
+                if fencing is None:
+                    held_elsewhere = True
+                    continue
+                decision = self.intake.decide(model)
+                busy = busy or bool(decision.outcomes)
+        if held_elsewhere and not busy:
+            self._again.wait(URGENT_RETRY_S)  # not at once: the other lane needs a moment to finish that model
+        return busy or held_elsewhere
 
     def decide_now(self, model: str, wait_s: float = 10.0) -> ModelDecision:
         """For builds without a decider thread: wait for the model's lease, then decide in this thread."""

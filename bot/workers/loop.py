@@ -11,19 +11,23 @@ from bot.database_health import OUTAGE, outage_failure
 log = logging.getLogger(__name__)
 
 DECIDE, EXECUTE, SLACK = "decide", "execute", "slack"
+URGENT = "decide-urgent"  # the decider's second lane: models with a critical alert waiting (bot/workers/decider.py)
+ALSO = {DECIDE: (URGENT,)}  # new alerts wake both lanes of the decider
 
 
 class Signals:
     """Named wake-ups shared by whoever writes work (requests, workers) and the worker that does it."""
 
     def __init__(self) -> None:
-        self._events = {name: threading.Event() for name in (DECIDE, EXECUTE, SLACK)}
+        self._events = {name: threading.Event() for name in (DECIDE, URGENT, EXECUTE, SLACK)}
 
     def event(self, name: str) -> threading.Event:
         return self._events[name]
 
     def wake(self, name: str) -> None:
         self._events[name].set()
+        for also in ALSO.get(name, ()):
+            self._events[also].set()
 
     def wake_all(self) -> None:
         for event in self._events.values():
@@ -79,4 +83,4 @@ class Loop:
                 self._wake.wait(self.poll_s)
 
 
-__all__ = ["DECIDE", "EXECUTE", "SLACK", "Loop", "Signals"]
+__all__ = ["DECIDE", "EXECUTE", "SLACK", "URGENT", "Loop", "Signals"]

@@ -38,6 +38,7 @@ from bot.core.proposal import (
     states_that_may_become,
 )
 from bot.core.selection import Block, Deployment
+from bot.core.severity import Severity
 
 
 class _ThreadUnit(threading.local):
@@ -417,8 +418,11 @@ class MemoryStore:
     def pending_alerts(self, model: str) -> list[AlertRecord]:
         return [a for a in self.alerts.values() if a.model == model and self.decided.get(a.id) is None]
 
-    def pending_models(self, limit: int = 100) -> list[str]:
-        return sorted({a.model for a in self.alerts.values() if a.model and self.decided.get(a.id) is None})
+    def pending_models(self, limit: int = 100, *, urgent_only: bool = False) -> list[str]:
+        waiting = [a for a in self.alerts.values() if a.model and self.decided.get(a.id) is None]
+        critical = {a.model for a in waiting if a.severity is Severity.CRITICAL}
+        models = {a.model for a in waiting if a.model and (a.model in critical or not urgent_only)}
+        return sorted(models, key=lambda m: (m not in critical, m))[:limit]
 
     def mark_decided(self, outcomes: dict[int, tuple[str, str]]) -> None:
         with self._lock:
