@@ -40,7 +40,7 @@ from bot.workers.audit_watch import AuditWatch
 from bot.workers.decider import Decider
 from bot.workers.executor import ExecutorWorker, LeasedRunNow, WorkerQueue
 from bot.workers.leasing import held, worker_id
-from bot.workers.loop import DECIDE, EXECUTE, SLACK, URGENT, Loop, Signals
+from bot.workers.loop import DECIDE, EXECUTE, SLACK, SLACK_SETTLE_S, Loop, Signals
 from bot.workers.wakeup import PgListener
 
 log = logging.getLogger(__name__)
@@ -209,7 +209,6 @@ def start_workers(container: Container) -> list[Loop | PgListener]:
     started: list[Loop | PgListener] = []
     if c.run_workers:
         started.append(Loop(DECIDE, c.decider.tick, c.timings.poll_s, c.signals).start())
-        started.append(Loop(URGENT, c.decider.urgent_tick, c.timings.poll_s, c.signals).start())
         started.append(Loop(EXECUTE, c.executor.tick, c.timings.poll_s, c.signals).start())
         if c.engine.dialect.name == "postgresql":
             started.append(PgListener(c.engine.url.render_as_string(hide_password=False),
@@ -234,7 +233,7 @@ def start_workers(container: Container) -> list[Loop | PgListener]:
                     busy = audit_channel.tick() or busy or scanned
                 return busy
 
-        started.append(Loop(SLACK, send, c.timings.poll_s, c.signals).start())
+        started.append(Loop(SLACK, send, c.timings.poll_s, c.signals, settle_s=SLACK_SETTLE_S).start())
     return started
 
 

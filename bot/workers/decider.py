@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Protocol
 
 from bot.core.intake import AlertIntake, ModelDecision
@@ -17,9 +16,6 @@ class Inbox(Leases, Protocol):
     def pending_models(self, limit: int = 100, *, urgent_only: bool = False) -> list[str]: ...
 
 
-URGENT_RETRY_S = 0.02
-
-
 def lease_name(model: str) -> str:
     return f"decide:{model}"
 
@@ -31,37 +27,30 @@ class Decider:
         self.inbox = inbox
         self.owner = owner
         self.lease_s = lease_s
-        self._again = threading.Event()  # never set: a wait that a stopping process does not need to cut short
 
     def tick(self) -> bool:
         """Decide a few models with new alerts whose lease is free; True when something was decided (the
-        loop then runs again at once). A few, not all: the list is read critical first, and under a storm a
-        critical alert that arrives during a pass over every model would wait for all of them."""
+        loop then runs again at once). A few, not all, and critical first: the list is read with models
+        that have a critical alert waiting at its head, and read again for those after each model, so a
+        critical alert that arrives while a storm of warnings is decided waits for one decision, not a pass."""
         busy = False
-        for model in self.inbox.pending_models(limit=self.per_tick):
-            with held(self.inbox, lease_name(model), self.owner, self.lease_s) as fencing:
-                if fencing is None:
-                    continue  # another replica decides this model right now; it re-reads the inbox after
-                decision = self.intake.decide(model)
-                busy = busy or bool(decision.outcomes)
+        queue = self.inbox.pending_models(limit=self.per_tick)
+        tried: set[str] = set()
+        while queue:
+            model = queue.pop(0)
+            tried.add(model)
+            busy = self._decide(model) or busy
+            if queue:
+                urgent = [m for m in self.inbox.pending_models(limit=self.per_tick, urgent_only=True)
+                          if m not in tried]
+                queue = urgent + [m for m in queue if m not in urgent]
         return busy
 
-    def urgent_tick(self) -> bool:
-        """The second lane: only models with a critical alert waiting, so a critical alert that arrives while
-        the first lane works through a storm of warnings is decided now, not after them. A model the other
-        lane holds is left to it (its next pass reads critical models first); this lane looks again shortly."""
-        busy = False
-        held_elsewhere = False
-        for model in self.inbox.pending_models(limit=self.per_tick, urgent_only=True):
-            with held(self.inbox, lease_name(model), self.owner, self.lease_s) as fencing:
-                if fencing is None:
-                    held_elsewhere = True
-                    continue
-                decision = self.intake.decide(model)
-                busy = busy or bool(decision.outcomes)
-        if held_elsewhere and not busy:
-            self._again.wait(URGENT_RETRY_S)  # not at once: the other lane needs a moment to finish that model
-        return busy or held_elsewhere
+    def _decide(self, model: str) -> bool:
+        with held(self.inbox, lease_name(model), self.owner, self.lease_s) as fencing:
+            if fencing is None:
+                return False  # another replica decides this model right now; it re-reads the inbox after
+            return bool(self.intake.decide(model).outcomes)
 
     def decide_now(self, model: str, wait_s: float = 10.0) -> ModelDecision:
         """For builds without a decider thread: wait for the model's lease, then decide in this thread."""

@@ -11,23 +11,22 @@ from bot.database_health import OUTAGE, outage_failure
 log = logging.getLogger(__name__)
 
 DECIDE, EXECUTE, SLACK = "decide", "execute", "slack"
-URGENT = "decide-urgent"  # the decider's second lane: models with a critical alert waiting (bot/workers/decider.py)
-ALSO = {DECIDE: (URGENT,)}  # new alerts wake both lanes of the decider
+# The Slack sender waits this long after a wake-up: an automatic rollback's "executing" and "succeeded" then
+# usually reach Slack as one card update, and the card is drawn (CPU work) after the switch, not beside it.
+SLACK_SETTLE_S = 0.05
 
 
 class Signals:
     """Named wake-ups shared by whoever writes work (requests, workers) and the worker that does it."""
 
     def __init__(self) -> None:
-        self._events = {name: threading.Event() for name in (DECIDE, URGENT, EXECUTE, SLACK)}
+        self._events = {name: threading.Event() for name in (DECIDE, EXECUTE, SLACK)}
 
     def event(self, name: str) -> threading.Event:
         return self._events[name]
 
     def wake(self, name: str) -> None:
         self._events[name].set()
-        for also in ALSO.get(name, ()):
-            self._events[also].set()
 
     def wake_all(self) -> None:
         for event in self._events.values():
@@ -45,12 +44,16 @@ class Loop:
     """Runs ``tick`` whenever woken, and every ``poll_s`` seconds as the fallback when a wake-up is lost.
 
     ``tick`` returns True when it did something, so a busy worker runs again at once instead of waiting.
+    ``settle_s``: after a wake-up from idle, wait that long before the tick, so what arrives meanwhile is
+    taken in the same tick (the Slack sender: see SLACK_SETTLE_S).
     """
 
-    def __init__(self, name: str, tick: Callable[[], bool], poll_s: float, signals: Signals) -> None:
+    def __init__(self, name: str, tick: Callable[[], bool], poll_s: float, signals: Signals,
+                 settle_s: float = 0.0) -> None:
         self.name = name
         self.tick = tick
         self.poll_s = poll_s
+        self.settle_s = settle_s
         self._wake = signals.event(name)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -79,8 +82,8 @@ class Loop:
                     log.warning("worker %s: %s: %s (retrying)", self.name, type(exc).__name__, str(exc)[:200])
             else:
                 OUTAGE.recovered()
-            if not busy:
-                self._wake.wait(self.poll_s)
+            if not busy and self._wake.wait(self.poll_s) and self.settle_s:
+                self._stop.wait(self.settle_s)
 
 
-__all__ = ["DECIDE", "EXECUTE", "SLACK", "URGENT", "Loop", "Signals"]
+__all__ = ["DECIDE", "EXECUTE", "SLACK", "SLACK_SETTLE_S", "Loop", "Signals"]

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-from bot.workers.loop import DECIDE, EXECUTE, SLACK, URGENT, Signals
+from bot.workers.loop import DECIDE, EXECUTE, SLACK, Signals
 
 
 def woken(signals: Signals) -> set[str]:
-    return {name for name in (DECIDE, URGENT, EXECUTE, SLACK) if signals.event(name).is_set()}
+    return {name for name in (DECIDE, EXECUTE, SLACK) if signals.event(name).is_set()}
 
 
 def test_a_named_notification_wakes_only_that_worker() -> None:
     signals = Signals()
-    signals.wake_named("execute")
-    assert woken(signals) == {EXECUTE}
-    signals = Signals()
-    signals.wake_named("decide")  # both lanes of the decider
-    assert woken(signals) == {DECIDE, URGENT}
+    signals.wake_named("decide")
+    assert woken(signals) == {DECIDE}
 
 
 def test_an_unnamed_or_unknown_notification_wakes_every_worker() -> None:
     for payload in ("", "something-newer"):
         signals = Signals()
         signals.wake_named(payload)
-        assert woken(signals) == {DECIDE, URGENT, EXECUTE, SLACK}
+        assert woken(signals) == {DECIDE, EXECUTE, SLACK}
