@@ -6,7 +6,7 @@ Tests build the same graph through `build()` with fakes passed in.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ from bot.core.execution import ApprovedQueue, Executor
 from bot.core.intake import AlertBatch, AlertIntake, IntakeResult
 from bot.core.metrics import MetricsSource
 from bot.core.policy import Policy
-from bot.core.ports import ApproverDirectory, DeploymentTarget, Notifier, ValidatesSettings
+from bot.core.ports import ApproverDirectory, DeploymentTarget, Notifier, UnitOfWork, ValidatesSettings
 from bot.core.service import RollbackService
 from bot.core.verification import Verifier
 from bot.database_health import one_request_fault
@@ -148,10 +148,10 @@ def build(
     slack_client = web_client(bot_token, settings.slack_api_url) if bot_token else None
     if directory is None and slack_client is not None:
         directory = SlackDirectory(slack_client)
-    notifier = notifier or OutboxNotifier(store, lambda: store.after_commit(lambda: signals.wake(SLACK)))
+    notifier = notifier or OutboxNotifier(store, wake_after_commit(store, signals, SLACK))
     verification = insight is not None
     executor = Executor(store, policy, all_targets, clock, notifier, verification)
-    queue: ApprovedQueue = (WorkerQueue(signals, store) if run_workers
+    queue: ApprovedQueue = (WorkerQueue(wake_after_commit(store, signals, EXECUTE)) if run_workers
                             else LeasedRunNow(executor, store, owner, timings.lease_s))
     service = RollbackService(store, policy, all_targets, clock, notifier=notifier, directory=directory,
                               summarise=summary_hook(insight) if insight is not None else None,
@@ -174,6 +174,12 @@ def build(
 
         attach_report_poster(container, sender)
     return container
+
+
+def wake_after_commit(store: UnitOfWork, signals: Signals, worker: str) -> Callable[[], None]:
+    """Wake a worker of this process once the caller's writes are committed, so it never looks before they
+    are there (other processes hear PostgreSQL's NOTIFY, which is delivered at commit anyway)."""
+    return lambda: store.after_commit(lambda: signals.wake(worker))
 
 
 def audit_watch(container: Container, bot_token: str) -> tuple[AuditWatch, AuditChannelSender]:

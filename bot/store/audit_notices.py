@@ -48,7 +48,6 @@ class AuditNotices(UnitOfWork):
     engine: Engine
     wall: Clock = SystemClock()
 
-
     # ---- scanning ---------------------------------------------------------------------------------------
 
     def watermark(self, name: str = WATERMARK) -> int:

@@ -634,9 +634,8 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
     def _changed(s: Session, change: Update) -> ProposalRow | None:
         """Run a proposal's compare-and-set UPDATE and return the row as it left it, in one statement
         (RETURNING, on PostgreSQL and SQLite alike); None when the condition matched nothing."""
-        found = s.execute(change.returning(ProposalRow).execution_options(
+        return s.execute(change.returning(ProposalRow).execution_options(
             synchronize_session=False, populate_existing=True)).scalars().first()
-        return found
 
     def _intent(self, s: Session, proposal_id: int, intent: Intent | None) -> None:
         """The Slack outbox row for a state change, in the change's own transaction."""

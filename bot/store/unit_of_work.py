@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
@@ -59,12 +60,9 @@ class UnitOfWork:
         @property
         def write_engine(self) -> Engine: ...
 
-    @property
+    @cached_property
     def _ambient(self) -> _Ambient:
-        found: _Ambient | None = self.__dict__.get("_uow_ambient")
-        if found is None:
-            found = self.__dict__.setdefault("_uow_ambient", _Ambient())
-        return found
+        return _Ambient()
 
     @contextmanager
     def atomic(self) -> Iterator[None]:

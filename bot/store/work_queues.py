@@ -54,7 +54,6 @@ class WorkQueues(UnitOfWork):
     # Leases and Slack back-off run on wall-clock time, whatever clock the domain uses (tests pin theirs).
     wall: Clock = SystemClock()
 
-
     # ---- leases -------------------------------------------------------------------------------------
 
     def claim_lease(self, name: str, owner: str, seconds: float) -> int | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -17,7 +18,6 @@ from bot.core.ports import Leases, ProposalReads, UnitOfWork
 from bot.core.proposal import Proposal, State
 from bot.database_health import outage_failure
 from bot.workers.leasing import held, waited
-from bot.workers.loop import EXECUTE, Signals
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +67,16 @@ class ExecutorWorker:
 
 
 class WorkerQueue:
-    """ApprovedQueue for `serve`: a click or an alert only records the approval; the executor is woken once
-    the approval is committed (a decision's unit of work may still be open)."""
+    """ApprovedQueue for `serve`: a click or an alert only records the approval; the executor is woken.
+    ``wake`` waits for the approval's commit (bootstrap's ``wake_after_commit``): a decision's unit of work
+    may still be open."""
 
-    def __init__(self, signals: Signals, store: UnitOfWork) -> None:
-        self.signals = signals
-        self.store = store
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self.wake = wake
 
     def submit(self, approved: Proposal, actor: str) -> Proposal:
         """No read back: the approval's own write is what the caller reports (the executor may be at it)."""
-        self.store.after_commit(lambda: self.signals.wake(EXECUTE))
+        self.wake()
         return approved
 
 

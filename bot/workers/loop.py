@@ -11,8 +11,8 @@ from bot.database_health import OUTAGE, outage_failure
 log = logging.getLogger(__name__)
 
 DECIDE, EXECUTE, SLACK = "decide", "execute", "slack"
-# The Slack sender waits this long after a wake-up: an automatic rollback's "executing" and "succeeded" then
-# usually reach Slack as one card update, and the card is drawn (CPU work) after the switch, not beside it.
+# The Slack sender waits this long after a wake-up: an automatic rollback's "executing" and "succeeded" are
+# then usually delivered in one tick, and the card is drawn (CPU work) after the switch, not beside it.
 SLACK_SETTLE_S = 0.05
 
 
