@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, Row
 from sqlmodel import Session, col, select
 
 from bot.core.actor import Actor
@@ -30,7 +30,8 @@ from bot.store.tables import AlertRow, ProposalRow
 from bot.store.unit_of_work import UnitOfWork
 
 
-def _record(row: AlertRow) -> AlertRecord:
+def _record(row: AlertRow | Row[Any]) -> AlertRecord:
+    """From an ORM row or a Core row of the alerts table (the workers' prebuilt reads)."""
     assert row.id is not None
     annotations = row.annotations or {}
     return AlertRecord(

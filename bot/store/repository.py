@@ -14,8 +14,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Update, and_, func, or_, true, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import Update, and_, bindparam, func, or_, true, update
+from sqlalchemy import select as core_select
+from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -54,8 +55,20 @@ from bot.store.tables import (
     ProposalRow,
     SlackEventRow,
     state_in,
+    table_of,
 )
 from bot.store.work_queues import WorkQueues
+
+# Built once (see bot/store/unit_of_work.py): every decision and execution reads these.
+_MODELS, _PROPOSALS, _APPROVALS = table_of(ModelRow), table_of(ProposalRow), table_of(ApprovalRow)
+_MODEL = core_select(_MODELS).where(_MODELS.c.name == bindparam("p_name"))
+_PROPOSAL = core_select(_PROPOSALS).where(_PROPOSALS.c.id == bindparam("p_id"))
+_OPEN_PROPOSAL = (core_select(_PROPOSALS).where(_PROPOSALS.c.model == bindparam("p_model"),
+                                                _PROPOSALS.c.state.in_(sorted(s.value for s in OPEN_STATES)))
+                  .limit(1))
+_APPROVERS = (core_select(_APPROVALS.c.user_id)
+              .where(_APPROVALS.c.proposal_id == bindparam("p_id"), _APPROVALS.c.decision == "approve")
+              .order_by(_APPROVALS.c.id))
 
 
 def _deployment(row: DeploymentRow) -> Deployment:
@@ -79,7 +92,7 @@ def _block(row: BlockedVersionRow) -> Block:
                  unblocked_at=row.unblocked_at, unblocked_by=row.unblocked_by, unblock_reason=row.unblock_reason)
 
 
-def _proposal(row: ProposalRow, approvals: list[str]) -> Proposal:
+def _proposal(row: ProposalRow | Row[Any], approvals: list[str]) -> Proposal:
     assert row.id is not None
     return Proposal(
         id=row.id,
@@ -165,10 +178,10 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         return row
 
     def model_state(self, model: str) -> ModelState:
-        with self._reading() as s:
-            row = s.get(ModelRow, model)
-        if row is None:
+        found = self._rows(_MODEL, {"p_name": model})
+        if not found:
             return ModelState()
+        row = found[0]
         return ModelState(
             frozen_until=row.frozen_until,
             frozen_reason=row.frozen_reason,
@@ -336,9 +349,8 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         return since
 
     def served_version(self, model: str) -> str | None:
-        with self._reading() as s:
-            row = s.get(ModelRow, model)
-        return row.served_version if row else None
+        found = self._rows(_MODEL, {"p_name": model})
+        return str(found[0].served_version) if found and found[0].served_version is not None else None
 
     def set_served_version(self, model: str, version: str) -> None:
         with self.session() as s:
@@ -414,32 +426,24 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
 
     # ---- proposals --------------------------------------------------------------------------------------
 
-    def _approvals(self, s: Session, proposal_id: int) -> list[str]:
-        return list(
-            s.exec(
-                select(ApprovalRow.user_id)
-                .where(ApprovalRow.proposal_id == proposal_id, ApprovalRow.decision == "approve")
-                .order_by(col(ApprovalRow.id))
-            ).all()
-        )
+    @staticmethod
+    def _approvals(s: Session, proposal_id: int) -> list[str]:
+        s.flush()  # a Core read sees only what is flushed: an approval this session added is
+        return [str(user) for (user,) in s.connection().execute(_APPROVERS, {"p_id": proposal_id}).all()]
 
     def get_proposal(self, proposal_id: int) -> Proposal:
         with self._reading() as s:
-            row = s.get(ProposalRow, proposal_id)
-            if row is None:
+            found = s.connection().execute(_PROPOSAL, {"p_id": proposal_id}).all()
+            if not found:
                 raise NotFound(f"no proposal #{proposal_id}")
-            return _proposal(row, self._approvals(s, proposal_id))
+            return _proposal(found[0], self._approvals(s, proposal_id))
 
     def open_proposal(self, model: str) -> Proposal | None:
         with self._reading() as s:
-            row = s.exec(
-                select(ProposalRow).where(
-                    ProposalRow.model == model, state_in(OPEN_STATES)
-                )
-            ).first()
-            if row is None or row.id is None:
+            found = s.connection().execute(_OPEN_PROPOSAL, {"p_model": model}).all()
+            if not found:
                 return None
-            return _proposal(row, self._approvals(s, row.id))
+            return _proposal(found[0], self._approvals(s, int(found[0].id)))
 
     def latest_proposal(self, model: str) -> Proposal | None:
         found = self.proposals(model=model, limit=1)

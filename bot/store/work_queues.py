@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import case, func, or_, text, update
+from sqlalchemy import Select, Update, bindparam, case, func, or_, text, update
+from sqlalchemy import select as core_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql.dml import ReturningInsert
 from sqlmodel import Session, col, select
 
 from bot.core.alert import AlertStatus
@@ -24,10 +27,56 @@ from bot.core.intake import AlertRecord
 from bot.core.proposal import EXECUTOR_STATES
 from bot.store import deliveries
 from bot.store.alert_queries import _record as _alert_record
-from bot.store.tables import AlertRow, LeaseRow, ProposalRow, SlackOutboxRow, state_in
+from bot.store.tables import AlertRow, LeaseRow, ProposalRow, SlackOutboxRow, table_of
 from bot.store.unit_of_work import UnitOfWork
 
 WAKE_CHANNEL = "rollback_bot_work"
+
+# Built once (see bot/store/unit_of_work.py): every alert's decision and execution runs these.
+_LEASES = table_of(LeaseRow)
+_ALERTS = table_of(AlertRow)
+_PROPOSALS = table_of(ProposalRow)
+
+
+@cache
+def _claim(dialect: str) -> ReturningInsert[tuple[int]]:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    lease = _LEASES.c
+    claim = insert(_LEASES).values(name=bindparam("p_name"), owner=bindparam("p_owner"),
+                                   expires_at=bindparam("p_expires"), fencing=1)
+    return claim.on_conflict_do_update(
+        index_elements=[lease.name],
+        set_={"owner": claim.excluded.owner, "expires_at": claim.excluded.expires_at, "fencing": lease.fencing + 1},
+        where=or_(lease.owner.is_(None), lease.expires_at < bindparam("p_now"), lease.owner == bindparam("p_me")),
+    ).returning(lease.fencing)
+
+
+def _this_claim() -> Update:
+    lease = _LEASES.c
+    return update(_LEASES).where(lease.name == bindparam("p_name"), lease.owner == bindparam("p_owner"),
+                                 lease.fencing == bindparam("p_fencing"))
+
+
+_RENEW = _this_claim().values(expires_at=bindparam("p_expires"))
+_RELEASE = _this_claim().values(owner=None, expires_at=None)
+
+
+def _pending_models(urgent_only: bool) -> Select[tuple[str | None, int]]:
+    alert = _ALERTS.c
+    oldest = func.min(alert.id)
+    # Models with a critical alert waiting go first: they may be rolled back without asking.
+    urgent = func.max(case((alert.severity == "critical", 1), else_=0))
+    q = core_select(alert.model, oldest).where(alert.decided_at.is_(None), alert.model.is_not(None))
+    if urgent_only:
+        q = q.where(alert.severity == "critical")
+    return q.group_by(alert.model).order_by(urgent.desc(), oldest).limit(bindparam("p_limit"))
+
+
+_PENDING_MODELS = {urgent: _pending_models(urgent) for urgent in (False, True)}
+_PENDING_ALERTS = (core_select(_ALERTS).where(_ALERTS.c.decided_at.is_(None), _ALERTS.c.model == bindparam("p_model"))
+                   .order_by(_ALERTS.c.id))
+_TO_EXECUTE = (core_select(_PROPOSALS.c.id).where(_PROPOSALS.c.state.in_(sorted(s.value for s in EXECUTOR_STATES)))
+               .order_by(_PROPOSALS.c.id).limit(bindparam("p_limit")))
 
 
 @dataclass(frozen=True)
@@ -62,37 +111,19 @@ class WorkQueues(UnitOfWork):
         One statement: insert the lease, or take over the existing row only where the condition holds (on
         PostgreSQL a concurrent claim waits for the row and re-checks the condition against the winner's)."""
         now = self.wall.now()
-        dialect_insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        claim = dialect_insert(LeaseRow).values(name=name, owner=owner, expires_at=now + timedelta(seconds=seconds),
-                                                fencing=1)
-        claim = claim.on_conflict_do_update(
-            index_elements=["name"],
-            set_={"owner": claim.excluded.owner, "expires_at": claim.excluded.expires_at,
-                  "fencing": LeaseRow.fencing + 1},
-            where=or_(col(LeaseRow.owner).is_(None), col(LeaseRow.expires_at) < now, col(LeaseRow.owner) == owner),
-        )
-        with self.session() as s:
-            fencing = s.execute(claim.returning(col(LeaseRow.fencing))).scalar()
-        return int(fencing) if fencing is not None else None
+        _, rows = self._write(_claim(self.engine.dialect.name), {
+            "p_name": name, "p_owner": owner, "p_me": owner, "p_now": now,
+            "p_expires": now + timedelta(seconds=seconds)})
+        return int(rows[0][0]) if rows else None
 
     def renew_lease(self, name: str, owner: str, fencing: int, seconds: float) -> bool:
         """The heartbeat: extend the lease if it is still this claim's."""
-        now = self.wall.now()
-        with self.session() as s:
-            result = s.execute(
-                update(LeaseRow)
-                .where(col(LeaseRow.name) == name, col(LeaseRow.owner) == owner, col(LeaseRow.fencing) == fencing)
-                .values(expires_at=now + timedelta(seconds=seconds))
-            )
-            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        expires = self.wall.now() + timedelta(seconds=seconds)
+        count, _ = self._write(_RENEW, {"p_name": name, "p_owner": owner, "p_fencing": fencing, "p_expires": expires})
+        return count == 1
 
     def release_lease(self, name: str, owner: str, fencing: int) -> None:
-        with self.session() as s:
-            s.execute(
-                update(LeaseRow)
-                .where(col(LeaseRow.name) == name, col(LeaseRow.owner) == owner, col(LeaseRow.fencing) == fencing)
-                .values(owner=None, expires_at=None)
-            )
+        self._write(_RELEASE, {"p_name": name, "p_owner": owner, "p_fencing": fencing})
 
     def lease_holder(self, name: str) -> tuple[str | None, datetime | None]:
         with self._reading() as s:
@@ -104,22 +135,11 @@ class WorkQueues(UnitOfWork):
     def pending_models(self, limit: int = 100, *, urgent_only: bool = False) -> list[str]:
         """Models with alerts the decider has not looked at yet: critical first, then oldest first (with
         ``urgent_only``, only the models with a critical alert waiting)."""
-        with self._reading() as s:
-            oldest = func.min(AlertRow.id)
-            # Models with a critical alert waiting go first: they may be rolled back without asking.
-            urgent = func.max(case((col(AlertRow.severity) == "critical", 1), else_=0))
-            q = select(AlertRow.model, oldest).where(col(AlertRow.decided_at).is_(None),
-                                                      col(AlertRow.model).is_not(None))
-            if urgent_only:
-                q = q.where(col(AlertRow.severity) == "critical")
-            rows = s.exec(q.group_by(col(AlertRow.model)).order_by(urgent.desc(), oldest).limit(limit)).all()
-        return [str(model) for model, _ in rows if model]
+        rows = self._rows(_PENDING_MODELS[urgent_only], {"p_limit": limit})
+        return [str(row[0]) for row in rows if row[0]]
 
     def pending_alerts(self, model: str) -> list[AlertRecord]:
-        with self._reading() as s:
-            rows = s.exec(select(AlertRow).where(col(AlertRow.decided_at).is_(None), AlertRow.model == model)
-                          .order_by(col(AlertRow.id))).all()
-            return [_alert_record(r) for r in rows]
+        return [_alert_record(r) for r in self._rows(_PENDING_ALERTS, {"p_model": model})]
 
     def mark_decided(self, outcomes: dict[int, tuple[str, str]]) -> None:
         """Close the inbox rows the decider handled, each with its outcome (one statement per outcome)."""
@@ -150,12 +170,7 @@ class WorkQueues(UnitOfWork):
 
     def proposals_to_execute(self, limit: int = 50) -> list[int]:
         """Approved proposals, and executing ones (whose executor may have died: the lease tells)."""
-        with self._reading() as s:
-            return [int(i) for i in s.exec(
-                select(ProposalRow.id)
-                .where(state_in(EXECUTOR_STATES))
-                .order_by(col(ProposalRow.id)).limit(limit)
-            ).all() if i is not None]
+        return [int(i) for (i,) in self._rows(_TO_EXECUTE, {"p_limit": limit})]
 
     # ---- the Slack outbox ---------------------------------------------------------------------------
 
