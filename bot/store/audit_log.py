@@ -16,16 +16,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import insert, text, update
+from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
 from bot.core.audit import GENESIS, AuditEvent, AuditKeyError, AuditRecord, KeyRing, row_hash
-from bot.store.tables import AuditHeadRow, AuditRow
+from bot.store.tables import AuditHeadRow, AuditRow, table_of
 
 COLUMNS = ("id", "at", "actor", "action", "model", "proposal_id", "from_version", "to_version", "reason",
            "inputs", "prev_hash", "hash", "key_id")
 FETCH = 2000
+
+# Built once: every state change appends through these (see bot/store/unit_of_work.py).
+_AUDIT, _HEAD = table_of(AuditRow), table_of(AuditHeadRow)
+_READ_HEAD = core_select(_HEAD.c.last_id, _HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update()
+_NEW_HEAD = insert(_HEAD).values(id=1, last_id=0, last_hash=GENESIS)
+_MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == 1)
+_APPEND = insert(_AUDIT)
 
 
 def record_from_row(row: AuditRow) -> AuditRecord:
@@ -39,29 +47,29 @@ def record_from_row(row: AuditRow) -> AuditRecord:
 def append_many(session: Session, ring: KeyRing, events: Sequence[tuple[AuditEvent, datetime]]) -> None:
     """Chain ``events`` onto the log inside the caller's transaction, in order: the head row is read under its
     lock and moved once, however many rows the transaction writes."""
-    head = session.exec(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
-                        .execution_options(populate_existing=True)).first()
+    session.flush()  # the state change first: the rows below are written on the connection, as Core
+    conn = session.connection()
+    head = conn.execute(_READ_HEAD).first()
     if head is None:
-        head = AuditHeadRow(id=1, last_id=0, last_hash=GENESIS)
-        session.add(head)
-        session.flush()
-    if not ring.keyed and head.last_id:
-        _refuse_downgrade(session, head.last_id)
-    last_id, last_hash = head.last_id, head.last_hash
-    rows: list[AuditRow] = []
+        conn.execute(_NEW_HEAD)
+        last_id, last_hash = 0, GENESIS
+    else:
+        last_id, last_hash = int(head.last_id), str(head.last_hash)
+    if not ring.keyed and last_id:
+        _refuse_downgrade(session, last_id)
+    rows: list[dict[str, Any]] = []
     for event, at in events:
         digest, key_id = row_hash(ring, last_hash, at, event)
         last_id += 1
-        rows.append(AuditRow(
-            id=last_id, at=at, actor=event.actor, action=event.action, model=event.model,
-            proposal_id=event.proposal_id, from_version=event.from_version, to_version=event.to_version,
-            reason=event.reason, inputs=event.inputs, prev_hash=last_hash, hash=digest, key_id=key_id,
-        ))
+        rows.append({
+            "id": last_id, "at": at, "actor": event.actor, "action": event.action, "model": event.model,
+            "proposal_id": event.proposal_id, "from_version": event.from_version, "to_version": event.to_version,
+            "reason": event.reason, "inputs": event.inputs, "prev_hash": last_hash, "hash": digest,
+            "key_id": key_id,
+        })
         last_hash = digest
-    session.add_all(rows)
-    head.last_id, head.last_hash = last_id, last_hash
-    session.add(head)
-    session.flush()
+    conn.execute(_APPEND, rows)
+    conn.execute(_MOVE_HEAD, {"last_id": last_id, "last_hash": last_hash})
 
 
 def _refuse_downgrade(session: Session, last_id: int) -> None:

@@ -9,11 +9,12 @@ fencing number, bumped on every claim, lets a worker tell that its lease was tak
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import Select, Update, bindparam, case, func, or_, text, update
+from sqlalchemy import Select, Update, bindparam, case, func, insert, or_, text, update
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
@@ -72,6 +73,9 @@ def _pending_models(urgent_only: bool) -> Select[tuple[str | None, int]]:
     return q.group_by(alert.model).order_by(urgent.desc(), oldest).limit(bindparam("p_limit"))
 
 
+_NOTIFY = {worker: text(f"NOTIFY {WAKE_CHANNEL}, '{worker}'") for worker in ("decide", "execute", "slack")}
+_OUTBOX = table_of(SlackOutboxRow)
+_ADD_OUTBOX = insert(_OUTBOX)
 _PENDING_MODELS = {urgent: _pending_models(urgent) for urgent in (False, True)}
 _PENDING_ALERTS = (core_select(_ALERTS).where(_ALERTS.c.decided_at.is_(None), _ALERTS.c.model == bindparam("p_model"))
                    .order_by(_ALERTS.c.id))
@@ -164,7 +168,7 @@ class WorkQueues(UnitOfWork):
         """Wake that worker (``decide``, ``execute``, ``slack``) of every replica when this transaction commits
         (PostgreSQL NOTIFY; no-op on SQLite)."""
         if self.engine.dialect.name == "postgresql" and self.once_per_transaction(session, f"notify:{worker}"):
-            session.execute(text(f"NOTIFY {WAKE_CHANNEL}, '{worker}'"))
+            session.connection().execute(_NOTIFY[worker])
 
     # ---- proposals the executor owes --------------------------------------------------------------
 
@@ -176,14 +180,11 @@ class WorkQueues(UnitOfWork):
 
     def add_outbox(self, proposal_id: int, event: str, detail: str | None,
                    session: Session | None = None) -> None:
-        row = SlackOutboxRow(proposal_id=proposal_id, event=event[:40], detail=detail, created_at=self.wall.now(),
-                             attempts=0, permanent=False)
-        if session is not None:
-            session.add(row)
-            self.notify_workers(session, "slack")
-            return
-        with self.session() as s:
-            s.add(row)
+        row = {"proposal_id": proposal_id, "event": event[:40], "detail": detail, "created_at": self.wall.now(),
+               "attempts": 0, "permanent": False}
+        with nullcontext(session) if session is not None else self.session() as s:
+            s.flush()  # the proposal it belongs to first: this row goes in on the connection, as Core
+            s.connection().execute(_ADD_OUTBOX, row)
             self.notify_workers(s, "slack")
 
     def outbox_due(self, limit: int = 200) -> list[OutboxItem]:
