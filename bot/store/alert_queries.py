@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, func, text, update
+from sqlalchemy import bindparam, case, func, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, Row
 from sqlmodel import Session, col, select
@@ -26,7 +26,7 @@ from bot.core.clock import Clock
 from bot.core.events import AuditAction
 from bot.core.intake import AlertBatch, AlertRecord, Stored, StoreOutcome
 from bot.core.severity import parse_severity
-from bot.store.tables import AlertRow, ProposalRow
+from bot.store.tables import AlertRow, ProposalRow, table_of
 from bot.store.unit_of_work import UnitOfWork
 
 
@@ -45,6 +45,14 @@ def _record(row: AlertRow | Row[Any]) -> AlertRecord:
         annotations={str(k): str(v) for k, v in annotations.items()},
         version=row.version, outcome=row.outcome,
     )
+
+
+# Built once (see bot/store/unit_of_work.py): every decision that opens or joins an incident runs these.
+_ALERTS, _PROPOSALS = table_of(AlertRow), table_of(ProposalRow)
+_ATTACH = (update(_ALERTS).where(_ALERTS.c.id.in_(bindparam("p_ids", expanding=True)), _ALERTS.c.proposal_id.is_(None))
+           .values(proposal_id=bindparam("p_proposal")))
+_TOUCH_PROPOSAL = (update(_PROPOSALS).where(_PROPOSALS.c.id == bindparam("p_id"))
+                   .values(updated_at=bindparam("p_now"), card_version=_PROPOSALS.c.card_version + 1))
 
 
 def _lock_key(model: str) -> int:
@@ -265,18 +273,12 @@ class AlertQueries(UnitOfWork):
             return 0
         now = self.clock.now()
         with self.session() as s:
-            result = s.exec(
-                update(AlertRow)
-                .where(col(AlertRow.id).in_(list(alert_ids)), col(AlertRow.proposal_id).is_(None))
-                .values(proposal_id=proposal_id)
-            )
-            attached = int(result.rowcount)
+            s.flush()  # Core statements below: what this session holds goes first
+            conn = s.connection()
+            attached = int(conn.execute(_ATTACH, {"p_ids": list(alert_ids), "p_proposal": proposal_id}).rowcount)
             if attached == 0:
                 return 0
-            s.exec(
-                update(ProposalRow).where(col(ProposalRow.id) == proposal_id)
-                .values(updated_at=now, card_version=ProposalRow.card_version + 1)
-            )
+            conn.execute(_TOUCH_PROPOSAL, {"p_id": proposal_id, "p_now": now})
             self._audit(s, replace(audit, proposal_id=proposal_id, inputs={**audit.inputs, "attached": attached}),
                         now)
             return attached

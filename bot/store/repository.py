@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Update, and_, bindparam, func, or_, true, update
+from sqlalchemy import Update, and_, bindparam, func, insert, or_, true, update
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import IntegrityError
@@ -66,6 +66,31 @@ _PROPOSAL = core_select(_PROPOSALS).where(_PROPOSALS.c.id == bindparam("p_id"))
 _OPEN_PROPOSAL = (core_select(_PROPOSALS).where(_PROPOSALS.c.model == bindparam("p_model"),
                                                 _PROPOSALS.c.state.in_(sorted(s.value for s in OPEN_STATES)))
                   .limit(1))
+_DEPLOYMENTS, _BLOCKS = table_of(DeploymentRow), table_of(BlockedVersionRow)
+_LOCK_MODEL = core_select(_MODELS).where(_MODELS.c.name == bindparam("p_name")).with_for_update()
+# The model row is found through the proposal in the same statement (see complete_rollback).
+_LOCK_MODEL_OF = (core_select(_MODELS).where(_MODELS.c.name == core_select(_PROPOSALS.c.model).where(
+    _PROPOSALS.c.id == bindparam("p_id")).scalar_subquery()).with_for_update())
+_NEWEST_VERSION = (core_select(_DEPLOYMENTS.c.version).where(_DEPLOYMENTS.c.model == bindparam("p_model"))
+                   .order_by(_DEPLOYMENTS.c.id.desc()).limit(1))
+_ANY_OPEN = (core_select(_PROPOSALS.c.id).where(_PROPOSALS.c.model == bindparam("p_model"),
+                                               _PROPOSALS.c.state.in_(sorted(s.value for s in OPEN_STATES))).limit(1))
+_INSERT_PROPOSAL = insert(_PROPOSALS).returning(*_PROPOSALS.c)
+_MARK_ROLLED_BACK = (update(_DEPLOYMENTS).where(_DEPLOYMENTS.c.model == bindparam("p_model"),
+                                                _DEPLOYMENTS.c.version == bindparam("p_version"),
+                                                _DEPLOYMENTS.c.rolled_back_at.is_(None))
+                     .values(rolled_back_at=bindparam("p_now")))
+_INSERT_DEPLOYMENT = insert(_DEPLOYMENTS)
+_ROLLED_BACK_AT = update(_MODELS).where(_MODELS.c.name == bindparam("p_name")).values(
+    last_rollback_at=bindparam("p_now"))
+_ROLLED_BACK_BY_PERSON = update(_MODELS).where(_MODELS.c.name == bindparam("p_name")).values(
+    last_rollback_at=bindparam("p_now"), auto_blocked_reason=None)
+_ACTIVE_BLOCK = core_select(_BLOCKS.c.id).where(_BLOCKS.c.model == bindparam("p_model"),
+                                                _BLOCKS.c.version == bindparam("p_version"),
+                                                _BLOCKS.c.unblocked_at.is_(None)).limit(1)
+_LIFT_BLOCK = update(_BLOCKS).where(_BLOCKS.c.id == bindparam("p_id")).values(
+    unblocked_at=bindparam("p_now"), unblocked_by=bindparam("p_by"), unblock_reason=bindparam("p_reason"))
+_INSERT_BLOCK = insert(_BLOCKS)
 _APPROVERS = (core_select(_APPROVALS.c.user_id)
               .where(_APPROVALS.c.proposal_id == bindparam("p_id"), _APPROVALS.c.decision == "approve")
               .order_by(_APPROVALS.c.id))
@@ -297,30 +322,24 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             self._audit(s, replace(audit, proposal_id=row.proposal_id), now)
             return _block(row)
 
-    def _block_after_rollback(self, s: Session, row: ProposalRow, by: str, now: datetime) -> None:
+    def _block_after_rollback(self, s: Session, row: Row[Any], by: str, now: datetime) -> None:
         """A rollback blocks the version it left; an undo (rolling forward to it on purpose) lifts that block."""
-        assert row.id is not None
+        s.flush()  # Core statements below: what this session holds goes first
+        conn = s.connection()
         if row.kind == Kind.UNDO.value:
-            lifted = s.exec(select(BlockedVersionRow).where(
-                BlockedVersionRow.model == row.model, BlockedVersionRow.version == row.to_version,
-                col(BlockedVersionRow.unblocked_at).is_(None))).first()
+            lifted = conn.execute(_ACTIVE_BLOCK, {"p_model": row.model, "p_version": row.to_version}).scalar()
             if lifted is not None:
                 why = f"undo of rollback #{row.undo_of}"
-                lifted.unblocked_at, lifted.unblocked_by, lifted.unblock_reason = now, by, why
-                s.add(lifted)
+                conn.execute(_LIFT_BLOCK, {"p_id": lifted, "p_now": now, "p_by": by, "p_reason": why})
                 self._audit(s, AuditEvent(actor=by, action=AuditAction.VERSION_UNBLOCKED, model=row.model,
                                           proposal_id=row.id, to_version=row.to_version, reason=why), now)
             return
-        earlier = s.exec(select(BlockedVersionRow).where(
-            BlockedVersionRow.model == row.model, BlockedVersionRow.version == row.from_version,
-            col(BlockedVersionRow.unblocked_at).is_(None))).first()
+        earlier = conn.execute(_ACTIVE_BLOCK, {"p_model": row.model, "p_version": row.from_version}).scalar()
         if earlier is not None:  # deployed again with an override and rolled back again: this rollback says why
-            earlier.unblocked_at, earlier.unblocked_by = now, by
-            earlier.unblock_reason = f"blocked again by rollback #{row.id}"
-            s.add(earlier)
-            s.flush()
-        s.add(BlockedVersionRow(model=row.model, version=row.from_version, blocked_at=now, blocked_by=by,
-                                reason=row.reason, proposal_id=row.id))
+            conn.execute(_LIFT_BLOCK, {"p_id": earlier, "p_now": now, "p_by": by,
+                                       "p_reason": f"blocked again by rollback #{row.id}"})
+        conn.execute(_INSERT_BLOCK, {"model": row.model, "version": row.from_version, "blocked_at": now,
+                                     "blocked_by": by, "reason": row.reason, "proposal_id": row.id})
         self._audit(s, AuditEvent(actor=by, action=AuditAction.DEPLOYMENT_BLOCKED, model=row.model, proposal_id=row.id,
                                   from_version=row.from_version, to_version=row.to_version,
                                   reason=f"rolled back by {by}: {row.reason or 'no reason given'}; deployments of "
@@ -465,54 +484,32 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         now = self.clock.now()
         try:
             with self.session() as s:
+                s.flush()  # Core statements below: what this session holds goes first
+                conn = s.connection()
                 # Lock the model row: proposals for one model are written one at a time, and each re-checks
                 # that the version it rolls back from is still the live one.
-                locked = (select(ModelRow).where(ModelRow.name == new.model).with_for_update()
-                          .execution_options(populate_existing=True))
-                mrow = s.exec(locked).first()
+                mrow = conn.execute(_LOCK_MODEL, {"p_name": new.model}).first()
                 if mrow is None:  # a model never deployed through the bot: its row first
                     self.ensure_model(s, new.model)
-                    mrow = s.exec(locked).one()
-                newest = s.exec(select(DeploymentRow.version).where(DeploymentRow.model == new.model)
-                                .order_by(col(DeploymentRow.id).desc()).limit(1)).first()
+                    mrow = conn.execute(_LOCK_MODEL, {"p_name": new.model}).one()
+                newest = conn.execute(_NEWEST_VERSION, {"p_model": new.model}).scalar()
                 if newest != new.from_version:
                     raise StaleProposal(f"{new.model} now runs {newest}, not {new.from_version}")
                 if mrow.last_rollback_at != new.seen_last_rollback_at:
                     raise StaleProposal(f"{new.model} was rolled back at {mrow.last_rollback_at:%H:%M:%S} UTC")
-                if s.exec(select(ProposalRow.id).where(ProposalRow.model == new.model, state_in(OPEN_STATES))
-                          .limit(1)).first() is not None:
+                if conn.execute(_ANY_OPEN, {"p_model": new.model}).first() is not None:
                     # Checked under the model's lock rather than left to the unique index: a failed INSERT would
                     # end the caller's unit of work (the decider's) on PostgreSQL, where it only joins.
                     raise OpenProposalExists(new.model, self.open_proposal(new.model))
-                row = ProposalRow(
-                    model=new.model,
-                    from_version=new.from_version,
-                    to_version=new.to_version,
-                    state=State.PROPOSED.value,
-                    kind=new.kind.value,
-                    requested_by=new.requested_by,
-                    reason=new.reason,
-                    target_note=new.target_note,
-                    severity=new.severity,
-                    decision_reason=new.decision_reason,
-                    required_approvals=new.required_approvals,
-                    dry_run=new.dry_run,
-                    created_at=now,
-                    updated_at=now,
-                    deadline_at=new.deadline_at,
-                    summary=new.summary,
-                    undo_of=new.undo_of,
-                    action=new.action.value,
-                    card_version=1,
-                )
-                s.add(row)
-                s.flush()
-                assert row.id is not None
-                self._audit(
-                    s,
-                    replace(audit, proposal_id=row.id),
-                    now,
-                )
+                row = conn.execute(_INSERT_PROPOSAL, {
+                    "model": new.model, "from_version": new.from_version, "to_version": new.to_version,
+                    "state": State.PROPOSED.value, "kind": new.kind.value, "requested_by": new.requested_by,
+                    "reason": new.reason, "target_note": new.target_note, "severity": new.severity,
+                    "decision_reason": new.decision_reason, "required_approvals": new.required_approvals,
+                    "dry_run": new.dry_run, "created_at": now, "updated_at": now, "deadline_at": new.deadline_at,
+                    "summary": new.summary, "undo_of": new.undo_of, "action": new.action.value, "card_version": 1,
+                }).one()
+                self._audit(s, replace(audit, proposal_id=row.id), now)
                 self._intent(s, row.id, intent)
                 return _proposal(row, [])
         except IntegrityError as exc:
@@ -603,9 +600,8 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             # The model row first, as create_proposal does: taking it after the proposal row would let a new
             # proposal (waiting on this row's open state in the unique index) and this commit wait on each
             # other. Found through the proposal in the same statement.
-            model = select(ProposalRow.model).where(ProposalRow.id == proposal_id).scalar_subquery()
-            locked = s.exec(select(ModelRow).where(ModelRow.name == model).with_for_update()
-                            .execution_options(populate_existing=True)).first()
+            s.flush()  # Core statements below: what this session holds goes first
+            locked = s.connection().execute(_LOCK_MODEL_OF, {"p_id": proposal_id}).first()
             row = self._changed(s, update(ProposalRow).where(
                 col(ProposalRow.id) == proposal_id, state_in(states_that_may_become(State.SUCCEEDED))
             ).values(state=State.SUCCEEDED.value, finished_at=now, updated_at=now, result=result,
@@ -613,21 +609,17 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             if row is None:
                 return None
             if not row.dry_run:
-                s.exec(
-                    update(DeploymentRow)
-                    .where(col(DeploymentRow.model) == row.model,
-                           col(DeploymentRow.version) == row.from_version,
-                           col(DeploymentRow.rolled_back_at).is_(None))
-                    .values(rolled_back_at=now)
-                )
-                s.add(DeploymentRow(model=row.model, version=row.to_version, deployed_at=now,
-                                    deployed_by=deployed_by, source=f"rollback #{proposal_id}", meta={},
-                                    stable_at=None))
-                mrow = locked or self.ensure_model(s, row.model)  # the row locked above: no second read
-                mrow.last_rollback_at = now
-                if not is_bot(deployed_by):
-                    mrow.auto_blocked_reason = None  # a person acted: automatic rollbacks may resume
-                s.add(mrow)
+                conn = s.connection()
+                conn.execute(_MARK_ROLLED_BACK, {"p_model": row.model, "p_version": row.from_version, "p_now": now})
+                conn.execute(_INSERT_DEPLOYMENT, {
+                    "model": row.model, "version": row.to_version, "deployed_at": now, "deployed_by": deployed_by,
+                    "source": f"rollback #{proposal_id}", "metadata": {}, "stable_at": None})
+                if locked is None:  # the model row was locked above (no second read) unless it had none
+                    self.ensure_model(s, row.model)
+                    s.flush()
+                # A person acted: automatic rollbacks may resume.
+                conn.execute(_ROLLED_BACK_AT if is_bot(deployed_by) else _ROLLED_BACK_BY_PERSON,
+                             {"p_name": row.model, "p_now": now})
             self._audit(s, replace(audit, proposal_id=proposal_id), now)
             if not row.dry_run:
                 self._block_after_rollback(s, row, deployed_by, now)
@@ -635,11 +627,12 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             return _proposal(row, self._approvals(s, proposal_id))
 
     @staticmethod
-    def _changed(s: Session, change: Update) -> ProposalRow | None:
+    def _changed(s: Session, change: Update) -> Row[Any] | None:
         """Run a proposal's compare-and-set UPDATE and return the row as it left it, in one statement
-        (RETURNING, on PostgreSQL and SQLite alike); None when the condition matched nothing."""
-        return s.execute(change.returning(ProposalRow).execution_options(
-            synchronize_session=False, populate_existing=True)).scalars().first()
+        (RETURNING, on PostgreSQL and SQLite alike); None when the condition matched nothing. Run as Core on
+        the session's connection (see bot/store/unit_of_work.py), after what the session holds."""
+        s.flush()
+        return s.connection().execute(change.returning(*_PROPOSALS.c)).first()
 
     def _intent(self, s: Session, proposal_id: int, intent: Intent | None) -> None:
         """The Slack outbox row for a state change, in the change's own transaction."""

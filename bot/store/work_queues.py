@@ -73,6 +73,9 @@ def _pending_models(urgent_only: bool) -> Select[tuple[str | None, int]]:
     return q.group_by(alert.model).order_by(urgent.desc(), oldest).limit(bindparam("p_limit"))
 
 
+_MARK_DECIDED = (update(_ALERTS).where(_ALERTS.c.id.in_(bindparam("p_ids", expanding=True)))
+                 .values(decided_at=bindparam("p_now"), outcome=bindparam("p_outcome"),
+                         outcome_reason=bindparam("p_reason")))
 _NOTIFY = {worker: text(f"NOTIFY {WAKE_CHANNEL}, '{worker}'") for worker in ("decide", "execute", "slack")}
 _OUTBOX = table_of(SlackOutboxRow)
 _ADD_OUTBOX = insert(_OUTBOX)
@@ -154,9 +157,11 @@ class WorkQueues(UnitOfWork):
         for alert_id, key in outcomes.items():
             groups.setdefault(key, []).append(alert_id)
         with self.session() as s:
+            s.flush()  # Core statements below: what this session holds goes first
+            conn = s.connection()
             for (outcome, reason), ids in groups.items():
-                s.execute(update(AlertRow).where(col(AlertRow.id).in_(ids))
-                          .values(decided_at=now, outcome=outcome[:20], outcome_reason=reason[:2000]))
+                conn.execute(_MARK_DECIDED, {"p_ids": ids, "p_now": now, "p_outcome": outcome[:20],
+                                             "p_reason": reason[:2000]})
 
     def alert_outcomes(self, alert_ids: Sequence[int]) -> dict[int, tuple[str | None, str | None, datetime | None]]:
         with self._reading() as s:
