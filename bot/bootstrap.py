@@ -151,7 +151,8 @@ def build(
     notifier = notifier or OutboxNotifier(store, wake_after_commit(store, signals, SLACK))
     verification = insight is not None
     executor = Executor(store, policy, all_targets, clock, notifier, verification)
-    queue: ApprovedQueue = (WorkerQueue(wake_after_commit(store, signals, EXECUTE)) if run_workers
+    executor_worker = ExecutorWorker(executor, store, owner, timings.lease_s)
+    queue: ApprovedQueue = (WorkerQueue(store, executor_worker.take, lambda: signals.wake(EXECUTE)) if run_workers
                             else LeasedRunNow(executor, store, owner, timings.lease_s))
     service = RollbackService(store, policy, all_targets, clock, notifier=notifier, directory=directory,
                               summarise=summary_hook(insight) if insight is not None else None,
@@ -164,7 +165,7 @@ def build(
                              settings.public_url, charts)
     container = Container(settings, engine, store, policy, service, clock, intake,
                           Decider(intake, store, owner, timings.lease_s),
-                          ExecutorWorker(executor, store, owner, timings.lease_s), signals, timings, owner,
+                          executor_worker, signals, timings, owner,
                           run_workers, sender, insight,
                           GroupCommit(intake.record_many, retry_alone=one_request_fault) if run_workers else None)
     if sender is not None and bot_token:
@@ -215,6 +216,7 @@ def start_workers(container: Container) -> list[Loop | PgListener]:
     started: list[Loop | PgListener] = []
     if c.run_workers:
         started.append(Loop(DECIDE, c.decider.tick, c.timings.poll_s, c.signals).start())
+        c.executor.accepting = True
         started.append(Loop(EXECUTE, c.executor.tick, c.timings.poll_s, c.signals).start())
         if c.engine.dialect.name == "postgresql":
             started.append(PgListener(c.engine.url.render_as_string(hide_password=False),

@@ -38,17 +38,31 @@ class ExecutorWorker:
         self.owner = owner
         self.lease_s = lease_s
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="executor")
+        self.accepting = False  # set by start_workers where this process runs the executor
         self._running: set[int] = set()
         self._guard = threading.Lock()
 
     def tick(self) -> bool:
         for proposal_id in self.store.proposals_to_execute():
-            with self._guard:
-                if proposal_id in self._running:
-                    continue
-                self._running.add(proposal_id)
-            self.pool.submit(self._run, proposal_id)
+            self.take(proposal_id)
         return False  # the pool threads do the work; nothing to re-run at once
+
+    def take(self, proposal_id: int) -> bool:
+        """Run ``proposal_id`` in a pool thread unless this process already does; False where this process
+        runs no executor (its replicas and worker process hear the approval's NOTIFY instead)."""
+        if not self.accepting:
+            return False
+        with self._guard:
+            if proposal_id in self._running:
+                return True
+            self._running.add(proposal_id)
+        try:
+            self.pool.submit(self._run, proposal_id)
+        except RuntimeError:  # the pool was shut down (the process is stopping): a later start's tick runs it
+            with self._guard:
+                self._running.discard(proposal_id)
+            return False
+        return True
 
     def _run(self, proposal_id: int) -> None:
         try:
@@ -63,20 +77,30 @@ class ExecutorWorker:
                 self._running.discard(proposal_id)
 
     def close(self) -> None:
+        self.accepting = False
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 class WorkerQueue:
-    """ApprovedQueue for `serve`: a click or an alert only records the approval; the executor is woken.
-    ``wake`` waits for the approval's commit (bootstrap's ``wake_after_commit``): a decision's unit of work
-    may still be open."""
+    """ApprovedQueue for `serve`: a click or an alert only records the approval; the executor takes it.
 
-    def __init__(self, wake: Callable[[], None]) -> None:
+    After the approval commits (a decision's unit of work may still be open), the proposal goes straight to
+    this process's executor pool when it runs one: no wake-up, no read of the queue, a few milliseconds off
+    an automatic rollback. Elsewhere (the request process beside a worker process) the approval's NOTIFY
+    reaches the executor. The proposal's lease keeps a replica that hears the NOTIFY too from running it twice."""
+
+    def __init__(self, store: UnitOfWork, hand_off: Callable[[int], bool], wake: Callable[[], None]) -> None:
+        self.store = store
+        self.hand_off = hand_off
         self.wake = wake
 
     def submit(self, approved: Proposal, actor: str) -> Proposal:
         """No read back: the approval's own write is what the caller reports (the executor may be at it)."""
-        self.wake()
+        def run() -> None:
+            if not self.hand_off(approved.id):
+                self.wake()
+
+        self.store.after_commit(run)
         return approved
 
 
