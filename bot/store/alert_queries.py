@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, case, func, text, update
+from sqlalchemy import select as core_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, Row
 from sqlmodel import Session, col, select
@@ -29,8 +30,10 @@ from bot.core.severity import parse_severity
 from bot.store.tables import AlertRow, ProposalRow, table_of
 from bot.store.unit_of_work import UnitOfWork
 
+AnyAlertRow = AlertRow | Row[Any]  # an ORM row, or a Core row of the alerts table (the prebuilt statements')
 
-def _record(row: AlertRow | Row[Any]) -> AlertRecord:
+
+def _record(row: AnyAlertRow) -> AlertRecord:
     """From an ORM row or a Core row of the alerts table (the workers' prebuilt reads)."""
     assert row.id is not None
     annotations = row.annotations or {}
@@ -47,8 +50,15 @@ def _record(row: AlertRow | Row[Any]) -> AlertRecord:
     )
 
 
-# Built once (see bot/store/unit_of_work.py): every decision that opens or joins an incident runs these.
+# Built once (see bot/store/unit_of_work.py): every request and every decision runs these.
 _ALERTS, _PROPOSALS = table_of(AlertRow), table_of(ProposalRow)
+_KNOWN = core_select(_ALERTS).where(_ALERTS.c.source == bindparam("p_source"),
+                                    _ALERTS.c.fingerprint.in_(bindparam("p_fingerprints", expanding=True)))
+_RESOLVE = (update(_ALERTS).where(_ALERTS.c.id == bindparam("p_id"), _ALERTS.c.status == AlertStatus.FIRING.value)
+            .values(status=AlertStatus.RESOLVED.value, ends_at=bindparam("p_ended"), resolved_at=bindparam("p_ended"),
+                    # back into the inbox when its incident must hear of it (a waiting proposal may cancel)
+                    decided_at=case((_ALERTS.c.proposal_id.is_(None), _ALERTS.c.decided_at), else_=None))
+            .returning(*_ALERTS.c))
 _ATTACH = (update(_ALERTS).where(_ALERTS.c.id.in_(bindparam("p_ids", expanding=True)), _ALERTS.c.proposal_id.is_(None))
            .values(proposal_id=bindparam("p_proposal")))
 _TOUCH_PROPOSAL = (update(_PROPOSALS).where(_PROPOSALS.c.id == bindparam("p_id"))
@@ -88,7 +98,7 @@ class AlertQueries(UnitOfWork):
         return stored
 
     def _store_batch(self, s: Session, batch: AlertBatch, postgres: bool,
-                     known: dict[tuple[str, datetime], AlertRow],
+                     known: dict[tuple[str, datetime], AnyAlertRow],
                      added: dict[tuple[str, str, datetime], AlertRecord]) -> list[Stored]:
         """``known``: the source's stored rows read up front; ``added``: rows earlier batches of the same
         transaction inserted (a repeat of one of those is a duplicate without another statement)."""
@@ -125,23 +135,22 @@ class AlertQueries(UnitOfWork):
         return [results[i] for i in range(len(alerts))]
 
     def _known_in_group(self, s: Session, batches: Sequence[AlertBatch]
-                        ) -> dict[str, dict[tuple[str, datetime], AlertRow]]:
+                        ) -> dict[str, dict[tuple[str, datetime], AnyAlertRow]]:
         """Every batch's already stored alerts, one query per source for the whole group: repeats, the bulk
         of any storm, cost no more statements than new alerts."""
         wanted: dict[str, set[str]] = {}
         for batch in batches:
             wanted.setdefault(batch.source, set()).update(a.fingerprint for a, _ in batch.alerts
                                                           if a.starts_at is not None)
-        known: dict[str, dict[tuple[str, datetime], AlertRow]] = {}
+        known: dict[str, dict[tuple[str, datetime], AnyAlertRow]] = {}
         for source, fingerprints in wanted.items():
-            rows = s.exec(select(AlertRow).where(AlertRow.source == source,
-                                                 col(AlertRow.fingerprint).in_(sorted(fingerprints)))).all() \
-                if fingerprints else []
+            rows = s.connection().execute(_KNOWN, {"p_source": source, "p_fingerprints": sorted(fingerprints)}
+                                          ).all() if fingerprints else []
             known[source] = {(r.fingerprint, r.starts_at): r for r in rows}
         return known
 
     def _store_one(self, s: Session, source: str, alert: Alert, model: str | None, received_at: datetime,
-                   postgres: bool, known: dict[tuple[str, datetime], AlertRow]) -> Stored:
+                   postgres: bool, known: dict[tuple[str, datetime], AnyAlertRow]) -> Stored:
         firing = alert.status is AlertStatus.FIRING
         if alert.starts_at is None:
             if postgres:  # without a start time the unique key cannot deduplicate: serialise this fingerprint
@@ -151,9 +160,8 @@ class AlertQueries(UnitOfWork):
             if firing and live:
                 return Stored(StoreOutcome.DUPLICATE, _record(live[0]))
             if not firing and live:  # every firing episode of this fingerprint has ended
-                for episode in live:
-                    self._resolve(s, episode, alert, received_at)
-                return Stored(StoreOutcome.RESOLVED, _record(live[0]))
+                ended = [self._resolve(s, episode, alert, received_at) for episode in live]
+                return Stored(StoreOutcome.RESOLVED, _record(ended[0] or live[0]))
             if not firing and rows:
                 return Stored(StoreOutcome.DUPLICATE, _record(rows[0]))
             starts_at = received_at if firing else (alert.ends_at or received_at)
@@ -173,8 +181,10 @@ class AlertQueries(UnitOfWork):
                 return Stored(StoreOutcome.DUPLICATE, _record(row))
             if firing:
                 return Stored(StoreOutcome.STALE, _record(row))
-            if self._resolve(s, row, alert, received_at):
-                return Stored(StoreOutcome.RESOLVED, _record(row))
+            done = self._resolve(s, row, alert, received_at)
+            if done is not None:
+                known[(alert.fingerprint, starts_at)] = done  # a later batch of the group sees it resolved
+                return Stored(StoreOutcome.RESOLVED, _record(done))
         raise RuntimeError(f"alert {source}/{alert.fingerprint} could be neither inserted nor read")
 
     def _by_fingerprint(self, s: Session, source: str, fingerprint: str) -> list[AlertRow]:
@@ -216,8 +226,8 @@ class AlertQueries(UnitOfWork):
         statement = dialect_insert(table).on_conflict_do_nothing(
             index_elements=["source", "fingerprint", "starts_at"]).returning(*table.c)
         found: dict[tuple[str, datetime], AlertRecord] = {}
-        for row in s.connection().execute(statement, rows).mappings():
-            record = _record(AlertRow(**dict(row)))
+        for row in s.connection().execute(statement, rows):
+            record = _record(row)
             found[(record.fingerprint, record.starts_at)] = record
         return found
 
@@ -245,19 +255,14 @@ class AlertQueries(UnitOfWork):
         assert row is not None
         return row
 
-    def _resolve(self, s: Session, row: AlertRow, alert: Alert, received_at: datetime) -> bool:
-        """firing → resolved (compare-and-set); a resolution inside an incident goes into its timeline."""
+    def _resolve(self, s: Session, episode: AnyAlertRow, alert: Alert, received_at: datetime) -> Row[Any] | None:
+        """firing → resolved (compare-and-set): the row as it left it, None if it was not firing; a resolution
+        inside an incident goes into its timeline."""
         ended = alert.ends_at or received_at
-        result = s.exec(
-            update(AlertRow)
-            .where(col(AlertRow.id) == row.id, col(AlertRow.status) == AlertStatus.FIRING.value)
-            .values(status=AlertStatus.RESOLVED.value, ends_at=ended, resolved_at=ended,
-                    # back into the inbox when its incident must hear of it (a waiting proposal may cancel)
-                    decided_at=case((col(AlertRow.proposal_id).is_(None), col(AlertRow.decided_at)), else_=None))
-        )
-        if result.rowcount != 1:
-            return False
-        s.refresh(row)
+        s.flush()  # a Core statement: what this session holds goes first
+        row = s.connection().execute(_RESOLVE, {"p_id": episode.id, "p_ended": ended}).first()
+        if row is None:
+            return None
         if row.proposal_id is not None:
             self._audit(s, AuditEvent(
                 actor=str(Actor.alert(row.source)), action=AuditAction.ALERT_RESOLVED, model=row.model,
@@ -266,7 +271,7 @@ class AlertQueries(UnitOfWork):
                 inputs={"fingerprint": row.fingerprint, "severity": row.severity,
                         "starts_at": row.starts_at.isoformat(), "ends_at": ended.isoformat()},
             ))
-        return True
+        return row
 
     def attach_alerts(self, proposal_id: int, alert_ids: Sequence[int], audit: AuditEvent) -> int:
         if not alert_ids:

@@ -67,6 +67,9 @@ _OPEN_PROPOSAL = (core_select(_PROPOSALS).where(_PROPOSALS.c.model == bindparam(
                                                 _PROPOSALS.c.state.in_(sorted(s.value for s in OPEN_STATES)))
                   .limit(1))
 _DEPLOYMENTS, _BLOCKS = table_of(DeploymentRow), table_of(BlockedVersionRow)
+_HISTORY = (core_select(*(_DEPLOYMENTS.c[name] for name in (
+    "id", "model", "version", "deployed_at", "deployed_by", "source", "stable_at", "rolled_back_at")))
+    .where(_DEPLOYMENTS.c.model == bindparam("p_model")).order_by(_DEPLOYMENTS.c.id))
 _LOCK_MODEL = core_select(_MODELS).where(_MODELS.c.name == bindparam("p_name")).with_for_update()
 # The model row is found through the proposal in the same statement (see complete_rollback).
 _LOCK_MODEL_OF = (core_select(_MODELS).where(_MODELS.c.name == core_select(_PROPOSALS.c.model).where(
@@ -96,7 +99,7 @@ _APPROVERS = (core_select(_APPROVALS.c.user_id)
               .order_by(_APPROVALS.c.id))
 
 
-def _deployment(row: DeploymentRow) -> Deployment:
+def _deployment(row: DeploymentRow | Row[Any]) -> Deployment:
     assert row.id is not None
     return Deployment(
         id=row.id,
@@ -216,11 +219,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         )
 
     def history(self, model: str) -> list[Deployment]:
-        with self._reading() as s:
-            rows = s.exec(
-                select(DeploymentRow).where(DeploymentRow.model == model).order_by(col(DeploymentRow.id))
-            ).all()
-        return [_deployment(r) for r in rows]
+        return [_deployment(r) for r in self._rows(_HISTORY, {"p_model": model})]
 
     def record_deployment(
         self,
