@@ -35,12 +35,16 @@ log = logging.getLogger(__name__)
 # Events that never post a card of their own: an automatic rollback's card appears in its final state.
 _UPDATE_ONLY = {CardEvent.APPROVED, CardEvent.EXECUTING}
 CARD_EVENT_TYPE = "rollback_bot_proposal"
+# State changes whose own transaction bumps the card's version: when an earlier message of the same tick drew
+# the card at that version already (an automatic rollback's "executing" found it succeeded), their
+# chat.update is skipped; the thread message still goes out.
+_DRAWN_WITH_VERSION = {CardEvent.APPROVED, CardEvent.EXECUTING, CardEvent.SUCCEEDED, CardEvent.FAILED}
 
 
 class CardStore(Protocol):
     def get_proposal(self, proposal_id: int) -> Proposal: ...
     def set_slack_ref(self, proposal_id: int, channel: str, ts: str) -> None: ...
-    def card_version(self, proposal_id: int) -> int: ...
+    def card_state(self, proposal_id: int) -> tuple[int, int]: ...
     def mark_card_synced(self, proposal_id: int, version: int) -> None: ...
     def cards_to_sync(self, limit: int = 50) -> list[int]: ...
     def add_outbox(self, proposal_id: int, event: str, detail: str | None) -> None: ...
@@ -171,7 +175,8 @@ class SlackSender:
         if event == CardEvent.OVERRIDE:  # a channel message of its own, about the rollback that blocked the version
             self._announce_override(proposal_id, detail or "")
             return
-        current = self.sync_card(proposal_id, allow_post=event not in _UPDATE_ONLY, maybe_posted=maybe_posted)
+        current = self.sync_card(proposal_id, allow_post=event not in _UPDATE_ONLY, maybe_posted=maybe_posted,
+                                 unless_drawn=event in _DRAWN_WITH_VERSION)
         if current is None or not current.slack_ts:
             return
         self._thread(current, event, detail)
@@ -183,10 +188,14 @@ class SlackSender:
 
     # ---- card sync ----------------------------------------------------------------------------------------
 
-    def sync_card(self, proposal_id: int, *, allow_post: bool = True, maybe_posted: bool = False) -> Proposal | None:
-        """Post or update the card from the database's current state; raises DeliveryError."""
-        version = self.store.card_version(proposal_id)
+    def sync_card(self, proposal_id: int, *, allow_post: bool = True, maybe_posted: bool = False,
+                  unless_drawn: bool = False) -> Proposal | None:
+        """Post or update the card from the database's current state; raises DeliveryError. ``unless_drawn``:
+        not when Slack already shows the card at its current version (one chat.update for several changes)."""
+        version, drawn = self.store.card_state(proposal_id)
         proposal = self.store.get_proposal(proposal_id)
+        if unless_drawn and proposal.slack_ts and drawn >= version:
+            return proposal
         mp = self.policy.model(proposal.model)
         channel = proposal.slack_channel or (mp.channel if mp else None)
         if channel is None:

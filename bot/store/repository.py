@@ -94,6 +94,8 @@ _ACTIVE_BLOCK = core_select(_BLOCKS.c.id).where(_BLOCKS.c.model == bindparam("p_
 _LIFT_BLOCK = update(_BLOCKS).where(_BLOCKS.c.id == bindparam("p_id")).values(
     unblocked_at=bindparam("p_now"), unblocked_by=bindparam("p_by"), unblock_reason=bindparam("p_reason"))
 _INSERT_BLOCK = insert(_BLOCKS)
+_CARD_STATE = (core_select(_PROPOSALS.c.card_version, _PROPOSALS.c.card_synced)
+               .where(_PROPOSALS.c.id == bindparam("p_id")))
 _APPROVERS = (core_select(_APPROVALS.c.user_id)
               .where(_APPROVALS.c.proposal_id == bindparam("p_id"), _APPROVALS.c.decision == "approve")
               .order_by(_APPROVALS.c.id))
@@ -659,10 +661,10 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
                 .values(card_synced=version)
             )
 
-    def card_version(self, proposal_id: int) -> int:
-        with self._reading() as s:
-            row = s.get(ProposalRow, proposal_id)
-            return row.card_version if row else 0
+    def card_state(self, proposal_id: int) -> tuple[int, int]:
+        """The card's version and the version Slack shows (drawn), 0 and 0 for no such proposal."""
+        found = self._rows(_CARD_STATE, {"p_id": proposal_id})
+        return (int(found[0].card_version), int(found[0].card_synced)) if found else (0, 0)
 
     def cards_to_sync(self, limit: int = 50) -> list[int]:
         with self._reading() as s:

@@ -108,3 +108,26 @@ def test_a_press_by_someone_who_may_not_approve_is_refused_and_changes_nothing(
     assert container.store.get_proposal(pid).state is State.PROPOSED
     (answer,) = fake_slack.ephemerals()
     assert answer["text"].startswith(":no_entry:") and "U0LEAD" in answer["text"]
+
+
+def test_changes_that_land_in_one_tick_update_the_card_once(container: Container, fake_slack: FakeSlackApi) -> None:
+    """approved, executing and succeeded written before the sender looks: the card is drawn once, at its
+    final state, and each step still gets its thread message."""
+    deploy_versions(container)
+    pid = container.service.request_rollback(RollbackRequest("fraud-detector", actor="slack:U0BOB", reason="errors")).id
+    deliver(container)
+    before = card(container, fake_slack, pid)
+    threads_before = len(fake_slack.replies(before["channel"], before["ts"]))
+    updates_before = len(fake_slack.calls("chat.update"))
+    app = build_bolt_app(container, AsyncWebClient(token=TOKEN, base_url=fake_slack.base_url), SECRET)
+
+    assert asyncio.run(press(app, click(fake_slack, before, "U0LEAD"))) == 200
+    assert container.store.get_proposal(pid).state is State.SUCCEEDED
+    deliver(container)
+
+    assert len(fake_slack.calls("chat.update")) == updates_before + 1
+    assert "Rolled back to `6`" in render_message(card(container, fake_slack, pid))
+    replies = fake_slack.replies(before["channel"], before["ts"])
+    assert len(replies) - threads_before >= 3  # approved, executing, succeeded: each said in the thread
+    version, drawn = container.store.card_state(pid)
+    assert drawn == version
