@@ -44,14 +44,16 @@ class ExecutorWorker:
 
     def tick(self) -> bool:
         for proposal_id in self.store.proposals_to_execute():
-            self.take(proposal_id)
+            self._submit(proposal_id)
         return False  # the pool threads do the work; nothing to re-run at once
 
     def take(self, proposal_id: int) -> bool:
-        """Run ``proposal_id`` in a pool thread unless this process already does; False where this process
-        runs no executor (its replicas and worker process hear the approval's NOTIFY instead)."""
-        if not self.accepting:
-            return False
+        """An approval handed over after its commit: run it in a pool thread, unless this process runs no
+        executor (False: its other replicas and the worker process hear the approval's NOTIFY instead)."""
+        return self.accepting and self._submit(proposal_id)
+
+    def _submit(self, proposal_id: int) -> bool:
+        """Run ``proposal_id`` in a pool thread unless this process already does."""
         with self._guard:
             if proposal_id in self._running:
                 return True
