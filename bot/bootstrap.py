@@ -216,8 +216,7 @@ def start_workers(container: Container) -> list[Loop | PgListener]:
     started: list[Loop | PgListener] = []
     if c.run_workers:
         started.append(Loop(DECIDE, c.decider.tick, c.timings.poll_s, c.signals).start())
-        c.executor.accepting = True
-        started.append(Loop(EXECUTE, c.executor.tick, c.timings.poll_s, c.signals).start())
+        started.append(c.executor.start(c.timings.poll_s, c.signals))
         if c.engine.dialect.name == "postgresql":
             started.append(PgListener(c.engine.url.render_as_string(hide_password=False),
                                       [c.signals.wake_named]).start())

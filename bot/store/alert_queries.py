@@ -27,7 +27,7 @@ from bot.core.clock import Clock
 from bot.core.events import AuditAction
 from bot.core.intake import AlertBatch, AlertRecord, Stored, StoreOutcome
 from bot.core.severity import parse_severity
-from bot.store.tables import AlertRow, ProposalRow, table_of
+from bot.store.tables import AlertRow, ProposalRow, core, table_of
 from bot.store.unit_of_work import UnitOfWork
 
 AnyAlertRow = AlertRow | Row[Any]  # an ORM row, or a Core row of the alerts table (the prebuilt statements')
@@ -144,8 +144,8 @@ class AlertQueries(UnitOfWork):
                                                           if a.starts_at is not None)
         known: dict[str, dict[tuple[str, datetime], AnyAlertRow]] = {}
         for source, fingerprints in wanted.items():
-            rows = s.connection().execute(_KNOWN, {"p_source": source, "p_fingerprints": sorted(fingerprints)}
-                                          ).all() if fingerprints else []
+            rows = core(s).execute(_KNOWN, {"p_source": source, "p_fingerprints": sorted(fingerprints)}
+                                   ).all() if fingerprints else []
             known[source] = {(r.fingerprint, r.starts_at): r for r in rows}
         return known
 
@@ -220,13 +220,12 @@ class AlertQueries(UnitOfWork):
         if not alerts:
             return {}
         rows = [self._values(source, a, m, a.starts_at, received_at) for a, m in alerts if a.starts_at is not None]
-        table = AlertRow.__table__  # type: ignore[attr-defined]
         dialect_insert = postgresql.insert if postgres else sqlite.insert
         # Core executemany with RETURNING: one cached statement, sent as multi-row batches ("insertmanyvalues").
-        statement = dialect_insert(table).on_conflict_do_nothing(
-            index_elements=["source", "fingerprint", "starts_at"]).returning(*table.c)
+        statement = dialect_insert(_ALERTS).on_conflict_do_nothing(
+            index_elements=["source", "fingerprint", "starts_at"]).returning(*_ALERTS.c)
         found: dict[tuple[str, datetime], AlertRecord] = {}
-        for row in s.connection().execute(statement, rows):
+        for row in core(s).execute(statement, rows):
             record = _record(row)
             found[(record.fingerprint, record.starts_at)] = record
         return found
@@ -259,8 +258,7 @@ class AlertQueries(UnitOfWork):
         """firing → resolved (compare-and-set): the row as it left it, None if it was not firing; a resolution
         inside an incident goes into its timeline."""
         ended = alert.ends_at or received_at
-        s.flush()  # a Core statement: what this session holds goes first
-        row = s.connection().execute(_RESOLVE, {"p_id": episode.id, "p_ended": ended}).first()
+        row = core(s).execute(_RESOLVE, {"p_id": episode.id, "p_ended": ended}).first()
         if row is None:
             return None
         if row.proposal_id is not None:
@@ -278,8 +276,7 @@ class AlertQueries(UnitOfWork):
             return 0
         now = self.clock.now()
         with self.session() as s:
-            s.flush()  # Core statements below: what this session holds goes first
-            conn = s.connection()
+            conn = core(s)
             attached = int(conn.execute(_ATTACH, {"p_ids": list(alert_ids), "p_proposal": proposal_id}).rowcount)
             if attached == 0:
                 return 0

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
 from bot.core.audit import GENESIS, AuditEvent, AuditKeyError, AuditRecord, KeyRing, row_hash
-from bot.store.tables import AuditHeadRow, AuditRow, table_of
+from bot.store.tables import AuditHeadRow, AuditRow, core, table_of
 
 COLUMNS = ("id", "at", "actor", "action", "model", "proposal_id", "from_version", "to_version", "reason",
            "inputs", "prev_hash", "hash", "key_id")
@@ -47,8 +47,7 @@ def record_from_row(row: AuditRow) -> AuditRecord:
 def append_many(session: Session, ring: KeyRing, events: Sequence[tuple[AuditEvent, datetime]]) -> None:
     """Chain ``events`` onto the log inside the caller's transaction, in order: the head row is read under its
     lock and moved once, however many rows the transaction writes."""
-    session.flush()  # the state change first: the rows below are written on the connection, as Core
-    conn = session.connection()
+    conn = core(session)  # the state change first
     head = conn.execute(_READ_HEAD).first()
     if head is None:
         conn.execute(_NEW_HEAD)

@@ -54,6 +54,7 @@ from bot.store.tables import (
     ModelRow,
     ProposalRow,
     SlackEventRow,
+    core,
     state_in,
     table_of,
 )
@@ -63,21 +64,19 @@ from bot.store.work_queues import WorkQueues
 _MODELS, _PROPOSALS, _APPROVALS = table_of(ModelRow), table_of(ProposalRow), table_of(ApprovalRow)
 _MODEL = core_select(_MODELS).where(_MODELS.c.name == bindparam("p_name"))
 _PROPOSAL = core_select(_PROPOSALS).where(_PROPOSALS.c.id == bindparam("p_id"))
-_OPEN_PROPOSAL = (core_select(_PROPOSALS).where(_PROPOSALS.c.model == bindparam("p_model"),
-                                                _PROPOSALS.c.state.in_(sorted(s.value for s in OPEN_STATES)))
-                  .limit(1))
+_OPEN_OF_MODEL = (_PROPOSALS.c.model == bindparam("p_model"), state_in(OPEN_STATES))
+_OPEN_PROPOSAL = core_select(_PROPOSALS).where(*_OPEN_OF_MODEL).limit(1)
 _DEPLOYMENTS, _BLOCKS = table_of(DeploymentRow), table_of(BlockedVersionRow)
 _HISTORY = (core_select(*(_DEPLOYMENTS.c[name] for name in (
     "id", "model", "version", "deployed_at", "deployed_by", "source", "stable_at", "rolled_back_at")))
     .where(_DEPLOYMENTS.c.model == bindparam("p_model")).order_by(_DEPLOYMENTS.c.id))
-_LOCK_MODEL = core_select(_MODELS).where(_MODELS.c.name == bindparam("p_name")).with_for_update()
+_LOCK_MODEL = _MODEL.with_for_update()
 # The model row is found through the proposal in the same statement (see complete_rollback).
 _LOCK_MODEL_OF = (core_select(_MODELS).where(_MODELS.c.name == core_select(_PROPOSALS.c.model).where(
     _PROPOSALS.c.id == bindparam("p_id")).scalar_subquery()).with_for_update())
 _NEWEST_VERSION = (core_select(_DEPLOYMENTS.c.version).where(_DEPLOYMENTS.c.model == bindparam("p_model"))
                    .order_by(_DEPLOYMENTS.c.id.desc()).limit(1))
-_ANY_OPEN = (core_select(_PROPOSALS.c.id).where(_PROPOSALS.c.model == bindparam("p_model"),
-                                               _PROPOSALS.c.state.in_(sorted(s.value for s in OPEN_STATES))).limit(1))
+_ANY_OPEN = core_select(_PROPOSALS.c.id).where(*_OPEN_OF_MODEL).limit(1)
 _INSERT_PROPOSAL = insert(_PROPOSALS).returning(*_PROPOSALS.c)
 _MARK_ROLLED_BACK = (update(_DEPLOYMENTS).where(_DEPLOYMENTS.c.model == bindparam("p_model"),
                                                 _DEPLOYMENTS.c.version == bindparam("p_version"),
@@ -86,8 +85,7 @@ _MARK_ROLLED_BACK = (update(_DEPLOYMENTS).where(_DEPLOYMENTS.c.model == bindpara
 _INSERT_DEPLOYMENT = insert(_DEPLOYMENTS)
 _ROLLED_BACK_AT = update(_MODELS).where(_MODELS.c.name == bindparam("p_name")).values(
     last_rollback_at=bindparam("p_now"))
-_ROLLED_BACK_BY_PERSON = update(_MODELS).where(_MODELS.c.name == bindparam("p_name")).values(
-    last_rollback_at=bindparam("p_now"), auto_blocked_reason=None)
+_ROLLED_BACK_BY_PERSON = _ROLLED_BACK_AT.values(auto_blocked_reason=None)  # a person acted: automatic ones resume
 _ACTIVE_BLOCK = core_select(_BLOCKS.c.id).where(_BLOCKS.c.model == bindparam("p_model"),
                                                 _BLOCKS.c.version == bindparam("p_version"),
                                                 _BLOCKS.c.unblocked_at.is_(None)).limit(1)
@@ -325,8 +323,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
 
     def _block_after_rollback(self, s: Session, row: Row[Any], by: str, now: datetime) -> None:
         """A rollback blocks the version it left; an undo (rolling forward to it on purpose) lifts that block."""
-        s.flush()  # Core statements below: what this session holds goes first
-        conn = s.connection()
+        conn = core(s)
         if row.kind == Kind.UNDO.value:
             lifted = conn.execute(_ACTIVE_BLOCK, {"p_model": row.model, "p_version": row.to_version}).scalar()
             if lifted is not None:
@@ -448,19 +445,18 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
 
     @staticmethod
     def _approvals(s: Session, proposal_id: int) -> list[str]:
-        s.flush()  # a Core read sees only what is flushed: an approval this session added is
-        return [str(user) for (user,) in s.connection().execute(_APPROVERS, {"p_id": proposal_id}).all()]
+        return [str(user) for (user,) in core(s).execute(_APPROVERS, {"p_id": proposal_id}).all()]
 
     def get_proposal(self, proposal_id: int) -> Proposal:
         with self._reading() as s:
-            found = s.connection().execute(_PROPOSAL, {"p_id": proposal_id}).all()
+            found = core(s).execute(_PROPOSAL, {"p_id": proposal_id}).all()
             if not found:
                 raise NotFound(f"no proposal #{proposal_id}")
             return _proposal(found[0], self._approvals(s, proposal_id))
 
     def open_proposal(self, model: str) -> Proposal | None:
         with self._reading() as s:
-            found = s.connection().execute(_OPEN_PROPOSAL, {"p_model": model}).all()
+            found = core(s).execute(_OPEN_PROPOSAL, {"p_model": model}).all()
             if not found:
                 return None
             return _proposal(found[0], self._approvals(s, int(found[0].id)))
@@ -485,8 +481,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         now = self.clock.now()
         try:
             with self.session() as s:
-                s.flush()  # Core statements below: what this session holds goes first
-                conn = s.connection()
+                conn = core(s)
                 # Lock the model row: proposals for one model are written one at a time, and each re-checks
                 # that the version it rolls back from is still the live one.
                 mrow = conn.execute(_LOCK_MODEL, {"p_name": new.model}).first()
@@ -601,8 +596,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             # The model row first, as create_proposal does: taking it after the proposal row would let a new
             # proposal (waiting on this row's open state in the unique index) and this commit wait on each
             # other. Found through the proposal in the same statement.
-            s.flush()  # Core statements below: what this session holds goes first
-            locked = s.connection().execute(_LOCK_MODEL_OF, {"p_id": proposal_id}).first()
+            locked = core(s).execute(_LOCK_MODEL_OF, {"p_id": proposal_id}).first()
             row = self._changed(s, update(ProposalRow).where(
                 col(ProposalRow.id) == proposal_id, state_in(states_that_may_become(State.SUCCEEDED))
             ).values(state=State.SUCCEEDED.value, finished_at=now, updated_at=now, result=result,
@@ -610,15 +604,13 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
             if row is None:
                 return None
             if not row.dry_run:
-                conn = s.connection()
+                conn = core(s)
                 conn.execute(_MARK_ROLLED_BACK, {"p_model": row.model, "p_version": row.from_version, "p_now": now})
                 conn.execute(_INSERT_DEPLOYMENT, {
                     "model": row.model, "version": row.to_version, "deployed_at": now, "deployed_by": deployed_by,
                     "source": f"rollback #{proposal_id}", "metadata": {}, "stable_at": None})
                 if locked is None:  # the model row was locked above (no second read) unless it had none
                     self.ensure_model(s, row.model)
-                    s.flush()
-                # A person acted: automatic rollbacks may resume.
                 conn.execute(_ROLLED_BACK_AT if is_bot(deployed_by) else _ROLLED_BACK_BY_PERSON,
                              {"p_name": row.model, "p_now": now})
             self._audit(s, replace(audit, proposal_id=proposal_id), now)
@@ -632,8 +624,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         """Run a proposal's compare-and-set UPDATE and return the row as it left it, in one statement
         (RETURNING, on PostgreSQL and SQLite alike); None when the condition matched nothing. Run as Core on
         the session's connection (see bot/store/unit_of_work.py), after what the session holds."""
-        s.flush()
-        return s.connection().execute(change.returning(*_PROPOSALS.c)).first()
+        return core(s).execute(change.returning(*_PROPOSALS.c)).first()
 
     def _intent(self, s: Session, proposal_id: int, intent: Intent | None) -> None:
         """The Slack outbox row for a state change, in the change's own transaction."""

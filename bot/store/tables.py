@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, ColumnElement, Index, MetaData, Table, Text, UniqueConstraint, text
-from sqlmodel import Field, SQLModel, col
+from sqlalchemy.engine import Connection
+from sqlmodel import Field, Session, SQLModel, col
 
 from bot.core.proposal import State
 
@@ -317,6 +318,14 @@ class WatermarkRow(SQLModel, table=True):
 def table_of(model: type[SQLModel]) -> Table:
     """The Core table behind a SQLModel class, for the statements built once (bot/store/unit_of_work.py)."""
     return SQLModel.metadata.tables[str(model.__tablename__)]
+
+
+def core(session: Session) -> Connection:
+    """The session's connection, for a prebuilt Core statement, after what the session holds is written: a Core
+    statement neither flushes the session first nor sees what it has not flushed (an approval just added, the
+    proposal an outbox row belongs to)."""
+    session.flush()
+    return session.connection()
 
 
 def state_in(states: Iterable[State]) -> ColumnElement[bool]:

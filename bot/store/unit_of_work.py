@@ -38,6 +38,7 @@ from sqlmodel import Session
 from bot.core.audit import AuditEvent
 from bot.core.clock import Clock
 from bot.store import audit_log
+from bot.store.tables import core
 
 PENDING_AUDIT = "rollback_bot.audit"
 NOTIFIED = "rollback_bot.notified"
@@ -147,12 +148,12 @@ class UnitOfWork:
     def _rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Row[Any]]:
         """A prebuilt read, run as Core on the connection ``_reading`` would use (the unit's, once it wrote)."""
         with self._reading() as s:
-            return s.connection().execute(statement, params).all()
+            return core(s).execute(statement, params).all()
 
     def _write(self, statement: Executable, params: Mapping[str, Any]) -> tuple[int, Sequence[Row[Any]]]:
         """A prebuilt write in this call's transaction (or the unit's): its row count and RETURNING rows."""
         with self.session() as s:
-            result = s.connection().execute(statement, params)
+            result = core(s).execute(statement, params)
             return result.rowcount, (result.all() if result.returns_rows else ())
 
     @staticmethod

@@ -28,7 +28,7 @@ from bot.core.intake import AlertRecord
 from bot.core.proposal import EXECUTOR_STATES
 from bot.store import deliveries
 from bot.store.alert_queries import _record as _alert_record
-from bot.store.tables import AlertRow, LeaseRow, ProposalRow, SlackOutboxRow, table_of
+from bot.store.tables import AlertRow, LeaseRow, ProposalRow, SlackOutboxRow, core, state_in, table_of
 from bot.store.unit_of_work import UnitOfWork
 
 WAKE_CHANNEL = "rollback_bot_work"
@@ -82,7 +82,7 @@ _ADD_OUTBOX = insert(_OUTBOX)
 _PENDING_MODELS = {urgent: _pending_models(urgent) for urgent in (False, True)}
 _PENDING_ALERTS = (core_select(_ALERTS).where(_ALERTS.c.decided_at.is_(None), _ALERTS.c.model == bindparam("p_model"))
                    .order_by(_ALERTS.c.id))
-_TO_EXECUTE = (core_select(_PROPOSALS.c.id).where(_PROPOSALS.c.state.in_(sorted(s.value for s in EXECUTOR_STATES)))
+_TO_EXECUTE = (core_select(_PROPOSALS.c.id).where(state_in(EXECUTOR_STATES))
                .order_by(_PROPOSALS.c.id).limit(bindparam("p_limit")))
 
 
@@ -157,8 +157,7 @@ class WorkQueues(UnitOfWork):
         for alert_id, key in outcomes.items():
             groups.setdefault(key, []).append(alert_id)
         with self.session() as s:
-            s.flush()  # Core statements below: what this session holds goes first
-            conn = s.connection()
+            conn = core(s)
             for (outcome, reason), ids in groups.items():
                 conn.execute(_MARK_DECIDED, {"p_ids": ids, "p_now": now, "p_outcome": outcome[:20],
                                              "p_reason": reason[:2000]})
@@ -173,7 +172,7 @@ class WorkQueues(UnitOfWork):
         """Wake that worker (``decide``, ``execute``, ``slack``) of every replica when this transaction commits
         (PostgreSQL NOTIFY; no-op on SQLite)."""
         if self.engine.dialect.name == "postgresql" and self.once_per_transaction(session, f"notify:{worker}"):
-            session.connection().execute(_NOTIFY[worker])
+            core(session).execute(_NOTIFY[worker])
 
     # ---- proposals the executor owes --------------------------------------------------------------
 
@@ -188,8 +187,7 @@ class WorkQueues(UnitOfWork):
         row = {"proposal_id": proposal_id, "event": event[:40], "detail": detail, "created_at": self.wall.now(),
                "attempts": 0, "permanent": False}
         with nullcontext(session) if session is not None else self.session() as s:
-            s.flush()  # the proposal it belongs to first: this row goes in on the connection, as Core
-            s.connection().execute(_ADD_OUTBOX, row)
+            core(s).execute(_ADD_OUTBOX, row)  # after the proposal it belongs to
             self.notify_workers(s, "slack")
 
     def outbox_due(self, limit: int = 200) -> list[OutboxItem]:

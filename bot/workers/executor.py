@@ -18,6 +18,7 @@ from bot.core.ports import Leases, ProposalReads, UnitOfWork
 from bot.core.proposal import Proposal, State
 from bot.database_health import outage_failure
 from bot.workers.leasing import held, waited
+from bot.workers.loop import EXECUTE, Loop, Signals
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,14 @@ class ExecutorWorker:
         self.owner = owner
         self.lease_s = lease_s
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="executor")
-        self.accepting = False  # set by start_workers where this process runs the executor
+        self.accepting = False  # this process runs the executor loop (``start``): approvals may be handed over
         self._running: set[int] = set()
         self._guard = threading.Lock()
+
+    def start(self, poll_s: float, signals: Signals) -> Loop:
+        """Run the executor loop in this process; from now on approvals committed here are handed straight over."""
+        self.accepting = True
+        return Loop(EXECUTE, self.tick, poll_s, signals).start()
 
     def tick(self) -> bool:
         for proposal_id in self.store.proposals_to_execute():
