@@ -301,9 +301,10 @@ def process(args: list[str], env: dict[str, str], cwd: Path, health: str) -> Ite
 
 
 def family(pid: int) -> list[int]:
-    """A serve process and its worker process (WORKER_MODE=auto forks one on PostgreSQL)."""
+    """A serve process and its descendants (on PostgreSQL its worker process and that one's Slack process)."""
     listed = Path(f"/proc/{pid}/task/{pid}/children")
-    return [pid, *(int(c) for c in listed.read_text().split())] if listed.exists() else [pid]
+    children = [int(c) for c in listed.read_text().split()] if listed.exists() else []
+    return [pid, *(p for child in children for p in family(child))]
 
 
 def _status_mb(pid: int, field_name: str) -> float:
@@ -493,6 +494,8 @@ def run(kind: str, alerts: int, fingerprints: int, models: int, batch: int, send
 
 
 def _processes(count: int) -> str:
+    if count > 2:
+        return "serve, its worker process and the Slack process"
     return "serve and its worker process" if count > 1 else "serve, workers in threads"
 
 

@@ -210,38 +210,43 @@ def outbox_warnings(store: SqlStore) -> list[str]:
     return cards + notices + posts
 
 
-def start_workers(container: Container) -> list[Loop | PgListener]:
-    """Start the decider, executor and Slack sender threads (and LISTEN on PostgreSQL). Stop with .stop()."""
+def start_workers(container: Container, *, act: bool = True, send: bool = True) -> list[Loop | PgListener]:
+    """Start the decider and executor threads (``act``) and the Slack sender's (``send``), and LISTEN on
+    PostgreSQL. Stop with .stop(). The worker process and its Slack process each start their half."""
     c = container
     started: list[Loop | PgListener] = []
-    if c.run_workers:
+    if act and c.run_workers:
         started.append(Loop(DECIDE, c.decider.tick, c.timings.poll_s, c.signals).start())
         started.append(c.executor.start(c.timings.poll_s, c.signals))
-        if c.engine.dialect.name == "postgresql":
-            started.append(PgListener(c.engine.url.render_as_string(hide_password=False),
-                                      [c.signals.wake_named]).start())
-    if c.slack_sender is not None:
-        from bot.readiness_wiring import post_sender
-
-        sender = c.slack_sender
-        unusual_parts: tuple[AuditWatch, AuditChannelSender] | None = c.extras.get("audit_watch")
-        posts = post_sender(c)  # drill cards: messages that belong to no proposal
-
-        def send() -> bool:  # one sender across replicas: in order, and never two posts of one card at once
-            with held(c.store, "slack:sender", c.owner, c.timings.lease_s) as fencing:
-                if fencing is None:
-                    return False
-                busy = sender.tick()
-                if posts is not None:
-                    busy = posts.tick() or busy  # drill cards: messages that belong to no proposal
-                if unusual_parts is not None:
-                    watch, audit_channel = unusual_parts  # the audit channel's messages (bot/core/unusual.py)
-                    scanned = watch.scan()
-                    busy = audit_channel.tick() or busy or scanned
-                return busy
-
-        started.append(Loop(SLACK, send, c.timings.poll_s, c.signals, settle_s=SLACK_SETTLE_S).start())
+    if send and c.slack_sender is not None:
+        started.append(_slack_loop(c, c.slack_sender))
+    if started and c.run_workers and c.engine.dialect.name == "postgresql":
+        started.append(PgListener(c.engine.url.render_as_string(hide_password=False),
+                                  [c.signals.wake_named]).start())
     return started
+
+
+def _slack_loop(c: Container, sender: SlackSender) -> Loop:
+    """The Slack sender's thread: card updates, thread messages, drill cards and the audit channel."""
+    from bot.readiness_wiring import post_sender
+
+    unusual_parts: tuple[AuditWatch, AuditChannelSender] | None = c.extras.get("audit_watch")
+    posts = post_sender(c)  # drill cards: messages that belong to no proposal
+
+    def send() -> bool:  # one sender across replicas: in order, and never two posts of one card at once
+        with held(c.store, "slack:sender", c.owner, c.timings.lease_s) as fencing:
+            if fencing is None:
+                return False
+            busy = sender.tick()
+            if posts is not None:
+                busy = posts.tick() or busy  # drill cards: messages that belong to no proposal
+            if unusual_parts is not None:
+                watch, audit_channel = unusual_parts  # the audit channel's messages (bot/core/unusual.py)
+                scanned = watch.scan()
+                busy = audit_channel.tick() or busy or scanned
+            return busy
+
+    return Loop(SLACK, send, c.timings.poll_s, c.signals, settle_s=SLACK_SETTLE_S).start()
 
 
 def verifier(container: Container) -> Verifier:

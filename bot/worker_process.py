@@ -17,6 +17,7 @@ How the two keep in step, without a channel of their own:
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -25,7 +26,7 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
-from bot.config import Settings
+from bot.config import Settings, reveal
 from bot.core import oplog
 from bot.database_health import OUTAGE
 
@@ -110,10 +111,12 @@ class WorkerProcess:
             return
         self._stopping.set()
         if not self._exited.is_set():
-            os.kill(self.pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+                os.kill(self.pid, signal.SIGTERM)
             if not self._exited.wait(timeout):
                 log.warning("the worker process did not stop within %.0f s: killing it", timeout)
-                os.kill(self.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
                 self._exited.wait(5)
         os.close(self._lifeline)
 
@@ -146,28 +149,73 @@ def stop_on_signals() -> threading.Event:
 
 
 def run_workers(settings: Settings, lifeline: int) -> int:
-    """The worker process: the decider, the executor, the Slack sender and the sweepers, until told to stop."""
+    """The worker process: the decider, the executor and the sweepers, until told to stop.
+
+    The Slack sender runs in a process of its own, forked from this one before it starts a thread: drawing
+    and posting cards is CPU work that, beside the decider and the executor, made an idle critical alert
+    wait for the interpreter lock (switched in 61-64 ms at the median with the sender here, 35-36 ms
+    without it). Its lifeline is this process, so it never outlives the workers; if it dies, the workers
+    stop, and `serve` with them, so the supervisor restarts all three.
+    """
     from bot.bootstrap import build, start_workers
     from bot.scheduler import start_scheduler
     from bot.server import sweeper_jobs
 
     stop = stop_on_signals()
+    sender_failed = threading.Event()
+    sender = None
+    if reveal(settings.slack_bot_token):  # forked first: no thread of this process may exist yet
+        sender = WorkerProcess(lambda fd: run_sender(settings, fd)).start(
+            on_exit=lambda code: _sender_exited(code, stop, sender_failed))
     hold_lifeline(lifeline)
     OUTAGE.process = "workers"
     container = build(settings, run_workers=True)
-    workers = start_workers(container)
+    workers = start_workers(container, send=sender is None)
     jobs = sweeper_jobs(container)
     scheduler = start_scheduler(jobs)
-    oplog.event("workers.started", pid=os.getpid(), jobs=",".join(jobs))
+    oplog.event("workers.started", pid=os.getpid(), jobs=",".join(jobs),
+                slack=f"process {sender.pid}" if sender is not None else "thread")
     try:
         stop.wait()
     finally:
         scheduler.shutdown(wait=False)
         for worker in workers:
             worker.stop()
+        if sender is not None:
+            sender.stop()
         container.close()
         oplog.event("workers.stopped", pid=os.getpid())
+    return 1 if sender_failed.is_set() else 0
+
+
+def run_sender(settings: Settings, lifeline: int) -> int:
+    """The Slack process: the outbox sender (cards, thread messages, drill cards, the audit channel)."""
+    from bot.bootstrap import build, start_workers
+
+    stop = stop_on_signals()
+    hold_lifeline(lifeline)
+    OUTAGE.process = "slack"
+    container = build(settings, run_workers=True)
+    workers = start_workers(container, act=False)
+    oplog.event("sender.started", pid=os.getpid())
+    try:
+        stop.wait()
+    finally:
+        for worker in workers:
+            worker.stop()
+        container.close()
+        oplog.event("sender.stopped", pid=os.getpid())
     return 0
 
 
-__all__ = ["LIFELINE_LOST", "WorkerProcess", "mode_problem", "run_workers", "uses_worker_process"]
+def _sender_exited(code: int, stop: threading.Event, failed: threading.Event) -> None:
+    """The Slack process ended on its own: the workers stop too (exit 1), and `serve` with them."""
+    if code != 0:
+        failed.set()
+        oplog.event("workers.sender_exited", level=logging.ERROR, code=code,
+                    advice="the Slack sender stopped: the workers stop so that `serve`'s supervisor restarts it")
+    stop.set()
+
+
+__all__ = ["LIFELINE_LOST", "WorkerProcess", "mode_problem", "run_sender", "run_workers",
+           "uses_worker_process"]

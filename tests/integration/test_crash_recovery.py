@@ -210,20 +210,29 @@ def gone(pid: int) -> bool:
     return state in ("Z", "X")
 
 
+def family(serve: Serve) -> tuple[int, int]:
+    """The worker process (serve's child) and the Slack process (the worker process's child)."""
+    [worker] = children(serve.proc.pid if serve.proc else 0)
+    [sender] = wait_until(lambda: children(worker), 10, "the Slack process, forked by the worker process")
+    return worker, sender
+
+
 def test_on_postgresql_the_workers_run_in_their_own_process_and_die_with_serve(
         tmp_path: Path, world: Any, store: SqlStore) -> None:
-    env, _slack, deployer = world
+    env, slack, deployer = world
     serve = Serve(env, tmp_path).start()
     try:
-        [worker] = children(serve.proc.pid if serve.proc else 0)
+        worker, sender = family(serve)
         assert f'workers="process {worker}"' in serve.log.read_text()
         deploy_versions(serve)
         critical(serve)
         p = wait_until(lambda: only_proposal(store), 20, "the proposal")
         done = wait_until(lambda: finished(store, p.id), 20, "the rollback, switched by the worker process")
         assert done.state is State.SUCCEEDED and [b["to_version"] for b in deployer.posts] == ["6"]
-        serve.kill9()  # the request process only: its worker process must not outlive it
-        wait_until(lambda: gone(worker), 10, "the worker process to exit with serve")
+        wait_until(lambda: cards(slack, p.id), 20, "the card, posted by the Slack process")
+        assert f'slack="process {sender}"' in serve.log.read_text()
+        serve.kill9()  # the request process only: its worker process and the Slack process must not outlive it
+        wait_until(lambda: gone(worker) and gone(sender), 10, "the worker and Slack processes to exit with serve")
     finally:
         serve.stop()
 
@@ -234,11 +243,29 @@ def test_when_the_worker_process_dies_serve_stops_so_that_its_supervisor_restart
     serve = Serve(env, tmp_path).start()
     try:
         assert serve.proc is not None
-        [worker] = children(serve.proc.pid)
+        worker, sender = family(serve)
         os.kill(worker, signal.SIGKILL)
         assert serve.proc.wait(30) == 1
+        wait_until(lambda: gone(sender), 10, "the Slack process to exit with the workers")
         log = serve.log.read_text()
         assert "serve.workers_exited code=-9" in log and "serve.stopped" in log
+    finally:
+        serve.stop()
+
+
+def test_when_the_slack_process_dies_the_workers_and_serve_stop_so_that_all_three_restart(
+        tmp_path: Path, world: Any) -> None:
+    env, _slack, _deployer = world
+    serve = Serve(env, tmp_path).start()
+    try:
+        assert serve.proc is not None
+        worker, sender = family(serve)
+        os.kill(sender, signal.SIGKILL)
+        assert serve.proc.wait(30) == 1
+        assert gone(worker)
+        log = serve.log.read_text()
+        assert "workers.sender_exited code=-9" in log and "serve.workers_exited code=1" in log
+        assert log.index(f"workers.stopped pid={worker}") < log.index("serve.stopped")
     finally:
         serve.stop()
 
@@ -247,8 +274,9 @@ def test_a_stop_stops_the_workers_first_and_says_so(tmp_path: Path, world: Any) 
     env, _slack, _deployer = world
     serve = Serve(env, tmp_path).start()
     assert serve.proc is not None
-    [worker] = children(serve.proc.pid)
+    worker, sender = family(serve)
     serve.stop()  # SIGTERM, as Kubernetes sends it
-    assert serve.proc.returncode == 0 and gone(worker)
+    assert serve.proc.returncode == 0 and gone(worker) and gone(sender)
     log = serve.log.read_text()
+    assert log.index(f"sender.stopped pid={sender}") < log.index(f"workers.stopped pid={worker}")
     assert log.index(f"workers.stopped pid={worker}") < log.index("serve.stopped")
