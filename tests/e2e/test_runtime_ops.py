@@ -232,19 +232,20 @@ def test_a_database_outage_is_logged_once_and_its_end_once(tmp_path: Path, slack
             deadline = time.monotonic() + 30
             while bot.get("/readyz")[0] != 200 and time.monotonic() < deadline:
                 time.sleep(0.2)
-            # On PostgreSQL serve has two processes (requests, workers): each logs the outage once, by name.
+            # On PostgreSQL serve has three processes (requests, workers, slack): each logs the outage once,
+            # by name.
             deadline = time.monotonic() + 30
-            while bot.log().count("database.up") < 2 and time.monotonic() < deadline:
+            while bot.log().count("database.up") < 3 and time.monotonic() < deadline:
                 time.sleep(0.1)
             log = bot.log()
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-    for process in ("requests", "workers"):
+    for process in ("requests", "workers", "slack"):
         downs = [line for line in log.splitlines() if "database.down" in line and f"process={process}" in line]
         ups = [line for line in log.splitlines() if "database.up" in line and f"process={process}" in line]
         assert (len(downs), len(ups)) == (1, 1), log
-    assert log.count("database.down") == 2 and log.count("database.up") == 2, log
+    assert log.count("database.down") == 3 and log.count("database.up") == 3, log
     assert "Traceback" not in log
     assert len(log.splitlines()) <= 12, log
