@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Protocol
 
 from bot.core.intake import AlertIntake, ModelDecision
@@ -27,6 +28,11 @@ class Decider:
         self.inbox = inbox
         self.owner = owner
         self.lease_s = lease_s
+        # Models a thread of this process decides right now. The lease keeps other processes out; it cannot
+        # keep out another decider thread of this one, which claims with the same owner (a claim that is
+        # already ours succeeds), so threads of one process stay apart here.
+        self._deciding: set[str] = set()
+        self._guard = threading.Lock()
 
     def tick(self) -> bool:
         """Decide a few models with new alerts whose lease is free; True when something was decided (the
@@ -47,10 +53,18 @@ class Decider:
         return busy
 
     def _decide(self, model: str) -> bool:
-        with held(self.inbox, lease_name(model), self.owner, self.lease_s) as fencing:
-            if fencing is None:
-                return False  # another replica decides this model right now; it re-reads the inbox after
-            return bool(self.intake.decide(model).outcomes)
+        with self._guard:
+            if model in self._deciding:
+                return False  # another thread of this process decides it; it re-reads the inbox after
+            self._deciding.add(model)
+        try:
+            with held(self.inbox, lease_name(model), self.owner, self.lease_s) as fencing:
+                if fencing is None:
+                    return False  # another replica decides this model right now; it re-reads the inbox after
+                return bool(self.intake.decide(model).outcomes)
+        finally:
+            with self._guard:
+                self._deciding.discard(model)
 
     def decide_now(self, model: str, wait_s: float = 10.0) -> ModelDecision:
         """For builds without a decider thread: wait for the model's lease, then decide in this thread."""

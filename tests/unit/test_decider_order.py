@@ -3,6 +3,7 @@ while a pass over other models is under way; a model another replica holds is sk
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 from bot.core.clock import ManualClock
@@ -74,3 +75,42 @@ def test_a_model_another_replica_holds_is_skipped_and_the_pass_ends() -> None:
     assert store.claim_lease(lease_name("ranker"), "another-replica", 10) is not None
     assert decider.tick() is True
     assert intake.order == ["search"] and store.pending_models() == ["ranker"]
+
+
+class HeldIntake(RecordingIntake):
+    """Holds the decision of one model until released, so a second thread ticks while it is under way."""
+
+    held_model: str
+    entered: threading.Event
+    release: threading.Event
+
+    def decide(self, model: str) -> ModelDecision:
+        if model == self.held_model and not self.entered.is_set():  # only the first decision of it waits
+            self.entered.set()
+            assert self.release.wait(10)
+        return super().decide(model)
+
+
+def test_two_decider_threads_of_one_process_never_decide_the_same_model_at_once() -> None:
+    # Both threads claim leases with the process's owner, and a claim that is already ours succeeds: only
+    # the decider's own guard keeps the second thread off the model the first one decides.
+    store, recording, _ = world()
+    intake = HeldIntake(recording.service, store, recording.clock)
+    intake.order, intake.during = [], []
+    intake.held_model, intake.entered, intake.release = "fraud-detector", threading.Event(), threading.Event()
+    decider = Decider(intake, store, "me", lease_s=10)
+    intake.record("alertmanager", [alert("w1", "warning", model="fraud-detector")], intake.clock.now())
+    intake.record("alertmanager", [alert("w2", "warning", model="search")], intake.clock.now())
+    first = threading.Thread(target=decider.tick)
+    first.start()
+    try:
+        assert intake.entered.wait(10)
+        assert decider.tick() is True  # the other thread: skips fraud-detector, decides search
+        assert intake.order == ["search"]
+    finally:
+        intake.release.set()
+        first.join(10)
+    # The first thread's pass goes on to search too and finds nothing left to decide; fraud-detector was
+    # decided by that thread alone.
+    assert intake.order.count("fraud-detector") == 1
+    assert store.pending_models() == []
