@@ -230,8 +230,9 @@ def start_workers(container: Container, *, act: bool = True, send: bool = True) 
 def deciders(dialect: str) -> int:
     """Decider threads: two on PostgreSQL, where half of a decision is waiting for the database's answers,
     so a second model is decided meanwhile (a storm's first critical alerts, one per model, were switched
-    in 184-228 ms at the median instead of 248-462 ms, and at p99 in 324-439 instead of 555-776 ms, runs
-    alternated); one on SQLite, whose statements run in this process and leave no wait to fill."""
+    in 158-207 ms at the median instead of 240-310 ms, and at p99 in 340-620 instead of 838-988 ms, runs
+    alternated; README, Benchmarks); one on SQLite, whose statements run in this process and leave no wait
+    to fill."""
     return 2 if dialect == "postgresql" else 1
 
 
