@@ -86,7 +86,7 @@ class AlertQueries(UnitOfWork):
         """Several requests' batches in one transaction (group commit): one BEGIN/COMMIT, one fsync and one
         NOTIFY for all of them. A later batch sees an earlier one's rows as duplicates, as it would have
         after their separate commits."""
-        with self.session() as s:
+        with self._writers.giving_way(), self.session() as s:  # a rollback's writes go first (SQLite)
             postgres = self.engine.dialect.name == "postgresql"
             known = self._known_in_group(s, batches)
             added: dict[tuple[str, str, datetime], AlertRecord] = {}

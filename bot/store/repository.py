@@ -7,9 +7,7 @@ replicas, a double click or a retried webhook, exactly one wins.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -59,6 +57,7 @@ from bot.store.tables import (
     table_of,
 )
 from bot.store.work_queues import WorkQueues
+from bot.store.writer_queue import WriterQueue
 
 # Built once (see bot/store/unit_of_work.py): every decision and execution reads these.
 _MODELS, _PROPOSALS, _APPROVALS = table_of(ModelRow), table_of(ProposalRow), table_of(ApprovalRow)
@@ -164,8 +163,7 @@ class SqlStore(AlertQueries, WorkQueues, AuditNotices, ChannelPosts):
         self.audit_log = audit_log.AuditLog(engine, audit_keys)  # AUDIT_HMAC_KEY(S): bot/store/audit_log.py
         self._writer: tuple[Engine, Engine] | None = None
         self._reader: tuple[Engine, Engine] | None = None
-        self._writers: AbstractContextManager[object] = (
-            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext())
+        self._writers = WriterQueue(enabled=engine.dialect.name == "sqlite")
 
     @property
     def reads(self) -> Engine:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,7 @@ from bot.core.audit import AuditEvent
 from bot.core.clock import Clock
 from bot.store import audit_log
 from bot.store.tables import core
+from bot.store.writer_queue import WriterQueue
 
 PENDING_AUDIT = "rollback_bot.audit"
 NOTIFIED = "rollback_bot.notified"
@@ -59,7 +60,7 @@ class UnitOfWork:
     engine: Engine
     clock: Clock
     audit_log: audit_log.AuditLog
-    _writers: AbstractContextManager[object]
+    _writers: WriterQueue
 
     if TYPE_CHECKING:
         @property
