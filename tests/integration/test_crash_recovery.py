@@ -237,35 +237,22 @@ def test_on_postgresql_the_workers_run_in_their_own_process_and_die_with_serve(
         serve.stop()
 
 
-def test_when_the_worker_process_dies_serve_stops_so_that_its_supervisor_restarts_both(
-        tmp_path: Path, world: Any) -> None:
+@pytest.mark.parametrize(("killed", "said"), [
+    ("worker", ["serve.workers_exited code=-9"]),
+    ("slack", ["workers.sender_exited code=-9", "serve.workers_exited code=1"]),  # the workers stop, then serve
+])
+def test_when_a_child_process_dies_serve_stops_so_that_its_supervisor_restarts_all_three(
+        tmp_path: Path, world: Any, killed: str, said: list[str]) -> None:
     env, _slack, _deployer = world
     serve = Serve(env, tmp_path).start()
     try:
         assert serve.proc is not None
         worker, sender = family(serve)
-        os.kill(worker, signal.SIGKILL)
+        os.kill(worker if killed == "worker" else sender, signal.SIGKILL)
         assert serve.proc.wait(30) == 1
-        wait_until(lambda: gone(sender), 10, "the Slack process to exit with the workers")
+        wait_until(lambda: gone(worker) and gone(sender), 10, "the worker and Slack processes to be gone")
         log = serve.log.read_text()
-        assert "serve.workers_exited code=-9" in log and "serve.stopped" in log
-    finally:
-        serve.stop()
-
-
-def test_when_the_slack_process_dies_the_workers_and_serve_stop_so_that_all_three_restart(
-        tmp_path: Path, world: Any) -> None:
-    env, _slack, _deployer = world
-    serve = Serve(env, tmp_path).start()
-    try:
-        assert serve.proc is not None
-        worker, sender = family(serve)
-        os.kill(sender, signal.SIGKILL)
-        assert serve.proc.wait(30) == 1
-        assert gone(worker)
-        log = serve.log.read_text()
-        assert "workers.sender_exited code=-9" in log and "serve.workers_exited code=1" in log
-        assert log.index(f"workers.stopped pid={worker}") < log.index("serve.stopped")
+        assert all(line in log for line in said) and "serve.stopped" in log, log
     finally:
         serve.stop()
 
