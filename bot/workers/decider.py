@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Protocol
 
 from bot.core.intake import AlertIntake, ModelDecision
 from bot.core.ports import Leases
-from bot.workers.leasing import held, waited
+from bot.workers.leasing import InProcess, held, waited
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +27,7 @@ class Decider:
         self.inbox = inbox
         self.owner = owner
         self.lease_s = lease_s
-        # Models a thread of this process decides right now. The lease keeps other processes out; it cannot
-        # keep out another decider thread of this one, which claims with the same owner (a claim that is
-        # already ours succeeds), so threads of one process stay apart here.
-        self._deciding: set[str] = set()
-        self._guard = threading.Lock()
+        self._deciding: InProcess[str] = InProcess()  # the decider threads of this process stay apart here
 
     def tick(self) -> bool:
         """Decide a few models with new alerts whose lease is free; True when something was decided (the
@@ -53,18 +48,15 @@ class Decider:
         return busy
 
     def _decide(self, model: str) -> bool:
-        with self._guard:
-            if model in self._deciding:
-                return False  # another thread of this process decides it; it re-reads the inbox after
-            self._deciding.add(model)
+        if not self._deciding.claim(model):
+            return False  # another thread of this process decides it; it re-reads the inbox after
         try:
             with held(self.inbox, lease_name(model), self.owner, self.lease_s) as fencing:
                 if fencing is None:
                     return False  # another replica decides this model right now; it re-reads the inbox after
                 return bool(self.intake.decide(model).outcomes)
         finally:
-            with self._guard:
-                self._deciding.discard(model)
+            self._deciding.release(model)
 
     def decide_now(self, model: str, wait_s: float = 10.0) -> ModelDecision:
         """For builds without a decider thread: wait for the model's lease, then decide in this thread."""

@@ -8,7 +8,6 @@ proposal runs in its own pool thread, so a slow rollout wait blocks no other mod
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
@@ -17,7 +16,7 @@ from bot.core.execution import Executor
 from bot.core.ports import Leases, ProposalReads, UnitOfWork
 from bot.core.proposal import Proposal, State
 from bot.database_health import outage_failure
-from bot.workers.leasing import held, waited
+from bot.workers.leasing import InProcess, held, waited
 from bot.workers.loop import EXECUTE, Loop, Signals
 
 log = logging.getLogger(__name__)
@@ -40,8 +39,7 @@ class ExecutorWorker:
         self.lease_s = lease_s
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="executor")
         self.accepting = False  # this process runs the executor loop (``start``): approvals may be handed over
-        self._running: set[int] = set()
-        self._guard = threading.Lock()
+        self._running: InProcess[int] = InProcess()  # queued or running in this process's pool
 
     def start(self, poll_s: float, signals: Signals) -> Loop:
         """Run the executor loop in this process; from now on approvals committed here are handed straight over."""
@@ -60,15 +58,12 @@ class ExecutorWorker:
 
     def _submit(self, proposal_id: int) -> bool:
         """Run ``proposal_id`` in a pool thread unless this process already does."""
-        with self._guard:
-            if proposal_id in self._running:
-                return True
-            self._running.add(proposal_id)
+        if not self._running.claim(proposal_id):
+            return True
         try:
             self.pool.submit(self._run, proposal_id)
         except RuntimeError:  # the pool was shut down (the process is stopping): a later start's tick runs it
-            with self._guard:
-                self._running.discard(proposal_id)
+            self._running.release(proposal_id)
             return False
         return True
 
@@ -81,8 +76,7 @@ class ExecutorWorker:
             if not outage_failure(exc, f"executing proposal #{proposal_id}"):
                 log.warning("executing proposal #%s: %s: %s", proposal_id, type(exc).__name__, str(exc)[:200])
         finally:
-            with self._guard:
-                self._running.discard(proposal_id)
+            self._running.release(proposal_id)
 
     def close(self) -> None:
         self.accepting = False

@@ -8,18 +8,42 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
+from typing import Generic, TypeVar
 
 from bot.core.ports import Leases
 from bot.database_health import outage_failure
 
 log = logging.getLogger(__name__)
 
+K = TypeVar("K", bound=Hashable)
+
 
 def worker_id() -> str:
     """Unique per process and start: a restarted replica never mistakes an old lease for its own."""
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class InProcess(Generic[K]):
+    """What the threads of this process work on right now. A lease keeps other processes out, not another
+    thread of this one: it claims with the same owner, and a claim that is already ours succeeds."""
+
+    def __init__(self) -> None:
+        self._keys: set[K] = set()
+        self._guard = threading.Lock()
+
+    def claim(self, key: K) -> bool:
+        """True if no thread of this process had ``key``; it is this caller's until ``release``."""
+        with self._guard:
+            if key in self._keys:
+                return False
+            self._keys.add(key)
+            return True
+
+    def release(self, key: K) -> None:
+        with self._guard:
+            self._keys.discard(key)
 
 
 @contextmanager
@@ -68,4 +92,4 @@ def waited(leases: Leases, name: str, owner: str, seconds: float, wait_s: float)
         time.sleep(0.01)
 
 
-__all__ = ["held", "waited", "worker_id"]
+__all__ = ["InProcess", "held", "waited", "worker_id"]
