@@ -13,6 +13,8 @@ How the two keep in step, without a channel of their own:
   keeps leases or switches models for a server that is gone; their leases expire as after any crash.
 - When the worker process dies, the request process logs it and shuts down, so whatever restarts `serve`
   (Kubernetes, systemd) restarts both; requests never pile up for workers that are not there.
+- The Slack sender is a third process, forked by the worker process and tied to it the same way
+  (``run_workers``); both children live and die through ``_run_until_stopped``.
 """
 
 from __future__ import annotations
@@ -25,12 +27,19 @@ import signal
 import threading
 from collections.abc import Callable
 from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from bot.config import Settings, reveal
 from bot.core import oplog
 from bot.database_health import OUTAGE
 
+if TYPE_CHECKING:
+    from bot.bootstrap import Container
+
 log = logging.getLogger(__name__)
+
+# What a forked process started: how to stop each piece, in order, and what its ".started" line says.
+Started = tuple[list[Callable[[], object]], dict[str, Any]]
 
 LIFELINE_LOST = 70  # the worker process's exit code when the request process is gone (EX_SOFTWARE)
 
@@ -157,7 +166,7 @@ def run_workers(settings: Settings, lifeline: int) -> int:
     without it). Its lifeline is this process, so it never outlives the workers; if it dies, the workers
     stop, and `serve` with them, so the supervisor restarts all three.
     """
-    from bot.bootstrap import build, start_workers
+    from bot.bootstrap import start_workers
     from bot.scheduler import start_scheduler
     from bot.server import sweeper_jobs
 
@@ -167,45 +176,49 @@ def run_workers(settings: Settings, lifeline: int) -> int:
     if reveal(settings.slack_bot_token):  # forked first: no thread of this process may exist yet
         sender = WorkerProcess(lambda fd: run_sender(settings, fd)).start(
             on_exit=lambda code: _sender_exited(code, stop, sender_failed))
-    hold_lifeline(lifeline)
-    OUTAGE.process = "workers"
-    container = build(settings, run_workers=True)
-    workers = start_workers(container, send=sender is None)
-    jobs = sweeper_jobs(container)
-    scheduler = start_scheduler(jobs)
-    oplog.event("workers.started", pid=os.getpid(), jobs=",".join(jobs),
-                slack=f"process {sender.pid}" if sender is not None else "thread")
-    try:
-        stop.wait()
-    finally:
-        scheduler.shutdown(wait=False)
-        for worker in workers:
-            worker.stop()
+
+    def start(container: Container) -> Started:
+        workers = start_workers(container, send=sender is None)
+        jobs = sweeper_jobs(container)
+        scheduler = start_scheduler(jobs)
+        stops: list[Callable[[], object]] = [lambda: scheduler.shutdown(wait=False), *(w.stop for w in workers)]
         if sender is not None:
-            sender.stop()
-        container.close()
-        oplog.event("workers.stopped", pid=os.getpid())
+            stops.append(sender.stop)
+        return stops, {"jobs": ",".join(jobs), "slack": f"process {sender.pid}" if sender is not None else "thread"}
+
+    _run_until_stopped(settings, lifeline, stop, "workers", "workers", start)
     return 1 if sender_failed.is_set() else 0
 
 
 def run_sender(settings: Settings, lifeline: int) -> int:
     """The Slack process: the outbox sender (cards, thread messages, drill cards, the audit channel)."""
-    from bot.bootstrap import build, start_workers
+    from bot.bootstrap import start_workers
 
-    stop = stop_on_signals()
+    def start(container: Container) -> Started:
+        return [w.stop for w in start_workers(container, act=False)], {}
+
+    _run_until_stopped(settings, lifeline, stop_on_signals(), "slack", "sender", start)
+    return 0
+
+
+def _run_until_stopped(settings: Settings, lifeline: int, stop: threading.Event, process: str, events: str,
+                       start: Callable[[Container], Started]) -> None:
+    """A forked process's life: exit with its parent, build, ``start`` what it runs (the stops, in order, and
+    what ``<events>.started`` says), wait for SIGTERM, stop it all, close; ``process`` names it in outage logs."""
+    from bot.bootstrap import build
+
     hold_lifeline(lifeline)
-    OUTAGE.process = "slack"
+    OUTAGE.process = process
     container = build(settings, run_workers=True)
-    workers = start_workers(container, act=False)
-    oplog.event("sender.started", pid=os.getpid())
+    stops, said = start(container)
+    oplog.event(f"{events}.started", pid=os.getpid(), **said)
     try:
         stop.wait()
     finally:
-        for worker in workers:
-            worker.stop()
+        for stop_one in stops:
+            stop_one()
         container.close()
-        oplog.event("sender.stopped", pid=os.getpid())
-    return 0
+        oplog.event(f"{events}.stopped", pid=os.getpid())
 
 
 def _sender_exited(code: int, stop: threading.Event, failed: threading.Event) -> None:
