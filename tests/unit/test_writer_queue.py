@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 
 from bot.store.writer_queue import WriterQueue
 
@@ -72,7 +73,7 @@ def test_one_writer_at_a_time() -> None:
 
     def run(inbox: bool) -> None:
         for _ in range(200):
-            with queue.giving_way() if inbox else _null(), queue:
+            with queue.giving_way() if inbox else nullcontext(), queue:
                 with guard:
                     inside[0] += 1
                     most[0] = max(most[0], inside[0])
@@ -92,10 +93,3 @@ def test_disabled_for_postgresql_it_queues_nobody() -> None:
     with queue, queue:  # not even reentrancy matters: row locks order PostgreSQL's writers
         assert queue.waiting() == (0, 0)
 
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
